@@ -1,0 +1,48 @@
+# The two commands of the README:
+#   make book   create the environment if missing, execute every chapter at the
+#               quick profile (papermill) and build the book (jupyter-book)
+#   make test   unit tests, nbval on the executed notebooks, the strict book
+#               build and the rendered-page check in headless Chromium
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PROFILE ?= quick
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: book test env unit notebooks nbval build-strict rendered benchmarks clean
+
+book: env
+	$(PY) -m gsutils.book --profile $(PROFILE)
+
+test: env unit notebooks nbval build-strict rendered
+
+env: $(STAMP)
+
+$(STAMP): pyproject.toml requirements-lock.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -c requirements-lock.txt -e ".[book,test]"
+	$(PY) -m gsutils.offline_assets >/dev/null
+	touch $(STAMP)
+
+unit:
+	$(PY) -m pytest -q -p no:cacheprovider tests --ignore=tests/test_rendered_book.py
+
+notebooks:
+	$(PY) -m gsutils.book --profile quick --no-build
+
+nbval:
+	$(PY) -m pytest -q -p no:cacheprovider --nbval-lax --nbval-cell-timeout=900 \
+	  book/grid_saliency book/normgrad book/reproduction_report.ipynb
+
+build-strict:
+	$(PY) -m gsutils.book --build-only --strict
+
+rendered:
+	$(PY) -m pytest -q -p no:cacheprovider tests/test_rendered_book.py
+
+benchmarks: env
+	for f in benchmarks/*.py; do OMP_NUM_THREADS=2 $(PY) $$f; done
+
+clean:
+	rm -rf book/_build book/**/*.ipynb book/*.ipynb

@@ -1,0 +1,166 @@
+"""The reproduction ledger.
+
+Every claim a reproduced section makes becomes one row: the section, the claim,
+the seed paper's number where it gives one, our measured number, the profile,
+the criterion used to judge it and the verdict. Chapters record rows with
+:meth:`Ledger.check`; each chapter's rows are saved (atomically, after every
+row, so an interrupted run keeps what it measured) to
+``results/<profile>/claims/<chapter>.json``; the book executor merges them into
+``results/<profile>/claims.json``, which the report page tabulates.
+
+A verdict is computed from the measurement by the criterion the chapter
+states; it is never typed in by hand.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from gsutils.experiments.store import atomic_write_text
+
+REPRODUCED = "reproduced"
+NOT_REPRODUCED = "not reproduced"
+NOT_MEASURED = "not measured at this profile"
+VERDICTS = (REPRODUCED, NOT_REPRODUCED, NOT_MEASURED)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One row of the ledger."""
+
+    id: str
+    paper: str
+    section: str
+    claim: str
+    criterion: str
+    reported: Any
+    measured: Any
+    profile: str
+    verdict: str
+    chapter: str
+    note: str = ""
+
+
+def _clean(value: Any) -> Any:
+    """JSON-friendly, rounded to 4 significant decimals for floats."""
+    if value is None or isinstance(value, (str, bool)):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    if math.isnan(f):
+        return None
+    if float(f).is_integer() and abs(f) < 1e12 and not isinstance(value, float):
+        return int(f)
+    return round(f, 4)
+
+
+class Ledger:
+    """Records the claims of one chapter at one profile.
+
+    Parameters
+    ----------
+    chapter:
+        A stable chapter id such as ``"grid_saliency/01_toy_dataset"``.
+    paper:
+        ``"grid_saliency"`` or ``"normgrad"``.
+    profile:
+        The :class:`gsutils.profiles.Profile` in use (its name and results
+        directory are read).
+    """
+
+    def __init__(self, chapter: str, paper: str, profile: Any) -> None:
+        if paper not in ("grid_saliency", "normgrad"):
+            raise ValueError(f"paper must be 'grid_saliency' or 'normgrad', got {paper!r}")
+        self.chapter = chapter
+        self.paper = paper
+        self.profile = profile.name
+        self.path = Path(profile.results_dir) / "claims" / (chapter.replace("/", "__") + ".json")
+        self.claims: dict[str, Claim] = {}
+
+    def check(
+        self,
+        id: str,
+        section: str,
+        claim: str,
+        *,
+        measured: Any,
+        passed: bool | None,
+        criterion: str,
+        reported: Any = None,
+        note: str = "",
+    ) -> Claim:
+        """Record one claim; ``passed=None`` means not measurable at this profile."""
+        if passed is None:
+            verdict = NOT_MEASURED
+        elif isinstance(passed, bool) or type(passed).__name__ == "bool_":
+            verdict = REPRODUCED if bool(passed) else NOT_REPRODUCED
+        else:
+            raise TypeError(f"passed must be a bool or None, got {type(passed).__name__}")
+        row = Claim(
+            id=id,
+            paper=self.paper,
+            section=section,
+            claim=claim,
+            criterion=criterion,
+            reported=_clean(reported),
+            measured=_clean(measured),
+            profile=self.profile,
+            verdict=verdict,
+            chapter=self.chapter,
+            note=note,
+        )
+        self.claims[id] = row
+        self.save()
+        return row
+
+    def save(self) -> Path:
+        rows = [asdict(c) for c in self.claims.values()]
+        atomic_write_text(self.path, json.dumps(rows, indent=1, sort_keys=True))
+        return self.path
+
+    def summary(self) -> str:
+        """One line per claim, for printing at the end of a chapter."""
+        lines = []
+        for c in self.claims.values():
+            lines.append(f"[{c.verdict}] {c.section} {c.id}: measured {c.measured}"
+                         + (f" (paper {c.reported})" if c.reported is not None else ""))
+        return "\n".join(lines)
+
+    def table(self):
+        """The chapter's rows as a pandas DataFrame (for display)."""
+        return claims_frame(list(self.claims.values()))
+
+
+def collect(results_dir: str | Path) -> Path:
+    """Merge ``claims/*.json`` into ``claims.json`` (sorted by paper, section, id)."""
+    results_dir = Path(results_dir)
+    rows: list[dict] = []
+    for f in sorted((results_dir / "claims").glob("*.json")):
+        rows.extend(json.loads(f.read_text()))
+    rows.sort(key=lambda r: (r["paper"], r["section"], r["id"]))
+    out = results_dir / "claims.json"
+    atomic_write_text(out, json.dumps(rows, indent=1, sort_keys=True))
+    return out
+
+
+def load(results_dir: str | Path) -> list[Claim]:
+    """Every claim recorded at a profile (merging the chapters' files first)."""
+    path = collect(results_dir)
+    return [Claim(**r) for r in json.loads(path.read_text())]
+
+
+def claims_frame(claims: list[Claim]):
+    import pandas as pd
+
+    cols = ["section", "claim", "reported", "measured", "criterion", "verdict", "profile"]
+    return pd.DataFrame([{k: getattr(c, k) for k in cols} for c in claims], columns=cols)

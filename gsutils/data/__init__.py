@@ -1,0 +1,1 @@
+"""Datasets: textured MNIST, multi-object scenes, native-format loaders."""

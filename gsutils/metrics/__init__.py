@@ -1,0 +1,1 @@
+"""Metrics: segmentation IoU, context bias (CBD, CBL), the pointing game."""

@@ -1,0 +1,1 @@
+"""Segmentation U-Nets and multi-label classifiers."""

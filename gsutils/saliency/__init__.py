@@ -1,0 +1,1 @@
+"""Saliency methods: grid/context saliency, gradient baselines, Extract & Aggregate."""
