@@ -1,0 +1,100 @@
+"""Run a list of independent experiment runs locally or on a Dask cluster.
+
+Both executors call ``task(profile, run, progress)`` once per run and return
+the results in the order of ``runs``. Tasks must be idempotent and write their
+own result files (as :func:`gsutils.experiments.segmentation.run_one` does), so
+that a crash loses at most the runs in flight and re-running skips finished
+runs.
+
+Dask: without ``address`` a ``LocalCluster`` of ``n_workers`` single-threaded
+worker processes is started for the call and closed afterwards; with an
+``address`` the caller's scheduler is used. When the profile's device is a GPU
+every task asks for the worker resource ``GPU: 1``, so start GPU workers with
+``dask worker <scheduler> --nthreads 1 --resources "GPU=1"`` (one per GPU, with
+``CUDA_VISIBLE_DEVICES`` set). Each task limits torch to one thread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+
+def run_local(
+    task: Callable[..., dict], profile: Any, runs: Sequence[Any], *, progress: bool = True
+) -> list[dict]:
+    """Run ``task(profile, run, progress)`` for each run in this process, in order."""
+    from tqdm.auto import tqdm
+
+    results = []
+    for run in tqdm(runs, desc="grid", disable=not progress or len(runs) < 2):
+        results.append(task(profile, run, progress))
+    return results
+
+
+def _in_worker(task: Callable[..., dict], profile: Any, run: Any) -> dict:
+    """Executed on a Dask worker: one torch thread, no progress bars."""
+    import torch
+
+    torch.set_num_threads(1)
+    return task(profile, run, False)
+
+
+def run_dask(
+    task: Callable[..., dict],
+    profile: Any,
+    runs: Sequence[Any],
+    *,
+    address: str | None = None,
+    progress: bool = True,
+    n_workers: int = 2,
+    processes: bool = True,
+) -> list[dict]:
+    """Run ``task`` for each run on Dask workers; results in the order of ``runs``.
+
+    Parameters
+    ----------
+    address:
+        Scheduler address of a running cluster; ``None`` starts a local one.
+    n_workers, processes:
+        Size and kind of the local cluster (ignored with ``address``).
+    """
+    try:
+        from distributed import Client, LocalCluster, as_completed
+    except ImportError as err:  # pragma: no cover - distributed is a dependency
+        raise ImportError("executor='dask' needs the 'distributed' package") from err
+    from tqdm.auto import tqdm
+
+    if not isinstance(n_workers, int) or n_workers < 1:
+        raise ValueError(f"n_workers must be a positive int, got {n_workers!r}")
+    gpu = str(profile.device).startswith("cuda")
+    resources = {"GPU": 1} if gpu else None
+    cluster = None
+    if address is None:
+        cluster = LocalCluster(
+            n_workers=n_workers,
+            threads_per_worker=1,
+            processes=processes,
+            dashboard_address=None,
+            resources=resources,
+        )
+        client = Client(cluster)
+    else:
+        client = Client(address)
+    try:
+        futures = [
+            client.submit(_in_worker, task, profile, run, pure=False, resources=resources)
+            for run in runs
+        ]
+        index = {f.key: i for i, f in enumerate(futures)}
+        results: list[dict | None] = [None] * len(futures)
+        bar = tqdm(total=len(futures), desc="grid (dask)", disable=not progress)
+        for fut in as_completed(futures):
+            results[index[fut.key]] = fut.result()  # re-raises a task's error here
+            bar.update(1)
+        bar.close()
+        return results  # type: ignore[return-value]
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()

@@ -1,0 +1,533 @@
+"""Train and evaluate the segmentation networks of Grid Saliency S1.2.
+
+The recipe (Hoyer et al., 2019, S1.2): a U-Net trained with pixel-wise
+multi-class cross entropy and RMSprop, batch size 100, learning rate
+:math:`10^{-3}` for the first 80 % of the epochs and :math:`10^{-4}` for the
+last 20 % (40 + 10 of 50 epochs in the paper). Every size is read from the
+profile (``profile.toy``, ``profile.train``, ``profile.grid``).
+
+One network of the experiment grid is a :class:`SegRun` (bias, backbone,
+dataset seed). :func:`train_or_load` trains it or loads it from
+``<results_dir>/models/<key>/model.pt``, where ``key`` is a hash of everything
+that determines the weights (data config, recipe, backbone, seed). Training
+writes a checkpoint after every epoch (atomically, with a checksum) and an
+interrupted run resumes after its last finished epoch; the result is bit for
+bit that of an uninterrupted run on CPU. A finished model is never retrained;
+a corrupt one (checksum mismatch) is reported, deleted and retrained.
+
+:func:`evaluate_iou` gives the per-class IoU on the *unbiased* test set, and
+:func:`run_grid` does both for a list of runs, locally or on a Dask cluster
+(see :mod:`gsutils.experiments.executor`).
+
+Command line (e.g. on a GPU machine)::
+
+    python -m gsutils.experiments.segmentation --profile gpu --executor dask
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import io
+import json
+import math
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from gsutils.data.toy import BACKGROUND, BiasConfig, ToyData, make_toy_dataset, toy_config
+from gsutils.experiments.store import (
+    CorruptEntry,
+    Store,
+    config_key,
+    read_checked,
+    write_checked,
+)
+from gsutils.metrics.segmentation import ConfusionMeter, mean_iou
+from gsutils.models.unet import BACKBONES, UNet, build_unet, load_checkpoint_into
+
+#: classes of the toy data: digits 0-9 and the background
+NUM_CLASSES = BACKGROUND + 1
+#: bump when the training code changes in a way that changes the weights
+TRAIN_VERSION = 1
+#: how a :class:`SegRun`'s bias strength is written in tables ("N": the unbiased network)
+STRENGTHS = ("none", "strong", "weak")
+
+
+class EpochInterrupt(RuntimeError):
+    """Raised by an ``on_epoch_end`` callback to stop training (used by the tests)."""
+
+
+@dataclass(frozen=True)
+class SegRun:
+    """One network of the experiment grid.
+
+    Attributes
+    ----------
+    bias:
+        The bias of its training data (``BiasConfig(strength="none")`` for
+        the unbiased network).
+    backbone:
+        The U-Net encoder (see :data:`gsutils.models.unet.BACKBONES`).
+    seed:
+        The dataset seed; it also seeds the initialisation and the shuffling.
+    """
+
+    bias: BiasConfig
+    backbone: str
+    seed: int
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.bias, BiasConfig):
+            raise TypeError(f"bias must be a BiasConfig, got {type(self.bias).__name__}")
+        if self.backbone not in BACKBONES:
+            raise ValueError(f"backbone must be one of {', '.join(map(repr, BACKBONES))}; got {self.backbone!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"seed must be a non-negative int, got {self.seed!r}")
+
+    @property
+    def label(self) -> str:
+        """A short readable name, e.g. ``tiny/strong-d2-t0/s0`` or ``tiny/N/s0``."""
+        b = self.bias
+        what = "N" if b.strength == "none" else f"{b.strength}-d{b.digit}-t{b.texture}"
+        return f"{self.backbone}/{what}/s{self.seed}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"bias": dataclasses.asdict(self.bias), "backbone": self.backbone, "seed": self.seed}
+
+
+def _check_profile(profile: Any) -> None:
+    for attr in ("toy", "train", "grid", "results_dir", "device"):
+        if not hasattr(profile, attr):
+            raise TypeError(f"profile must be a gsutils.profiles.Profile (from get_profile), got {type(profile).__name__}")
+
+
+def grid_runs(profile: Any, backbones: Sequence[str] | None = None) -> list[SegRun]:
+    """The networks of the bias grid, for each backbone.
+
+    Per backbone: one unbiased network per seed, then every
+    ``strength x bias digit x bias texture x seed`` of ``profile.grid``.
+    Weak bias uses ``profile.grid.weak_probability``.
+
+    Parameters
+    ----------
+    profile:
+        A :class:`gsutils.profiles.Profile`.
+    backbones:
+        Encoders to include; default ``(profile.train.backbone,)``. Pass
+        ``profile.grid.backbones`` for the backbone comparison (Fig. S9).
+    """
+    _check_profile(profile)
+    if backbones is None:
+        backbones = (profile.train.backbone,)
+    if isinstance(backbones, str):
+        raise TypeError(f"backbones must be a sequence of names, got the string {backbones!r}")
+    g = profile.grid
+    runs: list[SegRun] = []
+    for bb in backbones:
+        for seed in g.seeds:
+            runs.append(SegRun(BiasConfig(strength="none"), bb, seed))
+        for strength in g.strengths:
+            prob = 1.0 if strength == "strong" else g.weak_probability
+            for digit in g.bias_digits:
+                for tex in g.bias_textures:
+                    for seed in g.seeds:
+                        bias = BiasConfig(strength=strength, digit=digit, texture=tex, probability=prob)
+                        runs.append(SegRun(bias, bb, seed))
+    return runs
+
+
+# ----------------------------------------------------------------------------------------------
+# configs and data
+
+
+def _toy_cfg(profile: Any, bias: BiasConfig, seed: int):
+    cfg = toy_config(profile, bias)
+    if dataclasses.is_dataclass(cfg) and "seed" in {f.name for f in dataclasses.fields(cfg)}:
+        cfg = dataclasses.replace(cfg, seed=seed)
+    return cfg
+
+
+def train_config(profile: Any, run: SegRun) -> dict[str, Any]:
+    """Everything that determines a network's weights (hashed into its cache key)."""
+    _check_profile(profile)
+    t = profile.train
+    return {
+        "what": "unet",
+        "version": TRAIN_VERSION,
+        "backbone": run.backbone,
+        "num_classes": NUM_CLASSES,
+        "in_channels": 1,
+        "seed": run.seed,
+        "data": dataclasses.asdict(_toy_cfg(profile, run.bias, run.seed)),
+        "n_train": profile.toy.n_train,
+        "recipe": {
+            "epochs": t.epochs,
+            "batch_size": t.batch_size,
+            "lr": t.lr,
+            "lr_late": t.lr_late,
+            "late_fraction": t.late_fraction,
+            "optimizer": "rmsprop",
+            "loss": "cross_entropy",
+        },
+    }
+
+
+def model_dir(profile: Any, run: SegRun) -> Path:
+    """``<results_dir>/models/<key>``: the network's checkpoint, weights and history."""
+    return Path(profile.results_dir) / "models" / config_key(train_config(profile, run))
+
+
+def lr_at(epoch: int, epochs: int, lr: float, lr_late: float, late_fraction: float) -> float:
+    """Learning rate of 0-based ``epoch``: ``lr_late`` for the last ``round(late_fraction * epochs)``."""
+    n_late = int(math.floor(late_fraction * epochs + 0.5))
+    return lr_late if epoch >= epochs - n_late else lr
+
+
+def _data_tensors(data: ToyData) -> tuple[torch.Tensor, torch.Tensor]:
+    x = torch.from_numpy(np.ascontiguousarray(data.images, dtype=np.float32))  # (N, 1, H, W)
+    y = torch.from_numpy(np.ascontiguousarray(data.labels)).long()  # (N, H, W)
+    return x, y
+
+
+def _mix(*ints: int) -> int:
+    """A 63-bit seed from integers (stable across runs and platforms)."""
+    return int(config_key({"ints": list(ints)}), 16) & ((1 << 63) - 1)
+
+
+# ----------------------------------------------------------------------------------------------
+# training
+
+
+def _checkpoint_bytes(model: nn.Module, opt: torch.optim.Optimizer, epoch: int, history: list) -> bytes:
+    buf = io.BytesIO()
+    torch.save(
+        {
+            "epoch": epoch,
+            "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+            "optimizer": opt.state_dict(),
+            "history": json.dumps(history),
+        },
+        buf,
+    )
+    return buf.getvalue()
+
+
+def _load_bytes(data: bytes) -> Any:
+    return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+
+
+class _deterministic:
+    """Turn on deterministic algorithms for a block (warn-only), restoring the old setting."""
+
+    def __enter__(self) -> None:
+        self.prev = torch.are_deterministic_algorithms_enabled()
+        self.prev_warn = torch.is_deterministic_algorithms_warn_only_enabled()
+        torch.use_deterministic_algorithms(True, warn_only=True)
+
+    def __exit__(self, *exc: Any) -> None:
+        torch.use_deterministic_algorithms(self.prev, warn_only=self.prev_warn)
+
+
+def train_unet(
+    profile: Any,
+    run: SegRun,
+    *,
+    progress: bool = True,
+    on_epoch_end: Callable[[int, dict], None] | None = None,
+) -> UNet:
+    """Train (or resume training) ``run``'s network and write ``model.pt``.
+
+    Prefer :func:`train_or_load`, which returns a finished model without
+    retraining. After each epoch a checkpoint (weights, optimizer state,
+    history) is written atomically to ``checkpoint.pt`` in :func:`model_dir`;
+    on the next call training resumes after the last finished epoch.
+
+    Parameters
+    ----------
+    on_epoch_end:
+        Called as ``on_epoch_end(epoch, record)`` after the epoch's checkpoint
+        is written (``epoch`` counts from 1). It may raise to stop training.
+    """
+    from tqdm.auto import tqdm
+
+    cfg = train_config(profile, run)
+    rec = cfg["recipe"]
+    out = model_dir(profile, run)
+    out.mkdir(parents=True, exist_ok=True)
+    device = torch.device(profile.device)
+
+    model = build_unet(run.backbone, NUM_CLASSES, 1, seed=_mix(run.seed, 1)).to(device)
+    opt = torch.optim.RMSprop(model.parameters(), lr=rec["lr"])
+    start, history = 0, []
+    ckpt = out / "checkpoint.pt"
+    if ckpt.exists():
+        try:
+            state = _load_bytes(read_checked(ckpt))
+            model.load_state_dict(state["model"])
+            opt.load_state_dict(state["optimizer"])
+            start, history = int(state["epoch"]), json.loads(state["history"])
+        except Exception as err:  # corrupt or from an older layout: start over
+            warnings.warn(f"ignoring unreadable checkpoint {ckpt}: {err}", stacklevel=2)
+            model = build_unet(run.backbone, NUM_CLASSES, 1, seed=_mix(run.seed, 1)).to(device)
+            opt = torch.optim.RMSprop(model.parameters(), lr=rec["lr"])
+            start, history = 0, []
+
+    if start < rec["epochs"]:
+        data = make_toy_dataset(_toy_cfg(profile, run.bias, run.seed), split="train",
+                                n=profile.toy.n_train, progress=False)
+        x_all, y_all = _data_tensors(data)  # (N, 1, H, W), (N, H, W)
+        n, bs = x_all.shape[0], rec["batch_size"]
+        loss_fn = nn.CrossEntropyLoss()
+        bar = tqdm(total=rec["epochs"] * math.ceil(n / bs), initial=start * math.ceil(n / bs),
+                   desc=f"train {run.label}", disable=not progress, leave=False)
+        with _deterministic():
+            for epoch in range(start, rec["epochs"]):
+                lr = lr_at(epoch, rec["epochs"], rec["lr"], rec["lr_late"], rec["late_fraction"])
+                for group in opt.param_groups:
+                    group["lr"] = lr
+                gen = torch.Generator().manual_seed(_mix(run.seed, 2, epoch))
+                order = torch.randperm(n, generator=gen)  # (N,)
+                model.train()
+                t0, loss_sum, correct, seen = time.perf_counter(), 0.0, 0, 0
+                for i in range(0, n, bs):
+                    idx = order[i:i + bs]  # (B,)
+                    xb = x_all[idx].to(device, non_blocking=True)  # (B, 1, H, W)
+                    yb = y_all[idx].to(device, non_blocking=True)  # (B, H, W)
+                    logits = model(xb)  # (B, 11, H, W)
+                    loss = loss_fn(logits, yb)
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    opt.step()
+                    loss_sum += float(loss) * len(idx)
+                    correct += int((logits.argmax(1) == yb).sum())
+                    seen += len(idx)
+                    bar.update(1)
+                    bar.set_postfix(epoch=epoch + 1, loss=f"{float(loss):.3f}")
+                record = {
+                    "epoch": epoch + 1,
+                    "lr": lr,
+                    "loss": loss_sum / seen,
+                    "pixel_acc": correct / (seen * y_all.shape[1] * y_all.shape[2]),
+                    "seconds": time.perf_counter() - t0,
+                }
+                history.append(record)
+                write_checked(ckpt, _checkpoint_bytes(model, opt, epoch + 1, history))
+                if on_epoch_end is not None:
+                    on_epoch_end(epoch + 1, record)
+        bar.close()
+
+    model.eval()
+    _save_final(out, model, cfg, history)
+    for p in (ckpt, ckpt.with_name(ckpt.name + ".sha256")):
+        p.unlink(missing_ok=True)
+    return model
+
+
+def _save_final(out: Path, model: UNet, cfg: dict, history: list) -> None:
+    from gsutils.experiments.store import atomic_write_text
+
+    buf = io.BytesIO()
+    torch.save({"format": "gsutils.unet/1", "arch": model.arch,
+                "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}, buf)
+    atomic_write_text(out / "config.json", json.dumps(cfg, indent=1, sort_keys=True, default=str))
+    atomic_write_text(out / "history.json", json.dumps(history, indent=1))
+    write_checked(out / "model.pt", buf.getvalue())
+
+
+def load_trained(profile: Any, run: SegRun) -> UNet | None:
+    """The finished network of ``run`` (eval mode, on ``profile.device``), or ``None``.
+
+    A corrupt file (checksum mismatch, truncated) is reported with a warning
+    and deleted, and ``None`` is returned so that it is retrained.
+    """
+    path = model_dir(profile, run) / "model.pt"
+    if not path.exists():
+        return None
+    try:
+        obj = _load_bytes(read_checked(path))
+        model = build_unet(run.backbone, NUM_CLASSES, 1)
+        load_checkpoint_into(model, obj)
+    except (CorruptEntry, Exception) as err:
+        warnings.warn(f"retraining: corrupt model file {path}: {err}", stacklevel=2)
+        path.unlink(missing_ok=True)
+        return None
+    return model.to(torch.device(profile.device)).eval()
+
+
+def train_or_load(
+    profile: Any,
+    run: SegRun,
+    *,
+    progress: bool = True,
+    on_epoch_end: Callable[[int, dict], None] | None = None,
+) -> UNet:
+    """The trained network of ``run``: loaded when cached, else trained (resuming if interrupted).
+
+    Returns the model in eval mode on ``profile.device``. The cache key is a
+    hash of :func:`train_config`; a finished model is never retrained.
+    """
+    if not isinstance(run, SegRun):
+        raise TypeError(f"run must be a SegRun, got {type(run).__name__}")
+    model = load_trained(profile, run)
+    if model is not None:
+        return model
+    train_unet(profile, run, progress=progress, on_epoch_end=on_epoch_end)
+    model = load_trained(profile, run)
+    assert model is not None
+    return model
+
+
+def training_history(profile: Any, run: SegRun) -> list[dict]:
+    """Per-epoch loss, pixel accuracy, learning rate and seconds of a trained run."""
+    path = model_dir(profile, run) / "history.json"
+    if not path.exists():
+        raise FileNotFoundError(f"no training history for {run.label} at {path}; train it first")
+    return json.loads(path.read_text())
+
+
+# ----------------------------------------------------------------------------------------------
+# evaluation
+
+
+def test_config(profile: Any) -> dict[str, Any]:
+    """The unbiased test set every network is evaluated on (the profile's seed)."""
+    return {
+        "data": dataclasses.asdict(_toy_cfg(profile, BiasConfig(strength="none"), profile.seed)),
+        "n_test": profile.toy.n_test,
+    }
+
+
+def unbiased_test_set(profile: Any) -> ToyData:
+    """``profile.toy.n_test`` unbiased test images (the same for every network)."""
+    return make_toy_dataset(_toy_cfg(profile, BiasConfig(strength="none"), profile.seed), split="test",
+                            n=profile.toy.n_test, progress=False)
+
+
+@torch.no_grad()
+def predict(model: nn.Module, images: torch.Tensor | np.ndarray, batch_size: int = 100) -> torch.Tensor:
+    """Class maps ``(N, H, W)`` (int64, CPU) of ``images`` ``(N, 1, H, W)``, in batches."""
+    x_all = torch.as_tensor(images)
+    device = next(model.parameters()).device
+    outs = []
+    for i in range(0, x_all.shape[0], batch_size):
+        xb = x_all[i:i + batch_size].to(device)  # (B, 1, H, W)
+        outs.append(model(xb).argmax(1).cpu())  # (B, H, W)
+    return torch.cat(outs)  # (N, H, W)
+
+
+def evaluate_iou(profile: Any, run: SegRun, *, progress: bool = False) -> dict[str, Any]:
+    """Per-class IoU of ``run``'s network on the unbiased test set (cached).
+
+    Returns
+    -------
+    dict
+        ``iou``: 11 floats (digits 0-9, then background; ``None`` when a class
+        is absent), ``miou``: their mean, ``digit_miou``: the mean over the
+        digits, ``pixel_acc``, ``n_test``, ``run``: :meth:`SegRun.as_dict`,
+        ``key``: the model's cache key.
+    """
+    if not isinstance(run, SegRun):
+        raise TypeError(f"run must be a SegRun, got {type(run).__name__}")
+    key = config_key(train_config(profile, run))
+    conf = {"what": "unbiased_test_iou", "model": key, "test": test_config(profile)}
+
+    def compute() -> dict[str, Any]:
+        model = train_or_load(profile, run, progress=progress)
+        data = unbiased_test_set(profile)
+        x, y = _data_tensors(data)  # (N, 1, H, W), (N, H, W)
+        meter = ConfusionMeter(NUM_CLASSES)
+        meter.update(predict(model, x), y)
+        iou = meter.iou()  # (11,)
+        c = meter.conf.numpy()
+        return {
+            "iou": [None if not np.isfinite(v) else float(v) for v in iou],
+            "miou": mean_iou(iou),
+            "digit_miou": mean_iou(iou[:BACKGROUND]),
+            "pixel_acc": float(np.trace(c) / c.sum()),
+            "n_test": int(x.shape[0]),
+            "run": run.as_dict(),
+            "key": key,
+        }
+
+    return Store(profile.results_dir).get_or_compute("seg_iou", conf, compute)
+
+
+def run_one(profile: Any, run: SegRun, progress: bool = False) -> dict[str, Any]:
+    """Train (or load) one network and evaluate it; the grid executors call this."""
+    train_or_load(profile, run, progress=progress)
+    return evaluate_iou(profile, run)
+
+
+def run_grid(
+    profile: Any,
+    runs: Sequence[SegRun],
+    executor: str = "local",
+    address: str | None = None,
+    progress: bool = True,
+    n_workers: int = 2,
+) -> list[dict[str, Any]]:
+    """Train and evaluate every run; results in the order of ``runs``.
+
+    Parameters
+    ----------
+    executor:
+        ``"local"`` (one after the other, in this process) or ``"dask"``
+        (Dask distributed; see :func:`gsutils.experiments.executor.run_dask`).
+    address:
+        A Dask scheduler address (``"tcp://host:8786"``); without it a
+        ``LocalCluster`` with ``n_workers`` single-threaded workers is started.
+
+    Each run writes its own files (model, IoU), so a crash loses at most the
+    runs in flight and re-running skips what is done.
+    """
+    from gsutils.experiments.executor import run_dask, run_local
+
+    runs = list(runs)
+    for r in runs:
+        if not isinstance(r, SegRun):
+            raise TypeError(f"runs must hold SegRun objects, got {type(r).__name__}")
+    if executor == "local":
+        if address is not None:
+            raise ValueError("address is only used with executor='dask'")
+        return run_local(run_one, profile, runs, progress=progress)
+    if executor == "dask":
+        return run_dask(run_one, profile, runs, address=address, progress=progress, n_workers=n_workers)
+    raise ValueError(f"executor must be 'local' or 'dask', got {executor!r}")
+
+
+# ----------------------------------------------------------------------------------------------
+# command line
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    from gsutils.profiles import get_profile
+
+    ap = argparse.ArgumentParser(description="Train and evaluate the S1.2 bias grid.")
+    ap.add_argument("--profile", default="quick")
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--data-root", default=None)
+    ap.add_argument("--results-dir", default=None)
+    ap.add_argument("--backbones", nargs="*", default=None,
+                    help="default: the profile's grid backbones")
+    ap.add_argument("--executor", default="local", choices=("local", "dask"))
+    ap.add_argument("--address", default=None, help="Dask scheduler address")
+    ap.add_argument("--workers", type=int, default=2)
+    a = ap.parse_args(argv)
+    cfg = get_profile(a.profile, device=a.device, data_root=a.data_root, results_dir=a.results_dir)
+    runs = grid_runs(cfg, a.backbones or cfg.grid.backbones)
+    for res in run_grid(cfg, runs, executor=a.executor, address=a.address, n_workers=a.workers):
+        iou = res["iou"]
+        print(json.dumps({"run": res["run"], "miou": round(res["miou"], 4),
+                          "iou": [None if v is None else round(v, 4) for v in iou]}))
+
+
+if __name__ == "__main__":
+    main()
