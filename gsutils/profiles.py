@@ -39,6 +39,9 @@ class ToySettings:
     #: ``"procedural"`` (the project's generated bank) or ``"folder"``
     #: (PNG textures read from ``<data_root>/textures``).
     textures_source: str = "procedural"
+    #: background parts: 2 (left/right halves, the paper's localisation
+    #: variant) or 4 (quadrants); the bias texture fills one of them.
+    n_parts: int = 2
 
 
 @dataclass(frozen=True)
@@ -73,10 +76,17 @@ class BiasGridSettings:
 class SaliencySettings:
     """Saliency settings for the segmentation chapters (S1.2, S1.3, S1.4)."""
 
+    #: test images of each digit explained per network (CBD); CBL uses those of the biased digit
     images_per_digit: int = 100
+    #: SGD steps of grid saliency (S1.2: 100)
     grid_steps: int = 100
+    #: integrated-gradients nodes and SmoothGrad samples (S1.2: 25 each)
     ig_steps: int = 25
     sg_samples: int = 25
+    #: images optimised together by grid saliency; network inputs per pass for IG/SG
+    batch_size: int = 100
+    #: test images of the biased digit shown in the Fig. S13-style gallery
+    gallery_images: int = 3
 
 
 @dataclass(frozen=True)

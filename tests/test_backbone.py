@@ -158,3 +158,27 @@ def test_no_executed_notebooks_are_tracked():
     if not out:
         pytest.skip("not a git checkout")
     assert not [f for f in out if f.endswith(".ipynb")], "executed notebooks are generated"
+
+
+@pytest.mark.slow
+def test_executor_runs_a_chapter_and_reports_a_failing_one(tmp_path, monkeypatch):
+    """A chapter runs with the profile's parameters; one that raises shows its traceback."""
+    from gsutils import book
+
+    part = tmp_path / "p"
+    part.mkdir()
+    header = ("# ---\n# jupyter:\n#   kernelspec:\n#     display_name: Python 3\n"
+              "#     language: python\n#     name: python3\n# ---\n\n")
+    (part / "01_ok.py").write_text(header + '# %% tags=["parameters"]\nprofile = "x"\n\n'
+                                   "# %%\nprint('profile is', profile)\n")
+    (part / "02_bad.py").write_text(header + '# %% tags=["parameters"]\nprofile = "x"\n\n'
+                                    "# %%\nraise RuntimeError('boom in chapter')\n")
+    monkeypatch.setattr(book, "BOOK", tmp_path)
+    stamps = tmp_path / "stamps"
+    assert book.execute("p/01_ok", {"profile": "quick"}, stamps, "lib") == "ran"
+    out = (part / "01_ok.ipynb").read_text()
+    assert "profile is quick" in out
+    assert book.execute("p/01_ok", {"profile": "quick"}, stamps, "lib") == "cached"
+    with pytest.raises(Exception, match="boom in chapter"):
+        book.execute("p/02_bad", {"profile": "quick"}, stamps, "lib")
+    assert not (part / "02_bad.ipynb").exists(), "a failed chapter leaves no executed notebook"

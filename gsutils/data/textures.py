@@ -35,9 +35,9 @@ PROCEDURAL_SIZE = 512
 N_BIAS = 5
 #: the authors' folder: default bias textures (file stems). ``f135d029`` is the
 #: texture the authors' demo uses to bias digit 2; the other four were picked
-#: here for being visually distinct from it and from each other (a fine
-#: diagonal weave, large cross-hatched tiles, bold circles and a dark grid).
-DEFAULT_FOLDER_BIAS = ("f135d029", "98956b1f", "9c9aee5f", "e7b44b3b", "22b1c30f")
+#: here as bold, regular patterns unlike each other and unlike the remaining
+#: twenty (linked rings, triangular tiles, fish scales, shaded cubes).
+DEFAULT_FOLDER_BIAS = ("f135d029", "d553013a", "23bd4321", "68fe40a5", "feeccd96")
 TEXTURE_SOURCES = ("procedural", "folder")
 
 
@@ -144,7 +144,7 @@ def _tri(a: np.ndarray) -> np.ndarray:
 
 
 def _nearest_two(points: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Distances to the nearest and second-nearest of ``points`` on a periodic n x n torus.
+    """Distances to the nearest and second-nearest of ``points`` (``(k, 2)`` as y, x) on an n x n torus.
 
     Returns ``d1, d2`` (float ``(n, n)``) and the nearest point's index ``(n, n)``.
     """
@@ -324,12 +324,20 @@ def _zigzag(rng, n):
 
 
 def _honeycomb(rng, n):
+    y, x = _grid(n)
     w = 16.0
-    h = w * np.sqrt(3) / 2
-    rows = int(np.ceil(n / h)) + 1
-    cols = int(np.ceil(n / w)) + 1
-    pts = [(r * h, c * w + (r % 2) * w / 2) for r in range(rows) for c in range(cols)]
-    d1, d2, _ = _nearest_two(np.asarray(pts), n)
+    h = w * np.sqrt(3) / 2  # row spacing of a hexagonal lattice
+    # distances to the 12 lattice points around each pixel (4 rows x 3 columns)
+    r0 = np.floor(y / h)
+    dists = []
+    for dr in (-1, 0, 1, 2):
+        r = r0 + dr
+        shift = (r % 2) * w / 2
+        c0 = np.round((x - shift) / w)
+        for dc in (-1, 0, 1):
+            dists.append(np.hypot(x - ((c0 + dc) * w + shift), y - r * h))
+    d = np.partition(np.stack(dists), 1, axis=0)  # (12, n, n), two smallest first
+    d1, d2 = d[0], d[1]
     wall = 1 - _smoothstep(0.5, 2.5, d2 - d1)
     cell = 0.55 + 0.3 * (1 - d1 / (w * 0.6))
     return _norm(cell * (1 - wall) + 0.05 * wall + 0.03 * _filtered_noise(rng, n, 0.8))
@@ -427,29 +435,67 @@ def _frozen(a: np.ndarray) -> np.ndarray:
     return a
 
 
+def _generate_procedural(seed: int) -> tuple[np.ndarray, ...]:
+    out = []
+    for i, (_, make) in enumerate(_PROCEDURAL):
+        rng = np.random.default_rng([int(seed), i])
+        out.append(np.ascontiguousarray(make(rng, PROCEDURAL_SIZE), dtype=np.float32))
+    return tuple(out)
+
+
+def _disk_cached(seed: int) -> tuple[np.ndarray, ...]:
+    """The procedural textures from ``<cache_root>/textures`` (keyed by this file's source), or generated."""
+    import hashlib
+    import io
+
+    from gsutils.paths import cache_root
+
+    code = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
+    path = cache_root() / "textures" / f"procedural_seed{seed}_{code}.npz"
+    names = [name for name, _ in _PROCEDURAL]
+    if path.is_file():
+        try:
+            with np.load(path) as z:
+                textures = tuple(z[name] for name in names)
+            if all(t.shape == (PROCEDURAL_SIZE, PROCEDURAL_SIZE) and t.dtype == np.float32 for t in textures):
+                return textures
+        except (OSError, ValueError, KeyError):
+            pass  # regenerated below
+    textures = _generate_procedural(seed)
+    buf = io.BytesIO()
+    np.savez(buf, **dict(zip(names, textures)))
+    try:
+        from gsutils.experiments.store import atomic_write_bytes
+
+        atomic_write_bytes(path, buf.getvalue())
+    except OSError:
+        pass  # a read-only cache only costs the generation next time
+    return textures
+
+
 @functools.lru_cache(maxsize=8)
-def procedural_bank(seed: int = 0) -> TextureBank:
+def procedural_bank(seed: int = 0, *, disk_cache: bool = True) -> TextureBank:
     """The 25 procedural grayscale textures (512x512, ``float32`` in ``[0, 1]``).
 
     Texture ``i`` is drawn from ``numpy.random.default_rng([seed, i])``, so the
     bank is the same bytes on every machine for a given ``seed``. The arrays
-    are read-only (the bank is cached).
+    are read-only (the bank is cached in memory and, unless ``disk_cache`` is
+    False, under ``<cache_root>/textures`` keyed by the generator's source).
 
     Parameters
     ----------
     seed:
         Non-negative int; changes the random details (noise, tile shades,
         cell layouts), not the kinds of texture.
+    disk_cache:
+        Read/write the generated bank from/to the cache folder.
     """
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
         raise ValueError(f"seed must be a non-negative int, got {seed!r}")
-    textures, names = [], []
-    for i, (name, make) in enumerate(_PROCEDURAL):
-        rng = np.random.default_rng([int(seed), i])
-        textures.append(_frozen(make(rng, PROCEDURAL_SIZE)))
-        names.append(name)
+    textures = _disk_cached(int(seed)) if disk_cache else _generate_procedural(int(seed))
+    names = tuple(name for name, _ in _PROCEDURAL)
     bias = tuple(names.index(b) for b in PROCEDURAL_BIAS)
-    return TextureBank(tuple(textures), tuple(names), bias)
+    return TextureBank(tuple(_frozen(t) for t in textures), names, bias)
 
 
 def _load_png(path: Path) -> np.ndarray:
@@ -495,6 +541,11 @@ def folder_bank(path: str | os.PathLike, bias_names: Sequence[str] | None = None
     if not files:
         raise FileNotFoundError(f"texture folder {str(folder)!r} holds no .png files")
     stems = [p.stem for p in files]
+    textures = tuple(_frozen(_load_png(p)) for p in files)  # unreadable files fail here
+    if len(files) < N_BIAS + 2:
+        raise ValueError(
+            f"texture folder {str(folder)!r} holds {len(files)} PNG files; at least {N_BIAS + 2} are needed"
+        )
     if bias_names is None:
         chosen = list(DEFAULT_FOLDER_BIAS) if set(DEFAULT_FOLDER_BIAS) <= set(stems) else stems[:N_BIAS]
     else:
@@ -506,11 +557,6 @@ def folder_bank(path: str | os.PathLike, bias_names: Sequence[str] | None = None
             raise ValueError(
                 f"bias_names {missing} are not PNG files in {str(folder)!r}; available: {stems}"
             )
-    if len(files) < N_BIAS + 2:
-        raise ValueError(
-            f"texture folder {str(folder)!r} holds {len(files)} PNG files; at least {N_BIAS + 2} are needed"
-        )
-    textures = tuple(_frozen(_load_png(p)) for p in files)
     return TextureBank(textures, tuple(stems), tuple(stems.index(b) for b in chosen))
 
 

@@ -7,7 +7,9 @@ Each sample is built from one MNIST digit:
    with ``align_corners=False``) and thresholded at 0.5 of the intensity range;
    the pixels above it are the digit (class ``0..9``), the rest background
    (class :data:`BACKGROUND` = 10), 11 classes in all;
-2. the digit is filled with a random crop of a *foreground* texture;
+2. the digit is filled with a random crop of a *foreground* texture (pixel
+   values are the texture's 8-bit levels ``k / 255``: the authors' PNG
+   textures are 8-bit, the procedural ones are rounded to 256 levels);
 3. the background is split into ``n_parts`` parts (left/right halves, or the
    four quadrants ordered top-left, top-right, bottom-left, bottom-right) and
    each part is filled with a random crop of its own *background* texture;
@@ -40,7 +42,15 @@ permutation each time the split is exhausted). Consequences, all tested:
 * two bias configs give the same digits, crops and textures and differ only
   where the bias texture is inserted;
 * for ``split="test"`` the seed is ignored (the stream uses seed 0): the
-  test set is fixed, the same for every training seed.
+  test set is fixed, the same for every training seed;
+* the result does not depend on ``workers``, and equals the plain per-image
+  loop :func:`render_reference` byte for byte.
+
+Speed. Rendering is vectorised over blocks of :data:`BLOCK` images: the
+bilinear upsampling is two small matrix products, texture crops are gathered
+from sliding-window views of a uint8 texture stack, and the digit is laid over
+the background with bit operations; ``benchmarks/toy_generator.py`` measures
+it.
 """
 
 from __future__ import annotations
@@ -65,11 +75,9 @@ BACKGROUND = 10
 N_CLASSES = 11
 STRENGTHS = ("none", "strong", "weak")
 PARTS = (2, 4)
-#: images per random stream (and per vectorised batch)
+#: images per random stream
 CHUNK = 1024
 _SPLIT_CODE = {"train": 1, "test": 2}
-#: the source digit size
-_MNIST_SIZE = 28
 
 
 def _is_int(v: Any) -> bool:
@@ -230,6 +238,19 @@ class ToyData:
     def __len__(self) -> int:
         return int(self.images.shape[0])
 
+    def digest(self) -> str:
+        """SHA-256 of every array's bytes (equal digests: identical datasets)."""
+        import hashlib
+
+        h = hashlib.sha256()
+        for k in self._ARRAYS:
+            v = getattr(self, k)
+            if v is not None:
+                h.update(k.encode())
+                h.update(str(v.dtype).encode() + str(v.shape).encode())
+                h.update(np.ascontiguousarray(v).tobytes())
+        return h.hexdigest()
+
     def subset(self, index) -> ToyData:
         """The samples selected by ``index`` (a slice, int array or bool mask)."""
         arrays = {k: None if getattr(self, k) is None else getattr(self, k)[index] for k in self._ARRAYS}
@@ -243,7 +264,9 @@ class ToyData:
         meta = {"config": None if self.config is None else self.config.as_dict(), "split": self.split}
         buf = io.BytesIO()
         (np.savez_compressed if compress else np.savez)(buf, **arrays, meta=np.array(json.dumps(meta)))
-        return atomic_write_bytes(path, buf.getvalue())
+        out = atomic_write_bytes(path, buf.getvalue())
+        os.chmod(out, 0o644)  # the temp file it was renamed from was private
+        return out
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> ToyData:
@@ -271,13 +294,30 @@ def _digits(source: str, split: str, data_root: str | None) -> tuple[np.ndarray,
 
 @dataclass(frozen=True)
 class _Stack:
-    """The bank as one flat float32 array of ``T`` textures cropped to ``(sh, sw)``."""
+    """The bank as one array of ``T`` 8-bit textures cropped to a common ``(sh, sw)``.
 
-    flat: np.ndarray  # (T * sh * sw,)
-    sh: int
-    sw: int
+    Rendering works on 8-bit texture values (the authors' PNG textures are
+    8-bit; the procedural ones are rounded to the nearest of 256 levels) and
+    converts to float32 ``value / 255`` at the end: a quarter of the memory
+    traffic, and the whole stack fits in a CPU cache.
+    """
+
+    tex: np.ndarray  # (T, sh, sw) uint8
     bias: tuple[int, ...]
-    regular: np.ndarray  # (P,) int64 texture ids of the digit/background pool
+    regular: np.ndarray  # (P,) int64 ids of the digit/background pool
+
+    @property
+    def sh(self) -> int:
+        return int(self.tex.shape[1])
+
+    @property
+    def sw(self) -> int:
+        return int(self.tex.shape[2])
+
+
+def quantize(texture: np.ndarray) -> np.ndarray:
+    """A float texture in ``[0, 1]`` as the 8-bit values the renderer uses (uint8, same shape)."""
+    return np.rint(np.clip(texture, 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
 @functools.lru_cache(maxsize=4)
@@ -285,117 +325,231 @@ def _stack(source: str, data_root: str | None) -> _Stack:
     bank = texture_bank(source, data_root)
     sh = min(t.shape[0] for t in bank.textures)
     sw = min(t.shape[1] for t in bank.textures)
-    flat = np.concatenate([t[:sh, :sw].ravel() for t in bank.textures]).astype(np.float32)  # (T*sh*sw,)
-    flat.setflags(write=False)
-    return _Stack(flat, sh, sw, tuple(bank.bias_indices), np.asarray(bank.regular_indices, dtype=np.int64))
+    tex = np.stack([quantize(t[:sh, :sw]) for t in bank.textures])  # (T, sh, sw) uint8
+    tex.setflags(write=False)
+    return _Stack(tex, tuple(bank.bias_indices), np.asarray(bank.regular_indices, dtype=np.int64))
 
 
-def _upsample_matrix(size_in: int, size_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Bilinear resampling (half-pixel centres, clamped): source indices i0, i1 and weight of i1."""
-    scale = size_in / size_out
-    src = np.maximum((np.arange(size_out) + 0.5) * scale - 0.5, 0.0)  # (out,)
+@functools.lru_cache(maxsize=8)
+def _upsample_matrix(size_in: int, size_out: int) -> np.ndarray:
+    """Bilinear resampling matrix ``(size_out, size_in)``, float32.
+
+    Half-pixel centres with clamped edges (``align_corners=False``): output
+    pixel ``i`` samples the input at ``(i + 0.5) * size_in / size_out - 0.5``.
+    """
+    src = np.maximum((np.arange(size_out) + 0.5) * (size_in / size_out) - 0.5, 0.0)  # (out,)
     i0 = np.minimum(np.floor(src).astype(np.int64), size_in - 1)
     i1 = np.minimum(i0 + 1, size_in - 1)
-    w1 = (src - i0).astype(np.float32)
-    return i0, i1, w1
+    w1 = src - i0
+    a = np.zeros((size_out, size_in), dtype=np.float64)
+    np.add.at(a, (np.arange(size_out), i0), 1.0 - w1)
+    np.add.at(a, (np.arange(size_out), i1), w1)
+    a = a.astype(np.float32)
+    a.setflags(write=False)
+    return a
 
 
 def upsample_digits(images: np.ndarray, resolution: int) -> np.ndarray:
-    """Bilinearly upsample uint8 digits ``(N, 28, 28)`` to float32 ``(N, R, R)`` in ``[0, 1]``."""
-    i0, i1, w1 = _upsample_matrix(images.shape[-1], resolution)
-    w0 = (1.0 - w1).astype(np.float32)
-    x = images.astype(np.float32) * np.float32(1 / 255)  # (N, 28, 28)
-    rows = x[:, i0, :] * w0[None, :, None] + x[:, i1, :] * w1[None, :, None]  # (N, R, 28)
-    return rows[:, :, i0] * w0[None, None, :] + rows[:, :, i1] * w1[None, None, :]  # (N, R, R)
+    """Bilinearly upsample uint8 digits ``(N, 28, 28)`` to float32 ``(N, R, R)`` in ``[0, 255]``."""
+    n, h, _ = images.shape
+    a = _upsample_matrix(h, resolution)  # (R, 28)
+    x = images.astype(np.float32)  # (N, 28, 28)
+    rows = (x.reshape(n * h, h) @ a.T).reshape(n, h, resolution)  # (N, 28, R): columns resampled
+    return np.matmul(a, rows)  # (N, R, R): rows resampled
+
+
+#: threshold on the upsampled uint8 intensity: 0.5 of the range
+_THRESHOLD = np.float32(127.5)
 
 
 def digit_masks(images: np.ndarray, resolution: int) -> np.ndarray:
-    """Digit masks: upsampled intensity above 0.5, bool ``(N, R, R)``."""
-    return upsample_digits(images, resolution) > np.float32(0.5)
+    """Digit masks: upsampled intensity above 0.5 of the range, bool ``(N, R, R)``."""
+    return upsample_digits(images, resolution) > _THRESHOLD
 
 
 def digit_order(n: int, n_available: int, split: str, seed: int) -> np.ndarray:
     """Indices of the split's digits used for ``n`` samples (prefix-stable, int64 ``(n,)``)."""
-    rounds = -(-n // n_available)
+    rounds = -(-n // n_available) if n_available else 0
     perms = [np.random.default_rng([_SPLIT_CODE[split], seed, 0, r]).permutation(n_available) for r in range(rounds)]
     return np.concatenate(perms)[:n] if perms else np.zeros(0, dtype=np.int64)
 
 
-# --------------------------------------------------------------------------- generator
+@dataclass
+class _Params:
+    """Every random choice of ``n`` samples (see :func:`sample_params`)."""
+
+    digit_index: np.ndarray  # (n,) index into the split's digits
+    digits: np.ndarray  # (n,) int64 class
+    fg_tex: np.ndarray  # (n,) texture id of the digit
+    fg_y: np.ndarray  # (n,) crop corner
+    fg_x: np.ndarray
+    bg_tex: np.ndarray  # (n, parts) texture id of each background part (bias texture in the biased part)
+    bg_y: np.ndarray  # (n, parts)
+    bg_x: np.ndarray
+    is_biased: np.ndarray  # (n,) bool
+    part: np.ndarray  # (n,) the part that holds the bias texture, -1 when unbiased
 
 
-def _part_views(resolution: int, n_parts: int):
-    """Shapes that make a (m, H, W) block broadcast against per-part values (m, n_parts)."""
-    h = resolution
-    if n_parts == 2:  # halves: columns [0, W/2) are part 0, [W/2, W) part 1
-        img = (h, 2, h // 2)
-        per_part = lambda a: a.reshape(a.shape[0], 1, 2, 1)  # noqa: E731
-    else:  # quadrants: part = 2 * (row >= H/2) + (col >= W/2)
-        img = (2, h // 2, 2, h // 2)
-        per_part = lambda a: a.reshape(a.shape[0], 2, 1, 2, 1)  # noqa: E731
-    return img, per_part
-
-
-def _chunk(
-    config: ToyConfig, split: str, chunk: int, idx: np.ndarray, digit_images: np.ndarray,
-    digit_labels: np.ndarray, st: _Stack, out: dict[str, np.ndarray], lo: int,
-) -> None:
-    """Generate samples ``lo .. lo + len(idx)`` (chunk number ``chunk``) into ``out``."""
-    m = len(idx)
+def sample_params(config: ToyConfig, split: str, n: int, labels: np.ndarray, st: _Stack) -> _Params:
+    """Draw the random choices of ``n`` samples (digits, textures, crops, bias)."""
     res, parts, bias = config.resolution, config.n_parts, config.bias
     seed = config.seed if split == "train" else 0
-    rng = np.random.default_rng([_SPLIT_CODE[split], seed, 1, chunk])
-    # every draw has a fixed size CHUNK and a fixed order, whatever the config
+    order = digit_order(n, len(labels), split, seed)  # (n,)
+    digits = labels[order].astype(np.int64)  # (n,)
     n_reg = len(st.regular)
-    fg_pick = rng.integers(0, n_reg, CHUNK)[:m]  # (m,)
-    bg_pick = rng.integers(0, n_reg - 1, (CHUNK, parts))[:m]  # (m, parts)
-    bg_pick = bg_pick + (bg_pick >= fg_pick[:, None])  # never the digit's texture
     span_y, span_x = st.sh - res + 1, st.sw - res + 1
-    fg_y, fg_x = rng.integers(0, span_y, CHUNK)[:m], rng.integers(0, span_x, CHUNK)[:m]
-    bg_y, bg_x = rng.integers(0, span_y, (CHUNK, parts))[:m], rng.integers(0, span_x, (CHUNK, parts))[:m]
-    b_y, b_x = rng.integers(0, span_y, CHUNK)[:m], rng.integers(0, span_x, CHUNK)[:m]
-    u = rng.random(CHUNK)[:m]
-    part = rng.integers(0, parts, CHUNK)[:m]
-
-    digits = digit_labels[idx]  # (m,)
+    cols: dict[str, list[np.ndarray]] = {k: [] for k in
+                                         ("fg", "bg", "fy", "fx", "by", "bx", "ty", "tx", "u", "part")}
+    for c in range(-(-n // CHUNK)):
+        m = min(CHUNK, n - c * CHUNK)
+        rng = np.random.default_rng([_SPLIT_CODE[split], seed, 1, c])
+        # every draw has the fixed size CHUNK and a fixed order, whatever the config
+        draws = {
+            "fg": rng.integers(0, n_reg, CHUNK),
+            "bg": rng.integers(0, n_reg - 1, (CHUNK, parts)),
+            "fy": rng.integers(0, span_y, CHUNK),
+            "fx": rng.integers(0, span_x, CHUNK),
+            "by": rng.integers(0, span_y, (CHUNK, parts)),
+            "bx": rng.integers(0, span_x, (CHUNK, parts)),
+            "ty": rng.integers(0, span_y, CHUNK),
+            "tx": rng.integers(0, span_x, CHUNK),
+            "u": rng.random(CHUNK),
+            "part": rng.integers(0, parts, CHUNK),
+        }
+        for k, v in draws.items():
+            cols[k].append(v[:m])
+    cat = {k: (np.concatenate(v) if v else np.zeros((0, parts) if k in ("bg", "by", "bx") else 0,
+                                                     dtype=np.float64 if k == "u" else np.int64))
+           for k, v in cols.items()}
+    fg_pick = cat["fg"]  # (n,)
+    bg_pick = cat["bg"] + (cat["bg"] >= fg_pick[:, None])  # (n, parts), never the digit's texture
     if bias.strength == "none":
-        biased = np.zeros(m, dtype=bool)
+        biased = np.zeros(n, dtype=bool)
     else:
-        is_digit = digits == bias.digit
-        p = np.where(is_digit, bias.probability, bias.weak_probability if bias.strength == "weak" else 0.0)
-        biased = u < p  # (m,)
+        p_other = bias.weak_probability if bias.strength == "weak" else 0.0
+        biased = cat["u"] < np.where(digits == bias.digit, bias.probability, p_other)  # (n,)
+    in_part = biased[:, None] & (np.arange(parts)[None, :] == cat["part"][:, None])  # (n, parts)
+    bias_tex = st.bias[bias.texture]
+    return _Params(
+        digit_index=order,
+        digits=digits,
+        fg_tex=st.regular[fg_pick],
+        fg_y=cat["fy"],
+        fg_x=cat["fx"],
+        bg_tex=np.where(in_part, bias_tex, st.regular[bg_pick]),
+        bg_y=np.where(in_part, cat["ty"][:, None], cat["by"]),
+        bg_x=np.where(in_part, cat["tx"][:, None], cat["bx"]),
+        is_biased=biased,
+        part=np.where(biased, cat["part"], -1),
+    )
 
-    plane = st.sh * st.sw
-    fg_tex = st.regular[fg_pick]  # (m,)
-    bg_tex = st.regular[bg_pick]  # (m, parts)
-    fg_base = fg_tex * plane + fg_y * st.sw + fg_x  # (m,) flat start of each crop
-    bg_base = bg_tex * plane + bg_y * st.sw + bg_x  # (m, parts)
-    bias_base = st.bias[bias.texture] * plane + b_y * st.sw + b_x  # (m,)
-    is_bias_part = biased[:, None] & (np.arange(parts)[None, :] == part[:, None])  # (m, parts)
-    bg_base = np.where(is_bias_part, bias_base[:, None], bg_base)  # (m, parts)
 
-    index_dtype = np.int32 if st.flat.size < 2**31 else np.int64
-    img_shape, per_part = _part_views(res, parts)
-    offs = (np.arange(res)[:, None] * st.sw + np.arange(res)[None, :]).astype(index_dtype)  # (H, W)
-    offs = offs.reshape(img_shape)
+# --------------------------------------------------------------------------- rendering
 
-    mask = digit_masks(digit_images[idx], res)  # (m, H, W) bool
-    mask_v = mask.reshape((m,) + img_shape)
-    flat_idx = np.where(
-        mask_v,
-        fg_base.astype(index_dtype).reshape((m,) + (1,) * len(img_shape)) + offs,
-        per_part(bg_base.astype(index_dtype)) + offs,
-    )  # (m, *img_shape) flat texture index of every pixel
-    sl = slice(lo, lo + m)
-    np.take(st.flat, flat_idx.reshape(m, res, res), out=out["images"][sl, 0])  # (m, H, W)
-    out["labels"][sl] = np.where(mask, digits.astype(np.uint8)[:, None, None], np.uint8(BACKGROUND))
-    out["digit_mask"][sl] = mask
-    np.logical_not(mask, out=out["background_mask"][sl])
-    bmask = per_part(is_bias_part) & ~mask_v  # (m, *img_shape)
-    out["biased_mask"][sl] = bmask.reshape(m, res, res)
-    out["digits"][sl] = digits
-    out["is_biased"][sl] = biased
-    out["biased_part"][sl] = np.where(biased, part, -1)
+#: images rendered together (small enough that the temporaries stay in cache)
+BLOCK = 64
+
+
+def _part_shapes(res: int, parts: int) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
+    """How a ``(m, R, R)`` block is viewed per part.
+
+    Returns the image view ``(R, 2, R/2)`` (halves: columns ``[0, R/2)`` are
+    part 0) or ``(2, R/2, 2, R/2)`` (quadrants: part ``2 * (row >= R/2) +
+    (col >= R/2)``), the shape a per-part value ``(m, parts)`` takes to
+    broadcast against it, and the crop size of one part.
+    """
+    h = res // 2
+    if parts == 2:
+        return (res, 2, h), (1, 2, 1), (res, h)
+    return (2, h, 2, h), (2, 1, 2, 1), (h, h)
+
+
+def _render_block(p: _Params, sl: slice, digit_images: np.ndarray, st: _Stack, res: int, parts: int,
+                  out: dict[str, np.ndarray]) -> None:
+    """Render samples ``sl`` of ``p`` into the output arrays (vectorised over the block)."""
+    m = sl.stop - sl.start
+    view, per_part, crop = _part_shapes(res, parts)
+    # digit masks: bilinear upsampling as two small matrix products, then the threshold
+    mask = out["digit_mask"][sl]  # (m, R, R) view into the output
+    np.greater(upsample_digits(digit_images[p.digit_index[sl]], res), _THRESHOLD, out=mask)
+    bg_mask = out["background_mask"][sl]
+    np.logical_not(mask, out=bg_mask)
+    # labels: digit where mask else BACKGROUND, by uint8 modular arithmetic (mask * (d - 10) + 10)
+    lab = out["labels"][sl]  # (m, R, R)
+    step = ((p.digits[sl] - BACKGROUND) % 256).astype(np.uint8)[:, None, None]  # (m, 1, 1)
+    np.multiply(mask.view(np.uint8), step, out=lab)
+    lab += np.uint8(BACKGROUND)
+    # biased mask: the background pixels of the bias part
+    in_part = (p.part[sl, None] == np.arange(parts)[None, :]).reshape((m,) + per_part)  # (m, *per_part)
+    np.logical_and(bg_mask.reshape((m,) + view), in_part, out=out["biased_mask"][sl].reshape((m,) + view))
+    # textures: one crop per background part and one for the digit, gathered (as uint8) from
+    # sliding-window views of the texture stack
+    win_bg = np.lib.stride_tricks.sliding_window_view(st.tex, crop, axis=(1, 2))  # (T, sh-c+1, sw-c+1, *crop)
+    bg = win_bg[p.bg_tex[sl], p.bg_y[sl], p.bg_x[sl]]  # (m, parts, *crop)
+    if parts == 2:
+        comp = bg.transpose(0, 2, 1, 3).reshape(m, res, res)  # (m, R, R): [left | right]
+    else:
+        comp = bg.reshape(m, 2, 2, res // 2, res // 2).transpose(0, 1, 3, 2, 4).reshape(m, res, res)
+    win_fg = np.lib.stride_tricks.sliding_window_view(st.tex, (res, res), axis=(1, 2))
+    fg = win_fg[p.fg_tex[sl], p.fg_y[sl], p.fg_x[sl]]  # (m, R, R) fresh copy
+    # digit over background, bitwise: comp ^= (comp ^ fg) & (0xFF where mask)
+    sel = mask.view(np.uint8) * np.uint8(255)  # (m, R, R)
+    fg ^= comp
+    fg &= sel
+    comp ^= fg
+    np.divide(comp, np.float32(255), out=out["images"][sl, 0], dtype=np.float32)  # (m, R, R) in [0, 1]
+
+
+def _render_loop(p: _Params, digit_images: np.ndarray, st: _Stack, res: int, parts: int) -> dict[str, np.ndarray]:
+    """A straightforward per-image implementation of the renderer (reference and speed baseline).
+
+    Produces the same arrays as the vectorised path, one image at a time.
+    """
+    import torch
+
+    n = len(p.digits)
+    h = res // 2
+    out = {
+        "images": np.zeros((n, 1, res, res), dtype=np.float32),
+        "labels": np.zeros((n, res, res), dtype=np.uint8),
+        "digit_mask": np.zeros((n, res, res), dtype=bool),
+        "background_mask": np.zeros((n, res, res), dtype=bool),
+        "biased_mask": np.zeros((n, res, res), dtype=bool),
+    }
+    boxes = [(slice(None), slice(0, h)), (slice(None), slice(h, res))] if parts == 2 else [
+        (slice(r * h, (r + 1) * h), slice(c * h, (c + 1) * h)) for r in (0, 1) for c in (0, 1)]
+    for i in range(n):
+        x = torch.from_numpy(digit_images[p.digit_index[i]].astype(np.float32))[None, None]  # (1, 1, 28, 28)
+        up = torch.nn.functional.interpolate(x, size=(res, res), mode="bilinear", align_corners=False)
+        mask = up[0, 0].numpy() > 127.5  # (R, R)
+        img = np.empty((res, res), dtype=np.uint8)
+        for k, (rs, cs) in enumerate(boxes):
+            ph = res if parts == 2 else h
+            y, xx = p.bg_y[i, k], p.bg_x[i, k]
+            img[rs, cs] = st.tex[p.bg_tex[i, k], y:y + ph, xx:xx + h]
+        fg = st.tex[p.fg_tex[i], p.fg_y[i]:p.fg_y[i] + res, p.fg_x[i]:p.fg_x[i] + res]
+        img[mask] = fg[mask]
+        out["images"][i, 0] = img / np.float32(255)
+        out["labels"][i] = np.where(mask, p.digits[i], BACKGROUND)
+        out["digit_mask"][i] = mask
+        out["background_mask"][i] = ~mask
+        if p.part[i] >= 0:
+            rs, cs = boxes[p.part[i]]
+            out["biased_mask"][i][rs, cs] = ~mask[rs, cs]
+    return out
+
+
+def render_reference(config: ToyConfig, split: str, n: int) -> ToyData:
+    """The same samples as :func:`make_toy_dataset`, rendered one image at a time.
+
+    A plain loop (torch's bilinear resize, slicing, boolean assignment) kept
+    as the reference the fast path is checked against and as the speed
+    baseline of ``benchmarks/toy_generator.py``.
+    """
+    st, images, p = _prepare(config, split, n)
+    out = _render_loop(p, images, st, config.resolution, config.n_parts)
+    return ToyData(**out, digits=p.digits, is_biased=p.is_biased, biased_part=p.part,
+                   config=config, split=split)
 
 
 def _check_split_n(split: str, n: int) -> None:
@@ -405,7 +559,24 @@ def _check_split_n(split: str, n: int) -> None:
         raise ValueError(f"n must be a non-negative int, got {n!r}")
 
 
-def make_toy_dataset(config: ToyConfig, split: str, n: int, *, progress: bool = False) -> ToyData:
+def _prepare(config: ToyConfig, split: str, n: int):
+    if not isinstance(config, ToyConfig):
+        raise TypeError(f"config must be a ToyConfig, got {type(config).__name__}")
+    _check_split_n(split, n)
+    st = _stack(config.textures_source, config.data_root)
+    res = config.resolution
+    if res > min(st.sh, st.sw):
+        raise ValueError(
+            f"ToyConfig.resolution={res} is larger than the textures ({st.sh}x{st.sw}); "
+            f"use a resolution <= {min(st.sh, st.sw)}"
+        )
+    images, labels = _digits(config.digits_source, split, config.data_root)
+    return st, images, sample_params(config, split, int(n), labels, st)
+
+
+def make_toy_dataset(
+    config: ToyConfig, split: str, n: int, *, progress: bool = False, workers: int = 1
+) -> ToyData:
     """Generate ``n`` textured-MNIST samples of ``split`` under ``config``.
 
     Parameters
@@ -419,7 +590,10 @@ def make_toy_dataset(config: ToyConfig, split: str, n: int, *, progress: bool = 
         Number of samples; more than the split holds reuses digits (each
         pass over the split in a fresh permutation, with fresh textures).
     progress:
-        Show a ``tqdm`` progress bar over the chunks.
+        Show a ``tqdm`` progress bar.
+    workers:
+        Threads rendering blocks in parallel (numpy releases the GIL); the
+        result does not depend on it.
 
     Returns
     -------
@@ -428,42 +602,45 @@ def make_toy_dataset(config: ToyConfig, split: str, n: int, *, progress: bool = 
     Raises
     ------
     ValueError
-        Bad split, ``n``, or a resolution larger than the textures.
+        Bad split, ``n`` or ``workers``, or a resolution larger than the textures.
     FileNotFoundError
         Digits or textures are not available (the message says what to do).
     """
-    if not isinstance(config, ToyConfig):
-        raise TypeError(f"config must be a ToyConfig, got {type(config).__name__}")
-    _check_split_n(split, n)
-    st = _stack(config.textures_source, config.data_root)
-    res = config.resolution
-    if res > min(st.sh, st.sw):
-        raise ValueError(
-            f"ToyConfig.resolution={res} is larger than the textures ({st.sh}x{st.sw}); "
-            f"use a resolution <= {min(st.sh, st.sw)}"
-        )
-    images, labels = _digits(config.digits_source, split, config.data_root)
-    seed = config.seed if split == "train" else 0
-    order = digit_order(n, len(labels), split, seed)  # (n,)
+    if not _is_int(workers) or workers < 1:
+        raise ValueError(f"workers must be a positive int, got {workers!r}")
+    st, images, p = _prepare(config, split, n)
+    res, parts = config.resolution, config.n_parts
     out = {
         "images": np.empty((n, 1, res, res), dtype=np.float32),
         "labels": np.empty((n, res, res), dtype=np.uint8),
-        "digits": np.empty(n, dtype=np.int64),
         "digit_mask": np.empty((n, res, res), dtype=bool),
         "background_mask": np.empty((n, res, res), dtype=bool),
         "biased_mask": np.empty((n, res, res), dtype=bool),
-        "is_biased": np.empty(n, dtype=bool),
-        "biased_part": np.empty(n, dtype=np.int64),
     }
-    chunks = range(-(-n // CHUNK))
+    blocks = [slice(lo, min(lo + BLOCK, n)) for lo in range(0, n, BLOCK)]
+    bar = None
     if progress:
         from tqdm.auto import tqdm
 
-        chunks = tqdm(chunks, desc=f"toy {split} data", unit="chunk")
-    for c in chunks:
-        lo = c * CHUNK
-        _chunk(config, split, c, order[lo:lo + CHUNK], images, labels, st, out, lo)
-    return ToyData(**out, config=config, split=split)
+        bar = tqdm(total=n, desc=f"toy {split} data", unit="img")
+
+    def run(sl: slice) -> None:
+        _render_block(p, sl, images, st, res, parts, out)
+        if bar is not None:
+            bar.update(sl.stop - sl.start)
+
+    if workers == 1:
+        for sl in blocks:
+            run(sl)
+    else:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=workers) as ex:
+            list(ex.map(run, blocks))
+    if bar is not None:
+        bar.close()
+    return ToyData(**out, digits=p.digits, is_biased=p.is_biased, biased_part=p.part,
+                   config=config, split=split)
 
 
 def toy_config(profile, bias: BiasConfig) -> ToyConfig:

@@ -228,7 +228,7 @@ def encode_jpeg(image: np.ndarray, quality: int = 95) -> bytes:
 
 def write_voc_image(root: str | os.PathLike, image_id: str, image: np.ndarray,
                     objects: Sequence[VOCObject], *, object_masks: np.ndarray | None = None,
-                    quality: int = 95, folder: str = "VOC") -> None:
+                    quality: int = 95, folder: str = "VOC", atomic: bool = True) -> None:
     """Write one image, its annotation and (optionally) its ``SegmentationObject`` PNG.
 
     Parameters
@@ -242,18 +242,28 @@ def write_voc_image(root: str | os.PathLike, image_id: str, image: np.ndarray,
     object_masks:
         Optional ``(H, W)`` uint8 map: 0 background, ``k`` for the ``k``-th
         object (1-based), as in VOC's ``SegmentationObject`` (no 255 borders).
+    atomic:
+        Write each file atomically (temp file, fsync, rename). Pass ``False``
+        when the whole folder is written to a temporary location first.
     """
     root = Path(root)
+
+    def put(path: Path, data: bytes) -> None:
+        if atomic:
+            atomic_write_bytes(path, data)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+
     h, w = image.shape[:2]
-    atomic_write_bytes(root / "JPEGImages" / f"{image_id}.jpg", encode_jpeg(image, quality))
-    atomic_write_bytes(root / "Annotations" / f"{image_id}.xml",
-                       annotation_xml(image_id, h, w, objects, folder=folder))
+    put(root / "JPEGImages" / f"{image_id}.jpg", encode_jpeg(image, quality))
+    put(root / "Annotations" / f"{image_id}.xml", annotation_xml(image_id, h, w, objects, folder=folder))
     if object_masks is not None:
         if object_masks.shape != (h, w) or object_masks.dtype != np.uint8:
             raise ValueError(f"object_masks must be ({h}, {w}) uint8, got {object_masks.shape} {object_masks.dtype}")
         buf = io.BytesIO()
         Image.fromarray(object_masks, mode="L").save(buf, format="PNG")
-        atomic_write_bytes(root / "SegmentationObject" / f"{image_id}.png", buf.getvalue())
+        put(root / "SegmentationObject" / f"{image_id}.png", buf.getvalue())
 
 
 def write_image_set(root: str | os.PathLike, name: str, ids: Sequence[str]) -> Path:

@@ -114,7 +114,9 @@ def grid_runs(profile: Any, backbones: Sequence[str] | None = None) -> list[SegR
 
     Per backbone: one unbiased network per seed, then every
     ``strength x bias digit x bias texture x seed`` of ``profile.grid``.
-    Weak bias uses ``profile.grid.weak_probability``.
+    The biased digit always carries the bias texture (``probability=1``);
+    under weak bias every other digit carries it with
+    ``profile.grid.weak_probability``.
 
     Parameters
     ----------
@@ -135,11 +137,11 @@ def grid_runs(profile: Any, backbones: Sequence[str] | None = None) -> list[SegR
         for seed in g.seeds:
             runs.append(SegRun(BiasConfig(strength="none"), bb, seed))
         for strength in g.strengths:
-            prob = 1.0 if strength == "strong" else g.weak_probability
             for digit in g.bias_digits:
                 for tex in g.bias_textures:
                     for seed in g.seeds:
-                        bias = BiasConfig(strength=strength, digit=digit, texture=tex, probability=prob)
+                        bias = BiasConfig(strength=strength, digit=digit, texture=tex, probability=1.0,
+                                          weak_probability=g.weak_probability)
                         runs.append(SegRun(bias, bb, seed))
     return runs
 
@@ -355,7 +357,7 @@ def load_trained(profile: Any, run: SegRun) -> UNet | None:
         obj = _load_bytes(read_checked(path))
         model = build_unet(run.backbone, NUM_CLASSES, 1)
         load_checkpoint_into(model, obj)
-    except (CorruptEntry, Exception) as err:
+    except Exception as err:  # CorruptEntry, truncated or undecodable file
         warnings.warn(f"retraining: corrupt model file {path}: {err}", stacklevel=2)
         path.unlink(missing_ok=True)
         return None

@@ -142,7 +142,7 @@ class ResNetEncoder(nn.Module):
         return [x, s1, s2, s3, s4, b]
 
 
-def _tiny_features(in_channels: int, widths: tuple[int, ...] = TINY_WIDTHS) -> nn.Sequential:
+def _tiny_features(in_channels: int, widths: tuple[int, ...]) -> nn.Sequential:
     layers: list[nn.Module] = []
     c_in = in_channels
     for level, w in enumerate(widths):
@@ -156,7 +156,7 @@ def _tiny_features(in_channels: int, widths: tuple[int, ...] = TINY_WIDTHS) -> n
 
 def _make_encoder(backbone: str, in_channels: int) -> nn.Module:
     if backbone == "tiny":
-        feats = _tiny_features(in_channels)
+        feats = _tiny_features(in_channels, TINY_WIDTHS)
         n = len(TINY_WIDTHS)
         # level l ends at index 7 * l + 5 (6 layers per level, plus a pool before it)
         taps = tuple(7 * lvl + 5 for lvl in range(n - 1))

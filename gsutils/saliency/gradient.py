@@ -126,18 +126,11 @@ def _legendre(steps: int, method: str) -> tuple[np.ndarray, np.ndarray]:
     if method == "gausslegendre":
         nodes, weights = np.polynomial.legendre.leggauss(steps)
         return 0.5 * (1 + nodes), 0.5 * weights
-    if method == "riemann_trapezoid":
-        if steps < 2:
-            raise ValueError("method='riemann_trapezoid' needs steps >= 2")
-        t = np.linspace(0, 1, steps)
-        w = np.full(steps, 1.0 / (steps - 1))
-        w[[0, -1]] *= 0.5
-        return t, w
     if method == "riemann_middle":
         t = (np.arange(steps) + 0.5) / steps
         return t, np.full(steps, 1.0 / steps)
     raise ValueError(
-        f"method must be 'gausslegendre', 'riemann_trapezoid' or 'riemann_middle', got {method!r}"
+        f"method must be 'gausslegendre' or 'riemann_middle', got {method!r}"
     )
 
 
@@ -161,8 +154,8 @@ def integrated_gradients(
     baseline:
         A constant or a tensor broadcastable to ``images`` (default black).
     method:
-        ``"gausslegendre"`` (default, as Captum), ``"riemann_trapezoid"`` or
-        ``"riemann_middle"``.
+        ``"gausslegendre"`` (default, as Captum) or ``"riemann_middle"``
+        (midpoint rule).
     batch_size:
         Network inputs per pass (default: all ``steps * N`` at once).
 

@@ -354,7 +354,8 @@ def _run(
         batch_size = n
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int or None, got {batch_size!r}")
-    if model.training:
+    if any(isinstance(mod, (nn.modules.batchnorm._BatchNorm, nn.Dropout)) and mod.training
+           for mod in (model.modules() if isinstance(model, nn.Module) else ())):
         warnings.warn(
             "the model is in training mode; batch-norm or dropout then make each image's "
             "saliency depend on the batch. Call model.eval() first.",

@@ -1,0 +1,130 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Fig. 7: Extract & Aggregate maps across VGG16's layers
+#
+# Fig. 7 of the supplement (Rebuffi et al., 2020) shows, for a PASCAL VOC
+# image, the saliency map of every backpropagation method applied at several
+# layers of VGG16: the same methods, "extracted" at the input or at an
+# intermediate layer and "aggregated" over channels. The figure makes visible
+# what the paper's tables measure: maps at the input are sharp but noisy, maps
+# at deeper layers coarse but more selective, and some methods only work at
+# some layers; in particular the paper explains why Grad-CAM fails anywhere
+# but at the last convolutional layer.
+#
+# This page draws the same grid (methods in rows, layers in columns: the input
+# and the last ReLU of each of VGG16's five blocks) for scenes of the
+# project's multi-digit stand-in, with the VGG16 classifier trained on it
+# (width-reduced at the quick profile). NormGrad without the trick
+# (`normgrad conv`) needs a convolution, so its column entries are computed at
+# the convolution feeding each ReLU, and it has none at the input.
+
+# %% tags=["parameters"]
+profile = "quick"
+device = "auto"
+seed = 0
+data_root = ""
+
+# %%
+from gsutils.profiles import get_profile
+
+cfg = get_profile(profile, device=device, seed=seed, data_root=data_root or None)
+
+# %%
+import matplotlib.pyplot as plt
+import numpy as np
+
+from gsutils.claims import Ledger
+from gsutils.experiments.normgrad_maps import (
+    FIG7_LAYERS,
+    fig7_maps,
+    gradcam_energy_by_layer,
+    plot_fig7,
+)
+from gsutils.saliency.extract_aggregate import METHODS
+
+ledger = Ledger(chapter="normgrad/03_fig7_layers", paper="normgrad", profile=cfg)
+
+# %% [markdown]
+# ## The grid
+#
+# All maps of a scene come from three calls of the engine: one forward and
+# two backward passes (the gradient and guided backprop) for the seven
+# gradient-based methods at all six layers, one forward and two backward
+# passes for excitation backprop and its contrastive variant, and one more
+# pass for NormGrad without the trick at the five convolutions. Each map is
+# scaled by its own minimum and maximum; the target class's boxes are drawn on
+# the scene.
+
+# %%
+data = fig7_maps(cfg, progress=False)
+for i in range(data["maps"].shape[0]):
+    plot_fig7(data, i)
+    plt.show()
+
+# %%
+# NBVAL_CHECK_OUTPUT
+names = data["class_names"]
+for i in range(data["maps"].shape[0]):
+    print(f"scene {int(data['image_index'][i])}: target {names[int(data['target'][i])]}")
+print(f"{len(METHODS)} methods x {len(FIG7_LAYERS)} layers: " + ", ".join(FIG7_LAYERS))
+
+# %% [markdown]
+# ## Grad-CAM across layers
+#
+# Grad-CAM weighs each channel by its spatially averaged gradient and keeps
+# the positive part of the weighted sum. At early layers the channels are not
+# class-specific and the averaged gradient says little about where the class
+# is, so the map degrades. To put a number on what the grid shows, we measure
+# over every (test scene, present class) pair the share of Grad-CAM's mass
+# that falls inside the class's boxes, at each layer; a map that ignores the
+# class scores the boxes' share of the image.
+
+# %%
+energy = gradcam_energy_by_layer(cfg, progress=False)
+fig, ax = plt.subplots(figsize=(5.5, 3))
+shares = [100 * energy["layers"][layer] for layer in FIG7_LAYERS]
+ax.bar(range(len(FIG7_LAYERS)), shares, color="tab:blue")
+ax.axhline(100 * energy["box_area"], color="k", ls="--", lw=1, label="uniform map (box area)")
+ax.set_xticks(range(len(FIG7_LAYERS)), FIG7_LAYERS, rotation=30)
+ax.set_ylabel("Grad-CAM mass in the boxes (%)")
+ax.legend(fontsize=8)
+plt.show()
+
+# %%
+# NBVAL_CHECK_OUTPUT
+for layer in FIG7_LAYERS:
+    print(f"{layer:12s} {100 * energy['layers'][layer]:5.1f} % of the mass in the boxes "
+          f"({energy['n_zero_maps'][layer]} of {energy['n_pairs']} maps all zero)")
+print(f"uniform map: {100 * energy['box_area']:.1f} %")
+
+# %%
+last = energy["layers"]["features.29"]
+earlier = {layer: energy["layers"][layer] for layer in FIG7_LAYERS if layer != "features.29"}
+ledger.check(
+    "gradcam_last_layer",
+    "Fig. 7",
+    "Grad-CAM localises the class at the last convolutional layer and fails at earlier layers",
+    measured={layer: round(100 * v, 1) for layer, v in energy["layers"].items()},
+    passed=bool(np.isfinite(last) and all(np.isfinite(v) and last > v for v in earlier.values())),
+    criterion="the share of Grad-CAM's mass inside the target's boxes (mean over test pairs, %) "
+              "is higher at features.29 than at every earlier candidate layer",
+    note=f"a uniform map scores {100 * energy['box_area']:.1f} %",
+)
+print(ledger.summary())
+
+# %% [markdown]
+# ## Reported vs reproduced
+
+# %%
+ledger.table()

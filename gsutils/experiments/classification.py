@@ -1,0 +1,289 @@
+"""Multi-label classifiers on the multi-digit stand-in (NormGrad chapters).
+
+:func:`train_or_load_classifier` returns a VGG16 or ResNet50
+(:func:`gsutils.models.classifiers.build_classifier`, width from the profile)
+trained for multi-label classification of the digit scenes
+(:mod:`gsutils.data.scenes`), the stand-in for the VOC07 models of Rebuffi et
+al. (2020). Training: Adam, binary cross-entropy on the 10 logits, a cosine
+learning-rate decay over the epochs, no augmentation. It is cached under
+``<results_dir>/normgrad_classifier/<key>.pt`` (key: a hash of
+:func:`classifier_config`), writes a checkpoint after every epoch (atomic,
+checksummed) and resumes from it when interrupted. Runs are deterministic:
+initialisation, shuffling and dropout draw from seeds derived from the
+profile's seed, in a forked RNG state that leaves the caller's untouched.
+
+From the command line::
+
+    python -m gsutils.experiments.classification --profile gpu --arch vgg16 resnet50
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import math
+import time
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from gsutils.data.scenes import DIGIT_CLASSES, SceneSet, load_voc_split, scene_config, write_scenes
+from gsutils.data.voc import VOCDataset
+from gsutils.experiments.store import Store, config_key, read_checked, write_checked
+from gsutils.models.classifiers import ARCHS, build_classifier, input_normalization, normalize_images
+
+NUM_CLASSES = len(DIGIT_CLASSES)
+KIND = "normgrad_classifier"
+#: bump when the training recipe changes
+RECIPE_VERSION = 1
+
+
+def _mix(*ints: int) -> int:
+    """A 63-bit seed from integers (stable across runs and platforms)."""
+    return int(config_key({"ints": list(ints)}), 16) & ((1 << 63) - 1)
+
+
+def _check(profile: Any, arch: str) -> None:
+    if not hasattr(profile, "normgrad") or not hasattr(profile, "results_dir"):
+        raise TypeError(f"profile must be a gsutils.profiles.Profile, got {type(profile).__name__}")
+    if arch not in ARCHS:
+        raise ValueError(f"arch must be one of {ARCHS}, got {arch!r}")
+
+
+def classifier_config(profile: Any, arch: str) -> dict[str, Any]:
+    """Everything that determines a trained classifier (its cache key is a hash of this)."""
+    _check(profile, arch)
+    ng = profile.normgrad
+    return {
+        "recipe": RECIPE_VERSION,
+        "arch": arch,
+        "width": float(ng.width),
+        "epochs": int(ng.epochs),
+        "batch_size": int(ng.batch_size),
+        "lr": float(ng.lr),
+        "seed": int(profile.seed),
+        "scenes": scene_config(profile).key(),
+    }
+
+
+def scenes_root(profile: Any, *, progress: bool = False) -> Path:
+    """The profile's scene set in VOC format, generated on first use."""
+    return write_scenes(scene_config(profile), progress=progress)
+
+
+def _load_uint8(root: Path, split: str, progress: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(N, 3, S, S)`` uint8 images and ``(N, C)`` float labels of a VOC split."""
+    from tqdm.auto import tqdm
+
+    ds = VOCDataset(root, split, DIGIT_CLASSES)
+    first = ds[0]
+    x = torch.empty((len(ds),) + tuple(first.image.shape), dtype=torch.uint8)  # (N, 3, S, S)
+    y = torch.empty(len(ds), NUM_CLASSES)  # (N, C)
+    for i in tqdm(range(len(ds)), desc=f"read {split}", disable=not progress, leave=False):
+        s = first if i == 0 else ds[i]
+        x[i] = (s.image * 255).round().to(torch.uint8)  # exact: images were read from uint8
+        y[i] = s.labels
+    return x, y
+
+
+def _checkpoint_bytes(model: nn.Module, opt: torch.optim.Optimizer, epoch: int, history: list) -> bytes:
+    buf = io.BytesIO()
+    torch.save({"epoch": epoch,
+                "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+                "optimizer": opt.state_dict(), "history": json.dumps(history)}, buf)
+    return buf.getvalue()
+
+
+def _lr_at(epoch: int, epochs: int, lr: float) -> float:
+    """Cosine decay from ``lr`` (first epoch) towards ``lr / 20`` (last epoch)."""
+    t = epoch / max(epochs - 1, 1)
+    return lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * t)))
+
+
+def checkpoint_path(profile: Any, arch: str) -> Path:
+    """The per-epoch checkpoint of an unfinished training run."""
+    return Path(profile.results_dir) / KIND / f"{config_key(classifier_config(profile, arch))}.partial.pt"
+
+
+def _train(profile: Any, arch: str, progress: bool) -> dict[str, Any]:
+    """Train (resuming from the last epoch checkpoint) and return the final result dict."""
+    from tqdm.auto import tqdm
+
+    cfg = classifier_config(profile, arch)
+    device = torch.device(profile.device)
+    ckpt = checkpoint_path(profile, arch)
+    devices = [device] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(_mix(cfg["seed"], 1))
+        model = build_classifier(arch, NUM_CLASSES, cfg["width"]).to(device)
+        norm = input_normalization(model)
+        opt = torch.optim.Adam(model.parameters(), lr=cfg["lr"])
+        start, history = 0, []
+        if ckpt.exists():
+            try:
+                state = torch.load(io.BytesIO(read_checked(ckpt)), map_location=device, weights_only=True)
+                model.load_state_dict(state["model"])
+                opt.load_state_dict(state["optimizer"])
+                start, history = int(state["epoch"]), json.loads(state["history"])
+            except Exception as err:  # corrupt or stale: start over
+                warnings.warn(f"ignoring unreadable checkpoint {ckpt}: {err}", stacklevel=2)
+                torch.manual_seed(_mix(cfg["seed"], 1))
+                model = build_classifier(arch, NUM_CLASSES, cfg["width"]).to(device)
+                opt = torch.optim.Adam(model.parameters(), lr=cfg["lr"])
+                start, history = 0, []
+        if start < cfg["epochs"]:
+            x8, y = _load_uint8(scenes_root(profile, progress=progress), "train", progress)
+            n, bs = x8.shape[0], cfg["batch_size"]
+            steps = math.ceil(n / bs)
+            loss_fn = nn.BCEWithLogitsLoss()
+            bar = tqdm(total=cfg["epochs"] * steps, initial=start * steps, desc=f"train {arch}",
+                       disable=not progress, leave=False)
+            for epoch in range(start, cfg["epochs"]):
+                lr = _lr_at(epoch, cfg["epochs"], cfg["lr"])
+                for group in opt.param_groups:
+                    group["lr"] = lr
+                order = torch.randperm(n, generator=torch.Generator().manual_seed(_mix(cfg["seed"], 2, epoch)))
+                torch.manual_seed(_mix(cfg["seed"], 3, epoch))  # dropout of this epoch
+                model.train()
+                t0, loss_sum, correct = time.perf_counter(), 0.0, 0
+                for i in range(0, n, bs):
+                    idx = order[i:i + bs]  # (B,)
+                    xb = normalize_images(x8[idx].to(device).float() / 255.0, norm)  # (B, 3, S, S)
+                    yb = y[idx].to(device)  # (B, C)
+                    logits = model(xb)  # (B, C)
+                    loss = loss_fn(logits, yb)
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    opt.step()
+                    loss_sum += float(loss) * len(idx)
+                    correct += int(((logits > 0).float() == yb).all(1).sum())
+                    bar.update(1)
+                    bar.set_postfix(epoch=epoch + 1, loss=f"{float(loss):.3f}")
+                history.append({"epoch": epoch + 1, "lr": lr, "loss": loss_sum / n,
+                                "exact_match": correct / n, "seconds": time.perf_counter() - t0})
+                write_checked(ckpt, _checkpoint_bytes(model, opt, epoch + 1, history))
+            bar.close()
+    return {"state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+            "history": json.dumps(history)}
+
+
+def train_or_load_classifier(profile: Any, arch: str, *, progress: bool = True) -> nn.Module:
+    """The profile's trained classifier for ``arch`` (``"vgg16"`` or ``"resnet50"``).
+
+    Loaded from the result store when it exists, else trained (resuming from
+    the last epoch checkpoint if a run was interrupted) and stored.
+
+    Returns
+    -------
+    torch.nn.Module
+        In eval mode, on ``profile.device``, with ``normalization`` set (see
+        :func:`gsutils.models.classifiers.build_classifier`).
+    """
+    _check(profile, arch)
+    cfg = classifier_config(profile, arch)
+    store = Store(profile.results_dir)
+    result = store.get_or_compute(KIND, cfg, lambda: _train(profile, arch, progress), fmt="pt")
+    ckpt = checkpoint_path(profile, arch)
+    for p in (ckpt, ckpt.with_name(ckpt.name + ".sha256")):
+        p.unlink(missing_ok=True)
+    model = build_classifier(arch, NUM_CLASSES, cfg["width"])
+    model.load_state_dict(result["state_dict"])
+    return model.to(torch.device(profile.device)).eval()
+
+
+def classifier_history(profile: Any, arch: str) -> list[dict[str, Any]]:
+    """Per-epoch loss, exact-match accuracy, learning rate and seconds of a trained classifier."""
+    cfg = classifier_config(profile, arch)
+    store = Store(profile.results_dir)
+    if not store.exists(KIND, cfg, "pt"):
+        raise FileNotFoundError(f"no trained {arch} for this profile in {store.root}; "
+                                "call train_or_load_classifier first")
+    return json.loads(store.load(KIND, cfg, "pt")["history"])
+
+
+def test_scenes(profile: Any) -> SceneSet:
+    """The profile's test scenes, normalised as the trained classifiers expect.
+
+    Returns a :class:`gsutils.data.scenes.SceneSet` with ``images``
+    ``(N, 3, S, S)`` float32, ``labels`` ``(N, 10)``, per-image objects (boxes
+    and VOC-difficult flags) and the ``SegmentationObject`` maps.
+    """
+    from gsutils.models.classifiers import IMAGENET_NORMALIZATION
+
+    return load_voc_split(scenes_root(profile), "test", DIGIT_CLASSES,
+                          normalization=IMAGENET_NORMALIZATION, with_masks=True)
+
+
+@torch.no_grad()
+def predict_scores(model: nn.Module, images: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
+    """``(N, C)`` logits of ``images`` ``(N, 3, S, S)`` (already normalised), on the model's device."""
+    device = next(model.parameters()).device
+    out = [model(images[i:i + batch_size].to(device)).cpu() for i in range(0, len(images), batch_size)]
+    return torch.cat(out)  # (N, C)
+
+
+def average_precision(scores: torch.Tensor | np.ndarray, labels: torch.Tensor | np.ndarray) -> np.ndarray:
+    """Per-class average precision (area under the precision-recall steps, ties by score).
+
+    Parameters
+    ----------
+    scores, labels:
+        ``(N, C)`` scores and ``{0, 1}`` labels.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(C,)`` APs; NaN for a class without positives.
+    """
+    s = np.asarray(scores, dtype=np.float64)
+    y = np.asarray(labels) > 0.5
+    if s.shape != y.shape or s.ndim != 2:
+        raise ValueError(f"scores and labels must both be (N, C), got {s.shape} and {y.shape}")
+    aps = np.full(s.shape[1], np.nan)
+    for c in range(s.shape[1]):
+        pos = int(y[:, c].sum())
+        if pos == 0:
+            continue
+        order = np.argsort(-s[:, c], kind="stable")
+        sc, tp = s[order, c], y[order, c].astype(np.float64)
+        # group tied scores: precision/recall evaluated at the end of each tie block
+        last = np.r_[sc[1:] != sc[:-1], True]
+        ctp = np.cumsum(tp)[last]
+        cnt = np.arange(1, len(sc) + 1)[last]
+        prec, rec = ctp / cnt, ctp / pos
+        aps[c] = float(np.sum(np.diff(np.r_[0.0, rec]) * prec))
+    return aps
+
+
+def evaluate_classifier(model: nn.Module, scenes: SceneSet) -> dict[str, Any]:
+    """Mean average precision and per-class AP of ``model`` on ``scenes``."""
+    scores = predict_scores(model, scenes.images)
+    ap = average_precision(scores, scenes.labels)
+    return {"mAP": float(np.nanmean(ap)), "ap": [float(a) for a in ap]}
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    from gsutils.profiles import get_profile
+
+    parser = argparse.ArgumentParser(description="Train the NormGrad stand-in classifiers")
+    parser.add_argument("--profile", default="quick")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--data-root", default=None)
+    parser.add_argument("--arch", nargs="+", default=list(ARCHS), choices=ARCHS)
+    args = parser.parse_args(argv)
+    profile = get_profile(args.profile, device=args.device, seed=args.seed, data_root=args.data_root)
+    scenes = test_scenes(profile)
+    for arch in args.arch:
+        model = train_or_load_classifier(profile, arch)
+        print(f"{arch}: test mAP {evaluate_classifier(model, scenes)['mAP']:.3f}")
+
+
+if __name__ == "__main__":
+    main()

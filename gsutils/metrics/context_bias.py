@@ -1,0 +1,135 @@
+"""Context-bias metrics of Grid Saliency (Hoyer et al., 2019, S1.3 and S1.4).
+
+Both metrics take per-image saliency maps ``S`` ``(N, H, W)``, the request
+masks ``R`` and, for CBL, the masks ``B`` of the biased part of the context,
+and return one value per image; the chapters average them.
+
+**Context bias detection** (CBD, S1.3): the salient share of the context,
+
+.. math::  \\mathrm{CBD} = \\frac{\\lVert S \\circ (1 - R) \\rVert_1}{\\lVert 1 - R \\rVert_1} .
+
+Grid-saliency maps are preservation masks in ``[0, 1]``, so this is the
+(soft) fraction of context pixels the mask keeps. Gradient maps are not
+masks: they are first normalised per image to ``[0, 1]`` by their maximum
+absolute value over the *whole* image, request region included (see
+:func:`gsutils.saliency.gradient.context_maps`); CBD is then the mean
+normalised context saliency, i.e. how strong the context evidence is relative
+to the strongest evidence anywhere in the image. :func:`cbd` checks that its
+maps lie in ``[0, 1]``.
+
+**Context bias localisation** (CBL, S1.4): the share of the context's
+saliency mass that falls on the biased part,
+
+.. math::  \\mathrm{CBL} = \\frac{\\lVert S \\circ B \\rVert_1}{\\lVert S \\circ (1 - R) \\rVert_1} ,
+
+a mass ratio, so any non-negative scaling of ``S`` gives the same value. A
+map with no context saliency at all has no localisation; it scores
+``empty="chance"`` (default): the biased part's share of the context,
+``|B| / |1 - R|``, i.e. what a uniform map would score (0.5 for the halves
+of the toy data up to the digit's overlap), or ``empty="nan"``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+__all__ = ["cbd", "cbl", "chance_cbl"]
+
+
+def _as_array(x: Any, name: str, dtype=None) -> np.ndarray:
+    try:
+        import torch
+
+        if isinstance(x, torch.Tensor):
+            x = x.detach().cpu().numpy()
+    except ImportError:  # pragma: no cover - torch is a dependency
+        pass
+    arr = np.asarray(x)
+    if arr.ndim != 3:
+        raise ValueError(f"{name} must be an array (N, H, W), got shape {arr.shape}")
+    return arr.astype(dtype) if dtype is not None else arr
+
+
+def _masks(x: Any, name: str, shape: tuple[int, ...]) -> np.ndarray:
+    arr = _as_array(x, name)
+    if arr.shape != shape:
+        raise ValueError(f"{name} must have the maps' shape {shape}, got {arr.shape}")
+    if arr.dtype != bool:
+        if not np.isin(arr, (0, 1)).all():
+            raise ValueError(f"{name} must be a boolean mask (or hold only 0 and 1)")
+        arr = arr.astype(bool)
+    return arr
+
+
+def cbd(maps: Any, requests: Any) -> np.ndarray:
+    """Context bias detection per image, float64 ``(N,)`` in ``[0, 1]``.
+
+    Parameters
+    ----------
+    maps:
+        ``(N, H, W)`` saliency maps with values in ``[0, 1]`` (grid-saliency
+        masks, or gradient maps normalised by
+        :func:`gsutils.saliency.gradient.context_maps`).
+    requests:
+        ``(N, H, W)`` request masks ``R``; every image needs some context.
+
+    Raises
+    ------
+    ValueError
+        Shapes differ, maps outside ``[0, 1]`` or not finite, or an image without context.
+    """
+    s = _as_array(maps, "maps", np.float64)
+    r = _masks(requests, "requests", s.shape)
+    if not np.isfinite(s).all() or s.min(initial=0.0) < 0 or s.max(initial=0.0) > 1:
+        raise ValueError(
+            "maps must hold finite values in [0, 1] for CBD (normalise gradient maps first, "
+            f"see gsutils.saliency.gradient.context_maps); got range [{s.min()}, {s.max()}]"
+        )
+    ctx = ~r  # (N, H, W)
+    n_ctx = ctx.reshape(len(s), -1).sum(1)  # (N,)
+    if (n_ctx == 0).any():
+        raise ValueError(f"requests cover the whole image in images {np.flatnonzero(n_ctx == 0).tolist()}")
+    return (s * ctx).reshape(len(s), -1).sum(1) / n_ctx  # (N,)
+
+
+def chance_cbl(requests: Any, biased: Any) -> np.ndarray:
+    """CBL of a uniform map: ``|B \\ R| / |1 - R|`` per image, ``(N,)``."""
+    r = _as_array(requests, "requests")
+    r = _masks(r, "requests", r.shape)
+    b = _masks(biased, "biased", r.shape) & ~r
+    n_ctx = (~r).reshape(len(r), -1).sum(1)
+    return b.reshape(len(r), -1).sum(1) / np.maximum(n_ctx, 1)
+
+
+def cbl(maps: Any, requests: Any, biased: Any, *, empty: str = "chance") -> np.ndarray:
+    """Context bias localisation per image, float64 ``(N,)`` in ``[0, 1]``.
+
+    Parameters
+    ----------
+    maps:
+        ``(N, H, W)`` non-negative saliency maps (any scale).
+    requests:
+        ``(N, H, W)`` request masks ``R``.
+    biased:
+        ``(N, H, W)`` masks ``B`` of the biased part of the context (pixels
+        inside ``R`` are ignored).
+    empty:
+        Value for an image whose map has no context saliency: ``"chance"``
+        (:func:`chance_cbl`) or ``"nan"``.
+    """
+    if empty not in ("chance", "nan"):
+        raise ValueError(f"empty must be 'chance' or 'nan', got {empty!r}")
+    s = _as_array(maps, "maps", np.float64)
+    r = _masks(requests, "requests", s.shape)
+    b = _masks(biased, "biased", s.shape) & ~r
+    if not np.isfinite(s).all() or s.min(initial=0.0) < 0:
+        raise ValueError(f"maps must be finite and non-negative for CBL, got minimum {s.min()}")
+    n = len(s)
+    total = (s * ~r).reshape(n, -1).sum(1)  # (N,) context saliency mass
+    inside = (s * b).reshape(n, -1).sum(1)  # (N,) mass on the biased part
+    fallback = chance_cbl(r, b) if empty == "chance" else np.full(n, np.nan)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = np.where(total > 0, inside / np.where(total > 0, total, 1.0), fallback)
+    return np.clip(out, 0.0, 1.0)
