@@ -42,6 +42,9 @@ class ToySettings:
     #: background parts: 2 (left/right halves, the paper's localisation
     #: variant) or 4 (quadrants); the bias texture fills one of them.
     n_parts: int = 2
+    #: images rendered per set for the S1.1 chapter's figures and checks
+    #: (its bias statistics cover all ``n_train`` / ``n_test`` samples)
+    n_figure: int = 2_000
 
 
 @dataclass(frozen=True)

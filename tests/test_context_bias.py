@@ -118,3 +118,96 @@ def test_bad_input():
         cbd(np.ones((2, H, W)), np.ones((2, H, W), dtype=bool))
     with pytest.raises(ValueError, match="boolean"):
         cbd(np.ones((2, H, W)), np.full((2, H, W), 0.5))
+
+
+# --------------------------------------------------------------------------- the experiment runner
+
+
+def _toy_data(n_per_digit: int = 2, size: int = 16, seed: int = 0):
+    from gsutils.data.toy import ToyData
+
+    rng = np.random.default_rng(seed)
+    n = 10 * n_per_digit
+    digits = np.repeat(np.arange(10), n_per_digit)
+    req = np.zeros((n, size, size), dtype=bool)
+    req[:, 5:11, 6:10] = True
+    biased = np.zeros_like(req)
+    biased[:, :, : size // 2] = True
+    biased &= ~req
+    is_biased = digits == 3
+    biased[~is_biased] = False
+    images = rng.random((n, 1, size, size)).astype(np.float32)
+    labels = np.where(req, digits[:, None, None], 10).astype(np.uint8)
+    return ToyData(images=images, labels=labels, digits=digits, digit_mask=req,
+                   background_mask=~req, biased_mask=biased, is_biased=is_biased)
+
+
+def test_select_per_digit():
+    from gsutils.experiments.context_saliency import select_per_digit
+
+    digits = np.array([3, 1, 0, 3, 2, 1, 0, 4, 5, 6, 7, 8, 9, 9, 8, 7, 6, 5, 4, 2])
+    idx = select_per_digit(digits, 2)
+    assert len(idx) == 20 and np.all(digits[idx] == np.repeat(np.arange(10), 2))
+    assert list(idx[:2]) == [2, 6]  # the first two zeros, in test-set order
+    with pytest.raises(ValueError, match="only 2 images of digit"):
+        select_per_digit(digits, 3)
+    with pytest.raises(ValueError, match="per_digit"):
+        select_per_digit(digits, 0)
+
+
+def test_compute_context_saliency_end_to_end():
+    from torch import nn
+
+    from gsutils.experiments.context_saliency import METHODS, compute_context_saliency
+    from gsutils.saliency.grid import GridSaliencyConfig
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.Tanh(), nn.Conv2d(4, 11, 3, padding=1)).eval()
+    data = _toy_data()
+    idx = np.arange(len(data))
+    out = compute_context_saliency(model, data, idx, grid=GridSaliencyConfig(steps=3), ig_steps=3,
+                                   sg_samples=3, batch_size=7, seed=0, example_digit=3, examples=2)
+    n = len(idx)
+    assert out["cbd"].shape == (len(METHODS), n) and out["cbl"].shape == (len(METHODS), n)
+    assert np.all((out["cbd"] >= 0) & (out["cbd"] <= 1))
+    assert np.all((out["cbl"] >= 0) & (out["cbl"] <= 1))
+    assert out["example_maps"].shape == (len(METHODS), 2, 16, 16)
+    assert np.all(out["digits"][out["example_index"]] == 3)
+    # CBD is recomputable from the stored example maps
+    ex = out["example_index"]
+    for m in range(len(METHODS)):
+        np.testing.assert_allclose(cbd(out["example_maps"][m], data.digit_mask[ex]), out["cbd"][m, ex],
+                                   rtol=1e-6)
+    # gradient maps are non-trivial in the context
+    assert out["cbd"][0].max() > 0
+
+
+def test_results_aggregation():
+    from gsutils.data.toy import BiasConfig
+    from gsutils.experiments.context_saliency import ContextSaliencyResults, diagonal_split
+    from gsutils.experiments.segmentation import SegRun
+
+    runs, results = [], []
+    for d in (2, 7):
+        runs.append(SegRun(BiasConfig(strength="strong", digit=d, texture=0), "tiny", 0))
+        digits = np.repeat(np.arange(10), 2)
+        cbd_v = np.where(digits == d, 0.5, 0.01)[None].repeat(4, 0)  # (4, 20)
+        cbd_v[:, digits == d] += np.array([0.0, 0.2])[None]  # two images of the bias digit: .5, .7
+        cbl_v = np.full((4, 20), 0.3)
+        cbl_v[3] = 0.9
+        results.append({"digits": digits, "is_biased": digits == d, "cbd": cbd_v, "cbl": cbl_v,
+                        "chance": np.full(20, 0.5), "empty": np.zeros(20, bool),
+                        "grid_masks": np.ones((20, 4, 4))})
+    res = ContextSaliencyResults(runs, results, bias_digits=(2, 7), textures=(0,), strengths=("strong",))
+    mat = res.cbd_matrix("strong", "grid")
+    assert mat.shape == (1, 2, 10)
+    assert np.isclose(mat[0, 0, 2], 0.6) and np.isclose(mat[0, 1, 7], 0.6)
+    assert np.isclose(mat[0, 0, 5], 0.01)
+    on, off = diagonal_split(mat, (2, 7))
+    assert np.isclose(on, 0.6) and np.isclose(off, 0.01)
+    assert np.allclose(res.cbl_matrix("strong", "grid"), 0.9)
+    assert np.allclose(res.cbl_matrix("strong", "vg"), 0.3)
+    assert np.allclose(res.chance_matrix("strong"), 0.5)
+    assert res.n_images("strong") == 40 and res.empty_fraction("strong") == 0.0
+    # a strength with no networks gives NaN, not an error
+    assert np.isnan(res.cbd_matrix("weak", "grid")).all()

@@ -126,7 +126,10 @@ def test_upsampling_matches_torch_bilinear():
     ours = toy.upsample_digits(x, 64)
     ref = torch.nn.functional.interpolate(torch.from_numpy(x).float()[:, None], size=(64, 64),
                                           mode="bilinear", align_corners=False)[:, 0].numpy()
-    np.testing.assert_allclose(ours, ref, rtol=0, atol=1e-3)
+    np.testing.assert_array_equal(ours, ref)  # exact: the weights are multiples of 1/32
+    # and exact against float64 arithmetic too (no rounding anywhere)
+    a = toy._upsample_matrix(28, 64).astype(np.float64)
+    np.testing.assert_array_equal(ours, a @ x.astype(np.float64) @ a.T)
 
 
 def test_bias_statistics_per_strength():
@@ -144,6 +147,11 @@ def test_bias_statistics_per_strength():
     assert frac[4] == 1.0
     others = np.delete(frac, 4)
     assert np.all((others > 0.2) & (others < 0.4))
+    # sample_bias gives the generator's flags without rendering
+    flags = toy.sample_bias(ToyConfig(bias=BiasConfig("weak", digit=4, weak_probability=0.3)), "train", n)
+    np.testing.assert_array_equal(flags.is_biased, weak.is_biased)
+    np.testing.assert_array_equal(flags.digits, weak.digits)
+    np.testing.assert_array_equal(bias_fraction_per_digit(flags), frac)
     # the bias texture is never used as an ordinary digit or background texture
     st, _, p = toy._prepare(ToyConfig(), "train", n)
     assert not np.isin(p.fg_tex, st.bias).any() and not np.isin(p.bg_tex, st.bias).any()

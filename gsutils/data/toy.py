@@ -350,7 +350,12 @@ def _upsample_matrix(size_in: int, size_out: int) -> np.ndarray:
 
 
 def upsample_digits(images: np.ndarray, resolution: int) -> np.ndarray:
-    """Bilinearly upsample uint8 digits ``(N, 28, 28)`` to float32 ``(N, R, R)`` in ``[0, 255]``."""
+    """Bilinearly upsample uint8 digits ``(N, 28, 28)`` to float32 ``(N, R, R)`` in ``[0, 255]``.
+
+    At 28 -> 64 every interpolation weight is a multiple of 1/32, so every
+    product and partial sum is exact in float32: the result (and the masks)
+    do not depend on the BLAS, the CPU or the summation order.
+    """
     n, h, _ = images.shape
     a = _upsample_matrix(h, resolution)  # (R, 28)
     x = images.astype(np.float32)  # (N, 28, 28)
@@ -661,10 +666,33 @@ def toy_config(profile, bias: BiasConfig) -> ToyConfig:
     )
 
 
-def bias_fraction_per_digit(data: ToyData) -> np.ndarray:
+@dataclass(frozen=True)
+class BiasAssignment:
+    """The digit and bias flag of each sample, without the images (see :func:`sample_bias`)."""
+
+    digits: np.ndarray  # (n,) int64
+    is_biased: np.ndarray  # (n,) bool
+    biased_part: np.ndarray  # (n,) int64, -1 when unbiased
+
+    def __len__(self) -> int:
+        return int(self.digits.shape[0])
+
+
+def sample_bias(config: ToyConfig, split: str, n: int) -> BiasAssignment:
+    """Which of the ``n`` samples of :func:`make_toy_dataset` carry the bias texture, without rendering.
+
+    The same random draws as the generator (so the same flags), at a few
+    bytes per sample: bias statistics of paper-size sets cost no memory.
+    """
+    _, _, p = _prepare(config, split, n)
+    return BiasAssignment(p.digits, p.is_biased, p.part)
+
+
+def bias_fraction_per_digit(data: ToyData | BiasAssignment) -> np.ndarray:
     """Fraction of the images of each digit that carry the bias texture, float64 ``(10,)``.
 
-    Digits with no image give NaN.
+    ``data`` is a :class:`ToyData` or a :class:`BiasAssignment`. Digits with
+    no image give NaN.
     """
     counts = np.bincount(data.digits, minlength=10)[:10]
     biased = np.bincount(data.digits[data.is_biased], minlength=10)[:10]
