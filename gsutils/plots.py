@@ -47,7 +47,8 @@ def plot_cbd_matrices(
     title: str | None = None,
 ):
     """CBD matrices in the layout of Fig. S4/S5: one row per method, one column per
-    bias texture plus their average; each panel bias digit (rows) x test digit (columns).
+    bias texture plus their average; each panel bias digit (rows) x test digit
+    (columns), the cells of the bias digit framed in red.
 
     Parameters
     ----------
@@ -76,6 +77,9 @@ def plot_cbd_matrices(
                     ax.text(tj, di, f"{v:.2f}"[1:] if 0 <= v < 1 else f"{v:.1f}", ha="center",
                             va="center", fontsize=6.5,
                             color="black" if v > 0.6 * vmax else "white")
+            for di, d in enumerate(bias_digits):  # frame the cells where a bias exists
+                ax.add_patch(plt.Rectangle((d - 0.5, di - 0.5), 1, 1, fill=False, edgecolor="red",
+                                           linewidth=1.5))
             ax.set_xticks(range(10))
             ax.set_yticks(range(len(bias_digits)), [str(d) for d in bias_digits])
             ax.tick_params(labelsize=7)
@@ -194,6 +198,13 @@ def plot_saliency_gallery(views: Mapping[str, np.ndarray], *, row_labels: Sequen
                 ax.set_title(name, fontsize=8)
         if row_labels is not None:
             axes[i, 0].set_ylabel(row_labels[i], fontsize=8)
+    k = np.asarray(views["input_probs"]).shape[1]
+    from matplotlib.patches import Patch
+
+    names = [str(j) for j in range(min(k, 10))] + (["background"] if k == 11 else [])
+    fig.legend([Patch(color=_CLASS_RGB[j]) for j in range(len(names))], names, loc="outside lower center",
+               ncol=len(names), fontsize=7, title="class colours (darker = lower softmax score)",
+               title_fontsize=7)
     return fig
 
 

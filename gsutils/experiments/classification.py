@@ -5,7 +5,11 @@
 trained for multi-label classification of the digit scenes
 (:mod:`gsutils.data.scenes`), the stand-in for the VOC07 models of Rebuffi et
 al. (2020). Training: Adam, binary cross-entropy on the 10 logits, a cosine
-learning-rate decay over the epochs, no augmentation. It is cached under
+learning-rate decay over the epochs, no augmentation. To train from scratch
+at a small budget, VGG16 is trained with a BatchNorm after every convolution
+that is folded into the convolution afterwards
+(:func:`gsutils.models.classifiers.fold_vgg_batchnorm`: the stored network is
+a plain VGG16), and ResNet50 starts with zero-initialised residual branches. It is cached under
 ``<results_dir>/normgrad_classifier/<key>.pt`` (key: a hash of
 :func:`classifier_config`), writes a checkpoint after every epoch (atomic,
 checksummed) and resumes from it when interrupted. Runs are deterministic:
@@ -20,6 +24,7 @@ From the command line::
 from __future__ import annotations
 
 import argparse
+import copy
 import io
 import json
 import math
@@ -36,12 +41,19 @@ from torch import nn
 from gsutils.data.scenes import DIGIT_CLASSES, SceneSet, load_voc_split, scene_config, write_scenes
 from gsutils.data.voc import VOCDataset
 from gsutils.experiments.store import Store, config_key, read_checked, write_checked
-from gsutils.models.classifiers import ARCHS, build_classifier, input_normalization, normalize_images
+from gsutils.models.classifiers import (
+    ARCHS,
+    add_vgg_batchnorm,
+    build_classifier,
+    fold_vgg_batchnorm,
+    input_normalization,
+    normalize_images,
+)
 
 NUM_CLASSES = len(DIGIT_CLASSES)
 KIND = "normgrad_classifier"
 #: bump when the training recipe changes
-RECIPE_VERSION = 1
+RECIPE_VERSION = 2
 
 
 def _mix(*ints: int) -> int:
@@ -67,6 +79,8 @@ def classifier_config(profile: Any, arch: str) -> dict[str, Any]:
         "epochs": int(ng.epochs),
         "batch_size": int(ng.batch_size),
         "lr": float(ng.lr),
+        "vgg_pool": int(ng.vgg_pool) if arch == "vgg16" else None,
+        "dropout": float(ng.dropout) if arch == "vgg16" else None,
         "seed": int(profile.seed),
         "scenes": scene_config(profile).key(),
     }
@@ -111,6 +125,26 @@ def checkpoint_path(profile: Any, arch: str) -> Path:
     return Path(profile.results_dir) / KIND / f"{config_key(classifier_config(profile, arch))}.partial.pt"
 
 
+def _training_model(cfg: dict[str, Any], device: torch.device) -> nn.Module:
+    """The network as trained: VGG16 with BatchNorms (folded later), ResNet50 zero-init residuals."""
+    arch = cfg["arch"]
+    model = build_classifier(arch, NUM_CLASSES, cfg["width"], vgg_pool=cfg["vgg_pool"] or 7,
+                             zero_init_residual=(arch == "resnet50"))
+    if arch == "vgg16":
+        add_vgg_batchnorm(model)
+        for m in model.classifier:
+            if isinstance(m, nn.Dropout):
+                m.p = cfg["dropout"]
+    return model.to(device)
+
+
+def _final_state(model: nn.Module, arch: str) -> dict[str, torch.Tensor]:
+    """The state dict of the deployed network (VGG16's BatchNorms folded)."""
+    if arch == "vgg16":
+        model = fold_vgg_batchnorm(copy.deepcopy(model).cpu())
+    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+
+
 def _train(profile: Any, arch: str, progress: bool) -> dict[str, Any]:
     """Train (resuming from the last epoch checkpoint) and return the final result dict."""
     from tqdm.auto import tqdm
@@ -121,7 +155,7 @@ def _train(profile: Any, arch: str, progress: bool) -> dict[str, Any]:
     devices = [device] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(_mix(cfg["seed"], 1))
-        model = build_classifier(arch, NUM_CLASSES, cfg["width"]).to(device)
+        model = _training_model(cfg, device)
         norm = input_normalization(model)
         opt = torch.optim.Adam(model.parameters(), lr=cfg["lr"])
         start, history = 0, []
@@ -134,7 +168,7 @@ def _train(profile: Any, arch: str, progress: bool) -> dict[str, Any]:
             except Exception as err:  # corrupt or stale: start over
                 warnings.warn(f"ignoring unreadable checkpoint {ckpt}: {err}", stacklevel=2)
                 torch.manual_seed(_mix(cfg["seed"], 1))
-                model = build_classifier(arch, NUM_CLASSES, cfg["width"]).to(device)
+                model = _training_model(cfg, device)
                 opt = torch.optim.Adam(model.parameters(), lr=cfg["lr"])
                 start, history = 0, []
         if start < cfg["epochs"]:
@@ -161,16 +195,15 @@ def _train(profile: Any, arch: str, progress: bool) -> dict[str, Any]:
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
                     opt.step()
-                    loss_sum += float(loss) * len(idx)
-                    correct += int(((logits > 0).float() == yb).all(1).sum())
+                    loss_sum += float(loss.detach()) * len(idx)
+                    correct += int(((logits.detach() > 0).float() == yb).all(1).sum())
                     bar.update(1)
-                    bar.set_postfix(epoch=epoch + 1, loss=f"{float(loss):.3f}")
+                    bar.set_postfix(epoch=epoch + 1, loss=f"{float(loss.detach()):.3f}")
                 history.append({"epoch": epoch + 1, "lr": lr, "loss": loss_sum / n,
                                 "exact_match": correct / n, "seconds": time.perf_counter() - t0})
                 write_checked(ckpt, _checkpoint_bytes(model, opt, epoch + 1, history))
             bar.close()
-    return {"state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-            "history": json.dumps(history)}
+    return {"state_dict": _final_state(model, arch), "history": json.dumps(history)}
 
 
 def train_or_load_classifier(profile: Any, arch: str, *, progress: bool = True) -> nn.Module:
@@ -192,7 +225,7 @@ def train_or_load_classifier(profile: Any, arch: str, *, progress: bool = True) 
     ckpt = checkpoint_path(profile, arch)
     for p in (ckpt, ckpt.with_name(ckpt.name + ".sha256")):
         p.unlink(missing_ok=True)
-    model = build_classifier(arch, NUM_CLASSES, cfg["width"])
+    model = build_classifier(arch, NUM_CLASSES, cfg["width"], vgg_pool=cfg["vgg_pool"] or 7)
     model.load_state_dict(result["state_dict"])
     return model.to(torch.device(profile.device)).eval()
 

@@ -308,11 +308,11 @@ def train_unet(
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
                     opt.step()
-                    loss_sum += float(loss) * len(idx)
-                    correct += int((logits.argmax(1) == yb).sum())
+                    loss_sum += float(loss.detach()) * len(idx)
+                    correct += int((logits.detach().argmax(1) == yb).sum())
                     seen += len(idx)
                     bar.update(1)
-                    bar.set_postfix(epoch=epoch + 1, loss=f"{float(loss):.3f}")
+                    bar.set_postfix(epoch=epoch + 1, loss=f"{float(loss.detach()):.3f}")
                 record = {
                     "epoch": epoch + 1,
                     "lr": lr,

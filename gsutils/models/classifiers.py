@@ -112,17 +112,22 @@ def _init_linear(module: nn.Module) -> None:
             nn.init.constant_(m.bias, 0)
 
 
-def _vgg16(num_classes: int, width: float) -> nn.Module:
-    """torchvision's VGG16 (configuration "D"), channels scaled by ``width``."""
-    if width == 1.0:
+def _vgg16(num_classes: int, width: float, pool: int) -> nn.Module:
+    """torchvision's VGG16 (configuration "D"), channels scaled by ``width``.
+
+    ``pool`` is the output size of ``avgpool`` (torchvision: 7); the first
+    classifier layer takes ``channels * pool * pool`` inputs.
+    """
+    if width == 1.0 and pool == 7:
         return tv_vgg.vgg16(weights=None, num_classes=num_classes)
     cfg = [v if v == "M" else _scaled(int(v), width) for v in tv_vgg.cfgs["D"]]
     model = tv_vgg.VGG(tv_vgg.make_layers(cfg, batch_norm=False), num_classes=num_classes)
     c_last = cfg[-2]  # channels of the last conv block
     hidden = _scaled(4096, width)
+    model.avgpool = nn.AdaptiveAvgPool2d((pool, pool))
     # torchvision hard-codes 512 * 7 * 7 -> 4096 -> 4096; same indices, scaled widths
     model.classifier = nn.Sequential(
-        nn.Linear(c_last * 7 * 7, hidden),
+        nn.Linear(c_last * pool * pool, hidden),
         nn.ReLU(True),
         nn.Dropout(p=0.5),
         nn.Linear(hidden, hidden),
@@ -134,6 +139,44 @@ def _vgg16(num_classes: int, width: float) -> nn.Module:
     return model
 
 
+def add_vgg_batchnorm(model: nn.Module) -> nn.Module:
+    """Put a BatchNorm after every convolution of a VGG's ``features`` (in place, for training).
+
+    ``features.k`` becomes ``Sequential(conv, BatchNorm2d)``; after training,
+    :func:`fold_vgg_batchnorm` merges each pair back into one convolution, so
+    the trained network is a plain VGG16 with torchvision's module names.
+    Training with the normalisation and folding it afterwards lets the deep
+    VGG16 train from scratch at the quick profile's budget (it stays at chance
+    without it).
+    """
+    for i, m in enumerate(model.features):
+        if isinstance(m, nn.Conv2d):
+            bn = nn.BatchNorm2d(m.out_channels).to(m.weight.device, m.weight.dtype)
+            model.features[i] = nn.Sequential(m, bn)
+    return model
+
+
+@torch.no_grad()
+def fold_vgg_batchnorm(model: nn.Module) -> nn.Module:
+    """Merge each ``Sequential(conv, BatchNorm2d)`` of ``features`` into one convolution (in place).
+
+    With ``s = gamma / sqrt(running_var + eps)``: ``W' = W * s`` (per output
+    channel) and ``b' = (b - running_mean) * s + beta``; the folded network
+    computes the eval-mode function of the unfolded one.
+    """
+    for i, m in enumerate(model.features):
+        if isinstance(m, nn.Sequential) and len(m) == 2 and isinstance(m[1], nn.BatchNorm2d):
+            conv, bn = m[0], m[1]
+            scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)  # (C_out,)
+            folded = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride,
+                               conv.padding, bias=True).to(conv.weight.device, conv.weight.dtype)
+            folded.weight.copy_(conv.weight * scale[:, None, None, None])  # (C_out, C_in, k, k)
+            bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
+            folded.bias.copy_((bias - bn.running_mean) * scale + bn.bias)  # (C_out,)
+            model.features[i] = folded
+    return model
+
+
 class _NarrowResNet(tv_resnet.ResNet):
     """torchvision's ResNet with every channel count multiplied by ``width``.
 
@@ -142,7 +185,8 @@ class _NarrowResNet(tv_resnet.ResNet):
     ``layer4``, ``fc`` ...) and the forward pass are torchvision's.
     """
 
-    def __init__(self, layers: list[int], num_classes: int, width: float) -> None:
+    def __init__(self, layers: list[int], num_classes: int, width: float,
+                 zero_init_residual: bool = False) -> None:
         nn.Module.__init__(self)
         self._norm_layer = nn.BatchNorm2d
         self.dilation = 1
@@ -166,12 +210,17 @@ class _NarrowResNet(tv_resnet.ResNet):
             elif isinstance(m, nn.BatchNorm2d):
                 nn.init.constant_(m.weight, 1)
                 nn.init.constant_(m.bias, 0)
+        if zero_init_residual:
+            for m in self.modules():
+                if isinstance(m, tv_resnet.Bottleneck):
+                    nn.init.constant_(m.bn3.weight, 0)
 
 
-def _resnet50(num_classes: int, width: float) -> nn.Module:
+def _resnet50(num_classes: int, width: float, zero_init_residual: bool) -> nn.Module:
     if width == 1.0:
-        return tv_resnet.resnet50(weights=None, num_classes=num_classes)
-    return _NarrowResNet([3, 4, 6, 3], num_classes, width)
+        return tv_resnet.resnet50(weights=None, num_classes=num_classes,
+                                  zero_init_residual=zero_init_residual)
+    return _NarrowResNet([3, 4, 6, 3], num_classes, width, zero_init_residual)
 
 
 # --------------------------------------------------------------------------------------
@@ -300,7 +349,13 @@ def load_checkpoint(model: nn.Module, arch: str, checkpoint: str | os.PathLike) 
 
 
 def build_classifier(
-    arch: str, num_classes: int, width: float = 1.0, checkpoint: str | os.PathLike | None = None
+    arch: str,
+    num_classes: int,
+    width: float = 1.0,
+    checkpoint: str | os.PathLike | None = None,
+    *,
+    vgg_pool: int = 7,
+    zero_init_residual: bool = False,
 ) -> nn.Module:
     """A multi-label classifier with torchvision's module names.
 
@@ -318,6 +373,14 @@ def build_classifier(
     checkpoint:
         Optional local path of a state dict to load (see
         :func:`load_checkpoint`); never downloaded.
+    vgg_pool:
+        VGG16 only: output size of ``avgpool`` (torchvision's 7). ``1`` makes
+        the head global-average-pooled (``classifier.0`` then takes the
+        channels alone), which small narrow networks learn much faster from
+        small images; the module names are unchanged.
+    zero_init_residual:
+        ResNet50 only: start every residual branch's last BatchNorm at zero
+        (torchvision's option), so that the deep narrow network trains quickly.
 
     Returns
     -------
@@ -326,7 +389,12 @@ def build_classifier(
         attribute (:class:`InputNormalization`).
     """
     _check_args(arch, num_classes, width)
-    model = _vgg16(num_classes, float(width)) if arch == "vgg16" else _resnet50(num_classes, float(width))
+    if isinstance(vgg_pool, bool) or not isinstance(vgg_pool, int) or vgg_pool < 1:
+        raise ValueError(f"vgg_pool must be a positive int, got {vgg_pool!r}")
+    if arch == "vgg16":
+        model = _vgg16(num_classes, float(width), vgg_pool)
+    else:
+        model = _resnet50(num_classes, float(width), bool(zero_init_residual))
     model.normalization = IMAGENET_NORMALIZATION
     if checkpoint is not None:
         load_checkpoint(model, arch, checkpoint)
@@ -355,4 +423,6 @@ __all__ = [
     "build_classifier",
     "load_checkpoint",
     "input_normalization",
+    "add_vgg_batchnorm",
+    "fold_vgg_batchnorm",
 ]

@@ -61,7 +61,7 @@ from torch import nn
 BACKBONES: tuple[str, ...] = ("tiny", "vgg16", "mobilenet_v2", "resnet18")
 
 #: channel widths of the tiny encoder's four resolutions (1, 1/2, 1/4, 1/8)
-TINY_WIDTHS: tuple[int, ...] = (16, 32, 64, 96)
+TINY_WIDTHS: tuple[int, ...] = (8, 16, 32, 64)
 
 #: marks a checkpoint written by :func:`save_unet`
 CHECKPOINT_FORMAT = "gsutils.unet/1"
@@ -162,9 +162,15 @@ def _make_encoder(backbone: str, in_channels: int) -> nn.Module:
         taps = tuple(7 * lvl + 5 for lvl in range(n - 1))
         return SequentialEncoder(feats, taps, TINY_WIDTHS, input_skip=False)
     if backbone == "vgg16":
-        from torchvision.models import vgg16
+        from torchvision.models.vgg import cfgs, make_layers
 
-        feats = vgg16(weights=None).features[:30]  # drop the last pool: bottleneck at 1/16
+        # torchvision's VGG16 "features" (configuration "D") without building the
+        # 100M-parameter classifier; the same initialisation as torchvision's VGG
+        feats = make_layers(cfgs["D"], batch_norm=False)[:30]  # drop the last pool: bottleneck at 1/16
+        for m in feats.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+                nn.init.zeros_(m.bias)
         conv = nn.Conv2d(in_channels, 64, 3, padding=1)
         nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")
         nn.init.zeros_(conv.bias)

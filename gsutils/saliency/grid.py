@@ -45,6 +45,7 @@ Notes on choices the papers leave open
 
 from __future__ import annotations
 
+import numbers
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -229,7 +230,7 @@ def _validate(
     empty = (requests.flatten(1).sum(1) == 0).nonzero().flatten().tolist()
     if empty:
         raise ValueError(f"requests must be non-empty; the request masks of images {empty} are empty")
-    if isinstance(classes, (int,)) and not isinstance(classes, bool):
+    if isinstance(classes, numbers.Integral) and not isinstance(classes, bool):
         cls = torch.full((n,), int(classes), dtype=torch.int64)
     else:
         cls = torch.as_tensor(classes)

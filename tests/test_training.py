@@ -1,0 +1,241 @@
+"""The S1.2 training recipe: schedule, determinism, resume, caching, corrupt files, IoU."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from gsutils.data.toy import BiasConfig
+from gsutils.experiments import segmentation as seg
+from gsutils.experiments.segmentation import SegRun, evaluate_iou, grid_runs, train_or_load
+from gsutils.metrics.segmentation import (
+    ConfusionMeter,
+    confusion_matrix,
+    iou_from_confusion,
+    mean_iou,
+    per_class_iou,
+)
+from gsutils.profiles import get_profile
+
+
+def small_profile(tmp_path, name="res", epochs=2):
+    """The quick profile shrunk to seconds: 32x32 images, 120 training images."""
+    cfg = get_profile("quick", device="cpu", results_dir=tmp_path / name)
+    return dataclasses.replace(
+        cfg,
+        toy=dataclasses.replace(cfg.toy, resolution=32, n_train=120, n_test=40),
+        train=dataclasses.replace(cfg.train, backbone="tiny", epochs=epochs, batch_size=40),
+    )
+
+
+STRONG = SegRun(BiasConfig(strength="strong", digit=2, texture=0), "tiny", 0)
+
+
+def states_equal(a: torch.nn.Module, b: torch.nn.Module) -> bool:
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+# ------------------------------------------------------------------ schedule and grid
+
+
+def test_lr_schedule_keeps_80_20_shape():
+    lrs = [seg.lr_at(e, 50, 1e-3, 1e-4, 0.2) for e in range(50)]
+    assert lrs[:40] == [1e-3] * 40 and lrs[40:] == [1e-4] * 10
+    assert [seg.lr_at(e, 5, 1e-3, 1e-4, 0.2) for e in range(5)] == [1e-3] * 4 + [1e-4]
+    assert [seg.lr_at(e, 10, 1e-3, 1e-4, 0.2) for e in range(10)].count(1e-4) == 2
+
+
+def test_grid_runs_quick():
+    cfg = get_profile("quick", device="cpu")
+    runs = grid_runs(cfg)
+    g = cfg.grid
+    n_biased = len(g.strengths) * len(g.bias_digits) * len(g.bias_textures) * len(g.seeds)
+    assert len(runs) == len(g.seeds) + n_biased
+    assert len(set(runs)) == len(runs)
+    assert runs[0].bias.strength == "none" and runs[0].backbone == cfg.train.backbone
+    weak = [r for r in runs if r.bias.strength == "weak"]
+    assert weak and all(r.bias.weak_probability == g.weak_probability and r.bias.probability == 1.0 for r in weak)
+    assert {r.bias.digit for r in runs if r.bias.strength == "strong"} == set(g.bias_digits)
+    assert len(grid_runs(cfg, backbones=("tiny", "resnet18"))) == 2 * len(runs)
+    with pytest.raises(TypeError, match="string"):
+        grid_runs(cfg, backbones="tiny")
+
+
+def test_segrun_validation():
+    with pytest.raises(ValueError, match="backbone.*'vgg19'"):
+        SegRun(BiasConfig(), "vgg19", 0)
+    with pytest.raises(ValueError, match="seed"):
+        SegRun(BiasConfig(), "tiny", -1)
+    with pytest.raises(TypeError, match="BiasConfig"):
+        SegRun("strong", "tiny", 0)
+    assert STRONG.label == "tiny/strong-d2-t0/s0"
+
+
+def test_cache_key_depends_on_what_changes_weights(tmp_path):
+    cfg = small_profile(tmp_path)
+    k = seg.model_dir(cfg, STRONG).name
+    assert seg.model_dir(cfg, STRONG).name == k  # stable
+    assert seg.model_dir(cfg, dataclasses.replace(STRONG, seed=1)).name != k
+    assert seg.model_dir(cfg, dataclasses.replace(STRONG, bias=BiasConfig("weak", digit=2))).name != k
+    more = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, epochs=3))
+    assert seg.model_dir(more, STRONG).name != k
+
+
+# ------------------------------------------------------------------ training
+
+
+def test_training_is_deterministic_and_learns(tmp_path):
+    a = train_or_load(small_profile(tmp_path, "a"), STRONG, progress=False)
+    b = train_or_load(small_profile(tmp_path, "b"), STRONG, progress=False)
+    assert states_equal(a, b)
+    assert not a.training and next(a.parameters()).device.type == "cpu"
+    hist = seg.training_history(small_profile(tmp_path, "a"), STRONG)
+    assert [h["epoch"] for h in hist] == [1, 2]
+    assert [h["lr"] for h in hist] == [1e-3, 1e-3]  # round(0.2 * 2) = 0 late epochs
+    assert all(np.isfinite(h["loss"]) for h in hist)
+    # the checkpoint is gone once the model is final
+    d = seg.model_dir(small_profile(tmp_path, "a"), STRONG)
+    assert (d / "model.pt").exists() and not (d / "checkpoint.pt").exists()
+
+
+def test_interrupted_run_resumes_bit_for_bit(tmp_path):
+    full_cfg = small_profile(tmp_path, "full", epochs=3)
+    full = train_or_load(full_cfg, STRONG, progress=False)
+
+    cfg = small_profile(tmp_path, "interrupted", epochs=3)
+
+    def stop_after_first(epoch, record):
+        if epoch == 1:
+            raise seg.EpochInterrupt("simulated crash")
+
+    with pytest.raises(seg.EpochInterrupt):
+        train_or_load(cfg, STRONG, progress=False, on_epoch_end=stop_after_first)
+    d = seg.model_dir(cfg, STRONG)
+    assert (d / "checkpoint.pt").exists() and not (d / "model.pt").exists()
+
+    seen = []
+    resumed = train_or_load(cfg, STRONG, progress=False, on_epoch_end=lambda e, r: seen.append(e))
+    assert seen == [2, 3]  # resumed after the finished epoch, did not redo it
+    assert states_equal(full, resumed)
+    assert [h["loss"] for h in seg.training_history(cfg, STRONG)] == [
+        h["loss"] for h in seg.training_history(full_cfg, STRONG)
+    ]
+
+
+def test_finished_model_is_never_retrained(tmp_path, monkeypatch):
+    cfg = small_profile(tmp_path)
+    first = train_or_load(cfg, STRONG, progress=False)
+
+    def boom(*a, **k):
+        raise AssertionError("retrained a cached model")
+
+    monkeypatch.setattr(seg, "train_unet", boom)
+    again = train_or_load(cfg, STRONG, progress=False)
+    assert states_equal(first, again)
+
+
+def test_corrupt_model_file_is_detected_and_retrained(tmp_path):
+    cfg = small_profile(tmp_path)
+    first = train_or_load(cfg, STRONG, progress=False)
+    path = seg.model_dir(cfg, STRONG) / "model.pt"
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])  # truncate
+    with pytest.warns(UserWarning, match="corrupt"):
+        again = train_or_load(cfg, STRONG, progress=False)
+    assert states_equal(first, again)  # retrained to the same weights
+    assert path.read_bytes() == data
+
+
+def test_corrupt_checkpoint_restarts_training(tmp_path):
+    cfg = small_profile(tmp_path, epochs=2)
+    with pytest.raises(seg.EpochInterrupt):
+        train_or_load(cfg, STRONG, progress=False,
+                      on_epoch_end=lambda e, r: (_ for _ in ()).throw(seg.EpochInterrupt()))
+    ckpt = seg.model_dir(cfg, STRONG) / "checkpoint.pt"
+    ckpt.write_bytes(ckpt.read_bytes()[:100])
+    seen = []
+    with pytest.warns(UserWarning, match="checkpoint"):
+        model = train_or_load(cfg, STRONG, progress=False, on_epoch_end=lambda e, r: seen.append(e))
+    assert seen == [1, 2]
+    ref = train_or_load(small_profile(tmp_path, "ref", epochs=2), STRONG, progress=False)
+    assert states_equal(model, ref)
+
+
+# ------------------------------------------------------------------ evaluation
+
+
+def test_evaluate_iou_and_its_cache(tmp_path):
+    cfg = small_profile(tmp_path)
+    res = evaluate_iou(cfg, STRONG)
+    assert len(res["iou"]) == 11 and res["n_test"] == 40
+    vals = np.array([np.nan if v is None else v for v in res["iou"]])
+    assert np.all((vals[np.isfinite(vals)] >= 0) & (vals[np.isfinite(vals)] <= 1))
+    assert res["miou"] == pytest.approx(np.nanmean(vals))
+    # the same numbers recomputed by hand from the model's predictions
+    model = train_or_load(cfg, STRONG, progress=False)
+    data = seg.unbiased_test_set(cfg)
+    assert not data.is_biased.any()
+    pred = seg.predict(model, torch.from_numpy(data.images))
+    ref = per_class_iou(pred, torch.from_numpy(data.labels).long(), 11)
+    np.testing.assert_allclose(vals, ref, equal_nan=True)
+    # corrupt cached result: detected, recomputed, same value
+    files = list((cfg.results_dir / "seg_iou").glob("*.json"))
+    files = [f for f in files if not f.name.endswith(".config.json")]
+    assert len(files) == 1
+    files[0].write_text(files[0].read_text()[:10])
+    with pytest.warns(UserWarning, match="corrupt"):
+        again = evaluate_iou(cfg, STRONG)
+    assert json.dumps(again, sort_keys=True) == json.dumps(res, sort_keys=True)
+
+
+def test_bad_arguments(tmp_path):
+    cfg = small_profile(tmp_path)
+    with pytest.raises(TypeError, match="SegRun"):
+        train_or_load(cfg, "tiny")
+    with pytest.raises(TypeError, match="Profile"):
+        grid_runs({"toy": 1})
+    with pytest.raises(ValueError, match="executor.*'spark'"):
+        seg.run_grid(cfg, [STRONG], executor="spark")
+
+
+# ------------------------------------------------------------------ metrics
+
+
+def test_iou_by_hand():
+    target = torch.tensor([[0, 0, 1, 1], [2, 2, 2, 2]])
+    pred = torch.tensor([[0, 1, 1, 1], [2, 2, 0, 2]])
+    conf = confusion_matrix(pred, target, 4)
+    assert conf.tolist() == [[1, 1, 0, 0], [0, 2, 0, 0], [1, 0, 3, 0], [0, 0, 0, 0]]
+    iou = iou_from_confusion(conf)
+    # class 0: TP 1, FP 1, FN 1 -> 1/3; class 1: 2/3; class 2: 3/4; class 3 absent -> NaN
+    np.testing.assert_allclose(iou[:3], [1 / 3, 2 / 3, 3 / 4])
+    assert np.isnan(iou[3])
+    assert mean_iou(iou) == pytest.approx((1 / 3 + 2 / 3 + 3 / 4) / 3)
+    meter = ConfusionMeter(4)
+    logits = torch.nn.functional.one_hot(pred, 4).permute(2, 0, 1)[None].float()  # (1, 4, 2, 4)
+    meter.update(logits, target[None])
+    np.testing.assert_allclose(meter.iou(), iou, equal_nan=True)
+
+
+def test_metric_bad_input():
+    with pytest.raises(ValueError, match="same shape"):
+        confusion_matrix(torch.zeros(2, 2, dtype=torch.long), torch.zeros(3, dtype=torch.long), 2)
+    with pytest.raises(ValueError, match=r"\[0, 2\)"):
+        confusion_matrix(torch.tensor([0, 5]), torch.tensor([0, 1]), 2)
+    with pytest.raises(TypeError, match="argmax"):
+        confusion_matrix(torch.zeros(2), torch.zeros(2, dtype=torch.long), 2)
+    with pytest.raises(ValueError, match="square"):
+        iou_from_confusion(np.zeros((2, 3)))
