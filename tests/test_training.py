@@ -23,11 +23,11 @@ from gsutils.profiles import get_profile
 
 
 def small_profile(tmp_path, name="res", epochs=2):
-    """The quick profile shrunk to seconds: 32x32 images, 120 training images."""
+    """The quick profile shrunk to seconds: 16x16 images, 80 training images."""
     cfg = get_profile("quick", device="cpu", results_dir=tmp_path / name)
     return dataclasses.replace(
         cfg,
-        toy=dataclasses.replace(cfg.toy, resolution=32, n_train=120, n_test=40),
+        toy=dataclasses.replace(cfg.toy, resolution=16, n_train=80, n_test=40),
         train=dataclasses.replace(cfg.train, backbone="tiny", epochs=epochs, batch_size=40),
     )
 
@@ -106,6 +106,7 @@ def test_training_is_deterministic_and_learns(tmp_path):
     assert [h["epoch"] for h in hist] == [1, 2]
     assert [h["lr"] for h in hist] == [1e-3, 1e-3]  # round(0.2 * 2) = 0 late epochs
     assert all(np.isfinite(h["loss"]) for h in hist)
+    assert hist[1]["loss"] < hist[0]["loss"]  # it does optimise
     # the checkpoint is gone once the model is final
     d = seg.model_dir(small_profile(tmp_path, "a"), STRONG)
     assert (d / "model.pt").exists() and not (d / "checkpoint.pt").exists()
@@ -239,3 +240,72 @@ def test_metric_bad_input():
         confusion_matrix(torch.zeros(2), torch.zeros(2, dtype=torch.long), 2)
     with pytest.raises(ValueError, match="square"):
         iou_from_confusion(np.zeros((2, 3)))
+
+
+# ------------------------------------------------------------------ tables and claims of the bias grid
+
+
+def fake_results(n_iou=0.96, weak=0.74, strong=0.14, other=0.95, backbones=("tiny",), digits=(2, 7)):
+    """Result dicts as run_grid returns them, with chosen IoUs (textures 0, 1; seed 0)."""
+    out = []
+    for bb in backbones:
+        out.append({"run": SegRun(BiasConfig(), bb, 0).as_dict(), "iou": [n_iou] * 10 + [0.99], "miou": 0.9})
+        for st, v in (("strong", strong), ("weak", weak)):
+            for d in digits:
+                for tex in (0, 1):
+                    iou = [other] * 10 + [0.99]
+                    iou[d] = v + 0.02 * tex  # texture 1 a bit higher: the std is 0.01 * sqrt(2)
+                    run = SegRun(BiasConfig(st, digit=d, texture=tex), bb, 0)
+                    out.append({"run": run.as_dict(), "iou": iou, "miou": 0.9})
+    return out
+
+
+def test_iou_matrix_and_drop():
+    from gsutils.experiments import bias_results as br
+
+    frame = br.results_frame(fake_results())
+    iou, drop = br.iou_matrix(frame, "strong", "tiny")
+    assert list(iou.index) == ["N", "2", "7"] and list(iou.columns) == list(range(10))
+    assert iou.loc["2", 2] == pytest.approx(0.15) and iou.loc["2", 7] == pytest.approx(0.95)
+    assert drop.loc["2", 2] == pytest.approx(0.15 - 0.96) and drop.loc["N"].abs().max() == 0
+    s = br.backbone_summary(frame).loc["tiny"]
+    assert list(s.index) == ["none", "weak", "strong"]
+    assert s.loc["strong", "mean"] == pytest.approx(0.15)
+    assert s.loc["strong", "std"] == pytest.approx(np.std([0.14, 0.16, 0.14, 0.16], ddof=1))
+    assert s.loc["none", "n"] == 2 and s.loc["weak", "n"] == 4
+    with pytest.raises(ValueError, match="strength"):
+        br.iou_matrix(frame, "none", "tiny")
+    with pytest.raises(ValueError, match="backbone 'vgg16'"):
+        br.iou_matrix(frame, "weak", "vgg16")
+
+
+@pytest.mark.parametrize(
+    "kw, expect",
+    [
+        ({}, {"biased_digit_iou_none": True, "biased_digit_iou_weak": True, "biased_digit_iou_strong": True,
+              "bias_order": True, "other_digits_stay_high": True}),
+        ({"strong": 0.5, "weak": 0.6}, {"biased_digit_iou_strong": False, "bias_order": True}),
+        ({"strong": 0.7, "weak": 0.72}, {"bias_order": False}),  # gap below 0.05
+        ({"n_iou": 0.0, "weak": 0.0, "strong": 0.0, "other": 0.0},
+         {"biased_digit_iou_none": False, "bias_order": False, "other_digits_stay_high": False}),
+        ({"other": 0.5}, {"other_digits_stay_high": False}),
+    ],
+)
+def test_bias_claims_criteria(kw, expect):
+    from gsutils.experiments import bias_results as br
+
+    frame = br.results_frame(fake_results(**kw))
+    claims = {c["id"]: c for c in br.bias_claims(frame, "tiny")}
+    for cid, passed in expect.items():
+        assert claims[cid]["passed"] is passed, (cid, claims[cid]["measured"])
+    text = br.bias_effect_statement(frame, "tiny")
+    assert ("Not reproduced" in text) == (kw.get("n_iou", 0.96) < 0.5)
+
+
+def test_backbone_claim_needs_two_backbones():
+    from gsutils.experiments import bias_results as br
+
+    one = br.backbone_claim(br.results_frame(fake_results()))
+    assert one["passed"] is None and "only" in one["note"]
+    two = br.backbone_claim(br.results_frame(fake_results(backbones=("vgg16", "resnet18"))))
+    assert two["passed"] is True

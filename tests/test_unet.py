@@ -14,10 +14,11 @@ SMALL = ("tiny", "mobilenet_v2", "resnet18")
 @pytest.mark.parametrize("backbone", BACKBONES)
 def test_output_shape_and_finite(backbone):
     model = build_unet(backbone, seed=0).eval()
-    x = torch.rand(2, 1, 64, 64, generator=torch.Generator().manual_seed(0))
+    size = 2 * model.size_multiple  # 16 (tiny), 32 (vgg16) or 64
+    x = torch.rand(2, 1, size, size, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         y = model(x)
-    assert y.shape == (2, 11, 64, 64)
+    assert y.shape == (2, 11, size, size)
     assert torch.isfinite(y).all()
 
 

@@ -178,8 +178,19 @@ ledger.check(
     note="" if several_textures else f"the profile has one bias texture {results.textures}",
 )
 
+# %% [markdown]
+# In words, from the measurements above:
+
 # %%
 # NBVAL_CHECK_OUTPUT
+for strength in results.strengths:
+    on, off = cs.diagonal_split(matrices[strength]["grid"], results.bias_digits)
+    verdict = ledger.claims[f"grid_cbd_detects_bias_{strength}"].verdict
+    print(f"{strength} bias: grid saliency keeps {on:.1%} of the context of the bias digit and "
+          f"{off:.1%} of the other digits' context; the claim is {verdict.upper()} at this profile.")
+    for m in ("vg", "sg", "ig"):
+        g_on, g_off = cs.diagonal_split(matrices[strength][m], results.bias_digits)
+        print(f"  {cs.METHOD_LABELS[m]}: CBD {g_on:.3f} on the bias digit vs {g_off:.3f} elsewhere")
 print(ledger.summary())
 
 # %% [markdown]

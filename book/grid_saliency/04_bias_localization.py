@@ -162,8 +162,18 @@ for strength in results.strengths:
             criterion="|measured - poster| <= 0.05",
         )
 
+# %% [markdown]
+# In words, from the measurements above:
+
 # %%
 # NBVAL_CHECK_OUTPUT
+for strength in results.strengths:
+    means = {m: float(np.nanmean(cbl[strength][m])) for m in cs.METHODS}
+    verdict = ledger.claims[f"grid_cbl_far_above_gradients_{strength}"].verdict
+    print(f"{strength} bias: grid saliency puts {means['grid']:.0%} of its context saliency on the "
+          f"biased half (chance {float(np.nanmean(chance[strength])):.0%}); VG, SG, IG: "
+          f"{means['vg']:.0%}, {means['sg']:.0%}, {means['ig']:.0%}. "
+          f"The claim is {verdict.upper()} at this profile.")
 print(ledger.summary())
 
 # %% [markdown]

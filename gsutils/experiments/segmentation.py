@@ -286,6 +286,8 @@ def train_unet(
         data = make_toy_dataset(_toy_cfg(profile, run.bias, run.seed), split="train",
                                 n=profile.toy.n_train, progress=False)
         x_all, y_all = _data_tensors(data)  # (N, 1, H, W), (N, H, W)
+        if device.type != "cpu":  # the whole set fits on an accelerator: no per-batch copies
+            x_all, y_all = x_all.to(device), y_all.to(device)
         n, bs = x_all.shape[0], rec["batch_size"]
         loss_fn = nn.CrossEntropyLoss()
         bar = tqdm(total=rec["epochs"] * math.ceil(n / bs), initial=start * math.ceil(n / bs),
@@ -300,9 +302,9 @@ def train_unet(
                 model.train()
                 t0, loss_sum, correct, seen = time.perf_counter(), 0.0, 0, 0
                 for i in range(0, n, bs):
-                    idx = order[i:i + bs]  # (B,)
-                    xb = x_all[idx].to(device, non_blocking=True)  # (B, 1, H, W)
-                    yb = y_all[idx].to(device, non_blocking=True)  # (B, H, W)
+                    idx = order[i:i + bs].to(x_all.device)  # (B,)
+                    xb = x_all[idx].to(device)  # (B, 1, H, W)
+                    yb = y_all[idx].to(device)  # (B, H, W)
                     logits = model(xb)  # (B, 11, H, W)
                     loss = loss_fn(logits, yb)
                     opt.zero_grad(set_to_none=True)
@@ -393,6 +395,23 @@ def training_history(profile: Any, run: SegRun) -> list[dict]:
     if not path.exists():
         raise FileNotFoundError(f"no training history for {run.label} at {path}; train it first")
     return json.loads(path.read_text())
+
+
+def training_summary(profile: Any, runs: Sequence[SegRun]):
+    """One row per run: epochs, final training loss and pixel accuracy, training seconds."""
+    import pandas as pd
+
+    rows = []
+    for run in runs:
+        hist = training_history(profile, run)
+        rows.append({
+            "network": run.label,
+            "epochs": len(hist),
+            "final loss": hist[-1]["loss"],
+            "train pixel acc": hist[-1]["pixel_acc"],
+            "seconds": sum(h["seconds"] for h in hist),
+        })
+    return pd.DataFrame(rows).set_index("network")
 
 
 # ----------------------------------------------------------------------------------------------

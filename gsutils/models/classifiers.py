@@ -104,12 +104,20 @@ def _check_args(arch: str, num_classes: int, width: float) -> None:
         raise ValueError(f"width must be a float in (0, 1], got {width!r}")
 
 
-def _init_linear(module: nn.Module) -> None:
-    """torchvision's VGG initialisation for the linear layers."""
-    for m in module.modules():
-        if isinstance(m, nn.Linear):
-            nn.init.normal_(m.weight, 0, 0.01)
-            nn.init.constant_(m.bias, 0)
+def _init_head(classifier: nn.Sequential) -> None:
+    """He initialisation of a narrow VGG head (fan-in, ReLU gain), biases zero.
+
+    torchvision draws VGG's linear weights from N(0, 0.01), scaled for its
+    25,088 inputs; with a few dozen inputs that makes the head's output (and
+    the gradient reaching the convolutions) tiny and training stalls, so the
+    narrow heads use He's initialisation instead (the last layer without the
+    ReLU gain).
+    """
+    linears = [m for m in classifier if isinstance(m, nn.Linear)]
+    for i, m in enumerate(linears):
+        last = i == len(linears) - 1
+        nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="linear" if last else "relu")
+        nn.init.constant_(m.bias, 0)
 
 
 def _vgg16(num_classes: int, width: float, pool: int) -> nn.Module:
@@ -135,7 +143,7 @@ def _vgg16(num_classes: int, width: float, pool: int) -> nn.Module:
         nn.Dropout(p=0.5),
         nn.Linear(hidden, num_classes),
     )
-    _init_linear(model.classifier)
+    _init_head(model.classifier)
     return model
 
 
