@@ -137,7 +137,8 @@ def backbone_summary(frame):
     out["std"] = out["std"].fillna(0.0)
     out["other_mean"] = g["other_iou"].mean()
     order = {"none": 0, "weak": 1, "strong": 2}
-    return out.sort_index(key=lambda idx: idx.map(order) if idx.name == "strength" else idx)
+    bb_order = {bb: i for i, bb in enumerate(frame.backbone.unique())}  # as trained
+    return out.sort_index(key=lambda idx: idx.map(order) if idx.name == "strength" else idx.map(bb_order))
 
 
 def bias_claims(frame, backbone: str) -> list[dict[str, Any]]:
@@ -257,7 +258,7 @@ def plot_backbone_comparison(frame):
     backbones = list(dict.fromkeys(s.index.get_level_values(0)))
     strengths = [("none", "unbiased (N)", "#4c72b0"), ("weak", "weak bias", "#dd8452"),
                  ("strong", "strong bias", "#c44e52")]
-    fig, ax = plt.subplots(figsize=(1.6 + 1.8 * len(backbones), 3.6), constrained_layout=True)
+    fig, ax = plt.subplots(figsize=(max(4.8, 1.6 + 1.8 * len(backbones)), 3.8), constrained_layout=True)
     width = 0.8 / len(strengths)
     for k, (st, label, color) in enumerate(strengths):
         means = [s.loc[(bb, st), "mean"] if (bb, st) in s.index else np.nan for bb in backbones]
@@ -272,8 +273,8 @@ def plot_backbone_comparison(frame):
     ax.set_xticks(range(len(backbones)), backbones)
     ax.set_ylim(0, 1.1)
     ax.set_ylabel("IoU of the bias digit\n(unbiased test data)")
-    ax.set_title("Fig. S9: backbones (dotted: poster's 0.96 / 0.74 / 0.14)", fontsize=10)
-    ax.legend(fontsize=8, loc="upper right", ncols=3)
+    ax.set_title("Fig. S9: encoders compared\n(dotted: the poster's 0.96 / 0.74 / 0.14)", fontsize=10)
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncols=3, frameon=False)
     return fig
 
 

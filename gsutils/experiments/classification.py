@@ -300,6 +300,271 @@ def evaluate_classifier(model: nn.Module, scenes: SceneSet) -> dict[str, Any]:
     return {"mAP": float(np.nanmean(ap)), "ap": [float(a) for a in ap]}
 
 
+# --------------------------------------------------------------------------------------
+# the pointing game on the test scenes (Rebuffi et al., 2020, Sec. A and Table 2)
+# --------------------------------------------------------------------------------------
+
+#: bump when what :func:`pointing_game_run` computes changes
+POINTING_VERSION = 1
+
+#: ``normgrad_conv`` (NormGrad without the identity trick) needs a convolution; its
+#: entry in a candidate layer's column is computed at this convolution: for VGG16 the
+#: one feeding the ReLU, for ResNet50 the last convolution of the stage.
+CONV_FOR_LAYER: dict[str, dict[str, str]] = {
+    "vgg16": {"features.3": "features.2", "features.8": "features.7", "features.15": "features.14",
+              "features.22": "features.21", "features.29": "features.28"},
+    "resnet50": {"layer1": "layer1.2.conv3", "layer2": "layer2.3.conv3", "layer3": "layer3.5.conv3",
+                 "layer4": "layer4.2.conv3"},
+}
+#: TorchRay's published pointing accuracies on PASCAL VOC 2007 test (all / difficult, %),
+#: shown for context only: a different dataset and full-size fine-tuned networks.
+TORCHRAY_VOC07: dict[str, dict[str, tuple[float, float]]] = {
+    "vgg16": {"gradient": (76.3, 56.9), "guided_backprop": (75.9, 53.0), "grad_cam": (86.6, 74.0),
+              "excitation_backprop": (77.1, 56.6), "contrastive_excitation_backprop": (79.9, 66.5)},
+    "resnet50": {"grad_cam": (90.4, 82.3)},
+}
+
+
+def pointing_config(profile: Any, arch: str) -> dict[str, Any]:
+    """Everything that determines :func:`pointing_game_run`'s result."""
+    from gsutils.models.classifiers import CANDIDATE_LAYERS
+    from gsutils.saliency.extract_aggregate import METHODS
+
+    return {"version": POINTING_VERSION, "classifier": classifier_config(profile, arch),
+            "layers": list(CANDIDATE_LAYERS[arch]), "conv_layers": CONV_FOR_LAYER[arch],
+            "methods": list(METHODS), "tolerance": int(profile.normgrad.tolerance)}
+
+
+def _points(maps: torch.Tensor) -> list[tuple[int, int]]:
+    """``(x, y)`` of each map's maximum, ``maps`` ``(B, 1, H, W)`` (first maximum on ties)."""
+    w = maps.shape[-1]
+    flat = maps.flatten(1).argmax(1).tolist()  # (B,)
+    return [(i % w, i // w) for i in flat]
+
+
+def _pointing_compute(profile: Any, arch: str, progress: bool) -> dict[str, Any]:
+    from tqdm.auto import tqdm
+
+    from gsutils.metrics.pointing import hit_region
+    from gsutils.models.classifiers import CANDIDATE_LAYERS
+    from gsutils.saliency.extract_aggregate import METHODS, extract_aggregate
+
+    cfg = pointing_config(profile, arch)
+    tol = cfg["tolerance"]
+    layers = CANDIDATE_LAYERS[arch]
+    convs = CONV_FOR_LAYER[arch]
+    methods = [m for m in METHODS if m != "normgrad_conv"]
+    model = train_or_load_classifier(profile, arch, progress=progress)
+    device = next(model.parameters()).device
+    scenes = test_scenes(profile)
+    pairs = [p for p in scenes.pairs() if not p.skip]
+    keys = [f"{m}@{layer}" for m in methods for layer in layers]
+    keys += [f"normgrad_conv@{layer}" for layer in convs]
+    hits: dict[str, list[bool]] = {k: [] for k in keys + ["center"]}
+    h, w = scenes.image_size
+    centre = (w // 2, h // 2)
+    bs = int(profile.normgrad.batch_size)
+    for start in tqdm(range(0, len(pairs), bs), desc=f"pointing game {arch}", disable=not progress,
+                      leave=False):
+        batch = pairs[start:start + bs]
+        x = scenes.images[torch.tensor([p.index for p in batch])].to(device)  # (B, 3, S, S)
+        target = torch.tensor([p.class_id for p in batch], device=device)  # (B,)
+        maps = extract_aggregate(model, x, target, layers, methods)  # each (B, 1, S, S)
+        conv_maps = extract_aggregate(model, x, target, list(convs.values()), ["normgrad_conv"])
+        for layer, conv in convs.items():
+            maps["normgrad_conv", layer] = conv_maps["normgrad_conv", conv]
+        points = {k: _points(maps[tuple(k.split("@"))]) for k in keys}
+        for j, p in enumerate(batch):
+            region = hit_region(scenes.gt_mask(p.index, p.class_id), tol)  # (S, S) bool
+            for k in keys:
+                px, py = points[k][j]
+                hits[k].append(bool(region[py, px]))
+            hits["center"].append(bool(region[centre[1], centre[0]]))
+    scores = predict_scores(model, scenes.images)
+    return {
+        "arch": arch,
+        "layers": list(layers),
+        "tolerance": tol,
+        "image_size": [h, w],
+        "n_pairs": len(pairs),
+        "n_skipped": len(scenes.pairs()) - len(pairs),
+        "image_index": [p.index for p in pairs],
+        "class_id": [p.class_id for p in pairs],
+        "difficult": [p.difficult for p in pairs],
+        "hits": hits,
+        "test_map": float(np.nanmean(average_precision(scores, scenes.labels))),
+    }
+
+
+def pointing_game_run(profile: Any, arch: str, *, progress: bool = True) -> dict[str, Any]:
+    """The pointing game of every method at every candidate layer of ``arch`` (cached).
+
+    Every (test scene, present class) pair whose boxes are not all
+    VOC-difficult is explained for that class by every method of
+    :data:`gsutils.saliency.extract_aggregate.METHODS` at every layer of
+    :data:`gsutils.models.classifiers.CANDIDATE_LAYERS` (``normgrad_conv`` at
+    the convolutions of :data:`CONV_FOR_LAYER`), each map upsampled to the
+    image; its maximum is a hit when within ``profile.normgrad.tolerance``
+    pixels of the union of the class's boxes. The center baseline points at
+    the image's centre pixel.
+
+    Returns
+    -------
+    dict
+        ``hits``: ``{"method@layer": [bool per pair], "center": [...]}``, with the
+        pairs' ``image_index``, ``class_id`` and ``difficult`` flags; also
+        ``n_pairs``, ``n_skipped``, ``tolerance``, ``image_size`` and the
+        classifier's ``test_map``. :func:`pointing_accuracies` turns it into
+        accuracies.
+    """
+    _check(profile, arch)
+    return Store(profile.results_dir).get_or_compute(
+        "normgrad_pointing", pointing_config(profile, arch),
+        lambda: _pointing_compute(profile, arch, progress))
+
+
+def _game_accuracy(hits: Sequence[bool], class_id: Sequence[int], difficult: Sequence[bool],
+                   subset: str) -> float:
+    from gsutils.metrics.pointing import PointingGame
+
+    game = PointingGame(NUM_CLASSES)
+    for hit, c, d in zip(hits, class_id, difficult):
+        game.record(bool(hit), int(c), difficult=bool(d))
+    return game.accuracy(subset)
+
+
+def pointing_accuracies(run: dict[str, Any]):
+    """Accuracy (mean over classes, %) per method and layer, all pairs and the difficult subset.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index: method; columns: ``(subset, layer)``; NaN where a method has no
+        map at a layer (``normgrad_conv`` at the input).
+    """
+    import pandas as pd
+
+    from gsutils.metrics.pointing import SUBSETS
+
+    from gsutils.saliency.extract_aggregate import METHODS
+
+    rows: dict[str, dict[tuple[str, str], float]] = {}
+    layers = list(run["layers"])
+    for key, hits in run["hits"].items():
+        if key == "center":
+            continue
+        method, layer = key.split("@")
+        for s in SUBSETS:
+            rows.setdefault(method, {})[s, layer] = 100 * _game_accuracy(
+                hits, run["class_id"], run["difficult"], s)
+    cols = pd.MultiIndex.from_tuples([(s, layer) for s in SUBSETS for layer in layers],
+                                     names=["subset", "layer"])
+    frame = pd.DataFrame.from_dict(rows, orient="index").reindex(columns=cols)
+    return frame.reindex([m for m in METHODS if m in rows])
+
+
+def center_accuracy(run: dict[str, Any]) -> dict[str, float]:
+    """The center baseline's accuracy (%), all pairs and the difficult subset."""
+    from gsutils.metrics.pointing import SUBSETS
+
+    return {s: 100 * _game_accuracy(run["hits"]["center"], run["class_id"], run["difficult"], s)
+            for s in SUBSETS}
+
+
+def best_layers(run: dict[str, Any], subset: str = "all"):
+    """Table 2: each method's best layer (highest accuracy on ``subset``) and its accuracies (%).
+
+    Ties go to the earlier (shallower) layer.
+    """
+    import pandas as pd
+
+    acc = pointing_accuracies(run)
+    rows = []
+    for method, row in acc.iterrows():
+        on = row[subset].dropna()
+        best = on.index[int(np.argmax(on.to_numpy()))]
+        rows.append({"method": method, "best layer": best, "all %": row["all", best],
+                     "difficult %": row["difficult", best]})
+    return pd.DataFrame(rows).set_index("method")
+
+
+def paired_bootstrap(run: dict[str, Any], key_a: str, key_b: str, subset: str = "all",
+                     n_boot: int = 1000, seed: int = 0) -> dict[str, float]:
+    """Accuracy difference ``a - b`` (percentage points) with a 95 % bootstrap interval.
+
+    Test scenes are resampled with replacement (all pairs of a scene move
+    together, both methods see the same resample); the accuracy is the mean
+    over classes as in the pointing game.
+
+    Parameters
+    ----------
+    key_a, key_b:
+        Keys of ``run["hits"]`` (``"method@layer"`` or ``"center"``).
+    """
+    for k in (key_a, key_b):
+        if k not in run["hits"]:
+            raise ValueError(f"{k!r} is not in the run's hits; available: {sorted(run['hits'])}")
+    img = np.asarray(run["image_index"])
+    cls = np.asarray(run["class_id"])
+    dif = np.asarray(run["difficult"], dtype=bool)
+    a = np.asarray(run["hits"][key_a], dtype=bool)
+    b = np.asarray(run["hits"][key_b], dtype=bool)
+    keep = dif if subset == "difficult" else np.ones_like(dif)
+    images = np.unique(img)
+    by_image = {i: np.flatnonzero((img == i) & keep) for i in images}
+
+    def acc(h: np.ndarray, idx: np.ndarray) -> float:
+        per_class = [h[idx][cls[idx] == c].mean() for c in range(NUM_CLASSES) if (cls[idx] == c).any()]
+        return float(np.mean(per_class)) if per_class else float("nan")
+
+    all_idx = np.flatnonzero(keep)
+    diff = 100 * (acc(a, all_idx) - acc(b, all_idx))
+    rng = np.random.default_rng(seed)
+    boots = []
+    for _ in range(n_boot):
+        pick = rng.choice(images, size=len(images), replace=True)
+        idx = np.concatenate([by_image[i] for i in pick])
+        if idx.size:
+            boots.append(100 * (acc(a, idx) - acc(b, idx)))
+    lo, hi = np.nanpercentile(boots, [2.5, 97.5])
+    return {"difference": diff, "low": float(lo), "high": float(hi)}
+
+
+def plot_pointing_by_layer(runs: Sequence[dict[str, Any]]):
+    """Pointing accuracy against layer, one line per method (rows: architectures; columns: subsets).
+
+    The center baseline is the dashed grey line.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    import matplotlib.pyplot as plt
+
+    from gsutils.metrics.pointing import SUBSETS
+
+    fig, axes = plt.subplots(len(runs), 2, figsize=(11, 3.4 * len(runs)), squeeze=False,
+                             layout="constrained")
+    colours = plt.get_cmap("tab10")
+    for r, run in enumerate(runs):
+        acc = pointing_accuracies(run)
+        centre = center_accuracy(run)
+        for c, s in enumerate(SUBSETS):
+            ax = axes[r, c]
+            layers = list(acc[s].columns)
+            for k, (method, row) in enumerate(acc[s].iterrows()):
+                ax.plot(range(len(layers)), row.to_numpy(), marker="o", ms=3, color=colours(k % 10),
+                        label=method.replace("_", " "))
+            ax.axhline(centre[s], color="0.5", ls="--", label="center baseline")
+            ax.set_xticks(range(len(layers)), layers, fontsize=8)
+            ax.set_ylim(0, 100)
+            ax.set_title(f"{run['arch']}: {s} ({run['tolerance']} px tolerance)", fontsize=10)
+            if c == 0:
+                ax.set_ylabel("pointing accuracy (%)")
+    axes[0, 1].legend(fontsize=7, loc="lower left", ncols=2)
+    return fig
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     from gsutils.profiles import get_profile
 

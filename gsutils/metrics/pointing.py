@@ -216,10 +216,15 @@ class PointingGame:
                                 f"got {map_or_point!r}") from err
             if not (0 <= x < gt.shape[1] and 0 <= y < gt.shape[0]):
                 raise ValueError(f"point (x={x}, y={y}) lies outside the {tuple(gt.shape)} image")
-        hit = bool(region[y, x])
+        return self.record(bool(region[y, x]), class_id, difficult=difficult)
+
+    def record(self, hit: bool, class_id: int, *, difficult: bool = False) -> int:
+        """Count an already scored pair (``hit`` True or False); returns ``+1`` or ``-1``."""
+        if isinstance(class_id, bool) or not isinstance(class_id, (int, np.integer)) \
+                or not 0 <= int(class_id) < self.num_classes:
+            raise ValueError(f"class_id must be an int in [0, {self.num_classes}), got {class_id!r}")
         c = int(class_id)
-        subsets = SUBSETS if difficult else ("all",)
-        for s in subsets:
+        for s in (SUBSETS if difficult else ("all",)):
             (self.hits if hit else self.misses)[s][c] += 1
         return 1 if hit else -1
 
