@@ -12,11 +12,11 @@ import numpy as np
 
 # --------------------------------------------------------------------------- grid saliency: S1.3/S1.4
 
-#: colours of the 11 toy classes (digits 0-9 from tab10, background dark grey)
+#: colours of the 11 toy classes (digits 0-9 from tab10, background light grey)
 _CLASS_RGB = np.array(
     [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
      (140, 86, 75), (227, 119, 194), (188, 189, 34), (23, 190, 207), (127, 127, 127),
-     (40, 40, 40)], dtype=np.float64) / 255.0
+     (225, 225, 225)], dtype=np.float64) / 255.0
 
 _METHOD_LABELS = {"vg": "VG", "sg": "SG", "ig": "IG", "grid": "Grid saliency"}
 

@@ -172,6 +172,7 @@ def test_compute_context_saliency_end_to_end():
     assert np.all((out["cbd"] >= 0) & (out["cbd"] <= 1))
     assert np.all((out["cbl"] >= 0) & (out["cbl"] <= 1))
     assert out["example_maps"].shape == (len(METHODS), 2, 16, 16)
+    assert out["score"].shape == (n,) and np.all((out["score"] > 0) & (out["score"] < 1))
     assert np.all(out["digits"][out["example_index"]] == 3)
     # CBD is recomputable from the stored example maps
     ex = out["example_index"]
@@ -196,6 +197,7 @@ def test_results_aggregation():
         cbl_v = np.full((4, 20), 0.3)
         cbl_v[3] = 0.9
         results.append({"digits": digits, "is_biased": digits == d, "cbd": cbd_v, "cbl": cbl_v,
+                        "score": np.full(20, 0.8),
                         "chance": np.full(20, 0.5), "empty": np.zeros(20, bool),
                         "grid_masks": np.ones((20, 4, 4))})
     res = ContextSaliencyResults(runs, results, bias_digits=(2, 7), textures=(0,), strengths=("strong",))
@@ -209,5 +211,6 @@ def test_results_aggregation():
     assert np.allclose(res.cbl_matrix("strong", "vg"), 0.3)
     assert np.allclose(res.chance_matrix("strong"), 0.5)
     assert res.n_images("strong") == 40 and res.empty_fraction("strong") == 0.0
+    assert np.isclose(res.mean_score("strong"), 0.8)
     # a strength with no networks gives NaN, not an error
     assert np.isnan(res.cbd_matrix("weak", "grid")).all()

@@ -114,6 +114,7 @@ class RenderedScene:
     image: np.ndarray  # (S, S, 3) uint8
     objects: tuple[VOCObject, ...]
     object_map: np.ndarray  # (S, S) uint8, k = k-th object (1-based), 0 = background
+    visible_fraction: tuple[float, ...] = ()  # per object: visible pixels / its full mask
 
 
 def _resize(a: np.ndarray, size: int) -> np.ndarray:
@@ -206,7 +207,7 @@ def render_scene(rng: np.random.Generator, digits: np.ndarray, digit_labels: np.
         a = alpha[..., None]  # (S, S, 1)
         image = a * layer + (1 - a) * image
     object_map = np.zeros((s, s), np.uint8)
-    objects = []
+    objects, fractions = [], []
     for j, mask in enumerate(masks):
         later = np.zeros((s, s), bool)
         for m in masks[j + 1:]:
@@ -218,8 +219,9 @@ def render_scene(rng: np.random.Generator, digits: np.ndarray, digit_labels: np.
         difficult = (vis.sum() < DIFFICULT_VISIBLE * mask.sum()
                      or min(box[2] - box[0], box[3] - box[1]) + 1 < DIFFICULT_MIN_SIDE)
         objects.append(VOCObject(DIGIT_CLASSES[labels[j]], labels[j], box, bool(difficult)))
+        fractions.append(float(vis.sum() / mask.sum()))
     img8 = np.clip(np.rint(image * 255.0), 0, 255).astype(np.uint8)  # (S, S, 3)
-    return RenderedScene(img8, tuple(objects), object_map)
+    return RenderedScene(img8, tuple(objects), object_map, tuple(fractions))
 
 
 def _scene_rng(seed: int, split: str, index: int) -> np.random.Generator:

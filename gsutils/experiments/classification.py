@@ -1,20 +1,27 @@
-"""Multi-label classifiers on the multi-digit stand-in (NormGrad chapters).
+"""Multi-label classifiers on the multi-digit stand-in, and the pointing game (NormGrad Sec. A).
 
 :func:`train_or_load_classifier` returns a VGG16 or ResNet50
 (:func:`gsutils.models.classifiers.build_classifier`, width from the profile)
 trained for multi-label classification of the digit scenes
 (:mod:`gsutils.data.scenes`), the stand-in for the VOC07 models of Rebuffi et
 al. (2020). Training: Adam, binary cross-entropy on the 10 logits, a constant
-learning rate divided by ten for the last epoch, no augmentation. To train from scratch
-at a small budget, VGG16 is trained with a BatchNorm after every convolution
-that is folded into the convolution afterwards
+learning rate divided by ten for the last epoch, no augmentation. To train
+from scratch at a small budget, VGG16 is trained with a BatchNorm after every
+convolution that is folded into the convolution afterwards
 (:func:`gsutils.models.classifiers.fold_vgg_batchnorm`: the stored network is
-a plain VGG16), and ResNet50 starts with zero-initialised residual branches. It is cached under
-``<results_dir>/normgrad_classifier/<key>.pt`` (key: a hash of
-:func:`classifier_config`), writes a checkpoint after every epoch (atomic,
-checksummed) and resumes from it when interrupted. Runs are deterministic:
-initialisation, shuffling and dropout draw from seeds derived from the
-profile's seed, in a forked RNG state that leaves the caller's untouched.
+a plain VGG16), and ResNet50 starts with zero-initialised residual branches.
+The result is cached under ``<results_dir>/normgrad_classifier/<key>.pt``
+(key: a hash of :func:`classifier_config`); a checkpoint is written after
+every epoch (atomic, checksummed) and training resumes from it when
+interrupted. Runs are deterministic: initialisation, shuffling and dropout
+draw from seeds derived from the profile's seed, in a forked RNG state that
+leaves the caller's untouched.
+
+:func:`pointing_game_run` plays the pointing game with every Extract &
+Aggregate method at every candidate layer, on the stand-in's test scenes or
+on a real VOC-format test set with TorchRay's checkpoints;
+:func:`pointing_accuracies`, :func:`best_layers` (Table 2),
+:func:`center_accuracy` and :func:`paired_bootstrap` summarise a run.
 
 From the command line::
 
@@ -28,6 +35,7 @@ import copy
 import io
 import json
 import math
+import os
 import time
 import warnings
 from collections.abc import Sequence
@@ -306,6 +314,8 @@ def evaluate_classifier(model: nn.Module, scenes: SceneSet) -> dict[str, Any]:
 
 #: bump when what :func:`pointing_game_run` computes changes
 POINTING_VERSION = 1
+#: the papers' pointing-game tolerance on real VOC / COCO images (pixels)
+DEFAULT_TOLERANCE_PX = 15
 
 #: ``normgrad_conv`` (NormGrad without the identity trick) needs a convolution; its
 #: entry in a candidate layer's column is computed at this convolution: for VGG16 the
@@ -325,14 +335,27 @@ TORCHRAY_VOC07: dict[str, dict[str, tuple[float, float]]] = {
 }
 
 
-def pointing_config(profile: Any, arch: str) -> dict[str, Any]:
+def pointing_config(profile: Any, arch: str, voc_root: str | os.PathLike | None = None,
+                    checkpoint: str | os.PathLike | None = None) -> dict[str, Any]:
     """Everything that determines :func:`pointing_game_run`'s result."""
     from gsutils.models.classifiers import CANDIDATE_LAYERS
     from gsutils.saliency.extract_aggregate import METHODS
 
-    return {"version": POINTING_VERSION, "classifier": classifier_config(profile, arch),
-            "layers": list(CANDIDATE_LAYERS[arch]), "conv_layers": CONV_FOR_LAYER[arch],
-            "methods": list(METHODS), "tolerance": int(profile.normgrad.tolerance)}
+    _check(profile, arch)
+    base = {"version": POINTING_VERSION, "layers": list(CANDIDATE_LAYERS[arch]),
+            "conv_layers": CONV_FOR_LAYER[arch], "methods": list(METHODS)}
+    if voc_root is None:
+        return {**base, "classifier": classifier_config(profile, arch),
+                "tolerance": int(profile.normgrad.tolerance)}
+    if checkpoint is None:
+        raise ValueError(f"voc_root={str(voc_root)!r} needs the checkpoint of a VOC-trained {arch} "
+                         "(e.g. TorchRay's vgg16_voc-b050e8c3.pth.tar); checkpoint=None was given")
+    ck = Path(checkpoint).expanduser()
+    if not ck.is_file():
+        raise FileNotFoundError(f"checkpoint {str(ck)!r} does not exist")
+    return {**base, "arch": arch, "voc_root": str(Path(voc_root).expanduser().resolve()),
+            "checkpoint": str(ck.resolve()), "checkpoint_bytes": ck.stat().st_size,
+            "input_size": int(profile.normgrad.image_size), "tolerance": DEFAULT_TOLERANCE_PX}
 
 
 def _points(maps: torch.Tensor) -> list[tuple[int, int]]:
@@ -342,85 +365,216 @@ def _points(maps: torch.Tensor) -> list[tuple[int, int]]:
     return [(i % w, i // w) for i in flat]
 
 
-def _pointing_compute(profile: Any, arch: str, progress: bool) -> dict[str, Any]:
-    from tqdm.auto import tqdm
+def _pointing_keys(arch: str) -> tuple[list[str], list[str]]:
+    from gsutils.models.classifiers import CANDIDATE_LAYERS
+    from gsutils.saliency.extract_aggregate import METHODS
+
+    methods = [m for m in METHODS if m != "normgrad_conv"]
+    keys = [f"{m}@{layer}" for m in methods for layer in CANDIDATE_LAYERS[arch]]
+    keys += [f"normgrad_conv@{layer}" for layer in CONV_FOR_LAYER[arch]]
+    return methods, keys
+
+
+def score_pairs(model: nn.Module, arch: str, x: torch.Tensor, target: torch.Tensor,
+                gts: Sequence[torch.Tensor], tolerance: int) -> dict[str, list[bool]]:
+    """Pointing-game hits of every method at every candidate layer for a batch of pairs.
+
+    Parameters
+    ----------
+    model, arch:
+        The classifier and its architecture (``"vgg16"`` / ``"resnet50"``).
+    x:
+        ``(B, 3, h, w)`` network inputs (one per pair; an image may repeat).
+    target:
+        ``(B,)`` the class of each pair.
+    gts:
+        ``B`` ground-truth masks ``(H, W)`` (all the same size); maps are
+        upsampled bilinearly to ``(H, W)`` (the image's original size) before
+        their maximum is taken.
+    tolerance:
+        Hit radius in pixels.
+
+    Returns
+    -------
+    dict
+        ``{"method@layer": [bool] * B, "center": [bool] * B}``.
+    """
+    import torch.nn.functional as F
 
     from gsutils.metrics.pointing import hit_region
     from gsutils.models.classifiers import CANDIDATE_LAYERS
-    from gsutils.saliency.extract_aggregate import METHODS, extract_aggregate
+    from gsutils.saliency.extract_aggregate import extract_aggregate
 
-    cfg = pointing_config(profile, arch)
-    tol = cfg["tolerance"]
-    layers = CANDIDATE_LAYERS[arch]
+    methods, keys = _pointing_keys(arch)
     convs = CONV_FOR_LAYER[arch]
-    methods = [m for m in METHODS if m != "normgrad_conv"]
+    maps = extract_aggregate(model, x, target, CANDIDATE_LAYERS[arch], methods)  # each (B, 1, h, w)
+    conv_maps = extract_aggregate(model, x, target, list(convs.values()), ["normgrad_conv"])
+    for layer, conv in convs.items():
+        maps["normgrad_conv", layer] = conv_maps["normgrad_conv", conv]
+    size = tuple(gts[0].shape)
+    out: dict[str, list[bool]] = {}
+    regions = [hit_region(g, tolerance) for g in gts]  # B x (H, W) bool
+    for k in keys:
+        m = maps[tuple(k.split("@"))]  # (B, 1, h, w)
+        if tuple(m.shape[-2:]) != size:
+            m = F.interpolate(m, size=size, mode="bilinear", align_corners=False)  # (B, 1, H, W)
+        out[k] = [bool(r[py, px]) for r, (px, py) in zip(regions, _points(m))]
+    cy, cx = size[0] // 2, size[1] // 2
+    out["center"] = [bool(r[cy, cx]) for r in regions]
+    return out
+
+
+def _run_record(arch: str, tolerance: int, size: Any, hits: dict[str, list[bool]], pairs: list[tuple],
+                n_skipped: int, **extra: Any) -> dict[str, Any]:
+    from gsutils.models.classifiers import CANDIDATE_LAYERS
+
+    return {"arch": arch, "layers": list(CANDIDATE_LAYERS[arch]), "tolerance": tolerance,
+            "image_size": size, "n_pairs": len(pairs), "n_skipped": n_skipped,
+            "image_index": [p[0] for p in pairs], "class_id": [p[1] for p in pairs],
+            "difficult": [bool(p[2]) for p in pairs], "hits": hits, **extra}
+
+
+def _pointing_compute(profile: Any, arch: str, progress: bool) -> dict[str, Any]:
+    from tqdm.auto import tqdm
+
+    tol = int(profile.normgrad.tolerance)
     model = train_or_load_classifier(profile, arch, progress=progress)
     device = next(model.parameters()).device
     scenes = test_scenes(profile)
     pairs = [p for p in scenes.pairs() if not p.skip]
-    keys = [f"{m}@{layer}" for m in methods for layer in layers]
-    keys += [f"normgrad_conv@{layer}" for layer in convs]
-    hits: dict[str, list[bool]] = {k: [] for k in keys + ["center"]}
-    h, w = scenes.image_size
-    centre = (w // 2, h // 2)
+    hits: dict[str, list[bool]] = {}
     bs = int(profile.normgrad.batch_size)
     for start in tqdm(range(0, len(pairs), bs), desc=f"pointing game {arch}", disable=not progress,
                       leave=False):
         batch = pairs[start:start + bs]
         x = scenes.images[torch.tensor([p.index for p in batch])].to(device)  # (B, 3, S, S)
         target = torch.tensor([p.class_id for p in batch], device=device)  # (B,)
-        maps = extract_aggregate(model, x, target, layers, methods)  # each (B, 1, S, S)
-        conv_maps = extract_aggregate(model, x, target, list(convs.values()), ["normgrad_conv"])
-        for layer, conv in convs.items():
-            maps["normgrad_conv", layer] = conv_maps["normgrad_conv", conv]
-        points = {k: _points(maps[tuple(k.split("@"))]) for k in keys}
-        for j, p in enumerate(batch):
-            region = hit_region(scenes.gt_mask(p.index, p.class_id), tol)  # (S, S) bool
-            for k in keys:
-                px, py = points[k][j]
-                hits[k].append(bool(region[py, px]))
-            hits["center"].append(bool(region[centre[1], centre[0]]))
+        gts = [scenes.gt_mask(p.index, p.class_id) for p in batch]  # B x (S, S)
+        for k, v in score_pairs(model, arch, x, target, gts, tol).items():
+            hits.setdefault(k, []).extend(v)
     scores = predict_scores(model, scenes.images)
-    return {
-        "arch": arch,
-        "layers": list(layers),
-        "tolerance": tol,
-        "image_size": [h, w],
-        "n_pairs": len(pairs),
-        "n_skipped": len(scenes.pairs()) - len(pairs),
-        "image_index": [p.index for p in pairs],
-        "class_id": [p.class_id for p in pairs],
-        "difficult": [p.difficult for p in pairs],
-        "hits": hits,
-        "test_map": float(np.nanmean(average_precision(scores, scenes.labels))),
-    }
+    return _run_record(arch, tol, list(scenes.image_size), hits,
+                       [(p.index, p.class_id, p.difficult) for p in pairs],
+                       len(scenes.pairs()) - len(pairs), data="stand-in",
+                       test_map=float(np.nanmean(average_precision(scores, scenes.labels))))
 
 
-def pointing_game_run(profile: Any, arch: str, *, progress: bool = True) -> dict[str, Any]:
+def _pointing_compute_voc(profile: Any, arch: str, voc_root: Any, checkpoint: Any,
+                          progress: bool) -> dict[str, Any]:
+    """The pointing game on a real VOC-format test set with a VOC-trained checkpoint."""
+    import torch.nn.functional as F
+    from tqdm.auto import tqdm
+
+    from gsutils.data.voc import VOC_CLASSES, VOCDataset
+    from gsutils.metrics.pointing import is_difficult_pair
+
+    model = build_classifier(arch, len(VOC_CLASSES), checkpoint=checkpoint)
+    model = model.to(torch.device(profile.device)).eval()
+    device = next(model.parameters()).device
+    norm = input_normalization(model)
+    ds = VOCDataset(voc_root, "test", VOC_CLASSES)
+    side = int(profile.normgrad.image_size)
+    hits: dict[str, list[bool]] = {}
+    pairs, skipped = [], 0
+    for i in tqdm(range(len(ds)), desc=f"pointing game VOC {arch}", disable=not progress, leave=False):
+        sample = ds[i]
+        present = sample.present_classes()
+        keep = [c for c in present if not bool(sample.class_difficult(c).all())]
+        skipped += len(present) - len(keep)
+        if not keep:
+            continue
+        h, w = sample.size
+        scale = side / min(h, w)  # shorter side to `side`, as TorchRay's benchmark transform
+        img = F.interpolate(sample.image[None], size=(round(h * scale), round(w * scale)),
+                            mode="bilinear", align_corners=False, antialias=True)  # (1, 3, h', w')
+        x = normalize_images(img, norm).to(device).repeat(len(keep), 1, 1, 1)  # (K, 3, h', w')
+        gts = [sample.gt_mask(c) for c in keep]  # K x (H, W) at the original size
+        for k, v in score_pairs(model, arch, x, torch.tensor(keep, device=device), gts,
+                                DEFAULT_TOLERANCE_PX).items():
+            hits.setdefault(k, []).extend(v)
+        pairs += [(i, c, is_difficult_pair(g, len(present))) for c, g in zip(keep, gts)]
+    return _run_record(arch, DEFAULT_TOLERANCE_PX, None, hits, pairs, skipped,
+                       data=f"VOC test at {voc_root}")
+
+
+def pointing_game_run(profile: Any, arch: str, *, voc_root: str | os.PathLike | None = None,
+                      checkpoint: str | os.PathLike | None = None,
+                      progress: bool = True) -> dict[str, Any]:
     """The pointing game of every method at every candidate layer of ``arch`` (cached).
 
-    Every (test scene, present class) pair whose boxes are not all
+    Every (test image, present class) pair whose boxes are not all
     VOC-difficult is explained for that class by every method of
     :data:`gsutils.saliency.extract_aggregate.METHODS` at every layer of
     :data:`gsutils.models.classifiers.CANDIDATE_LAYERS` (``normgrad_conv`` at
     the convolutions of :data:`CONV_FOR_LAYER`), each map upsampled to the
-    image; its maximum is a hit when within ``profile.normgrad.tolerance``
-    pixels of the union of the class's boxes. The center baseline points at
-    the image's centre pixel.
+    image; its maximum is a hit when within the tolerance of the union of
+    the class's boxes. The center baseline points at the image's centre pixel.
+
+    Parameters
+    ----------
+    profile:
+        The :class:`gsutils.profiles.Profile`.
+    arch:
+        ``"vgg16"`` or ``"resnet50"``.
+    voc_root:
+        ``None`` (default): the stand-in's test scenes with the classifier
+        trained on the stand-in, tolerance ``profile.normgrad.tolerance``.
+        Else a VOC directory (``<root>/VOCdevkit/VOC2007`` with
+        ``ImageSets/Main/test.txt``): its test images with the 20-class
+        ``checkpoint`` (e.g. TorchRay's ``vgg16_voc-b050e8c3.pth.tar``),
+        images resized so their shorter side is
+        ``profile.normgrad.image_size``, maps upsampled to the original
+        image, tolerance 15 px.
+    checkpoint:
+        The VOC checkpoint (required with ``voc_root``).
+    progress:
+        Show progress bars.
 
     Returns
     -------
     dict
         ``hits``: ``{"method@layer": [bool per pair], "center": [...]}``, with the
         pairs' ``image_index``, ``class_id`` and ``difficult`` flags; also
-        ``n_pairs``, ``n_skipped``, ``tolerance``, ``image_size`` and the
-        classifier's ``test_map``. :func:`pointing_accuracies` turns it into
-        accuracies.
+        ``layers``, ``n_pairs``, ``n_skipped``, ``tolerance``, ``data`` and (on
+        the stand-in) ``image_size`` and the classifier's ``test_map``.
+        :func:`pointing_accuracies` turns it into accuracies.
     """
-    _check(profile, arch)
-    return Store(profile.results_dir).get_or_compute(
-        "normgrad_pointing", pointing_config(profile, arch),
-        lambda: _pointing_compute(profile, arch, progress))
+    config = pointing_config(profile, arch, voc_root, checkpoint)
+    if voc_root is None:
+        compute = lambda: _pointing_compute(profile, arch, progress)  # noqa: E731
+    else:
+        compute = lambda: _pointing_compute_voc(profile, arch, voc_root, checkpoint, progress)  # noqa: E731
+    return Store(profile.results_dir).get_or_compute("normgrad_pointing", config, compute)
+
+
+def torchray_checkpoint(checkpoint_dir: str | os.PathLike, arch: str, dataset: str = "voc") -> Path:
+    """The TorchRay checkpoint of ``arch`` for ``dataset`` in a folder (``<arch>_<dataset>*.pth*``)."""
+    folder = Path(checkpoint_dir).expanduser()
+    if not folder.is_dir():
+        raise FileNotFoundError(f"checkpoint_dir {str(folder)!r} is not a folder")
+    if dataset not in ("voc", "coco"):
+        raise ValueError(f"dataset must be 'voc' or 'coco', got {dataset!r}")
+    found = sorted(folder.glob(f"{arch}_{dataset}*.pth*"))
+    found = [f for f in found if not f.name.endswith(".sha256")]
+    if not found:
+        raise FileNotFoundError(
+            f"no {arch}_{dataset}*.pth* in {str(folder)!r} (TorchRay's files are named like "
+            f"vgg16_voc-b050e8c3.pth.tar); present: {sorted(p.name for p in folder.iterdir())}")
+    return found[0]
+
+
+def pointing_data_args(arch: str, voc_root: str = "", checkpoint_dir: str = "") -> dict[str, Any]:
+    """Keyword arguments of :func:`pointing_game_run` for a chapter's parameters.
+
+    Empty ``voc_root`` (the default): ``{}``, the stand-in. Otherwise the VOC
+    directory and ``arch``'s TorchRay VOC checkpoint found in ``checkpoint_dir``.
+    """
+    if not voc_root:
+        return {}
+    if not checkpoint_dir:
+        raise ValueError(f"voc_root={voc_root!r} was given without checkpoint_dir, the folder "
+                         "holding TorchRay's VOC checkpoints (vgg16_voc-*.pth.tar, resnet50_voc-*.pth.tar)")
+    return {"voc_root": voc_root, "checkpoint": torchray_checkpoint(checkpoint_dir, arch, "voc")}
 
 
 def _game_accuracy(hits: Sequence[bool], class_id: Sequence[int], difficult: Sequence[bool],
@@ -561,8 +715,80 @@ def plot_pointing_by_layer(runs: Sequence[dict[str, Any]]):
             ax.set_title(f"{run['arch']}: {s} ({run['tolerance']} px tolerance)", fontsize=10)
             if c == 0:
                 ax.set_ylabel("pointing accuracy (%)")
-    axes[0, 1].legend(fontsize=7, loc="lower left", ncols=2)
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=6, fontsize=8)
     return fig
+
+
+def classifier_summary(profile: Any, runs: Sequence[dict[str, Any]]):
+    """One row per pointing run: data, classifier, test mAP and training time (stand-in only).
+
+    Returns
+    -------
+    pandas.DataFrame
+    """
+    import pandas as pd
+
+    rows = []
+    for run in runs:
+        row = {"arch": run["arch"], "data": run.get("data", "stand-in"), "pairs": run["n_pairs"],
+               "skipped (all boxes difficult)": run["n_skipped"],
+               "difficult pairs": int(np.sum(run["difficult"])), "tolerance px": run["tolerance"]}
+        if "test_map" in run:
+            history = classifier_history(profile, run["arch"])
+            row.update({"width": profile.normgrad.width, "epochs": len(history),
+                        "final train loss": history[-1]["loss"],
+                        "train minutes": sum(h["seconds"] for h in history) / 60,
+                        "test mAP %": 100 * run["test_map"]})
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("arch")
+
+
+def plot_scene_examples(scenes: SceneSet, indices: Sequence[int]):
+    """Test scenes with their boxes (dashed: VOC-difficult) and class names.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+
+    indices = list(indices)
+    fig, axes = plt.subplots(1, len(indices), figsize=(2.3 * len(indices), 2.6), squeeze=False,
+                             layout="constrained")
+    colours = plt.get_cmap("tab10")
+    for ax, i in zip(axes[0], indices):
+        ax.imshow(scenes.rgb(i).permute(1, 2, 0).numpy())
+        for o in scenes.objects[i]:
+            x0, y0, x1, y1 = o.box
+            ax.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0 + 1, y1 - y0 + 1, fill=False,
+                                   edgecolor=colours(o.class_id), linewidth=1.5,
+                                   linestyle="--" if o.difficult else "-"))
+            ax.text(x0, y0 - 1, o.name, color=colours(o.class_id), fontsize=7, va="bottom")
+        ax.set_title(scenes.image_ids[i], fontsize=8)
+        ax.axis("off")
+    return fig
+
+
+def published_table(runs: Sequence[dict[str, Any]]):
+    """Table 2 (best layer per method, all / difficult %) beside TorchRay's published VOC07 numbers.
+
+    The published numbers come from full-size networks fine-tuned on PASCAL
+    VOC 2007 and evaluated on its test set (a different dataset): context,
+    not a target.
+    """
+    import pandas as pd
+
+    frames = []
+    for run in runs:
+        best = best_layers(run)
+        pub = TORCHRAY_VOC07.get(run["arch"], {})
+        best["TorchRay VOC07 all %"] = [pub.get(m, (np.nan, np.nan))[0] for m in best.index]
+        best["TorchRay VOC07 difficult %"] = [pub.get(m, (np.nan, np.nan))[1] for m in best.index]
+        best.insert(0, "arch", run["arch"])
+        frames.append(best)
+    return pd.concat(frames).reset_index().set_index(["arch", "method"])
 
 
 def main(argv: Sequence[str] | None = None) -> None:

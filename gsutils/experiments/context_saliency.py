@@ -41,14 +41,20 @@ from gsutils.data.toy import ToyData, make_toy_dataset
 from gsutils.experiments.segmentation import SegRun, _toy_cfg, grid_runs, train_config, train_or_load
 from gsutils.experiments.store import Store, config_key
 from gsutils.metrics.context_bias import cbd, cbl, chance_cbl
-from gsutils.saliency.gradient import gradient_context_saliency
-from gsutils.saliency.grid import GridSaliencyConfig, GridSaliencyResult, context_saliency, saliency_views
+from gsutils.saliency.gradient import gradient_context_saliency, request_objective
+from gsutils.saliency.grid import (
+    GridSaliencyConfig,
+    GridSaliencyResult,
+    context_saliency,
+    saliency_views,
+    segmentation_probs,
+)
 
 #: method keys, in the order of the supplement's figures
 METHODS: tuple[str, ...] = ("vg", "sg", "ig", "grid")
 METHOD_LABELS: dict[str, str] = {"vg": "VG", "sg": "SG", "ig": "IG", "grid": "Grid"}
 #: bump when the computation changes in a way that changes stored results
-VERSION = 1
+VERSION = 2
 
 
 def _check_profile(profile: Any) -> None:
@@ -137,7 +143,9 @@ def compute_context_saliency(
     Returns
     -------
     dict
-        ``index``, ``digits``, ``is_biased`` ``(n,)``; ``cbd``, ``cbl``
+        ``index``, ``digits``, ``is_biased`` ``(n,)``; ``score`` ``(n,)``, the
+        network's mean softmax score of the digit on its own mask (near 1
+        when the network segments the digit); ``cbd``, ``cbl``
         float64 ``(4, n)`` in :data:`METHODS` order; ``chance`` ``(n,)``
         (CBL of a uniform map); ``grey``, ``loss``, ``empty`` ``(n,)`` and
         ``grid_masks`` ``(n, rows, cols)`` of grid saliency;
@@ -153,6 +161,7 @@ def compute_context_saliency(
     c_all = torch.from_numpy(sub.digits).to(device)  # (n,) request class = digit
     maps = np.zeros((len(METHODS), n, *sub.digit_mask.shape[1:]), dtype=np.float32)
     grid_parts: list[GridSaliencyResult] = []
+    score = np.zeros(n, dtype=np.float64)  # f_c(x) averaged over R: does the network see the digit?
     blocks = list(range(0, n, batch_size))
     bar = None
     if progress:
@@ -162,6 +171,8 @@ def compute_context_saliency(
     for b0 in blocks:
         sl = slice(b0, b0 + batch_size)
         x, r, c = x_all[sl], r_all[sl], c_all[sl]  # (b, 1, H, W), (b, H, W), (b,)
+        with torch.no_grad():
+            score[sl] = request_objective(segmentation_probs(model, x), r, c).cpu().numpy()
         for m, method in enumerate(METHODS[:3]):
             maps[m, sl] = gradient_context_saliency(
                 model, x, r, c, method, ig_steps=ig_steps, sg_samples=sg_samples,
@@ -184,6 +195,7 @@ def compute_context_saliency(
         "index": np.asarray(index, dtype=np.int64),
         "digits": sub.digits.astype(np.int64),
         "is_biased": sub.is_biased.astype(bool),
+        "score": score,
         "cbd": np.stack([cbd(maps[m], req) for m in range(len(METHODS))]),
         "cbl": np.stack([cbl(maps[m], req, biased) for m in range(len(METHODS))]),
         "chance": chance_cbl(req, biased),
@@ -267,6 +279,11 @@ class ContextSaliencyResults:
         """Images explained per method over the networks of ``strength``."""
         return int(sum(len(res["digits"]) for run, res in zip(self.runs, self.results)
                        if run.bias.strength == strength))
+
+    def mean_score(self, strength: str) -> float:
+        """Mean softmax score of the request digit on its mask, over the explained images."""
+        v = [res["score"] for run, res in zip(self.runs, self.results) if run.bias.strength == strength]
+        return float(np.concatenate(v).mean()) if v else float("nan")
 
     def empty_fraction(self, strength: str) -> float:
         """Share of grid-saliency maps that are empty."""

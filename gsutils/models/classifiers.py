@@ -275,7 +275,7 @@ def _convert_caffe_resnet50(state: dict[str, torch.Tensor]) -> dict[str, torch.T
 def _caffe_patch(arch: str, model: nn.Module) -> None:
     """Patch a torchvision model to the Caffe definition the checkpoints come from."""
     if arch == "resnet50":
-        model.conv1 = nn.Conv2d(3, 64, kernel_size=7, stride=2, padding=3, bias=True)
+        model.conv1 = nn.Conv2d(3, model.conv1.out_channels, kernel_size=7, stride=2, padding=3, bias=True)
         model.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=0, ceil_mode=True)
         for name in ("layer2", "layer3", "layer4"):
             first = getattr(model, name)[0]
