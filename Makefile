@@ -12,7 +12,7 @@ STAMP := $(VENV)/.installed-stamp
 .PHONY: book test env unit notebooks nbval build-strict rendered benchmarks clean
 
 book: env
-	$(PY) -m gsutils.book --profile $(PROFILE)
+	$(PY) -m gsutils.book --profile $(PROFILE) --jobs 2
 
 test: env unit notebooks nbval build-strict rendered
 
@@ -29,7 +29,7 @@ unit:
 	$(PY) -m pytest -q -p no:cacheprovider tests --ignore=tests/test_rendered_book.py
 
 notebooks:
-	$(PY) -m gsutils.book --profile quick --no-build
+	$(PY) -m gsutils.book --profile quick --no-build --jobs 2
 
 nbval:
 	$(PY) -m pytest -q -p no:cacheprovider --nbval-lax --nbval-cell-timeout=900 \

@@ -6,6 +6,7 @@ Usage::
     python -m gsutils.book --only grid_saliency/01_toy_dataset --no-build
     python -m gsutils.book --profile gpu --device cuda --data-root ../shared/data
     python -m gsutils.book --build-only --strict # jupyter-book build -W -n --keep-going
+    python -m gsutils.book --jobs 2              # the two papers' parts in parallel, 1 thread each
 
 Each chapter ``book/<part>/<NN_slug>.py`` (jupytext percent format) is
 converted to a notebook, executed by papermill with the parameters
@@ -110,6 +111,46 @@ def execute(chapter: str, params: dict, stamp_dir: Path, lib: str, force: bool =
     return "ran"
 
 
+def _parts(chs: list[str]) -> list[list[str]]:
+    """Chapters grouped by part (``grid_saliency/...``): each part is a chain whose
+    chapters may read what earlier ones computed; different parts are independent."""
+    groups: dict[str, list[str]] = {}
+    for c in chs:
+        groups.setdefault(c.split("/")[0], []).append(c)
+    return list(groups.values())
+
+
+def _run_parts_in_parallel(parts: list[list[str]], args: argparse.Namespace) -> bool:
+    """One executor process per part, at most ``args.jobs`` at a time, one thread each.
+
+    Output lines are prefixed with the part's name. Returns whether all succeeded.
+    """
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    lock = threading.Lock()
+
+    def run(chain: list[str]) -> int:
+        name = chain[0].split("/")[0]
+        cmd = [sys.executable, "-m", "gsutils.book", "--profile", args.profile,
+               "--device", args.device, "--seed", str(args.seed), "--data-root", args.data_root,
+               "--no-build", "--no-report", "--only", *chain] + (["--force"] if args.force else [])
+        proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True)
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if "without encryption" in line:  # the kernel's transport notice
+                continue
+            with lock:
+                print(f"[{name}] {line}", end="", flush=True)
+        return proc.wait()
+
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        codes = list(pool.map(run, parts))
+    return all(c == 0 for c in codes)
+
+
 def build(strict: bool = False) -> Path:
     """``jupyter-book build book/`` (``-W -n --keep-going`` when strict)."""
     from gsutils.offline_assets import ensure_assets
@@ -139,7 +180,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-build", action="store_true", help="execute only")
     p.add_argument("--build-only", action="store_true", help="build the book from executed notebooks")
     p.add_argument("--strict", action="store_true", help="build with -W -n --keep-going")
+    p.add_argument("--no-report", action="store_true",
+                   help="with --only: do not re-run the reproduction report")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="run the book's parts (chains of dependent chapters) in up to JOBS "
+                        "parallel processes, each kernel limited to one thread")
     args = p.parse_args(argv)
+    if args.jobs < 1:
+        raise SystemExit(f"--jobs must be at least 1, got {args.jobs}")
 
     from gsutils import claims
     from gsutils.profiles import get_profile
@@ -153,11 +201,17 @@ def main(argv: list[str] | None = None) -> int:
             bad = [c for c in args.only if c not in known]
             if bad:
                 raise SystemExit(f"unknown chapter(s) {bad}; known: {', '.join(todo)}")
-            todo = [c for c in todo if c in args.only or Path(c).name in ALWAYS_RUN]
+            todo = [c for c in todo if c in args.only
+                    or (Path(c).name in ALWAYS_RUN and not args.no_report)]
         params = dict(profile=args.profile, device=args.device, seed=args.seed,
                       data_root=args.data_root)
         stamp_dir = cfg.results_dir / "executed"
         lib = library_fingerprint()
+        parts = _parts([c for c in todo if Path(c).name not in ALWAYS_RUN])
+        if args.jobs > 1 and len(parts) > 1:
+            if not _run_parts_in_parallel(parts, args):
+                return 1
+            todo = [c for c in todo if Path(c).name in ALWAYS_RUN]
         for i, ch in enumerate(todo, 1):
             if Path(ch).name in ALWAYS_RUN:
                 claims.collect(cfg.results_dir)

@@ -31,7 +31,7 @@ from gsutils.experiments.classification import (
     train_or_load_classifier,
 )
 from gsutils.experiments.store import Store
-from gsutils.metrics.pointing import DEFAULT_TOLERANCE, SUBSETS, PointingGame, hit_region
+from gsutils.metrics.pointing import SUBSETS, PointingGame, hit_region
 from gsutils.models.classifiers import CANDIDATE_LAYERS
 from gsutils.saliency.extract_aggregate import METHODS, extract_aggregate
 
@@ -103,7 +103,8 @@ def identity_trick_config(profile: Any, arch: str) -> dict[str, Any]:
         "version": RESULT_VERSION,
         "classifier": classifier_config(profile, arch),
         "layers": list(TRICK_LAYERS[arch]),
-        "tolerance": DEFAULT_TOLERANCE,
+        # the stand-in's tolerance scales with its image size (see NormGradSettings)
+        "tolerance": int(profile.normgrad.tolerance),
     }
 
 
@@ -136,7 +137,7 @@ def _identity_trick_compute(profile: Any, arch: str, progress: bool) -> dict[str
                     game.add((0, 0), None, p.class_id, skip=True)
                 continue
             gt = scenes.gt_mask(p.index, p.class_id)  # (S, S) bool
-            region = hit_region(gt, DEFAULT_TOLERANCE)
+            region = hit_region(gt, int(profile.normgrad.tolerance))
             for (m, layer), game in games.items():
                 game.add(maps[m, layer][j, 0], gt, p.class_id, difficult=p.difficult, region=region)
     out: dict[str, Any] = {"arch": arch, "n_pairs": len(pairs), "layers": {}}

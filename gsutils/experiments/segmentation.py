@@ -51,7 +51,7 @@ from gsutils.experiments.store import (
     write_checked,
 )
 from gsutils.metrics.segmentation import ConfusionMeter, mean_iou
-from gsutils.models.unet import BACKBONES, UNet, build_unet, load_checkpoint_into
+from gsutils.models.unet import TINY_WIDTHS, BACKBONES, UNet, build_unet, load_checkpoint_into
 
 #: classes of the toy data: digits 0-9 and the background
 NUM_CLASSES = BACKGROUND + 1
@@ -165,6 +165,8 @@ def train_config(profile: Any, run: SegRun) -> dict[str, Any]:
         "what": "unet",
         "version": TRAIN_VERSION,
         "backbone": run.backbone,
+        # the tiny encoder's widths are a module constant: hash them so a change retrains
+        "tiny_widths": list(TINY_WIDTHS) if run.backbone == "tiny" else None,
         "num_classes": NUM_CLASSES,
         "in_channels": 1,
         "seed": run.seed,
