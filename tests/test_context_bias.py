@@ -26,7 +26,11 @@ def _left_half(n: int) -> np.ndarray:
     return b & ~_request(n)
 
 
-maps_01 = arrays(np.float64, (3, H, W), elements=st.floats(0, 1, allow_nan=False))
+# values near the float64 underflow limit are excluded: scaling them by 1e-3 loses
+# precision or underflows to 0, which changes a mass ratio for a reason that has
+# nothing to do with the metric
+maps_01 = arrays(np.float64, (3, H, W),
+                 elements=st.one_of(st.just(0.0), st.floats(1e-200, 1)))
 
 
 def test_cbd_known_values():
