@@ -218,3 +218,32 @@ def test_results_aggregation():
     assert np.isclose(res.mean_score("strong"), 0.8)
     # a strength with no networks gives NaN, not an error
     assert np.isnan(res.cbd_matrix("weak", "grid")).all()
+
+
+def test_context_scores_with_a_model_that_ignores_context(monkeypatch):
+    from torch import nn
+
+    from gsutils.experiments import context_saliency as cs
+    from gsutils.profiles import get_profile
+
+    class PixelModel(nn.Module):
+        """Logits from each pixel alone: the context cannot change the digit's score."""
+
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(1, 11, 1)
+
+        def forward(self, x):
+            return self.conv(x)
+
+    torch.manual_seed(0)
+    model = PixelModel().eval()
+    monkeypatch.setattr(cs, "train_or_load", lambda profile, run, progress=False: model)
+    prof = get_profile("quick", device="cpu")
+    run = cs.biased_runs(prof)[0]
+    out = cs.context_scores(prof, run, n_images=3)
+    assert set(out) == {"biased context", "unbiased context", "grey 0", "grey 0.25", "grey 0.5",
+                        "grey 0.75", "grey 1"}
+    values = np.array(list(out.values()))
+    assert np.all((values > 0) & (values < 1))
+    np.testing.assert_allclose(values, values[0], rtol=1e-6)  # context never matters

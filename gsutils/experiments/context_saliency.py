@@ -316,6 +316,50 @@ def collect(profile: Any, *, progress: bool = True) -> ContextSaliencyResults:
                                   strengths=tuple(s for s in g.strengths if s != "none"))
 
 
+def context_scores(profile: Any, run: SegRun, *, n_images: int | None = None) -> dict[str, float]:
+    """How the bias digit's score depends on its context: a diagnostic for grid saliency.
+
+    For the first ``n_images`` (default ``profile.saliency.images_per_digit``)
+    test images of ``run``'s bias digit, the mean softmax score of the digit
+    on its mask (the request objective) with
+
+    * ``"biased context"``: the image as in the biased test set;
+    * ``"unbiased context"``: the same digit, crops and textures generated
+      without the bias (the data generator changes only the biased part);
+    * ``"grey a"``: the context replaced by each candidate grey value ``a`` of
+      grid saliency (the ``M = 0`` perturbation).
+
+    Grid saliency can only mark context as salient when the chosen grey value
+    (the one that keeps the score best) lowers the score.
+    """
+    from gsutils.data.toy import BiasConfig
+
+    _check_profile(profile)
+    if run.bias.strength == "none":
+        raise ValueError(f"run must be a biased network; {run.label} is unbiased")
+    n = profile.saliency.images_per_digit if n_images is None else n_images
+    model = train_or_load(profile, run, progress=False)
+    dev = _device_of(model)
+    biased = biased_test_set(profile, run)
+    unbiased = make_toy_dataset(_toy_cfg(profile, BiasConfig(strength="none"), run.seed), split="test",
+                                n=profile.toy.n_test)
+    sel = np.flatnonzero(biased.digits == run.bias.digit)[:n]
+    r = torch.from_numpy(biased.digit_mask[sel]).to(dev)  # (n, H, W)
+    c = torch.from_numpy(biased.digits[sel]).to(dev)  # (n,)
+
+    def score(images: np.ndarray, grey: float | None = None) -> float:
+        x = torch.from_numpy(np.ascontiguousarray(images[sel])).to(dev)  # (n, 1, H, W)
+        if grey is not None:
+            x = torch.where(r[:, None], x, torch.full_like(x, grey))  # context -> grey
+        with torch.no_grad():
+            return float(request_objective(segmentation_probs(model, x), r, c).mean())
+
+    out = {"biased context": score(biased.images), "unbiased context": score(unbiased.images)}
+    for a in grid_config(profile).greys:
+        out[f"grey {a:g}"] = score(biased.images, a)
+    return out
+
+
 def gallery_views(profile: Any, run: SegRun, *, n_bias: int | None = None, n_other: int = 1) -> dict[str, Any]:
     """The panels of Fig. S13 for test images of ``run``'s biased test set (cached).
 
