@@ -216,14 +216,14 @@ def main(argv: list[str] | None = None) -> int:
             if Path(ch).name in ALWAYS_RUN:
                 claims.collect(cfg.results_dir)
             t0 = time.perf_counter()
-            print(f"[{i}/{len(todo)}] {ch} ...", end=" ", flush=True)
+            print(f"[{i}/{len(todo)}] {ch}: executing", flush=True)
             try:
                 how = execute(ch, params, stamp_dir, lib, force=args.force)
             except Exception as err:  # papermill's error carries the cell traceback
-                print("FAILED")
+                print(f"[{i}/{len(todo)}] {ch}: FAILED", flush=True)
                 print(f"\nchapter {ch} raised:\n{err}", file=sys.stderr)
                 return 1
-            print(f"{how} ({time.perf_counter() - t0:.0f}s)", flush=True)
+            print(f"[{i}/{len(todo)}] {ch}: {how} ({time.perf_counter() - t0:.0f}s)", flush=True)
         path = claims.collect(cfg.results_dir)
         print(f"claims: {path}")
     if not args.no_build:
