@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -25,3 +26,12 @@ def shared_data() -> Path:
     if not d.exists():
         pytest.skip("../shared/data is not present beside the checkout")
     return d
+
+
+@pytest.fixture
+def one_thread():
+    """Run a test on one torch thread (training tests: deterministic and fair on a shared CPU)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

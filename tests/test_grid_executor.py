@@ -30,11 +30,8 @@ RUNS = [
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+def _one_thread(one_thread):
+    """Every test here trains on one torch thread (see conftest.one_thread)."""
 
 
 def test_local_grid_writes_each_run_and_skips_done(tmp_path, monkeypatch):

@@ -23,7 +23,8 @@ import pytest
 import torch
 from torch import nn
 from torchvision.models import resnet as tv_resnet
-from torchvision.models import vgg as tv_vgg
+
+from small_models import SmallVGG
 
 from gsutils.saliency.extract_aggregate import extract_aggregate
 
@@ -47,25 +48,6 @@ TORCHRAY = {
     "excitation_backprop": excitation_backprop,
     "contrastive_excitation_backprop": contrastive_excitation_backprop,
 }
-
-
-class SmallVGG(nn.Module):
-    """torchvision's VGG forward and module names, few channels, in-place ReLUs."""
-
-    def __init__(self, num_classes: int = 5) -> None:
-        super().__init__()
-        self.features = tv_vgg.make_layers([6, "M", 8, 8, "M", 12, "M"])
-        self.avgpool = nn.AdaptiveAvgPool2d((2, 2))
-        self.classifier = nn.Sequential(
-            nn.Linear(12 * 4, 16), nn.ReLU(True), nn.Dropout(),
-            nn.Linear(16, 16), nn.ReLU(True), nn.Dropout(),
-            nn.Linear(16, num_classes),
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.features(x)
-        x = self.avgpool(x)
-        return self.classifier(torch.flatten(x, 1))
 
 
 def _vgg() -> nn.Module:

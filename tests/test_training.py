@@ -41,11 +41,8 @@ def states_equal(a: torch.nn.Module, b: torch.nn.Module) -> bool:
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+def _one_thread(one_thread):
+    """Every test here trains on one torch thread (see conftest.one_thread)."""
 
 
 # ------------------------------------------------------------------ schedule and grid
