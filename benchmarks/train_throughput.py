@@ -5,12 +5,16 @@ For each backbone, a few RMSprop steps of pixel-wise cross entropy on random
 
     train_images_per_s_<backbone>: N
 
-and, as the in-run baseline, ``train_speed_vs_tiny_<backbone>: r`` (images/s
-relative to the tiny U-Net measured in the same run). Commentary goes to
-stderr. ``--steps`` and ``--batch`` trade accuracy for time; VGG16 runs at most
+in the memory format training uses (channels last, see
+``gsutils.experiments.segmentation.MEMORY_FORMAT``), and two ratios against
+baselines measured in the same run: ``train_speed_vs_tiny_<backbone>: r``
+(images/s relative to the tiny U-Net) and
+``train_channels_last_speedup_<backbone>: r`` (channels last against the
+default contiguous layout, the same steps on the same data). Commentary goes
+to stderr. ``--steps`` and ``--batch`` trade accuracy for time; VGG16 runs at most
 two measured steps of a batch of at most 20.
 
-Usage: ``python benchmarks/train_throughput.py [--threads N] [--steps 3] [--batch 50]``
+Usage: ``python benchmarks/train_throughput.py [--threads N] [--steps 3] [--batch 50] [--size 64]``
 """
 
 from __future__ import annotations
@@ -22,15 +26,17 @@ import time
 import torch
 import torch.nn.functional as F
 
+from gsutils.experiments.segmentation import MEMORY_FORMAT
 from gsutils.models.unet import BACKBONES, build_unet
 
 
-def images_per_s(backbone: str, batch: int, steps: int, size: int = 64) -> float:
-    """Measured training images/s of one backbone on CPU."""
+def images_per_s(backbone: str, batch: int, steps: int, size: int = 64,
+                 memory_format: torch.memory_format = MEMORY_FORMAT) -> float:
+    """Measured training images/s of one backbone on CPU in ``memory_format``."""
     g = torch.Generator().manual_seed(0)
-    model = build_unet(backbone, seed=0).train()
+    model = build_unet(backbone, seed=0).train().to(memory_format=memory_format)
     opt = torch.optim.RMSprop(model.parameters(), lr=1e-3)
-    x = torch.rand(batch, 1, size, size, generator=g)  # (B, 1, H, W)
+    x = torch.rand(batch, 1, size, size, generator=g).contiguous(memory_format=memory_format)  # (B, 1, H, W)
     y = torch.randint(0, 11, (batch, size, size), generator=g)  # (B, H, W)
 
     def step() -> None:
@@ -51,17 +57,22 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: leave as is)")
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--batch", type=int, default=50)
+    ap.add_argument("--size", type=int, default=64, help="input side (the quick profile: 32)")
     ap.add_argument("--backbones", nargs="*", default=list(BACKBONES))
     a = ap.parse_args(argv)
     if a.threads:
         torch.set_num_threads(a.threads)
     print(f"# torch {torch.__version__}, {torch.get_num_threads()} threads, batch {a.batch}, "
-          f"{a.steps} steps (vgg16: fewer), 64x64 inputs", file=sys.stderr)
-    rates = {}
+          f"{a.steps} steps (vgg16: fewer), {a.size}x{a.size} inputs", file=sys.stderr)
+    rates, speedups = {}, {}
     for bb in a.backbones:
         heavy = bb == "vgg16"
-        rates[bb] = images_per_s(bb, min(a.batch, 20) if heavy else a.batch, min(a.steps, 2) if heavy else a.steps)
+        batch, steps = (min(a.batch, 20), min(a.steps, 2)) if heavy else (a.batch, a.steps)
+        rates[bb] = images_per_s(bb, batch, steps, a.size)
         print(f"train_images_per_s_{bb}: {rates[bb]:.1f}", flush=True)
+        speedups[bb] = rates[bb] / images_per_s(bb, batch, steps, a.size, torch.contiguous_format)
+    for bb, r in speedups.items():
+        print(f"train_channels_last_speedup_{bb}: {r:.3f}")
     if "tiny" in rates:
         for bb, r in rates.items():
             if bb != "tiny":

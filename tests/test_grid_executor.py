@@ -89,3 +89,26 @@ def test_bad_executor_arguments(tmp_path):
         run_grid(cfg, ["tiny"])
     with pytest.raises(ValueError, match="n_workers"):
         run_grid(cfg, RUNS, executor="dask", n_workers=0)
+
+
+@pytest.mark.slow
+def test_dask_local_workers_run_one_thread_without_malloc_trim(tmp_path):
+    """Local Dask workers: one thread each, and glibc's adaptive mmap threshold left on.
+
+    Distributed's default MALLOC_TRIM_THRESHOLD_ doubled the training step time
+    (see executor._worker_environ); the executor must not pass it to its workers.
+    """
+    pytest.importorskip("distributed")
+    from gsutils.experiments.executor import run_dask
+
+    def probe(profile, run, progress):  # pickled by value (defined in a test)
+        import os
+
+        import torch
+
+        return {"malloc_trim": os.environ.get("MALLOC_TRIM_THRESHOLD_"),
+                "omp": os.environ.get("OMP_NUM_THREADS"), "threads": torch.get_num_threads()}
+
+    cfg = tiny_profile(tmp_path, "env")
+    out = run_dask(probe, cfg, [0, 1], n_workers=2, progress=False)
+    assert out == [{"malloc_trim": None, "omp": "1", "threads": 1}] * 2

@@ -56,7 +56,10 @@ from gsutils.models.unet import TINY_WIDTHS, BACKBONES, UNet, build_unet, load_c
 #: classes of the toy data: digits 0-9 and the background
 NUM_CLASSES = BACKGROUND + 1
 #: bump when the training code changes in a way that changes the weights
-TRAIN_VERSION = 1
+TRAIN_VERSION = 2
+#: training runs in the channels-last memory format: on CPU (oneDNN) the tiny U-Net's
+#: training step is about 1.3x faster than in the default layout (benchmarks/train_throughput.py)
+MEMORY_FORMAT = torch.channels_last
 #: how a :class:`SegRun`'s bias strength is written in tables ("N": the unbiased network)
 STRENGTHS = ("none", "strong", "weak")
 
@@ -180,6 +183,7 @@ def train_config(profile: Any, run: SegRun) -> dict[str, Any]:
             "late_fraction": t.late_fraction,
             "optimizer": "rmsprop",
             "loss": "cross_entropy",
+            "memory_format": str(MEMORY_FORMAT),
         },
     }
 
@@ -268,8 +272,12 @@ def train_unet(
     out.mkdir(parents=True, exist_ok=True)
     device = torch.device(profile.device)
 
-    model = build_unet(run.backbone, NUM_CLASSES, 1, seed=_mix(run.seed, 1)).to(device)
-    opt = torch.optim.RMSprop(model.parameters(), lr=rec["lr"])
+    def fresh() -> tuple[UNet, torch.optim.Optimizer]:
+        net = build_unet(run.backbone, NUM_CLASSES, 1, seed=_mix(run.seed, 1))
+        net = net.to(device=device, memory_format=MEMORY_FORMAT)
+        return net, torch.optim.RMSprop(net.parameters(), lr=rec["lr"])
+
+    model, opt = fresh()
     start, history = 0, []
     ckpt = out / "checkpoint.pt"
     if ckpt.exists():
@@ -280,14 +288,14 @@ def train_unet(
             start, history = int(state["epoch"]), json.loads(state["history"])
         except Exception as err:  # corrupt or from an older layout: start over
             warnings.warn(f"ignoring unreadable checkpoint {ckpt}: {err}", stacklevel=2)
-            model = build_unet(run.backbone, NUM_CLASSES, 1, seed=_mix(run.seed, 1)).to(device)
-            opt = torch.optim.RMSprop(model.parameters(), lr=rec["lr"])
+            model, opt = fresh()
             start, history = 0, []
 
     if start < rec["epochs"]:
         data = make_toy_dataset(_toy_cfg(profile, run.bias, run.seed), split="train",
                                 n=profile.toy.n_train, progress=False)
         x_all, y_all = _data_tensors(data)  # (N, 1, H, W), (N, H, W)
+        x_all = x_all.contiguous(memory_format=MEMORY_FORMAT)
         if device.type != "cpu":  # the whole set fits on an accelerator: no per-batch copies
             x_all, y_all = x_all.to(device), y_all.to(device)
         n, bs = x_all.shape[0], rec["batch_size"]
@@ -305,7 +313,7 @@ def train_unet(
                 t0, loss_sum, correct, seen = time.perf_counter(), 0.0, 0, 0
                 for i in range(0, n, bs):
                     idx = order[i:i + bs].to(x_all.device)  # (B,)
-                    xb = x_all[idx].to(device)  # (B, 1, H, W)
+                    xb = x_all[idx].to(device).contiguous(memory_format=MEMORY_FORMAT)  # (B, 1, H, W)
                     yb = y_all[idx].to(device)  # (B, H, W)
                     logits = model(xb)  # (B, 11, H, W)
                     loss = loss_fn(logits, yb)
@@ -342,7 +350,7 @@ def _save_final(out: Path, model: UNet, cfg: dict, history: list) -> None:
 
     buf = io.BytesIO()
     torch.save({"format": "gsutils.unet/1", "arch": model.arch,
-                "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}, buf)
+                "state_dict": {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}}, buf)
     atomic_write_text(out / "config.json", json.dumps(cfg, indent=1, sort_keys=True, default=str))
     atomic_write_text(out / "history.json", json.dumps(history, indent=1))
     write_checked(out / "model.pt", buf.getvalue())
