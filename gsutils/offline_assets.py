@@ -3,7 +3,7 @@
 Sphinx points MathJax, and myst-nb points the ipywidgets embed manager, at a
 CDN. So that the book renders from ``file://`` on a machine with no network,
 the build installs those packages from the npm registry into the git-ignored
-folder ``.offline_assets/`` (outside ``book/_static``), copies the files a page
+folder ``.offline_assets/`` (outside the book's sources), copies the files a page
 loads into ``.offline_assets/static/`` and ``book/_config.yml`` adds that
 folder to ``html_static_path`` and points ``mathjax_path`` and
 ``nb_ipywidgets_js`` at the local copies.

@@ -81,9 +81,13 @@ def test_pages_render_offline(tmp_path):
             n_widgets += 1
             assert re.search(r'class="[^"]*widget-', dom), \
                 f"widgets did not render in {page.relative_to(HTML)}"
-        # no reference to a CDN remains for scripts
-        for src in re.findall(r'<script[^>]+src="([^"]+)"', raw):
+        # no reference to a CDN remains for scripts, and no script is loaded twice
+        # (a second copy of the widget manager draws every widget twice)
+        srcs = [src.split("?")[0] for src in re.findall(r'<script[^>]+src="([^"]+)"', raw)]
+        for src in srcs:
             assert not src.startswith(("http://", "https://")), f"{page.name} loads {src}"
+        twice = sorted({src for src in srcs if srcs.count(src) > 1})
+        assert not twice, f"{page.relative_to(HTML)} loads these scripts more than once: {twice}"
     assert n_math > 0, "no page with math was checked"
     assert n_img > 0, "no figure was checked"
 

@@ -91,10 +91,10 @@ wall = time.perf_counter() - t_start
 # %%
 summary = seg.training_summary(cfg, runs)
 display(summary.round(3))
-print(f"training: {summary['seconds'].sum():.0f} s summed over the {len(runs)} networks; "
-      f"this run of the grid (training, or loading from the cache, and evaluation) took "
-      f"{wall:.0f} s wall time with executor={cfg.train.executor!r}, "
-      f"{cfg.train.workers} worker process(es)")
+print(f"training: {summary['seconds'].sum():.0f} s summed over the {len(runs)} networks\n"
+      f"this run of the grid (training or loading from the cache, then evaluation): "
+      f"{wall:.0f} s wall time\n(executor {cfg.train.executor!r}, "
+      f"{cfg.train.workers} one-thread worker processes)")
 
 # %% [markdown]
 # ## IoU on the unbiased test set
