@@ -141,6 +141,16 @@ def backbone_summary(frame):
     return out.sort_index(key=lambda idx: idx.map(order) if idx.name == "strength" else idx.map(bb_order))
 
 
+def _per_strength(s, column: str) -> dict[str, float]:
+    """``column`` of one backbone's :func:`backbone_summary` rows by strength (NaN where absent)."""
+    return {st: float(s.loc[st, column]) if st in s.index else float("nan") for st in ("none", "weak", "strong")}
+
+
+def _order_holds(m: dict[str, float]) -> bool:
+    """strong < weak < unbiased, each gap at least :data:`ORDER_MARGIN`."""
+    return (m["strong"] + ORDER_MARGIN <= m["weak"]) and (m["weak"] + ORDER_MARGIN <= m["none"])
+
+
 def bias_claims(frame, backbone: str) -> list[dict[str, Any]]:
     """The chapter's claims, with measurement, criterion and pass/fail computed here.
 
@@ -148,9 +158,7 @@ def bias_claims(frame, backbone: str) -> list[dict[str, Any]]:
     are means over bias digits, textures and seeds of ``backbone``'s networks.
     """
     s = backbone_summary(frame).loc[backbone]
-    have = set(s.index)
-    m = {st: float(s.loc[st, "mean"]) if st in have else float("nan") for st in ("none", "weak", "strong")}
-    other = {st: float(s.loc[st, "other_mean"]) if st in have else float("nan") for st in ("none", "weak", "strong")}
+    m, other = _per_strength(s, "mean"), _per_strength(s, "other_mean")
     claims = []
     names = {"none": "the unbiased network (N)", "weak": "networks trained with weak bias",
              "strong": "networks trained with strong bias"}
@@ -174,7 +182,7 @@ def bias_claims(frame, backbone: str) -> list[dict[str, Any]]:
         criterion=f"IoU_strong + {ORDER_MARGIN} <= IoU_N",
         reported={"strong": REFERENCE_IOU["strong"], "none": REFERENCE_IOU["none"]},
     ))
-    ordered = (m["strong"] + ORDER_MARGIN <= m["weak"]) and (m["weak"] + ORDER_MARGIN <= m["none"])
+    ordered = _order_holds(m)
     claims.append(dict(
         id="bias_order",
         section="S1.2 / Fig. S4a, S5a",
@@ -209,9 +217,8 @@ def backbone_claim(frame) -> dict[str, Any]:
     measured, ok = {}, True
     for bb in backbones:
         sb = s.loc[bb]
-        vals = {st: float(sb.loc[st, "mean"]) if st in sb.index else float("nan") for st in ("none", "weak", "strong")}
-        measured[bb] = vals
-        ok &= (vals["strong"] + ORDER_MARGIN <= vals["weak"]) and (vals["weak"] + ORDER_MARGIN <= vals["none"])
+        measured[bb] = vals = _per_strength(sb, "mean")
+        ok &= _order_holds(vals)
     return dict(
         id="bias_order_all_backbones",
         section="S1.5 / Fig. S9",
@@ -324,8 +331,7 @@ def bias_effect_statement(frame, backbone: str) -> str:
     chapter's margin.
     """
     s = backbone_summary(frame).loc[backbone]
-    m = {st: float(s.loc[st, "mean"]) if st in s.index else float("nan") for st in ("none", "weak", "strong")}
-    other = {st: float(s.loc[st, "other_mean"]) if st in s.index else float("nan") for st in ("none", "weak", "strong")}
+    m, other = _per_strength(s, "mean"), _per_strength(s, "other_mean")
     unbiased = unbiased_iou_table(frame).loc[backbone]
     digit_iou = float(np.nanmean([unbiased[str(d)] for d in range(10)]))
     values = f"IoU on the bias digit: N {m['none']:.2f}, weak {m['weak']:.2f}, strong {m['strong']:.2f}"
@@ -344,7 +350,7 @@ def bias_effect_statement(frame, backbone: str) -> str:
               f"{other_gap:.2f} of N's.")
     weak = (f"A weak bias costs {gap_w:.2f}, {'at least' if gap_w >= ORDER_MARGIN else 'less than'} the "
             f"margin.")
-    ordered = (m["strong"] + ORDER_MARGIN <= m["weak"]) and (m["weak"] + ORDER_MARGIN <= m["none"])
+    ordered = _order_holds(m)
     order = (f"The order strong < weak < unbiased {'holds' if ordered else 'does not hold'} with gaps of at "
              f"least {ORDER_MARGIN} ({values}; {poster}).")
     return " ".join([head, strong, weak, order])

@@ -58,7 +58,7 @@ NUM_CLASSES = BACKGROUND + 1
 #: bump when the training code changes in a way that changes the weights
 TRAIN_VERSION = 2
 #: training runs in the channels-last memory format: on CPU (oneDNN) the tiny U-Net's
-#: training step is about 1.3x faster than in the default layout (benchmarks/train_throughput.py)
+#: training step is about 1.2x faster than in the default layout (benchmarks/train_throughput.py)
 MEMORY_FORMAT = torch.channels_last
 #: how a :class:`SegRun`'s bias strength is written in tables ("N": the unbiased network)
 STRENGTHS = ("none", "strong", "weak")
@@ -295,7 +295,6 @@ def train_unet(
         data = make_toy_dataset(_toy_cfg(profile, run.bias, run.seed), split="train",
                                 n=profile.toy.n_train, progress=False)
         x_all, y_all = _data_tensors(data)  # (N, 1, H, W), (N, H, W)
-        x_all = x_all.contiguous(memory_format=MEMORY_FORMAT)
         if device.type != "cpu":  # the whole set fits on an accelerator: no per-batch copies
             x_all, y_all = x_all.to(device), y_all.to(device)
         n, bs = x_all.shape[0], rec["batch_size"]
