@@ -64,7 +64,7 @@ ledger = Ledger(chapter="grid_saliency/02_setup_and_bias", paper="grid_saliency"
 # norm per resolution, 16 to 64 channels) on 32×32 images with batch size 32
 # and learning rates $3\cdot10^{-3}$ / $3\cdot10^{-4}$ (at 64×64 and batch 100 the small
 # network learned no digit class within a CPU budget), for 12 epochs of 125 steps, so the
-# three networks train on two CPU cores in about four minutes (the last cell of this
+# three networks train on two CPU cores in about five minutes (the last cell of this
 # section prints the time this run took). Even so they are far from converged: the
 # unbiased network's digit IoU was still rising when training stopped. The table lists
 # both recipes.
