@@ -31,9 +31,12 @@ def _setup_toy_data(p: argparse.ArgumentParser) -> None:
     p.add_argument("--texture", type=int, default=0, help="which of the 5 bias textures, 0-4 (default: 0)")
     p.add_argument("--probability", type=float, default=1.0,
                    help="P(bias texture | biased digit), in [0, 1] (default: 1.0)")
-    p.add_argument("--weak-probability", type=float, default=0.5,
-                   help="P(bias texture | other digit) under weak bias, in [0, 1] (default: 0.5)")
     p.add_argument("--resolution", type=int, default=64, help="image side, even (default: 64)")
+    p.add_argument("--render-resolution", type=int, default=None,
+                   help="render at this side, then area-downsample to --resolution (a multiple of it; "
+                        "default: render at --resolution)")
+    p.add_argument("--epoch", type=int, default=0,
+                   help="training epoch: each epoch is a fresh draw of the stream (default: 0)")
     p.add_argument("--parts", type=int, default=2, help="background parts: 2 (halves) or 4 (quadrants)")
     p.add_argument("--seed", type=int, default=0, help="training seed; the test split ignores it (default: 0)")
     p.add_argument("--split", choices=("train", "test"), required=True)
@@ -49,15 +52,47 @@ def _setup_toy_data(p: argparse.ArgumentParser) -> None:
     p.add_argument("--progress", action="store_true", help="show a progress bar")
 
 
+def _check_toy_args(args: argparse.Namespace) -> None:
+    """Reject what the generator would silently ignore or only fail on after rendering."""
+    import os
+    from pathlib import Path
+
+    if args.n < 1:
+        raise ValueError(f"--n must be at least 1 (an empty dataset is of no use), got {args.n}")
+    if args.bias == "none" and args.digit is not None:
+        raise ValueError(f"--digit {args.digit} is ignored with --bias none; pass --bias strong or "
+                         "--bias weak to bias that digit, or drop --digit")
+    if args.data_root is not None:
+        if args.digits_source != "torchvision" and args.textures_source != "folder":
+            raise ValueError("--data-root is only read with --digits-source torchvision or "
+                             "--textures-source folder; drop it or choose one of those sources")
+        if not Path(args.data_root).expanduser().is_dir():
+            raise FileNotFoundError(f"--data-root {args.data_root!r} is not a folder")
+    out = Path(args.out).expanduser()
+    if out.is_dir():
+        raise IsADirectoryError(f"--out {args.out!r} is a directory; give a file name such as "
+                                f"{str(out / 'toy.npz')!r}")
+    parent = out.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent  # the folders that do not exist yet are created
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise PermissionError(f"--out {args.out!r} cannot be written: {str(parent)!r} is not a "
+                              "writable folder")
+
+
 def _run_toy_data(args: argparse.Namespace) -> int:
     from gsutils.data.toy import BiasConfig, ToyConfig, make_toy_dataset
 
+    _check_toy_args(args)
+
     bias = BiasConfig(strength=args.bias, digit=args.digit, texture=args.texture,
-                      probability=args.probability, weak_probability=args.weak_probability)
-    config = ToyConfig(bias=bias, resolution=args.resolution, n_parts=args.parts, seed=args.seed,
+                      probability=args.probability)
+    config = ToyConfig(bias=bias, resolution=args.resolution, render_resolution=args.render_resolution,
+                       n_parts=args.parts, seed=args.seed,
                        digits_source=args.digits_source, textures_source=args.textures_source,
                        data_root=args.data_root)
-    data = make_toy_dataset(config, args.split, args.n, progress=args.progress, workers=args.workers)
+    data = make_toy_dataset(config, args.split, args.n, epoch=args.epoch, progress=args.progress,
+                            workers=args.workers)
     path = data.save(args.out, compress=not args.no_compress)
     print(f"wrote {len(data)} {args.split} samples ({int(data.is_biased.sum())} with the bias texture) "
           f"to {path}")
@@ -75,7 +110,9 @@ _HELP = {
 
 def build_parser() -> argparse.ArgumentParser:
     """The top-level parser with one sub-parser per command."""
-    parser = argparse.ArgumentParser(prog="python -m gsutils", description=__doc__.splitlines()[0])
+    from gsutils.cli import Parser  # argparse's errors in one line
+
+    parser = Parser(prog="python -m gsutils", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (setup, _) in COMMANDS.items():
         setup(sub.add_parser(name, help=_HELP.get(name, ""), description=_HELP.get(name)))
@@ -85,16 +122,19 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse ``argv`` (default: ``sys.argv[1:]``) and run the command.
 
-    Bad values (``ValueError``, ``TypeError``, ``FileNotFoundError``) are
-    reported on stderr with exit status 2, without a traceback.
+    Bad values (``ValueError``, ``TypeError``) and files that cannot be
+    read or written (``OSError``) are reported in one line on stderr with
+    exit status 2, without a traceback.
     """
+    from gsutils.cli import one_line
+
     parser = build_parser()
     args = parser.parse_args(argv)
     _, run = COMMANDS[args.command]
     try:
         return int(run(args) or 0)
-    except (ValueError, TypeError, FileNotFoundError) as err:
-        print(f"{parser.prog} {args.command}: error: {err}", file=sys.stderr)
+    except (ValueError, TypeError, OSError) as err:
+        print(f"{parser.prog} {args.command}: error: {one_line(err)}", file=sys.stderr)
         return 2
 
 

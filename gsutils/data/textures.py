@@ -427,6 +427,19 @@ _PROCEDURAL: tuple[tuple[str, Callable[[np.random.Generator, int], np.ndarray]],
 )
 #: the five procedural bias textures: bold, regular patterns unlike the rest of the pool
 PROCEDURAL_BIAS = ("polka_dots", "bricks", "zigzag", "checker_tiles", "fish_scales")
+#: mean and standard deviation each bias texture is rescaled to (affinely, then clipped to
+#: [0, 1]). The means lie inside the pool's range (about 0.28-0.76) and at least 0.11 away
+#: from grid saliency's candidate grey values (0, 0.25, 0.5, 0.75, 1): otherwise a constant
+#: grey (for a mostly black texture: black) can stand in for the bias texture, and the
+#: perturbation that deletes the context would not delete the bias. The standard deviation
+#: is that of a typical pool texture.
+PROCEDURAL_BIAS_STATS = ((0.38, 0.2), (0.62, 0.2), (0.36, 0.2), (0.64, 0.2), (0.39, 0.2))
+
+
+def _rescaled(texture: np.ndarray, mean: float, std: float) -> np.ndarray:
+    """``texture`` shifted and scaled to ``mean`` and ``std``, clipped to ``[0, 1]``."""
+    t = texture.astype(np.float64)
+    return np.clip(mean + (t - t.mean()) * (std / max(float(t.std()), 1e-12)), 0.0, 1.0)
 
 
 def _frozen(a: np.ndarray) -> np.ndarray:
@@ -437,9 +450,13 @@ def _frozen(a: np.ndarray) -> np.ndarray:
 
 def _generate_procedural(seed: int) -> tuple[np.ndarray, ...]:
     out = []
-    for i, (_, make) in enumerate(_PROCEDURAL):
+    stats = dict(zip(PROCEDURAL_BIAS, PROCEDURAL_BIAS_STATS))
+    for i, (name, make) in enumerate(_PROCEDURAL):
         rng = np.random.default_rng([int(seed), i])
-        out.append(np.ascontiguousarray(make(rng, PROCEDURAL_SIZE), dtype=np.float32))
+        t = make(rng, PROCEDURAL_SIZE)
+        if name in stats:
+            t = _rescaled(t, *stats[name])
+        out.append(np.ascontiguousarray(t, dtype=np.float32))
     return tuple(out)
 
 

