@@ -19,6 +19,15 @@ A chapter is not re-executed when its source, its parameters and the library
 stamp lives in ``results/<profile>/executed/``. The reproduction report is
 always re-executed, since it reads the claims every other chapter wrote. A
 chapter that raises stops the run with its traceback and a non-zero exit.
+
+Profiles: every executed notebook records its parameters and stamp in its
+metadata (``metadata.gsutils``) and opens with a note, under its title, that
+names the profile it shows (so does every page of the built book). A copy of
+each executed notebook is kept per profile in ``results/<profile>/executed/``:
+switching profiles restores that copy (``restored``) when its stamp still
+matches, and re-executes the chapter otherwise; a notebook of another profile
+is never reported as cached. A book built from notebooks of several profiles
+says so with a warning.
 """
 
 from __future__ import annotations
@@ -77,8 +86,87 @@ def _stamp(chapter: str, params: dict, lib: str) -> str:
     return hashlib.sha256(blob).hexdigest()
 
 
+#: key of the executor's record in an executed notebook's metadata
+META_KEY = "gsutils"
+#: tag of the injected cell that names the profile
+PROFILE_TAG = "gsutils-profile"
+
+
+def notebook_record(path: Path) -> dict | None:
+    """``metadata.gsutils`` of an executed notebook (profile, parameters, stamp), or ``None``.
+
+    ``None`` for a missing or unreadable notebook, or one written before the
+    executor recorded it.
+    """
+    try:
+        meta = json.loads(Path(path).read_text()).get("metadata", {})
+    except (OSError, ValueError):
+        return None
+    rec = meta.get(META_KEY)
+    return rec if isinstance(rec, dict) else None
+
+
+def profile_note(params: dict) -> str:
+    """The Markdown admonition that names the profile a page shows."""
+    profile = params.get("profile", "?")
+    device = str(params.get("device", "auto"))
+    if device == "auto":  # say what "auto" was when the page ran
+        try:
+            from gsutils.profiles import resolve_device
+
+            device = f"auto, here {resolve_device('auto')}"
+        except Exception:  # pragma: no cover - torch missing: keep "auto"
+            pass
+    bits = [f"device `{device}`", f"seed {params.get('seed', 0)}"]
+    if params.get("data_root"):
+        bits.append(f"data root `{params['data_root']}`")
+    return ("```{note}\n"
+            f"This page shows the results of the **{profile}** profile ({', '.join(bits)}). "
+            "Other profiles give other sizes and numbers; see the README's *Profiles*.\n"
+            "```")
+
+
+def inject_profile(nb, params: dict, stamp: str):
+    """Record ``params`` and ``stamp`` in ``nb``'s metadata and add the profile note.
+
+    The note goes right under the page title: when the first cell is Markdown
+    starting with a ``# `` heading, that heading is split off into its own
+    cell and the note follows it; otherwise the note is the first cell. An
+    earlier note is replaced, not repeated. Returns ``nb`` (changed in place).
+    """
+    import nbformat
+
+    nb.cells = [c for c in nb.cells if PROFILE_TAG not in c.get("metadata", {}).get("tags", [])]
+    note = nbformat.v4.new_markdown_cell(profile_note(params), metadata={"tags": [PROFILE_TAG]})
+    at = 0
+    if nb.cells and nb.cells[0].cell_type == "markdown":
+        first = nb.cells[0]
+        head, _, rest = first.source.partition("\n")
+        if head.startswith("# "):
+            first.source = head
+            at = 1
+            if rest.strip():
+                nb.cells.insert(1, nbformat.v4.new_markdown_cell(rest.strip("\n")))
+    nb.cells.insert(at, note)
+    nb.metadata[META_KEY] = {"profile": params.get("profile"), "params": dict(params), "stamp": stamp}
+    return nb
+
+
+def _atomic_copy(src: Path, dst: Path) -> None:
+    from gsutils.experiments.store import atomic_write_bytes
+
+    atomic_write_bytes(dst, src.read_bytes())
+
+
 def execute(chapter: str, params: dict, stamp_dir: Path, lib: str, force: bool = False) -> str:
-    """Execute one chapter; returns ``"ran"`` or ``"cached"``. Raises on failure."""
+    """Execute one chapter; returns ``"ran"``, ``"cached"`` or ``"restored"``. Raises on failure.
+
+    ``"cached"``: ``book/<chapter>.ipynb`` already holds this stamp (same
+    profile, parameters, source and library). ``"restored"``: it held another
+    profile's run, and this profile's copy in ``stamp_dir`` still matches, so
+    that copy is put back. Otherwise the chapter is executed, and the result
+    written both to the book and to ``stamp_dir``.
+    """
     import jupytext
     import nbformat
     import papermill
@@ -86,14 +174,21 @@ def execute(chapter: str, params: dict, stamp_dir: Path, lib: str, force: bool =
     src = BOOK / f"{chapter}.py"
     out = src.with_suffix(".ipynb")
     stamp_file = stamp_dir / (chapter.replace("/", "__") + ".stamp")
+    copy = stamp_dir / (chapter.replace("/", "__") + ".ipynb")
     stamp = _stamp(chapter, params, lib)
     always = Path(chapter).name in ALWAYS_RUN
-    if (not force and not always and out.exists() and stamp_file.exists()
-            and stamp_file.read_text() == stamp):
-        return "cached"
+    if not force and not always:
+        if (notebook_record(out) or {}).get("stamp") == stamp:
+            if not copy.exists():
+                _atomic_copy(out, copy)
+            return "cached"
+        if (notebook_record(copy) or {}).get("stamp") == stamp:
+            _atomic_copy(copy, out)
+            return "restored"
     nb = jupytext.read(src)
     if not any("parameters" in c.get("metadata", {}).get("tags", []) for c in nb.cells):
         raise ValueError(f"{src}: no cell tagged 'parameters'; add `# %% tags=[\"parameters\"]`")
+    inject_profile(nb, params, stamp)
     tmp_dir = stamp_dir / "tmp"
     tmp_dir.mkdir(parents=True, exist_ok=True)
     tmp_in = tmp_dir / (out.stem + ".in.ipynb")
@@ -103,12 +198,32 @@ def execute(chapter: str, params: dict, stamp_dir: Path, lib: str, force: bool =
         str(tmp_in), str(tmp_out), parameters=params, cwd=str(src.parent),
         kernel_name="python3", progress_bar=False, log_output=False,
     )
-    # the executed notebook appears only once complete
+    # the executed notebook appears only once complete; this profile keeps its own copy
+    _atomic_copy(tmp_out, copy)
     os.replace(tmp_out, out)
     tmp_in.unlink(missing_ok=True)
     stamp_dir.mkdir(parents=True, exist_ok=True)
     stamp_file.write_text(stamp)
     return "ran"
+
+
+def book_profiles(chs: list[str] | None = None, book: Path | None = None) -> dict[str, str | None]:
+    """``{chapter: profile}`` of the executed notebooks (``None``: missing or not recorded)."""
+    book = BOOK if book is None else book
+    chs = chapters(book) if chs is None else chs
+    return {c: (notebook_record(book / f"{c}.ipynb") or {}).get("profile") for c in chs}
+
+
+def profile_summary(profiles: dict[str, str | None]) -> tuple[str, bool]:
+    """A one-line account of which profile(s) the book shows, and whether it is mixed."""
+    shown = sorted({p for p in profiles.values() if p})
+    unknown = [c for c, p in profiles.items() if not p]
+    if len(shown) == 1 and not unknown:
+        return f"the book shows the {shown[0]!r} profile", False
+    parts = [f"{p!r}: {', '.join(c for c, q in profiles.items() if q == p)}" for p in shown]
+    if unknown:
+        parts.append(f"not executed or of unknown profile: {', '.join(unknown)}")
+    return "the book mixes profiles (each page says which it shows) -- " + "; ".join(parts), True
 
 
 def _parts(chs: list[str]) -> list[list[str]]:
@@ -156,6 +271,8 @@ def build(strict: bool = False) -> Path:
     from gsutils.offline_assets import ensure_assets
 
     ensure_assets()
+    line, mixed = profile_summary(book_profiles())
+    print(("warning: " if mixed else "") + line, file=sys.stderr if mixed else sys.stdout, flush=True)
     jb = shutil.which("jupyter-book", path=str(Path(sys.executable).parent)) or "jupyter-book"
     cmd = [jb, "build", str(BOOK)]
     if strict:
@@ -169,7 +286,9 @@ def build(strict: bool = False) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m gsutils.book", description=__doc__.split("\n")[0])
+    from gsutils.cli import Parser, fail, profile_or_exit
+
+    p = Parser(prog="python -m gsutils.book", description=__doc__.split("\n")[0])
     p.add_argument("--profile", default="quick", choices=("quick", "gpu", "paper"))
     p.add_argument("--device", default="auto")
     p.add_argument("--seed", type=int, default=0)
@@ -187,20 +306,19 @@ def main(argv: list[str] | None = None) -> int:
                         "parallel processes, each kernel limited to one thread")
     args = p.parse_args(argv)
     if args.jobs < 1:
-        raise SystemExit(f"--jobs must be at least 1, got {args.jobs}")
+        fail(p, f"--jobs must be at least 1, got {args.jobs}")
 
     from gsutils import claims
-    from gsutils.profiles import get_profile
 
-    cfg = get_profile(args.profile, device=args.device, seed=args.seed,
-                      data_root=args.data_root or None)
+    cfg = profile_or_exit(p, args.profile, device=args.device, seed=args.seed,
+                          data_root=args.data_root or None)
     if not args.build_only:
         todo = chapters()
         if args.only:
             known = set(todo)
             bad = [c for c in args.only if c not in known]
             if bad:
-                raise SystemExit(f"unknown chapter(s) {bad}; known: {', '.join(todo)}")
+                fail(p, f"unknown chapter(s) {bad}; known: {', '.join(todo)}")
             todo = [c for c in todo if c in args.only
                     or (Path(c).name in ALWAYS_RUN and not args.no_report)]
         params = dict(profile=args.profile, device=args.device, seed=args.seed,

@@ -30,7 +30,6 @@ From the command line::
 
 from __future__ import annotations
 
-import argparse
 import copy
 import io
 import json
@@ -48,7 +47,7 @@ from torch import nn
 
 from gsutils.data.scenes import DIGIT_CLASSES, SceneSet, load_voc_split, scene_config, write_scenes
 from gsutils.data.voc import VOCDataset
-from gsutils.experiments.store import Store, config_key, read_checked, write_checked
+from gsutils.experiments.store import Store, config_key, quarantine, read_checked, write_checked
 from gsutils.models.classifiers import (
     ARCHS,
     add_vgg_batchnorm,
@@ -172,8 +171,10 @@ def _train(profile: Any, arch: str, progress: bool) -> dict[str, Any]:
                 model.load_state_dict(state["model"])
                 opt.load_state_dict(state["optimizer"])
                 start, history = int(state["epoch"]), json.loads(state["history"])
-            except Exception as err:  # corrupt or stale: start over
-                warnings.warn(f"ignoring unreadable checkpoint {ckpt}: {err}", stacklevel=2)
+            except Exception as err:  # corrupt or stale: moved aside (not lost), start over
+                moved = quarantine(ckpt)
+                warnings.warn(f"unreadable checkpoint {ckpt} moved aside to {moved.name}; "
+                              f"training starts over: {err}", stacklevel=2)
                 torch.manual_seed(_mix(cfg["seed"], 1))
                 model = _training_model(cfg, device)
                 opt = torch.optim.Adam(model.parameters(), lr=cfg["lr"])
@@ -792,16 +793,20 @@ def published_table(runs: Sequence[dict[str, Any]]):
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    from gsutils.profiles import get_profile
+    """The command line; a user error is one line on stderr with exit status 2."""
+    from gsutils.cli import Parser, profile_or_exit
+    from gsutils.profiles import PROFILE_NAMES
 
-    parser = argparse.ArgumentParser(description="Train the NormGrad stand-in classifiers")
-    parser.add_argument("--profile", default="quick")
+    parser = Parser(prog="python -m gsutils.experiments.classification",
+                    description="Train the NormGrad stand-in classifiers")
+    parser.add_argument("--profile", default="quick", choices=PROFILE_NAMES)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data-root", default=None)
     parser.add_argument("--arch", nargs="+", default=list(ARCHS), choices=ARCHS)
     args = parser.parse_args(argv)
-    profile = get_profile(args.profile, device=args.device, seed=args.seed, data_root=args.data_root)
+    profile = profile_or_exit(parser, args.profile, device=args.device, seed=args.seed,
+                              data_root=args.data_root)
     scenes = test_scenes(profile)
     for arch in args.arch:
         model = train_or_load_classifier(profile, arch)

@@ -58,17 +58,33 @@ def boxes_to_mask(boxes: Sequence[Sequence[int]] | torch.Tensor, height: int, wi
     boxes:
         ``(K, 4)`` integer boxes ``(xmin, ymin, xmax, ymax)`` in 0-based pixel
         coordinates, both ends inclusive (VOC's 1-based XML values minus one).
+        A box that reaches past the image is clipped to it (VOC's XML holds
+        the odd ``0`` or ``width + 1``).
     height, width:
         Image size.
+
+    Raises
+    ------
+    ValueError
+        A box that is not four numbers, is degenerate (``xmax < xmin`` or
+        ``ymax < ymin``) or lies entirely outside the image; the message
+        names the box and its index.
     """
+    for name, v in (("height", height), ("width", width)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+            raise ValueError(f"{name} must be a positive int, got {v!r}")
     mask = torch.zeros(height, width, dtype=torch.bool)
-    for box in (boxes.tolist() if isinstance(boxes, torch.Tensor) else boxes):
+    for i, box in enumerate(boxes.tolist() if isinstance(boxes, torch.Tensor) else boxes):
         if len(box) != 4:
-            raise ValueError(f"each box must be (xmin, ymin, xmax, ymax), got {box!r}")
+            raise ValueError(f"each box must be (xmin, ymin, xmax, ymax), got box {i} = {box!r}")
         x0, y0, x1, y1 = (int(v) for v in box)
         if x1 < x0 or y1 < y0:
-            raise ValueError(f"box {box!r} has xmax < xmin or ymax < ymin")
-        mask[max(y0, 0): y1 + 1, max(x0, 0): x1 + 1] = True
+            raise ValueError(f"box {i} = {box!r} has xmax < xmin or ymax < ymin")
+        if x1 < 0 or y1 < 0 or x0 >= width or y0 >= height:
+            raise ValueError(f"box {i} = {box!r} lies entirely outside the {height}x{width} image "
+                             "(0-based inclusive coordinates)")
+        # clip to the image: a negative bound must not wrap around as a Python slice
+        mask[max(y0, 0): min(y1, height - 1) + 1, max(x0, 0): min(x1, width - 1) + 1] = True
     return mask
 
 
@@ -200,8 +216,14 @@ class PointingGame:
         gt = _as_bool_mask(gt)
         if region is None:
             region = hit_region(gt, self.tolerance)
-        elif region.shape != gt.shape:
-            raise ValueError(f"region has shape {tuple(region.shape)} but gt has {tuple(gt.shape)}")
+        else:
+            if not bool(gt.any()):  # as hit_region does on the plain path
+                raise ValueError("ground truth mask gt is empty (no pixel of the class); "
+                                 "the pair cannot be scored")
+            if not isinstance(region, torch.Tensor):
+                raise TypeError(f"region must be a (H, W) bool tensor, got {type(region).__name__}")
+            if region.shape != gt.shape:
+                raise ValueError(f"region has shape {tuple(region.shape)} but gt has {tuple(gt.shape)}")
         if isinstance(map_or_point, torch.Tensor):
             shape = tuple(map_or_point.shape[-2:])
             if shape != tuple(gt.shape):

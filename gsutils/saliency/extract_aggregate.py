@@ -172,6 +172,8 @@ def _check_input(model: nn.Module, x: torch.Tensor) -> None:
         raise TypeError(f"x must be a floating-point tensor, got dtype {x.dtype}")
     if x.shape[0] == 0:
         raise ValueError("x holds no image (batch size 0)")
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError("x must be finite; it holds NaN or infinite values")
     for name, p in model.named_parameters():
         if p.device != x.device:
             raise ValueError(f"x is on {x.device} but the model's parameter {name!r} is on "

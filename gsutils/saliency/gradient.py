@@ -37,6 +37,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from gsutils.saliency._checks import check_has_context, check_model
 from gsutils.saliency.grid import _check_classes, _validate, segmentation_probs
 
 __all__ = [
@@ -83,12 +84,17 @@ def _grad_of_objective(
         obj = request_objective(segmentation_probs(model, xs), requests[s:s + batch_size],
                                 classes[s:s + batch_size])  # (b,)
         (g,) = torch.autograd.grad(obj.sum(), xs)  # each input's own gradient
+        if not bool(torch.isfinite(g).all()):
+            raise ValueError("model gave a NaN or infinite gradient for finite images; "
+                             "check its weights")
         out[s:s + batch_size] = g
     return out
 
 
 def _prepare(model, images, requests, classes, batch_size):
+    """Checked requests and classes; ValueError/TypeError naming the bad argument."""
     req, cls = _validate(images, requests, classes)
+    check_model(model, images)
     with torch.no_grad():
         k = segmentation_probs(model, images[:1]).shape[1]
     _check_classes(cls, k)
@@ -171,7 +177,14 @@ def integrated_gradients(
     t, w = _legendre(steps, method)
     t_ = torch.as_tensor(t, dtype=images.dtype, device=images.device)  # (S,)
     w_ = torch.as_tensor(w, dtype=images.dtype, device=images.device)  # (S,)
-    x0 = torch.as_tensor(baseline, dtype=images.dtype, device=images.device).expand_as(images)
+    x0 = torch.as_tensor(baseline, dtype=images.dtype, device=images.device)
+    if not bool(torch.isfinite(x0).all()):
+        raise ValueError(f"baseline must be finite, got {baseline!r}")
+    try:
+        x0 = x0.expand_as(images)
+    except RuntimeError as err:
+        raise ValueError(f"baseline of shape {tuple(x0.shape)} does not broadcast to the images "
+                         f"{tuple(images.shape)}") from err
     diff = images - x0  # (N, C, H, W)
     path = x0[None] + t_[:, None, None, None, None] * diff[None]  # (S, N, C, H, W), step-major
     grads = _grad_of_objective(
@@ -214,8 +227,8 @@ def smoothgrad(
     """
     if not isinstance(samples, int) or samples < 1:
         raise ValueError(f"samples must be an int >= 1, got {samples!r}")
-    if not noise_level >= 0:
-        raise ValueError(f"noise_level must be >= 0, got {noise_level!r}")
+    if not 0 <= noise_level < float("inf"):
+        raise ValueError(f"noise_level must be a finite number >= 0, got {noise_level!r}")
     req, cls = _prepare(model, images, requests, classes, batch_size)
     n = images.shape[0]
     if generator is None:
@@ -246,6 +259,8 @@ def context_maps(attributions: Tensor, requests: Tensor, *, normalise: bool = Tr
         raise ValueError(
             f"requests must have shape {(n, h, w)} to match attributions, got {tuple(requests.shape)}"
         )
+    if not bool(torch.isfinite(attributions).all()):
+        raise ValueError("attributions must be finite; they hold NaN or infinite values")
     mag = attributions.abs().sum(1)  # (N, H, W)
     if normalise:
         peak = mag.flatten(1).max(1).values  # (N,)
@@ -265,7 +280,14 @@ def gradient_context_saliency(
     seed: int = 0,
     batch_size: int | None = None,
 ) -> Tensor:
-    """Normalised context maps ``(N, H, W)`` of ``method`` in ``("vg", "ig", "sg")``."""
+    """Normalised context maps ``(N, H, W)`` of ``method`` in ``("vg", "ig", "sg")``.
+
+    Raises ``ValueError`` for a request that covers its whole image (no context).
+    """
+    if method not in GRADIENT_METHODS:
+        raise ValueError(f"method must be one of {GRADIENT_METHODS}, got {method!r}")
+    req, _ = _validate(images, requests, classes)
+    check_has_context(req)
     if method == "vg":
         attr = vanilla_gradient(model, images, requests, classes, batch_size=batch_size)
     elif method == "ig":

@@ -54,6 +54,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from gsutils.saliency._checks import check_has_context, check_model
+
 __all__ = [
     "GridSaliencyConfig",
     "GridSaliencyResult",
@@ -215,6 +217,9 @@ def _validate(
     n, _, h, w = images.shape
     if n == 0:
         raise ValueError("images must hold at least one image, got N = 0")
+    bad = (~torch.isfinite(images)).flatten(1).any(1).nonzero().flatten().tolist()
+    if bad:
+        raise ValueError(f"images must be finite; images {bad} hold NaN or infinite pixels")
     if not isinstance(requests, Tensor):
         raise TypeError(f"requests must be a tensor (N, H, W), got {type(requests).__name__}")
     if requests.shape != (n, h, w):
@@ -243,6 +248,11 @@ def _validate(
 
 
 def _check_classes(classes: Tensor, k: int) -> None:
+    if k < 2:
+        raise ValueError(
+            f"model must output at least 2 classes (N, K, H, W) with K >= 2, got K = {k}: the "
+            "softmax of a single class is 1 everywhere, so every saliency map would be zero"
+        )
     bad = classes[(classes < 0) | (classes >= k)]
     if len(bad):
         raise ValueError(
@@ -255,6 +265,9 @@ def _class_scores(model: nn.Module, x: Tensor, classes: Tensor, check: bool = Fa
     probs = segmentation_probs(model, x)  # (B, K, H, W)
     if check:
         _check_classes(classes, probs.shape[1])
+        if not bool(torch.isfinite(probs).all()):
+            raise ValueError("model returned NaN or infinite scores for finite images; "
+                             "check its weights")
     idx = classes[:, None, None, None].expand(-1, 1, *probs.shape[2:])  # (B, 1, H, W)
     return probs.gather(1, idx)[:, 0]  # (B, H, W)
 
@@ -350,6 +363,9 @@ def _run(
     if not isinstance(cfg, GridSaliencyConfig):
         raise TypeError(f"config must be a GridSaliencyConfig, got {type(cfg).__name__}")
     req, cls = _validate(images, requests, classes)
+    check_model(model, images)
+    if context:
+        check_has_context(req)
     n = images.shape[0]
     if batch_size is None:
         batch_size = n
@@ -449,6 +465,7 @@ def saliency_views(
     ``optimised_probs`` and ``map`` ``(N, H, W)``.
     """
     req, _ = _validate(images, requests, 0)
+    check_model(model, images)
     with torch.no_grad():
         r = req.to(images.dtype)[:, None]  # (N, 1, H, W)
         grey = result.grey.to(images)[:, None, None, None].expand_as(images)  # (N, C, H, W)
