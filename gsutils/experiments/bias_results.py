@@ -354,3 +354,28 @@ def bias_effect_statement(frame, backbone: str) -> str:
     order = (f"The order strong < weak < unbiased {'holds' if ordered else 'does not hold'} with gaps of at "
              f"least {ORDER_MARGIN} ({values}; {poster}).")
     return " ".join([head, strong, weak, order])
+
+
+# ------------------------------------------------------------------------------------ the gate
+
+
+def network_gate(frame, threshold: float, backbone: str | None = None) -> dict[str, Any]:
+    """Is the unbiased network good enough to carry saliency claims? (fixed before measuring)
+
+    The gate: the unbiased network's mean digit IoU on the unbiased test set
+    (mean over digits 0-9 and seeds) is at least ``threshold``
+    (``profile.train.gate_digit_miou``). Saliency claims are judged only when it
+    holds; otherwise their verdict is "not measured" with these numbers shown.
+
+    Returns ``{"threshold", "digit_miou", "passed", "backbone", "n_networks"}``.
+    """
+    f = frame[frame.strength == "none"]
+    if backbone is not None:
+        f = f[f.backbone == backbone]
+    if f.empty:
+        raise ValueError(f"no unbiased network in the results (backbone={backbone!r}): train it first")
+    per_net = f.groupby(["backbone", "seed"]).iou.mean()  # mean digit IoU per network
+    value = float(per_net.mean())
+    return {"threshold": float(threshold), "digit_miou": value, "passed": bool(value >= threshold),
+            "backbone": backbone if backbone is not None else ",".join(sorted(f.backbone.unique())),
+            "n_networks": int(len(per_net))}

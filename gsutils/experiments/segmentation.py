@@ -43,10 +43,12 @@ import torch
 from torch import nn
 
 from gsutils.data.toy import BACKGROUND, BiasConfig, ToyData, make_toy_dataset, toy_config
+from gsutils.experiments.shipped import restore as restore_shipped
 from gsutils.experiments.store import (
     CorruptEntry,
     Store,
     config_key,
+    load_checked,
     read_checked,
     write_checked,
 )
@@ -56,10 +58,12 @@ from gsutils.models.unet import TINY_WIDTHS, BACKBONES, UNet, build_unet, load_c
 #: classes of the toy data: digits 0-9 and the background
 NUM_CLASSES = BACKGROUND + 1
 #: bump when the training code changes in a way that changes the weights
-TRAIN_VERSION = 2
+TRAIN_VERSION = 3
 #: training runs in the channels-last memory format: on CPU (oneDNN) the tiny U-Net's
 #: training step is about 1.2x faster than in the default layout (benchmarks/train_throughput.py)
 MEMORY_FORMAT = torch.channels_last
+#: the first training steps whose exact losses the history keeps (to check a shipped network)
+FIRST_STEPS = 8
 #: how a :class:`SegRun`'s bias strength is written in tables ("N": the unbiased network)
 STRENGTHS = ("none", "strong", "weak")
 
@@ -118,8 +122,8 @@ def grid_runs(profile: Any, backbones: Sequence[str] | None = None) -> list[SegR
     Per backbone: one unbiased network per seed, then every
     ``strength x bias digit x bias texture x seed`` of ``profile.grid``.
     The biased digit always carries the bias texture (``probability=1``);
-    under weak bias every other digit carries it with
-    ``profile.grid.weak_probability``.
+    under weak bias every other digit carries it at the pool rate (see
+    :mod:`gsutils.data.toy`).
 
     Parameters
     ----------
@@ -143,8 +147,7 @@ def grid_runs(profile: Any, backbones: Sequence[str] | None = None) -> list[SegR
             for digit in g.bias_digits:
                 for tex in g.bias_textures:
                     for seed in g.seeds:
-                        bias = BiasConfig(strength=strength, digit=digit, texture=tex, probability=1.0,
-                                          weak_probability=g.weak_probability)
+                        bias = BiasConfig(strength=strength, digit=digit, texture=tex, probability=1.0)
                         runs.append(SegRun(bias, bb, seed))
     return runs
 
@@ -181,8 +184,10 @@ def train_config(profile: Any, run: SegRun) -> dict[str, Any]:
             "lr": t.lr,
             "lr_late": t.lr_late,
             "late_fraction": t.late_fraction,
-            "optimizer": "rmsprop",
+            "optimizer": t.optimizer,
+            "schedule": t.schedule,
             "loss": "cross_entropy",
+            "data": "fresh_per_epoch",
             "memory_format": str(MEMORY_FORMAT),
         },
     }
@@ -197,6 +202,30 @@ def lr_at(epoch: int, epochs: int, lr: float, lr_late: float, late_fraction: flo
     """Learning rate of 0-based ``epoch``: ``lr_late`` for the last ``round(late_fraction * epochs)``."""
     n_late = int(math.floor(late_fraction * epochs + 0.5))
     return lr_late if epoch >= epochs - n_late else lr
+
+
+OPTIMIZERS = ("rmsprop", "adamw")
+SCHEDULES = ("step", "onecycle")
+
+
+def make_optimizer(name: str, params, lr: float) -> torch.optim.Optimizer:
+    """``"rmsprop"``: the paper's, with the Keras defaults of the authors' stack (rho 0.9,
+    epsilon 1e-7); ``"adamw"``: weight decay 1e-4 (the quick profile's)."""
+    if name == "rmsprop":
+        return torch.optim.RMSprop(params, lr=lr, alpha=0.9, eps=1e-7)
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=1e-4)
+    raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {name!r}")
+
+
+def make_scheduler(rec: dict[str, Any], opt: torch.optim.Optimizer, steps_per_epoch: int):
+    """The per-step scheduler of a ``"onecycle"`` recipe (15 % warm-up), else ``None``."""
+    if rec["schedule"] == "step":
+        return None
+    if rec["schedule"] == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=rec["lr"], pct_start=0.15,
+                                                   total_steps=rec["epochs"] * steps_per_epoch)
+    raise ValueError(f"schedule must be one of {SCHEDULES}, got {rec['schedule']!r}")
 
 
 def _data_tensors(data: ToyData) -> tuple[torch.Tensor, torch.Tensor]:
@@ -214,13 +243,14 @@ def _mix(*ints: int) -> int:
 # training
 
 
-def _checkpoint_bytes(model: nn.Module, opt: torch.optim.Optimizer, epoch: int, history: list) -> bytes:
+def _checkpoint_bytes(model: nn.Module, opt: torch.optim.Optimizer, sched, epoch: int, history: list) -> bytes:
     buf = io.BytesIO()
     torch.save(
         {
             "epoch": epoch,
             "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
             "optimizer": opt.state_dict(),
+            "scheduler": None if sched is None else sched.state_dict(),
             "history": json.dumps(history),
         },
         buf,
@@ -275,9 +305,11 @@ def train_unet(
     def fresh() -> tuple[UNet, torch.optim.Optimizer]:
         net = build_unet(run.backbone, NUM_CLASSES, 1, seed=_mix(run.seed, 1))
         net = net.to(device=device, memory_format=MEMORY_FORMAT)
-        return net, torch.optim.RMSprop(net.parameters(), lr=rec["lr"])
+        return net, make_optimizer(rec["optimizer"], net.parameters(), rec["lr"])
 
+    steps_per_epoch = math.ceil(profile.toy.n_train / rec["batch_size"])
     model, opt = fresh()
+    sched = make_scheduler(rec, opt, steps_per_epoch)
     start, history = 0, []
     ckpt = out / "checkpoint.pt"
     if ckpt.exists():
@@ -285,54 +317,59 @@ def train_unet(
             state = _load_bytes(read_checked(ckpt))
             model.load_state_dict(state["model"])
             opt.load_state_dict(state["optimizer"])
+            if sched is not None:
+                sched.load_state_dict(state["scheduler"])
             start, history = int(state["epoch"]), json.loads(state["history"])
         except Exception as err:  # corrupt or from an older layout: start over
             warnings.warn(f"ignoring unreadable checkpoint {ckpt}: {err}", stacklevel=2)
             model, opt = fresh()
+            sched = make_scheduler(rec, opt, steps_per_epoch)
             start, history = 0, []
 
     if start < rec["epochs"]:
-        data = make_toy_dataset(_toy_cfg(profile, run.bias, run.seed), split="train",
-                                n=profile.toy.n_train, progress=False)
-        x_all, y_all = _data_tensors(data)  # (N, 1, H, W), (N, H, W)
-        if device.type != "cpu":  # the whole set fits on an accelerator: no per-batch copies
-            x_all, y_all = x_all.to(device), y_all.to(device)
-        n, bs = x_all.shape[0], rec["batch_size"]
+        toy_cfg, n, bs = _toy_cfg(profile, run.bias, run.seed), profile.toy.n_train, rec["batch_size"]
         loss_fn = nn.CrossEntropyLoss()
-        bar = tqdm(total=rec["epochs"] * math.ceil(n / bs), initial=start * math.ceil(n / bs),
+        bar = tqdm(total=rec["epochs"] * steps_per_epoch, initial=start * steps_per_epoch,
                    desc=f"train {run.label}", disable=not progress, leave=False)
         with _deterministic():
             for epoch in range(start, rec["epochs"]):
-                lr = lr_at(epoch, rec["epochs"], rec["lr"], rec["lr_late"], rec["late_fraction"])
-                for group in opt.param_groups:
-                    group["lr"] = lr
-                gen = torch.Generator().manual_seed(_mix(run.seed, 2, epoch))
-                order = torch.randperm(n, generator=gen)  # (N,)
+                if sched is None:
+                    lr = lr_at(epoch, rec["epochs"], rec["lr"], rec["lr_late"], rec["late_fraction"])
+                    for group in opt.param_groups:
+                        group["lr"] = lr
+                # a fresh draw of the training stream every epoch (new digit order, crops, pairings)
+                x_all, y_all = _data_tensors(make_toy_dataset(toy_cfg, "train", n, epoch=epoch))
                 model.train()
                 t0, loss_sum, correct, seen = time.perf_counter(), 0.0, 0, 0
+                lr_first, first_losses = opt.param_groups[0]["lr"], []
                 for i in range(0, n, bs):
-                    idx = order[i:i + bs].to(x_all.device)  # (B,)
-                    xb = x_all[idx].to(device).contiguous(memory_format=MEMORY_FORMAT)  # (B, 1, H, W)
-                    yb = y_all[idx].to(device)  # (B, H, W)
+                    xb = x_all[i:i + bs].to(device).contiguous(memory_format=MEMORY_FORMAT)  # (B, 1, H, W)
+                    yb = y_all[i:i + bs].to(device)  # (B, H, W)
                     logits = model(xb)  # (B, 11, H, W)
                     loss = loss_fn(logits, yb)
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
                     opt.step()
-                    loss_sum += float(loss.detach()) * len(idx)
+                    if sched is not None:
+                        sched.step()
+                    loss_sum += float(loss.detach()) * len(yb)
+                    if epoch == 0 and len(first_losses) < FIRST_STEPS:
+                        first_losses.append(float(loss.detach()).hex())
                     correct += int((logits.detach().argmax(1) == yb).sum())
-                    seen += len(idx)
+                    seen += len(yb)
                     bar.update(1)
                     bar.set_postfix(epoch=epoch + 1, loss=f"{float(loss.detach()):.3f}")
                 record = {
                     "epoch": epoch + 1,
-                    "lr": lr,
+                    "lr": lr_first,
                     "loss": loss_sum / seen,
                     "pixel_acc": correct / (seen * y_all.shape[1] * y_all.shape[2]),
                     "seconds": time.perf_counter() - t0,
                 }
+                if first_losses:  # the exact losses of the first steps, as float hex (see tests/test_shipped.py)
+                    record["first_step_losses"] = first_losses
                 history.append(record)
-                write_checked(ckpt, _checkpoint_bytes(model, opt, epoch + 1, history))
+                write_checked(ckpt, _checkpoint_bytes(model, opt, sched, epoch + 1, history))
                 if on_epoch_end is not None:
                     on_epoch_end(epoch + 1, record)
         bar.close()
@@ -358,21 +395,27 @@ def _save_final(out: Path, model: UNet, cfg: dict, history: list) -> None:
 def load_trained(profile: Any, run: SegRun) -> UNet | None:
     """The finished network of ``run`` (eval mode, on ``profile.device``), or ``None``.
 
-    A corrupt file (checksum mismatch, truncated) is reported with a warning
-    and deleted, and ``None`` is returned so that it is retrained.
+    A file that loads into the run's architecture and whose ``config.json``
+    matches :func:`train_config` is kept, even without its checksum sidecar
+    (rewritten, with a warning). A corrupt one (checksum mismatch, truncated,
+    another config) is moved aside as ``model.pt.corrupt-<time>`` with a
+    warning, never deleted, and ``None`` is returned so that it is retrained.
     """
     path = model_dir(profile, run) / "model.pt"
-    if not path.exists():
-        return None
-    try:
-        obj = _load_bytes(read_checked(path))
+    expected = json.loads(json.dumps(train_config(profile, run), default=str))
+
+    def decode(data: bytes) -> UNet:
         model = build_unet(run.backbone, NUM_CLASSES, 1)
-        load_checkpoint_into(model, obj)
-    except Exception as err:  # CorruptEntry, truncated or undecodable file
-        warnings.warn(f"retraining: corrupt model file {path}: {err}", stacklevel=2)
-        path.unlink(missing_ok=True)
-        return None
-    return model.to(torch.device(profile.device)).eval()
+        load_checkpoint_into(model, _load_bytes(data))
+        return model
+
+    def matches_config(_model: UNet) -> None:
+        conf = path.with_name("config.json")
+        if conf.exists() and json.loads(conf.read_text()) != expected:
+            raise CorruptEntry(f"{conf} differs from the run's training config")
+
+    model = load_checked(path, decode, validate=matches_config, what=f"model of {run.label}")
+    return None if model is None else model.to(torch.device(profile.device)).eval()
 
 
 def train_or_load(
@@ -381,17 +424,24 @@ def train_or_load(
     *,
     progress: bool = True,
     on_epoch_end: Callable[[int, dict], None] | None = None,
+    shipped: bool = True,
 ) -> UNet:
     """The trained network of ``run``: loaded when cached, else trained (resuming if interrupted).
 
     Returns the model in eval mode on ``profile.device``. The cache key is a
-    hash of :func:`train_config`; a finished model is never retrained.
+    hash of :func:`train_config`; a finished model is never retrained. With
+    ``shipped`` (the default), a network the project ships for this exact
+    config (:mod:`gsutils.experiments.shipped`) is restored instead of trained.
     """
     if not isinstance(run, SegRun):
         raise TypeError(f"run must be a SegRun, got {type(run).__name__}")
     model = load_trained(profile, run)
     if model is not None:
         return model
+    if shipped and restore_shipped(profile, run):
+        model = load_trained(profile, run)
+        if model is not None:
+            return model
     train_unet(profile, run, progress=progress, on_epoch_end=on_epoch_end)
     model = load_trained(profile, run)
     assert model is not None
@@ -538,20 +588,28 @@ def run_grid(
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    from gsutils.profiles import get_profile
+    """The command line; a user error is one line on stderr with exit status 2."""
+    from gsutils.cli import Parser, fail, profile_or_exit
+    from gsutils.profiles import PROFILE_NAMES
 
-    ap = argparse.ArgumentParser(description="Train and evaluate the S1.2 bias grid.")
-    ap.add_argument("--profile", default="quick")
+    ap = Parser(prog="python -m gsutils.experiments.segmentation",
+                description="Train and evaluate the S1.2 bias grid.")
+    ap.add_argument("--profile", default="quick", choices=PROFILE_NAMES)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--data-root", default=None)
     ap.add_argument("--results-dir", default=None)
-    ap.add_argument("--backbones", nargs="*", default=None,
+    ap.add_argument("--backbones", nargs="*", default=None, choices=BACKBONES,
                     help="default: the profile's grid backbones")
     ap.add_argument("--executor", default="local", choices=("local", "dask"))
     ap.add_argument("--address", default=None, help="Dask scheduler address")
     ap.add_argument("--workers", type=int, default=2)
     a = ap.parse_args(argv)
-    cfg = get_profile(a.profile, device=a.device, data_root=a.data_root, results_dir=a.results_dir)
+    if a.workers < 1:
+        fail(ap, f"--workers must be at least 1, got {a.workers}")
+    if a.address is not None and a.executor != "dask":
+        fail(ap, "--address is only used with --executor dask")
+    cfg = profile_or_exit(ap, a.profile, device=a.device, data_root=a.data_root,
+                          results_dir=a.results_dir)
     runs = grid_runs(cfg, a.backbones or cfg.grid.backbones)
     for res in run_grid(cfg, runs, executor=a.executor, address=a.address, n_workers=a.workers):
         iou = res["iou"]

@@ -1,0 +1,147 @@
+"""Networks trained by this project's own code and committed to the repository.
+
+Where a profile's networks cannot be trained inside its time budget (the quick
+profile's bias grid: eleven U-Nets that need a longer schedule than a CPU book
+build allows to pass the quality gate), the project ships them under
+``checkpoints/<profile>/<key>/``, where ``key`` is the hash of the network's
+:func:`gsutils.experiments.segmentation.train_config`. Each folder holds what a
+finished training run writes to ``results/<profile>/models/<key>/``:
+
+* ``model.pt`` and ``model.pt.sha256`` (the weights, float32, and their checksum),
+* ``config.json`` (the full training config the key hashes),
+* ``history.json`` (per-epoch loss, accuracy, seconds, and the first steps' losses).
+
+:func:`restore` copies a shipped network into the results folder when, and
+only when, its config equals the run's config exactly and its checksum
+verifies; anything else is ignored with a warning and the network is trained.
+``tests/test_shipped.py`` re-runs the first training steps from the same
+initialisation and compares the logged losses bit for bit.
+
+Retrain instead of restoring (for instance after changing the recipe)::
+
+    python -m gsutils.experiments.shipped --profile quick --retrain
+
+and export freshly trained networks to ``checkpoints/`` with ``--export``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from gsutils.experiments.store import _digest, read_checked
+from gsutils.paths import REPO_ROOT
+
+#: where shipped networks live: ``<repo>/checkpoints/<profile>/<key>/``
+SHIPPED_ROOT = REPO_ROOT / "checkpoints"
+#: the files of one shipped network
+FILES = ("model.pt", "model.pt.sha256", "config.json", "history.json")
+
+
+def shipped_dir(profile: Any, key: str) -> Path:
+    return SHIPPED_ROOT / profile.name / key
+
+
+def restore(profile: Any, run: Any) -> bool:
+    """Copy ``run``'s shipped network into its model folder; ``True`` when it did.
+
+    Restores only a complete folder whose ``config.json`` equals the run's
+    training config and whose weights match their checksum.
+    """
+    from gsutils.experiments.segmentation import model_dir, train_config
+
+    cfg = train_config(profile, run)
+    out = model_dir(profile, run)
+    src = shipped_dir(profile, out.name)
+    if not src.is_dir():
+        return False
+    if not all((src / f).is_file() for f in FILES):
+        warnings.warn(f"ignoring incomplete shipped network {src}: it needs {', '.join(FILES)}", stacklevel=2)
+        return False
+    shipped_cfg = json.loads((src / "config.json").read_text())
+    if shipped_cfg != json.loads(json.dumps(cfg, default=str)):
+        warnings.warn(f"ignoring shipped network {src}: its config differs from {run.label}'s", stacklevel=2)
+        return False
+    try:
+        read_checked(src / "model.pt")
+    except Exception as err:  # checksum mismatch, unreadable
+        warnings.warn(f"ignoring shipped network {src}: {err}", stacklevel=2)
+        return False
+    out.mkdir(parents=True, exist_ok=True)
+    for f in FILES:
+        tmp = out / (f + ".restoring")
+        shutil.copyfile(src / f, tmp)
+        tmp.replace(out / f)
+    return True
+
+
+def export(profile: Any, runs: Sequence[Any]) -> list[Path]:
+    """Copy the finished networks of ``runs`` from the results folder to ``checkpoints/``."""
+    from gsutils.experiments.segmentation import model_dir
+
+    written = []
+    for run in runs:
+        src = model_dir(profile, run)
+        if not (src / "model.pt").is_file():
+            raise FileNotFoundError(f"{run.label} is not trained ({src / 'model.pt'} is missing); train it first")
+        dst = shipped_dir(profile, src.name)
+        dst.mkdir(parents=True, exist_ok=True)
+        for f in FILES:
+            shutil.copyfile(src / f, dst / f)
+        written.append(dst)
+    return written
+
+
+def manifest(profile: Any, runs: Sequence[Any]) -> list[dict[str, Any]]:
+    """One row per run: label, key, whether a network is shipped, its sha256 and size."""
+    from gsutils.experiments.segmentation import model_dir
+
+    rows = []
+    for run in runs:
+        key = model_dir(profile, run).name
+        src = shipped_dir(profile, key) / "model.pt"
+        rows.append({
+            "network": run.label, "key": key, "shipped": src.is_file(),
+            "sha256": _digest(src.read_bytes()) if src.is_file() else None,
+            "kB": round(src.stat().st_size / 1024) if src.is_file() else None,
+        })
+    return rows
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from gsutils.experiments.segmentation import grid_runs, model_dir, train_unet
+    from gsutils.profiles import get_profile
+
+    ap = argparse.ArgumentParser(prog="python -m gsutils.experiments.shipped",
+                                 description="Retrain, export or list the shipped networks of a profile.")
+    ap.add_argument("--profile", default="quick")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--data-root", default=None)
+    ap.add_argument("--retrain", action="store_true",
+                    help="train every network of the grid from scratch into the results folder")
+    ap.add_argument("--export", action="store_true", help="copy the trained networks to checkpoints/")
+    a = ap.parse_args(argv)
+    try:
+        prof = get_profile(a.profile, device=a.device, data_root=a.data_root)
+    except ValueError as err:
+        ap.error(str(err))
+    runs = grid_runs(prof)
+    if a.retrain:
+        for run in runs:
+            if not (model_dir(prof, run) / "model.pt").is_file():
+                train_unet(prof, run)
+    if a.export:
+        for path in export(prof, runs):
+            print(f"exported {path}")
+    for row in manifest(prof, runs):
+        print(json.dumps(row))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
