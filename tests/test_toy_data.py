@@ -356,3 +356,14 @@ def test_full_mnist_source():
     cfg = ToyConfig(digits_source="torchvision", data_root=str(SHARED_DATA))
     d = make_toy_dataset(cfg, "test", 200)
     assert len(d) == 200 and d.digit_mask.any(axis=(1, 2)).all()
+
+
+def test_cli_weak_bias_puts_the_bias_texture_on_other_digits_at_the_pool_rate(tmp_path):
+    out = tmp_path / "weak.npz"
+    assert main(["toy-data", "--bias", "weak", "--digit", "3", "--texture", "1", "--resolution", "32",
+                 "--split", "train", "--n", "5000", "--out", str(out)]) == 0
+    d = ToyData.load(out)
+    others = d.digits != 3
+    rate = d.is_biased[others].mean()
+    assert abs(rate - POOL_RATE) < 4 * np.sqrt(POOL_RATE * (1 - POOL_RATE) / others.sum())
+    assert d.is_biased[~others].all()

@@ -93,7 +93,7 @@ def test_bad_sizes(kwargs):
 )
 def test_bad_input_shape(shape):
     model = build_unet("tiny", seed=0)
-    with pytest.raises(ValueError, match=r"\(N, 1, H, W\).*multiples of 4"):
+    with pytest.raises(ValueError, match=r"\(N, 1, H, W\).*multiples of 8"):
         model(torch.zeros(shape))
 
 

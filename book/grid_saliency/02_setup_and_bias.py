@@ -23,7 +23,7 @@
 # the VGG16, MobileNetV2 and ResNet18 encoders). These networks are the
 # subjects of the saliency experiments in the next two chapters.
 #
-# This page trains the profile's grid of networks with the S1.2 recipe
+# This page trains (or, at the quick profile, loads the shipped) grid of networks of the S1.2 recipe
 # (`gsutils.experiments.segmentation`), measures per-class IoU on the unbiased
 # test set, redraws the matrices of Fig. S4a and S5a and the comparison of
 # Fig. S9, and records the claims in the ledger.
@@ -43,11 +43,14 @@ cfg = get_profile(profile, device=device, seed=seed, data_root=data_root or None
 import time
 
 import matplotlib.pyplot as plt
+import pandas as pd
 from IPython.display import display
 
 from gsutils.claims import Ledger
 from gsutils.experiments import bias_results as br
 from gsutils.experiments import segmentation as seg
+from gsutils.experiments import shipped
+from gsutils.experiments.gate_evidence import mixed_pixel_report
 
 ledger = Ledger(chapter="grid_saliency/02_setup_and_bias", paper="grid_saliency", profile=cfg)
 
@@ -56,18 +59,35 @@ ledger = Ledger(chapter="grid_saliency/02_setup_and_bias", paper="grid_saliency"
 #
 # A U-Net (`gsutils.models.unet.build_unet`) with a skip connection at every
 # resolution, trained with pixel-wise cross entropy over 11 classes (ten digits
-# and background) and RMSprop, batch size 100, learning rate $10^{-3}$ and then
-# $10^{-4}$ for the last fifth of the epochs. Smaller profiles keep the shape
-# of that schedule but train fewer images for fewer epochs and use fewer bias
-# digits, textures and seeds; the quick profile also replaces the paper's
-# encoders by a small VGG-style one (`"tiny"`: two 3x3 convolutions with batch
-# norm per resolution, 16 to 64 channels) on 32×32 images with batch size 32
-# and learning rates $3\cdot10^{-3}$ / $3\cdot10^{-4}$ (at 64×64 and batch 100 the small
-# network learned no digit class within a CPU budget), for 12 epochs of 125 steps, so the
-# three networks train on two CPU cores in about five minutes (the last cell of this
-# section prints the time this run took). Even so they are far from converged: the
-# unbiased network's digit IoU was still rising when training stopped. The table lists
-# both recipes.
+# and background) and RMSprop with the Keras defaults of the authors' stack
+# (rho 0.9, epsilon $10^{-7}$), batch size 100, learning rate $10^{-3}$ and then
+# $10^{-4}$ for the last fifth of the epochs. The gpu and paper profiles keep
+# that recipe. Training data are streamed: every epoch is a fresh draw of the
+# generator (previous chapter).
+#
+# **What differs at the quick profile, and why.** On one CPU thread the
+# paper's encoders and schedule do not learn the task within any book budget.
+# The quick profile therefore uses
+#
+# - a small VGG-style encoder (`"tiny"`: two 3x3 convolutions with batch norm
+#   per resolution, 16 to 64 channels, four resolutions, and a global context
+#   block that adds an image-wide summary to the bottleneck), on 32×32 images
+#   rendered at 64 px and area-downsampled;
+# - AdamW, batch 32 and one learning-rate cycle peaking at $3\cdot10^{-3}$,
+#   which learned faster per step than RMSprop in our measurements (README);
+# - 48 epochs of 4,000 fresh images (6,000 steps) per network.
+#
+# Eleven such networks (N, and strong and weak bias on digit 2 with each of
+# the five bias textures) take about 50 minutes on two cores, more than a
+# book build may spend. **The quick networks are therefore shipped**: trained
+# by this project's own code with exactly this recipe and committed under
+# `checkpoints/quick/<config hash>/` with their config, training log and
+# sha256 (`gsutils.experiments.shipped`). They are loaded only when their
+# config equals the run's; a unit test re-runs each network's first training
+# steps from the same initialisation and checks the logged losses bit for bit.
+# To retrain them instead: `python -m gsutils.experiments.shipped --profile
+# quick --retrain` (then `--export` to replace the shipped ones). The table
+# lists both recipes.
 
 # %%
 display(br.recipe_table(cfg))
@@ -96,6 +116,42 @@ print(f"training: {summary['seconds'].sum():.0f} s summed over the {len(runs)} n
       f"{wall:.0f} s wall time\n(executor {cfg.train.executor!r}, "
       f"{cfg.train.workers} one-thread worker processes)")
 
+# %%
+display(pd.DataFrame(shipped.manifest(cfg, runs)).set_index("network"))
+
+# %% [markdown]
+# ## The gate
+#
+# Fixed before measuring: the saliency claims of S1.3 and S1.4 are judged only
+# when the unbiased network's mean digit IoU on the unbiased test set is at
+# least the profile's gate (quick 0.75; gpu and paper 0.90). Below it, the
+# next chapters record them as "not measured" and show these numbers.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+frame = br.results_frame(results)
+gate = br.network_gate(frame, cfg.train.gate_digit_miou, cfg.train.backbone)
+print(f"gate: mean digit IoU of the unbiased {gate['backbone']} network {gate['digit_miou']:.3f} "
+      f"(threshold {gate['threshold']:.2f}): {'passed' if gate['passed'] else 'NOT passed'}")
+_ = ledger.check(
+    "gate", "S1.2 (gate)",
+    "the unbiased network segments the digits well enough to carry saliency claims",
+    measured=gate["digit_miou"], passed=gate["passed"],
+    criterion=f"mean digit IoU of N on unbiased test data >= {gate['threshold']:.2f} (fixed beforehand)",
+)
+
+# %% [markdown]
+# What limits the unbiased network: its pixel accuracy on the unbiased test set,
+# separately for *pure* pixels (the pixel's render block is all digit or all
+# background, so the image shows it plainly) and *mixed* ones (at a reduced
+# resolution, a block that is partly digit: the image shows only the mean of
+# two textures there), and the share of the digit's pixels that are mixed.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+evidence = mixed_pixel_report(cfg, seg.train_or_load(cfg, runs[0], progress=False))
+print(pd.Series(evidence).round(3).to_string())
+
 # %% [markdown]
 # ## IoU on the unbiased test set
 #
@@ -105,7 +161,6 @@ print(f"training: {summary['seconds'].sum():.0f} s summed over the {len(runs)} n
 
 # %%
 # NBVAL_CHECK_OUTPUT
-frame = br.results_frame(results)
 print(br.unbiased_iou_table(frame).round(2).to_string())
 
 # %% [markdown]
@@ -128,6 +183,16 @@ for backbone in cfg.grid.backbones:
     for strength in cfg.grid.strengths:
         iou, drop = br.iou_matrix(frame, strength, backbone)
         print(f"{backbone}, {strength} bias: IoU on unbiased test data\n{iou.round(2).to_string()}\n")
+
+# %% [markdown]
+# ## Per bias texture
+#
+# IoU of the bias digit on unbiased test data for each of the five bias
+# textures (means over bias digits and seeds; N's value repeated).
+
+# %%
+# NBVAL_CHECK_OUTPUT
+print(br.texture_table(frame, cfg.train.backbone).round(2).to_string())
 
 # %% [markdown]
 # ## Fig. S9: the encoders compared (S1.5)
@@ -157,9 +222,9 @@ print(br.backbone_summary(frame).round(2).to_string())
 # at least 0.8 and the biased networks are at most 0.05 below it. The drop under
 # strong bias alone (Fig. S4a) is also recorded, with the same margin:
 # $\mathrm{IoU}_\text{strong} + 0.05 \le \mathrm{IoU}_N$. When the unbiased
-# network's mean digit IoU is below 0.5 the networks are far from converged: the
-# statement printed below says so, and absolute values that miss the poster's are
-# "not reproduced at this profile" rather than refuted.
+# network is below the gate, the statement printed below says so, and absolute
+# values that miss the poster's are "not reproduced at this profile" rather than
+# refuted.
 
 # %%
 backbone = cfg.train.backbone
@@ -169,7 +234,7 @@ _ = ledger.check(**br.backbone_claim(frame))
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print(br.bias_effect_statement(frame, backbone))
+print(br.bias_effect_statement(frame, backbone, cfg.train.gate_digit_miou))
 print()
 print(ledger.summary())
 

@@ -44,14 +44,8 @@ from torch import nn
 
 from gsutils.data.toy import BACKGROUND, BiasConfig, ToyData, make_toy_dataset, toy_config
 from gsutils.experiments.shipped import restore as restore_shipped
-from gsutils.experiments.store import (
-    CorruptEntry,
-    Store,
-    config_key,
-    load_checked,
-    read_checked,
-    write_checked,
-)
+from gsutils.experiments.store import Store
+from gsutils.io import CorruptEntry, config_key, load_checked, read_checked, write_checked
 from gsutils.metrics.segmentation import ConfusionMeter, mean_iou
 from gsutils.models.unet import TINY_WIDTHS, BACKBONES, UNet, build_unet, load_checkpoint_into
 
@@ -274,6 +268,49 @@ class _deterministic:
         torch.use_deterministic_algorithms(self.prev, warn_only=self.prev_warn)
 
 
+def _fresh_state(profile: Any, run: SegRun, rec: dict[str, Any], device: torch.device):
+    """A freshly initialised network (seeded by the run), its optimizer and scheduler."""
+    net = build_unet(run.backbone, NUM_CLASSES, 1, seed=_mix(run.seed, 1))
+    net = net.to(device=device, memory_format=MEMORY_FORMAT)
+    opt = make_optimizer(rec["optimizer"], net.parameters(), rec["lr"])
+    return net, opt, make_scheduler(rec, opt, math.ceil(profile.toy.n_train / rec["batch_size"]))
+
+
+def _train_step(model: nn.Module, opt: torch.optim.Optimizer, sched, loss_fn: nn.Module,
+                xb: torch.Tensor, yb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimisation step on images ``xb`` ``(B, 1, H, W)`` and labels ``yb`` ``(B, H, W)``."""
+    logits = model(xb.contiguous(memory_format=MEMORY_FORMAT))  # (B, 11, H, W)
+    loss = loss_fn(logits, yb)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    if sched is not None:
+        sched.step()
+    return logits, loss
+
+
+def first_step_losses(profile: Any, run: SegRun, n_steps: int = FIRST_STEPS) -> list[str]:
+    """The losses (float hex) of ``run``'s first ``n_steps`` training steps, from its initialisation.
+
+    Exactly what :func:`train_unet` logs as ``first_step_losses`` in the first
+    epoch's history record; a shipped network's log must match it bit for bit.
+    """
+    rec = train_config(profile, run)["recipe"]
+    device = torch.device(profile.device)
+    model, opt, sched = _fresh_state(profile, run, rec, device)
+    bs = rec["batch_size"]
+    # the stream is prefix-stable: the first n_steps batches of epoch 0, without rendering the rest
+    n = min(n_steps * bs, profile.toy.n_train)
+    x_all, y_all = _data_tensors(make_toy_dataset(_toy_cfg(profile, run.bias, run.seed), "train", n, epoch=0))
+    out, loss_fn = [], nn.CrossEntropyLoss()
+    model.train()
+    with _deterministic():
+        for i in range(0, n, bs):
+            _, loss = _train_step(model, opt, sched, loss_fn, x_all[i:i + bs].to(device), y_all[i:i + bs].to(device))
+            out.append(float(loss.detach()).hex())
+    return out
+
+
 def train_unet(
     profile: Any,
     run: SegRun,
@@ -302,14 +339,8 @@ def train_unet(
     out.mkdir(parents=True, exist_ok=True)
     device = torch.device(profile.device)
 
-    def fresh() -> tuple[UNet, torch.optim.Optimizer]:
-        net = build_unet(run.backbone, NUM_CLASSES, 1, seed=_mix(run.seed, 1))
-        net = net.to(device=device, memory_format=MEMORY_FORMAT)
-        return net, make_optimizer(rec["optimizer"], net.parameters(), rec["lr"])
-
     steps_per_epoch = math.ceil(profile.toy.n_train / rec["batch_size"])
-    model, opt = fresh()
-    sched = make_scheduler(rec, opt, steps_per_epoch)
+    model, opt, sched = _fresh_state(profile, run, rec, device)
     start, history = 0, []
     ckpt = out / "checkpoint.pt"
     if ckpt.exists():
@@ -322,8 +353,7 @@ def train_unet(
             start, history = int(state["epoch"]), json.loads(state["history"])
         except Exception as err:  # corrupt or from an older layout: start over
             warnings.warn(f"ignoring unreadable checkpoint {ckpt}: {err}", stacklevel=2)
-            model, opt = fresh()
-            sched = make_scheduler(rec, opt, steps_per_epoch)
+            model, opt, sched = _fresh_state(profile, run, rec, device)
             start, history = 0, []
 
     if start < rec["epochs"]:
@@ -343,15 +373,8 @@ def train_unet(
                 t0, loss_sum, correct, seen = time.perf_counter(), 0.0, 0, 0
                 lr_first, first_losses = opt.param_groups[0]["lr"], []
                 for i in range(0, n, bs):
-                    xb = x_all[i:i + bs].to(device).contiguous(memory_format=MEMORY_FORMAT)  # (B, 1, H, W)
                     yb = y_all[i:i + bs].to(device)  # (B, H, W)
-                    logits = model(xb)  # (B, 11, H, W)
-                    loss = loss_fn(logits, yb)
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    opt.step()
-                    if sched is not None:
-                        sched.step()
+                    logits, loss = _train_step(model, opt, sched, loss_fn, x_all[i:i + bs].to(device), yb)
                     loss_sum += float(loss.detach()) * len(yb)
                     if epoch == 0 and len(first_losses) < FIRST_STEPS:
                         first_losses.append(float(loss.detach()).hex())
@@ -382,7 +405,7 @@ def train_unet(
 
 
 def _save_final(out: Path, model: UNet, cfg: dict, history: list) -> None:
-    from gsutils.experiments.store import atomic_write_text
+    from gsutils.io import atomic_write_text
 
     buf = io.BytesIO()
     torch.save({"format": "gsutils.unet/1", "arch": model.arch,
