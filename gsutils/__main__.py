@@ -5,15 +5,26 @@ Commands are registered in :data:`COMMANDS` as ``name -> (setup, run)``:
 ``run(args)`` executes it and returns an exit status. Add a command by
 writing those two functions and one entry in :data:`COMMANDS`.
 
-Example::
+The commands of :data:`DELEGATED` are the command lines of other modules:
+``python -m gsutils train ARGS`` runs
+``gsutils.experiments.segmentation.main(ARGS)``, and so on; ``--help`` after
+the command shows that module's arguments. The profile arguments they share
+(``--profile``, ``--device``, ``--seed``, ``--data-root``:
+:func:`gsutils.cli.add_profile_arguments`) are checked here first, so a bad
+value is a one-line error for every command.
+
+Examples::
 
     python -m gsutils toy-data --bias strong --digit 2 --texture 0 --seed 0 \\
         --split test --n 1000 --out test.npz
+    python -m gsutils train --profile gpu --device cuda
+    python -m gsutils book --only normgrad/01_pointing_game
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Callable, Sequence
 
@@ -107,16 +118,54 @@ _HELP = {
     "toy-data": "write a textured-MNIST dataset (Grid Saliency S1.1) to an .npz file",
 }
 
+#: name -> (module whose ``main(argv)`` runs the command, one-line help)
+DELEGATED: dict[str, tuple[str, str]] = {
+    "train": ("gsutils.experiments.segmentation",
+              "train and evaluate the segmentation networks of the S1.2 bias grid"),
+    "saliency": ("gsutils.experiments.context_saliency",
+                 "compute every biased network's context saliency (S1.3-S1.4)"),
+    "pointing": ("gsutils.experiments.classifier_training",
+                 "train the NormGrad stand-in classifiers of the pointing game and print their test mAP"),
+    "shipped": ("gsutils.experiments.shipped", "retrain, export or list the shipped networks of a profile"),
+    "book": ("gsutils.book", "execute the chapters and build the Jupyter Book"),
+}
+
 
 def build_parser() -> argparse.ArgumentParser:
     """The top-level parser with one sub-parser per command."""
     from gsutils.cli import Parser  # argparse's errors in one line
 
-    parser = Parser(prog="python -m gsutils", description=__doc__.splitlines()[0])
+    parser = Parser(prog="python -m gsutils", description=__doc__.splitlines()[0],
+                    epilog="python -m gsutils COMMAND --help shows the arguments of COMMAND")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (setup, _) in COMMANDS.items():
         setup(sub.add_parser(name, help=_HELP.get(name, ""), description=_HELP.get(name)))
+    for name, (module, text) in DELEGATED.items():
+        # listed in --help; the arguments are parsed by the module (see _run_delegated)
+        sub.add_parser(name, help=text, description=f"{text} (the arguments of {module})")
     return parser
+
+
+def _check_profile_arguments(command: str, argv: Sequence[str]) -> None:
+    """Exit with a one-line error when a shared profile argument in ``argv`` is bad."""
+    from gsutils.cli import Parser, add_profile_arguments, fail, resolve_profile
+
+    pre = Parser(prog=f"python -m gsutils {command}", add_help=False, allow_abbrev=False)
+    add_profile_arguments(pre)
+    args, _ = pre.parse_known_args(list(argv))
+    try:
+        resolve_profile(args.profile, device=args.device, seed=args.seed, data_root=args.data_root)
+    except (ValueError, TypeError) as err:
+        fail(pre, err)
+
+
+def _run_delegated(command: str, argv: Sequence[str]) -> int:
+    """Run ``command``'s module ``main(argv)``; its return value (``None``: 0) is the exit status."""
+    module, _ = DELEGATED[command]
+    if not {"-h", "--help"} & set(argv):
+        _check_profile_arguments(command, argv)
+    status = importlib.import_module(module).main(list(argv))
+    return int(status or 0)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -128,6 +177,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     from gsutils.cli import one_line
 
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in DELEGATED:
+        return _run_delegated(argv[0], argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     _, run = COMMANDS[args.command]

@@ -153,7 +153,7 @@ def inject_profile(nb, params: dict, stamp: str):
 
 
 def _atomic_copy(src: Path, dst: Path) -> None:
-    from gsutils.experiments.store import atomic_write_bytes
+    from gsutils.io import atomic_write_bytes
 
     atomic_write_bytes(dst, src.read_bytes())
 
@@ -286,13 +286,10 @@ def build(strict: bool = False) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from gsutils.cli import Parser, fail, profile_or_exit
+    from gsutils.cli import Parser, add_profile_arguments, fail, profile_or_exit
 
     p = Parser(prog="python -m gsutils.book", description=__doc__.split("\n")[0])
-    p.add_argument("--profile", default="quick", choices=("quick", "gpu", "paper"))
-    p.add_argument("--device", default="auto")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--data-root", default="")
+    add_profile_arguments(p, data_root_default="")
     p.add_argument("--only", nargs="+", metavar="CHAPTER",
                    help="chapter ids such as grid_saliency/01_toy_dataset (the report is re-run too)")
     p.add_argument("--force", action="store_true", help="re-execute even if unchanged")

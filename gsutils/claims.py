@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from gsutils.experiments.store import atomic_write_text
+from gsutils.io import atomic_write_text
 
 REPRODUCED = "reproduced"
 NOT_REPRODUCED = "not reproduced"

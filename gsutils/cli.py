@@ -47,11 +47,26 @@ def cpu_fallback_message(profile: str, requested: str, resolved: str) -> str | N
     return None
 
 
-def profile_or_exit(parser: argparse.ArgumentParser, name: str, **kwargs: Any):
-    """:func:`gsutils.profiles.get_profile`, with its ``ValueError`` as a one-line user error.
+def add_profile_arguments(parser: argparse.ArgumentParser, *, data_root_default: str | None = None) -> None:
+    """The arguments every profile-driven command shares: ``--profile``, ``--device``, ``--seed``, ``--data-root``.
 
-    A ``data_root`` that is given must be an existing folder. Warns (one line)
-    when a GPU-sized profile falls back to the CPU.
+    Resolve them with :func:`profile_or_exit`.
+    """
+    from gsutils.profiles import PROFILE_NAMES
+
+    parser.add_argument("--profile", default="quick", choices=PROFILE_NAMES)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--data-root", default=data_root_default)
+
+
+def resolve_profile(name: str, **kwargs: Any):
+    """:func:`gsutils.profiles.get_profile`, where a ``data_root`` that is given must be a folder.
+
+    Raises
+    ------
+    ValueError, TypeError
+        A bad profile name, device, seed or data root (one-line messages).
     """
     from pathlib import Path
 
@@ -59,9 +74,18 @@ def profile_or_exit(parser: argparse.ArgumentParser, name: str, **kwargs: Any):
 
     root = kwargs.get("data_root")
     if root and not Path(root).expanduser().is_dir():
-        fail(parser, f"--data-root {str(root)!r} is not a folder")
+        raise ValueError(f"--data-root {str(root)!r} is not a folder")
+    return get_profile(name, **kwargs)
+
+
+def profile_or_exit(parser: argparse.ArgumentParser, name: str, **kwargs: Any):
+    """:func:`resolve_profile`, with its errors as a one-line user error.
+
+    A ``data_root`` that is given must be an existing folder. Warns (one line)
+    when a GPU-sized profile falls back to the CPU.
+    """
     try:
-        cfg = get_profile(name, **kwargs)
+        cfg = resolve_profile(name, **kwargs)
     except (ValueError, TypeError) as err:
         fail(parser, err)
     note = cpu_fallback_message(name, kwargs.get("device", "auto"), cfg.device)

@@ -6,6 +6,7 @@ and may save it. Functions are grouped by the chapter that uses them.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -39,16 +40,27 @@ def segmentation_rgb(probs: np.ndarray) -> np.ndarray:
     return palette[arg] * (0.25 + 0.75 * conf[..., None])  # (H, W, 3)
 
 
+def _cell_rows(textures: Sequence[int], bias_digits: Sequence[int]) -> list[tuple[int | None, int, int]]:
+    """Rows of the S1.3/S1.4 figures: ``(texture index or None for the mean, bias-digit index, digit)``."""
+    rows: list[tuple[int | None, int, int]] = [(t, di, d) for t in range(len(textures))
+                                               for di, d in enumerate(bias_digits)]
+    return rows + [(None, di, d) for di, d in enumerate(bias_digits)]
+
+
 def plot_cbd_matrices(
     matrices: Mapping[str, np.ndarray],
     bias_digits: Sequence[int],
     textures: Sequence[int],
     *,
     title: str | None = None,
+    ncols: int = 2,
 ):
-    """CBD matrices in the layout of Fig. S4/S5: one row per method, one column per
-    bias texture plus their average; each panel bias digit (rows) x test digit
-    (columns), the cells of the bias digit framed in red.
+    """CBD matrices of Fig. S4/S5, one panel per method (``ncols`` panels a row).
+
+    Each panel: one row per (bias texture, bias digit) network cell, then one
+    row per bias digit with the mean over textures; one column per test digit;
+    the cells of the bias digit framed in red. Each panel has its own colour
+    scale.
 
     Parameters
     ----------
@@ -62,35 +74,38 @@ def plot_cbd_matrices(
     import matplotlib.pyplot as plt
 
     methods = list(matrices)
-    n_cols = len(textures) + 1
-    fig, axes = plt.subplots(len(methods), n_cols, figsize=(2.9 * n_cols + 0.8, 0.55 * len(bias_digits) * len(methods) + 1.3 * len(methods)),
+    rows = _cell_rows(textures, bias_digits)
+    ncols = max(1, min(ncols, len(methods)))
+    nrows = -(-len(methods) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(5.6 * ncols, (0.3 * len(rows) + 1.3) * nrows),
                              squeeze=False, constrained_layout=True)
-    for i, method in enumerate(methods):
+    labels = [f"t{textures[t]} d{d}" if t is not None else f"mean d{d}" for t, _, d in rows]
+    for k, method in enumerate(methods):
+        ax = axes[k // ncols, k % ncols]
         mat = np.asarray(matrices[method], dtype=np.float64)  # (T, D, 10)
-        panels = [mat[t] for t in range(len(textures))] + [np.nanmean(mat, axis=0)]
-        vmax = max(float(np.nanmax(mat)) if np.isfinite(mat).any() else 0.0, 1e-3)
-        for j, panel in enumerate(panels):
-            ax = axes[i, j]
-            im = ax.imshow(panel, cmap="viridis", vmin=0.0, vmax=vmax, aspect="auto")
-            for (di, tj), v in np.ndenumerate(panel):
-                if np.isfinite(v):
-                    ax.text(tj, di, f"{v:.2f}"[1:] if 0 <= v < 1 else f"{v:.1f}", ha="center",
-                            va="center", fontsize=6.5,
-                            color="black" if v > 0.6 * vmax else "white")
-            for di, d in enumerate(bias_digits):  # frame the cells where a bias exists
-                ax.add_patch(plt.Rectangle((d - 0.5, di - 0.5), 1, 1, fill=False, edgecolor="red",
-                                           linewidth=1.5))
-            ax.set_xticks(range(10))
-            ax.set_yticks(range(len(bias_digits)), [str(d) for d in bias_digits])
-            ax.tick_params(labelsize=7)
-            if i == 0:
-                ax.set_title("average" if j == len(textures) else f"bias texture {textures[j]}",
-                             fontsize=9)
-            if j == 0:
-                ax.set_ylabel(f"{_label(method)}\nbias digit", fontsize=9)
-            if i == len(methods) - 1:
-                ax.set_xlabel("test digit", fontsize=8)
-        fig.colorbar(im, ax=axes[i, :].tolist(), shrink=0.9, pad=0.01, label="CBD")
+        with warnings.catch_warnings():  # an all-NaN cell stays NaN
+            warnings.simplefilter("ignore", RuntimeWarning)
+            mean = np.nanmean(mat, axis=0)
+        panel = np.stack([mat[t, di] if t is not None else mean[di] for t, di, _ in rows])  # (rows, 10)
+        vmax = max(float(np.nanmax(panel)) if np.isfinite(panel).any() else 0.0, 1e-3)
+        im = ax.imshow(panel, cmap="viridis", vmin=0.0, vmax=vmax, aspect="auto")
+        for (i, j), v in np.ndenumerate(panel):
+            if np.isfinite(v):
+                ax.text(j, i, f"{v:.2f}"[1:] if 0 <= v < 1 else f"{v:.1f}", ha="center", va="center",
+                        fontsize=6.5, color="black" if v > 0.6 * vmax else "white")
+        for i, (_, _, d) in enumerate(rows):  # frame the cells where a bias exists
+            ax.add_patch(plt.Rectangle((d - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="red", linewidth=1.5))
+        ax.axhline(len(rows) - len(bias_digits) - 0.5, color="white", linewidth=2)
+        ax.set_xticks(range(10))
+        ax.set_yticks(range(len(rows)), labels)
+        ax.tick_params(labelsize=7)
+        ax.set_xlabel("test digit", fontsize=8)
+        ax.set_title(_label(method), fontsize=9)
+        if k % ncols == 0:
+            ax.set_ylabel("network: bias texture t, digit d\n(mean: over textures)", fontsize=8)
+        fig.colorbar(im, ax=ax, shrink=0.9, pad=0.01, label="CBD")
+    for k in range(len(methods), nrows * ncols):
+        axes[k // ncols, k % ncols].set_visible(False)
     if title:
         fig.suptitle(title)
     return fig
@@ -102,62 +117,76 @@ def plot_cbl(
     bias_digits: Sequence[int],
     textures: Sequence[int],
     *,
+    excluded: Mapping[str, np.ndarray] | None = None,
     poster: Mapping[str, float] | None = None,
     title: str | None = None,
+    per_row: int = 10,
 ):
-    """CBL in the layout of Fig. S6/S7: per bias texture, grouped bars per bias digit
-    (one bar per method) with chance as a dashed line; a last panel with the mean
-    per method beside the poster's values.
+    """CBL in the layout of Fig. S6/S7: a group of bars (one per method) per bias texture and
+    bias digit, chance as a dashed line, and a last group with the means beside the poster's values.
 
     Parameters
     ----------
     cbl:
-        ``method -> (textures, bias digits)`` mean CBL.
+        ``method -> (textures, bias digits)`` mean CBL, empty maps counted as chance.
     chance:
         ``(textures, bias digits)`` CBL of a uniform map.
+    excluded:
+        ``method -> (textures, bias digits)`` mean CBL with empty maps left out;
+        drawn as white diamonds on the bars (missing where every map was empty).
     poster:
-        ``method -> value`` read off the poster's figure (drawn as black ticks).
+        ``method -> value`` read off the poster's figure (drawn as black ticks on the mean group).
+    per_row:
+        Groups per row of panels.
     """
     import matplotlib.pyplot as plt
 
     methods = list(cbl)
-    n_t = len(textures)
-    fig, axes = plt.subplots(1, n_t + 1, figsize=(max(3.2, 0.75 * len(bias_digits) * len(methods) / 2.5) * n_t + 3.0, 3.2),
-                             squeeze=False, constrained_layout=True,
-                             gridspec_kw={"width_ratios": [max(1.0, len(bias_digits) / 2)] * n_t + [1.0]})
-    axes = axes[0]
+    chance = np.asarray(chance, dtype=np.float64)
+    cells = [(t, di, d) for t, di, d in _cell_rows(textures, bias_digits) if t is not None]
+    groups: list[tuple[str, dict[str, float], float, dict[str, float]]] = []
+    for t, di, d in cells:
+        groups.append((f"t{textures[t]}\nd{d}", {m: float(np.asarray(cbl[m])[t, di]) for m in methods},
+                       float(chance[t, di]),
+                       {m: float(np.asarray(excluded[m])[t, di]) for m in methods} if excluded else {}))
+    with warnings.catch_warnings():  # a method whose every map was empty has no excluded mean
+        warnings.simplefilter("ignore", RuntimeWarning)
+        groups.append(("mean", {m: float(np.nanmean(cbl[m])) for m in methods}, float(np.nanmean(chance)),
+                       {m: float(np.nanmean(excluded[m])) for m in methods} if excluded else {}))
+    n_rows = -(-len(groups) // per_row)
     width = 0.8 / len(methods)
     colours = plt.get_cmap("tab10")
-    x = np.arange(len(bias_digits))
-    for t in range(n_t):
-        ax = axes[t]
-        for m, method in enumerate(methods):
-            ax.bar(x + (m - (len(methods) - 1) / 2) * width, np.asarray(cbl[method])[t], width,
-                   color=colours(m), label=_label(method))
-        for di in range(len(bias_digits)):
-            ax.hlines(np.asarray(chance)[t, di], di - 0.45, di + 0.45, colors="k", linestyles="--",
-                      linewidth=1)
-        ax.set_xticks(x, [str(d) for d in bias_digits])
-        ax.set_xlabel("bias digit")
+    n_first = min(per_row, len(groups))
+    fig, axes = plt.subplots(n_rows, 1, figsize=(1.6 + 0.75 * n_first * max(1.0, len(methods) / 4), 2.9 * n_rows),
+                             squeeze=False, constrained_layout=True)
+    for r in range(n_rows):
+        ax = axes[r, 0]
+        chunk = groups[r * per_row:(r + 1) * per_row]
+        for g, (name, vals, ch, exc) in enumerate(chunk):
+            for m, method in enumerate(methods):
+                x = g + (m - (len(methods) - 1) / 2) * width
+                ax.bar(x, vals[method], width, color=colours(m), label=_label(method) if g == 0 else None)
+                if exc and np.isfinite(exc[method]):
+                    ax.plot(x, exc[method], marker="D", markersize=4, color="white", markeredgecolor="k",
+                            linestyle="none", label="empty maps excluded" if g == 0 and m == 0 else None)
+                if name == "mean" and poster and method in poster:
+                    ax.hlines(poster[method], x - width / 2, x + width / 2, colors="k", linewidth=2.5,
+                              label="poster")
+            ax.hlines(ch, g - 0.45, g + 0.45, colors="k", linestyles="--", linewidth=1,
+                      label="chance" if g == 0 else None)
+        ax.set_xticks(range(len(chunk)), [c[0] for c in chunk], fontsize=7)
+        ax.set_xlim(-0.6, per_row - 0.4 if n_rows > 1 else len(chunk) - 0.4)
         ax.set_ylim(0, 1.05)
-        ax.set_title(f"bias texture {textures[t]}", fontsize=9)
-        if t == 0:
-            ax.set_ylabel("CBL")
-    ax = axes[-1]
-    means = [float(np.nanmean(cbl[m])) for m in methods]
-    ax.bar(np.arange(len(methods)), means, 0.7, color=[colours(m) for m in range(len(methods))])
-    if poster:
-        for m, method in enumerate(methods):
-            if method in poster:
-                ax.hlines(poster[method], m - 0.35, m + 0.35, colors="k", linewidth=2,
-                          label="poster" if m == 0 else None)
-    ax.axhline(float(np.nanmean(chance)), color="k", linestyle="--", linewidth=1, label="chance")
-    ax.set_xticks(np.arange(len(methods)), [_label(m).replace("Grid saliency", "Grid") for m in methods])
-    ax.set_ylim(0, 1.05)
-    ax.set_title("mean", fontsize=9)
-    handles, labels = axes[0].get_legend_handles_labels()
-    h2, l2 = ax.get_legend_handles_labels()
-    fig.legend(handles + h2, labels + l2, loc="outside right upper", fontsize=8)
+        ax.set_ylabel("CBL")
+    handles, labels = [], []
+    for ax in axes[:, 0]:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            if lab not in labels:
+                handles.append(h)
+                labels.append(lab)
+    fig.legend(handles, labels, loc="outside right upper", fontsize=8)
+    axes[-1, 0].set_xlabel("bias texture t, bias digit d of the network (bars: empty maps count as chance)",
+                           fontsize=8)
     if title:
         fig.suptitle(title)
     return fig

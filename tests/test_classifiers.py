@@ -1,7 +1,8 @@
 """Tests of the classifiers (gsutils.models.classifiers) and their training
-(gsutils.experiments.classification): torchvision's module names at every
-width, BatchNorm folding, TorchRay-format checkpoints, average precision, and
-a tiny end-to-end training run that is cached, deterministic and resumable.
+(gsutils.experiments.classifier_training): torchvision's module names at every
+width, BatchNorm folding, TorchRay-format checkpoints, average precision
+(gsutils.metrics.multilabel), and a tiny end-to-end training run that is
+cached, deterministic and resumable.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ import torch
 from torch import nn
 from torchvision.models import resnet50, vgg16
 
-import gsutils.experiments.classification as clf
+import gsutils.experiments.classifier_training as clf
+from gsutils.metrics.multilabel import average_precision
 from gsutils.models.classifiers import (
     CAFFE_NORMALIZATION,
     CANDIDATE_LAYERS,
@@ -173,10 +175,10 @@ def test_average_precision_matches_sklearn():
     labels = rng.random((60, 4)) < 0.3
     labels[0] = True
     scores = np.round(rng.random((60, 4)) + labels * 0.4, 1)  # rounding makes ties
-    ours = clf.average_precision(scores, labels)
+    ours = average_precision(scores, labels)
     ref = [average_precision_score(labels[:, c], scores[:, c]) for c in range(4)]
     np.testing.assert_allclose(ours, ref)
-    assert np.isnan(clf.average_precision(scores[:, :1], np.zeros((60, 1)))[0])
+    assert np.isnan(average_precision(scores[:, :1], np.zeros((60, 1)))[0])
 
 
 # ----------------------------------------------------------------------------- training

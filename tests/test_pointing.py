@@ -19,6 +19,7 @@ from gsutils.metrics.pointing import (
     boxes_to_mask,
     hit_region,
     is_difficult_pair,
+    is_hit,
     map_argmax_point,
     pointing_accuracy,
 )
@@ -174,6 +175,68 @@ def test_bad_inputs_raise_clear_errors():
         boxes_to_mask([(5, 1, 2, 3)], 10, 10)
 
 
+def test_record_many_counts_as_record_and_is_hit_scores_as_add():
+    rng = np.random.default_rng(3)
+    hits = rng.random(200) < 0.6
+    cls = rng.integers(0, 4, 200)
+    dif = rng.random(200) < 0.3
+    one, many = PointingGame(5), PointingGame(5)
+    for h, c, d in zip(hits, cls, dif):
+        one.record(bool(h), int(c), difficult=bool(d))
+    many.record_many(hits, cls, dif)
+    many.record_many([], [], [])
+    for s in ("all", "difficult"):
+        assert [a.tolist() for a in one.counts(s)] == [a.tolist() for a in many.counts(s)]
+        assert one.accuracy(s) == many.accuracy(s)
+    with pytest.raises(ValueError, match="class_ids"):
+        many.record_many([True], [5])
+    with pytest.raises(ValueError, match="same length"):
+        many.record_many([True, False], [0])
+    gt = _box_mask(20, 20, (2, 2, 5, 5))
+    game = PointingGame(1, tolerance=3)
+    for point in [(0, 0), (7, 7), (8, 3), (12, 12)]:
+        assert game.add(point, gt, 0) == (1 if is_hit(point, gt, 3) else -1)
+    saliency = torch.zeros(20, 20)
+    saliency[6, 7] = 1.0
+    assert is_hit(saliency, gt, 3) and is_hit(saliency, gt, region=hit_region(gt, 3))
+    assert not is_hit(saliency, gt, 1)
+
+
+def _run_record(class_id, hits, difficult, image_index):
+    return {"arch": "resnet50", "layers": ["input"], "tolerance": 15, "n_pairs": len(class_id),
+            "n_skipped": 0, "image_index": image_index, "class_id": class_id, "difficult": difficult,
+            "hits": hits}
+
+
+def test_run_summaries_take_voc_class_ids():
+    import gsutils.experiments.pointing_runs as runs
+
+    # VOC's 20 classes: ids past the stand-in's 10 are counted, not rejected or dropped
+    run = _run_record([11, 7, 15, 11], {"gradient@input": [True, True, False, False],
+                                        "center": [False, True, True, True]},
+                      [True, False, False, False], [0, 0, 1, 2])
+    acc = runs.pointing_accuracies(run)
+    assert acc.loc["gradient", ("all", "input")] == pytest.approx(100 * (0.5 + 1 + 0) / 3)
+    assert acc.loc["gradient", ("difficult", "input")] == 100.0
+    assert runs.center_accuracy(run) == {"all": pytest.approx(100 * (0.5 + 1 + 1) / 3), "difficult": 0.0}
+    boot = runs.paired_bootstrap(run, "gradient@input", "center", n_boot=50)
+    assert boot["difference"] == pytest.approx(-100 / 3)
+    assert boot["low"] <= boot["high"]
+    with pytest.raises(ValueError, match="subset"):
+        runs.paired_bootstrap(run, "gradient@input", "center", subset="easy")
+
+
+def test_the_former_module_re_exports_the_split_one():
+    import gsutils.experiments.classification as clf
+    import gsutils.experiments.classifier_training as training
+    import gsutils.experiments.pointing_runs as runs
+    import gsutils.metrics.multilabel as multilabel
+
+    for name in clf.__all__:
+        home = next(m for m in (training, runs, multilabel) if hasattr(m, name))
+        assert getattr(clf, name) is getattr(home, name), name
+
+
 # ----------------------------------------------------------------------------- experiment runs
 
 
@@ -190,7 +253,8 @@ def _tiny_profile(tmp_path):
 
 @pytest.mark.slow
 def test_pointing_game_run_on_the_stand_in(tmp_path, results_env, monkeypatch):
-    import gsutils.experiments.classification as clf
+    import gsutils.experiments.classifier_training as training
+    import gsutils.experiments.pointing_runs as clf
     from gsutils.saliency.extract_aggregate import METHODS
 
     profile = _tiny_profile(tmp_path)
@@ -199,7 +263,7 @@ def test_pointing_game_run_on_the_stand_in(tmp_path, results_env, monkeypatch):
     assert n > 0 and len(run["class_id"]) == len(run["difficult"]) == n
     assert len(run["hits"]) == 9 * 5 + 4 + 1  # 9 methods x 5 layers, normgrad_conv x 4, center
     assert all(len(v) == n for v in run["hits"].values())
-    scenes = clf.test_scenes(profile)
+    scenes = training.test_scenes(profile)
     centre = [bool(hit_region(scenes.gt_mask(i, c), 2)[16, 16])
               for i, c in zip(run["image_index"], run["class_id"])]
     assert run["hits"]["center"] == centre
@@ -217,7 +281,7 @@ def test_pointing_game_run_on_the_stand_in(tmp_path, results_env, monkeypatch):
 
 @pytest.mark.slow
 def test_pointing_game_run_on_a_voc_directory(tmp_path, monkeypatch):
-    import gsutils.experiments.classification as clf
+    import gsutils.experiments.pointing_runs as clf
     from gsutils.data.voc import VOC_CLASSES, VOCObject, write_image_set, write_voc_image
     from gsutils.models.classifiers import build_classifier
 

@@ -68,21 +68,22 @@ import numpy as np
 import pandas as pd
 
 from gsutils.claims import Ledger
-from gsutils.experiments.classification import (
+from gsutils.experiments.classifier_training import scenes_root, test_scenes
+from gsutils.experiments.pointing_runs import (
     best_layers,
     center_accuracy,
-    classifier_summary,
     paired_bootstrap,
-    plot_pointing_by_layer,
-    plot_scene_examples,
     pointing_accuracies,
     pointing_data_args,
     pointing_game_run,
-    published_table,
-    scenes_root,
-    test_scenes,
 )
 from gsutils.models.classifiers import CANDIDATE_LAYERS
+from gsutils.normgrad_plots import (
+    classifier_summary,
+    plot_pointing_by_layer,
+    plot_scene_examples,
+    published_table,
+)
 
 ledger = Ledger(chapter="normgrad/01_pointing_game", paper="normgrad", profile=cfg)
 ng = cfg.normgrad

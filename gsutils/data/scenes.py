@@ -54,7 +54,7 @@ import torch
 from PIL import Image
 
 from gsutils.data.voc import VOCDataset, VOCObject, read_object_masks, write_image_set, write_voc_image
-from gsutils.experiments.store import atomic_write_text, config_key
+from gsutils.io import atomic_write_text, config_key
 from gsutils.paths import cache_root
 
 #: class names of the stand-in, in label order

@@ -482,7 +482,7 @@ def _disk_cached(seed: int) -> tuple[np.ndarray, ...]:
     buf = io.BytesIO()
     np.savez(buf, **dict(zip(names, textures)))
     try:
-        from gsutils.experiments.store import atomic_write_bytes
+        from gsutils.io import atomic_write_bytes
 
         atomic_write_bytes(path, buf.getvalue())
     except OSError:

@@ -290,7 +290,7 @@ class ToyData:
 
     def save(self, path: str | os.PathLike, *, compress: bool = True) -> Path:
         """Write every array and the config (as JSON) to one ``.npz`` file, atomically."""
-        from gsutils.experiments.store import atomic_write_bytes
+        from gsutils.io import atomic_write_bytes
 
         arrays = {k: getattr(self, k) for k in self._ARRAYS if getattr(self, k) is not None}
         meta = {"config": None if self.config is None else self.config.as_dict(), "split": self.split}

@@ -30,7 +30,7 @@ import torch
 from PIL import Image
 from torchvision.datasets import VOCDetection
 
-from gsutils.experiments.store import atomic_write_bytes, atomic_write_text
+from gsutils.io import atomic_write_bytes, atomic_write_text
 from gsutils.metrics.pointing import boxes_to_mask
 
 #: The 20 PASCAL VOC classes in their standard order.

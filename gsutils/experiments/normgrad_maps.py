@@ -7,7 +7,7 @@
   the Spearman rank correlation of the two maps per pair, and the pointing
   accuracy of each (Rebuffi et al., 2020, Sec. B).
 * :func:`fig7_maps`: every method's map at every VGG16 candidate layer for a
-  few test scenes (Fig. 7), and :func:`gradcam_energy_by_layer`, the share of
+  few test scenes (Fig. 7, drawn by :func:`gsutils.normgrad_plots.plot_fig7`), and :func:`gradcam_energy_by_layer`, the share of
   Grad-CAM's positive mass inside the target's boxes at each layer.
 
 Results are cached in the profile's :class:`~gsutils.experiments.store.Store`
@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from scipy.stats import rankdata
 
-from gsutils.experiments.classification import (
+from gsutils.experiments.classifier_training import (
     NUM_CLASSES,
     classifier_config,
     test_scenes,
@@ -292,57 +292,6 @@ def fig7_maps(profile: Any, *, n_images: int = FIG7_IMAGES, progress: bool = Tru
         fmt="npz")
 
 
-def plot_fig7(data: dict[str, np.ndarray], image: int = 0):
-    """Fig. 7's layout for one scene: methods in rows, VGG16 layers in columns.
-
-    The scene (with the target's boxes) is shown on the left; each map is
-    scaled to ``[0, 1]`` by its own minimum and maximum.
-
-    Returns
-    -------
-    matplotlib.figure.Figure
-    """
-    import matplotlib.pyplot as plt
-    from matplotlib.patches import Rectangle
-
-    maps = data["maps"]
-    if not 0 <= image < maps.shape[0]:
-        raise ValueError(f"image must be in [0, {maps.shape[0]}), got {image}")
-    n_rows, n_cols = maps.shape[1], maps.shape[2]
-    fig = plt.figure(figsize=(1.25 * n_cols + 3.2, 1.25 * n_rows + 0.4), layout="constrained")
-    left, right = fig.subfigures(1, 2, width_ratios=[2.0, 1.25 * n_cols + 1.2])
-    ax = left.subplots()
-    ax.imshow(np.transpose(data["rgb"][image], (1, 2, 0)))
-    cls = str(data["class_names"][int(data["target"][image])])
-    for b in data["boxes"][image]:
-        if b[0] >= 0:
-            ax.add_patch(Rectangle((b[0] - 0.5, b[1] - 0.5), b[2] - b[0] + 1, b[3] - b[1] + 1,
-                                   fill=False, edgecolor="lime", linewidth=1.5))
-    ax.set_title(f"test scene {int(data['image_index'][image])}\ntarget: {cls}", fontsize=9)
-    ax.axis("off")
-    axes = right.subplots(n_rows, n_cols, squeeze=False)
-    for i in range(n_rows):
-        for j in range(n_cols):
-            a = axes[i, j]
-            m = maps[image, i, j]
-            a.set_xticks([])
-            a.set_yticks([])
-            if np.isnan(m).all():
-                a.text(0.5, 0.5, "n/a", ha="center", va="center", fontsize=8, transform=a.transAxes)
-            else:
-                lo, hi = float(m.min()), float(m.max())
-                a.imshow((m - lo) / (hi - lo) if hi > lo else np.zeros_like(m), cmap="jet", vmin=0, vmax=1)
-                if hi <= lo:
-                    a.text(0.5, 0.5, "constant", ha="center", va="center", fontsize=7, color="w",
-                           transform=a.transAxes)
-            if i == 0:
-                a.set_title(FIG7_LAYERS[j], fontsize=8)
-            if j == 0:
-                a.set_ylabel(METHODS[i].replace("_", " ").replace("contrastive excitation", "contr. excit."),
-                             fontsize=7, rotation=0, ha="right", va="center")
-    return fig
-
-
 def gradcam_energy_config(profile: Any) -> dict[str, Any]:
     return {"version": RESULT_VERSION, "classifier": classifier_config(profile, "vgg16"),
             "layers": list(FIG7_LAYERS)}
@@ -405,6 +354,5 @@ __all__ = [
     "identity_trick_table",
     "pointing_differences",
     "fig7_maps",
-    "plot_fig7",
     "gradcam_energy_by_layer",
 ]

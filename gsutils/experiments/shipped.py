@@ -34,7 +34,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from gsutils.experiments.store import _digest, read_checked
+from gsutils.io import read_checked
+from gsutils.io import sha256_hex as _digest
 from gsutils.paths import REPO_ROOT
 
 #: where shipped networks live: ``<repo>/checkpoints/<profile>/<key>/``

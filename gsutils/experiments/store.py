@@ -9,202 +9,55 @@ recomputed, never used and never deleted. A file whose sidecar alone is
 missing (e.g. copied without it) is kept when it decodes and matches its
 config: the sidecar is rewritten, with a warning.
 
-Files are written with mode ``0o666 & ~umask`` (0644 under the usual umask),
-like any file ``open()`` creates, not the 0600 of a bare temp file.
+The file primitives (atomic writes, checksums, :func:`config_key`) live in
+:mod:`gsutils.io`; they are re-exported here for older callers.
 """
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
-import os
-import tempfile
-import time
-import warnings
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+# The file primitives live in the bottom layer, gsutils.io; they are re-exported
+# here for the callers that import them from the store.
+from gsutils.io import (
+    CorruptEntry,
+    MissingChecksum,
+    atomic_write_bytes,
+    atomic_write_text,
+    canonical_config,
+    config_key,
+    file_mode,
+    load_checked,
+    quarantine,
+    read_checked,
+    sha256_hex,
+    write_checked,
+)
+from gsutils.io import sha256_hex as _digest  # noqa: F401  (the name older callers import)
 
-def _canonical(obj: Any) -> Any:
-    if is_dataclass(obj) and not isinstance(obj, type):
-        return _canonical(asdict(obj))
-    if isinstance(obj, Mapping):
-        return {str(k): _canonical(v) for k, v in sorted(obj.items(), key=lambda kv: str(kv[0]))}
-    if isinstance(obj, (list, tuple)):
-        return [_canonical(v) for v in obj]
-    if isinstance(obj, Path):
-        return str(obj)
-    if isinstance(obj, (np.integer,)):
-        return int(obj)
-    if isinstance(obj, (np.floating,)):
-        return float(obj)
-    if obj is None or isinstance(obj, (str, int, float, bool)):
-        return obj
-    raise TypeError(f"config values must be JSON-like, got {type(obj).__name__}: {obj!r}")
-
-
-def config_key(config: Mapping[str, Any]) -> str:
-    """A stable 16-hex-digit key of a JSON-like config (key order does not matter)."""
-    blob = json.dumps(_canonical(config), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-def _umask() -> int:
-    """The process's umask, read without changing it where the OS allows."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except OSError:
-        pass
-    mask = os.umask(0o022)  # no /proc: read it by setting it (and restore at once)
-    os.umask(mask)
-    return mask
-
-
-def file_mode() -> int:
-    """The mode a newly created file gets: ``0o666 & ~umask``."""
-    return 0o666 & ~_umask()
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` via a temp file in the same folder and a rename.
-
-    The final file has mode :func:`file_mode` (``mkstemp`` creates it 0600).
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            if hasattr(os, "fchmod"):
-                os.fchmod(f.fileno(), file_mode())
-            os.fsync(f.fileno())
-        if not hasattr(os, "fchmod"):  # pragma: no cover - Windows
-            os.chmod(tmp, file_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
-
-
-def atomic_write_text(path: str | Path, text: str) -> Path:
-    return atomic_write_bytes(path, text.encode())
-
-
-def _digest(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def _sidecar(path: Path) -> Path:
-    return path.with_name(path.name + ".sha256")
-
-
-def write_checked(path: str | Path, data: bytes) -> Path:
-    """Atomically write ``data`` and its ``.sha256`` sidecar."""
-    path = Path(path)
-    atomic_write_bytes(path, data)
-    atomic_write_text(_sidecar(path), _digest(data))
-    return path
-
-
-def read_checked(path: str | Path) -> bytes:
-    """Read a file written by :func:`write_checked`; ``CorruptEntry`` if it does not match.
-
-    A missing sidecar raises :class:`MissingChecksum` (a ``CorruptEntry``).
-    """
-    path = Path(path)
-    if not path.exists():
-        raise CorruptEntry(f"{path}: file missing")
-    side = _sidecar(path)
-    if not side.exists():
-        raise MissingChecksum(f"{path}: checksum sidecar {side.name} missing")
-    data = path.read_bytes()
-    if _digest(data) != side.read_text().strip():
-        raise CorruptEntry(f"{path}: checksum mismatch (truncated or modified file)")
-    return data
-
-
-class CorruptEntry(RuntimeError):
-    """A cached file that is truncated, modified or unreadable."""
-
-
-class MissingChecksum(CorruptEntry):
-    """A cached file whose ``.sha256`` sidecar is missing (the file itself may be fine)."""
-
-
-def quarantine(path: str | Path) -> Path:
-    """Move a corrupt file (and its sidecar) aside as ``<name>.corrupt-<UTC time>``; never deletes.
-
-    Returns the new path of the file.
-    """
-    path = Path(path)
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    dest = path.with_name(f"{path.name}.corrupt-{stamp}")
-    n = 1
-    while dest.exists():
-        dest = path.with_name(f"{path.name}.corrupt-{stamp}-{n}")
-        n += 1
-    os.replace(path, dest)
-    if _sidecar(path).exists():
-        os.replace(_sidecar(path), _sidecar(dest))
-    return dest
-
-
-def load_checked(
-    path: str | Path,
-    decode_fn: Callable[[bytes], Any],
-    *,
-    validate: Callable[[Any], None] | None = None,
-    what: str = "cache entry",
-    missing: Any = None,
-) -> Any:
-    """The decoded content of a :func:`write_checked` file, or ``missing`` to recompute it.
-
-    * no file: ``missing``;
-    * checksum matches, decodes and passes ``validate``: the value;
-    * sidecar missing, but the file decodes and passes ``validate``: the
-      value; the sidecar is rewritten, with a warning;
-    * anything else (checksum mismatch, undecodable, ``validate`` raises):
-      the file is moved aside with :func:`quarantine`, with a warning naming
-      the new path, and ``missing`` is returned.
-
-    ``validate(value)`` raises (any exception) when the value does not match
-    what the caller expects (e.g. its config).
-    """
-    path = Path(path)
-    if not path.exists():
-        return missing
-    missing_sidecar = False
-    try:
-        try:
-            data = read_checked(path)
-        except MissingChecksum:
-            missing_sidecar = True
-            data = path.read_bytes()
-        value = decode_fn(data)
-        if validate is not None:
-            validate(value)
-    except Exception as err:  # mismatch, truncated, undecodable or not matching its config
-        moved = quarantine(path)
-        warnings.warn(f"recomputing corrupt {what} {path} (moved aside to {moved.name}): {err}",
-                      stacklevel=3)
-        return missing
-    if missing_sidecar:
-        atomic_write_text(_sidecar(path), _digest(data))
-        warnings.warn(f"{what} {path} had no checksum sidecar; it loads and matches its config, "
-                      "so it is kept and the sidecar rewritten", stacklevel=3)
-    return value
+__all__ = [
+    "CorruptEntry",
+    "MissingChecksum",
+    "Store",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "canonical_config",
+    "config_key",
+    "decode",
+    "encode",
+    "file_mode",
+    "load_checked",
+    "quarantine",
+    "read_checked",
+    "sha256_hex",
+    "write_checked",
+]
 
 
 def encode(obj: Any, fmt: str) -> bytes:
@@ -273,7 +126,7 @@ class Store:
     def save(self, kind: str, config: Mapping[str, Any], result: Any, fmt: str = "json") -> Path:
         path = self.path(kind, config, fmt)
         atomic_write_text(path.with_suffix(".config.json"),
-                          json.dumps(_canonical(config), indent=1, sort_keys=True))
+                          json.dumps(canonical_config(config), indent=1, sort_keys=True))
         return write_checked(path, encode(result, fmt))
 
     def get_or_compute(
@@ -293,7 +146,7 @@ class Store:
         conf_file = path.with_suffix(".config.json")
 
         def matches_config(_value: Any) -> None:
-            if conf_file.exists() and json.loads(conf_file.read_text()) != _canonical(config):
+            if conf_file.exists() and json.loads(conf_file.read_text()) != canonical_config(config):
                 raise CorruptEntry(f"its stored config {conf_file.name} differs from the config asked for")
 
         cached = load_checked(path, lambda data: decode(data, fmt), validate=matches_config,

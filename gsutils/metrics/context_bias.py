@@ -27,6 +27,14 @@ map with no context saliency at all has no localisation; it scores
 ``empty="chance"`` (default): the biased part's share of the context,
 ``|B| / |1 - R|``, i.e. what a uniform map would score (0.5 for the halves
 of the toy data up to the digit's overlap), or ``empty="nan"``.
+
+**Empty maps.** A map is *empty* when its context holds (almost) no saliency:
+:func:`empty_maps` flags maps in ``[0, 1]`` whose CBD is at most
+:data:`EMPTY_TOL`. Grid saliency returns such maps when the empty mask has
+the lowest loss (no context needs to be preserved); a gradient map is empty
+only when the gradient vanishes on the context. The chapters report the
+empty-map rate, and CBL both with empty maps scored as chance and with them
+excluded (``cbl(..., tol=EMPTY_TOL)`` uses the same definition).
 """
 
 from __future__ import annotations
@@ -35,7 +43,10 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["cbd", "cbl", "chance_cbl"]
+__all__ = ["EMPTY_TOL", "cbd", "cbl", "chance_cbl", "empty_maps"]
+
+#: a map in ``[0, 1]`` whose mean context saliency (its CBD) is at most this is *empty*
+EMPTY_TOL = 1e-6
 
 
 def _as_array(x: Any, name: str, dtype=None) -> np.ndarray:
@@ -81,6 +92,8 @@ def cbd(maps: Any, requests: Any) -> np.ndarray:
         Shapes differ, maps outside ``[0, 1]`` or not finite, or an image without context.
     """
     s = _as_array(maps, "maps", np.float64)
+    if len(s) == 0:
+        raise ValueError(f"maps must hold at least one image, got an empty batch of shape {s.shape}")
     r = _masks(requests, "requests", s.shape)
     if not np.isfinite(s).all() or s.min(initial=0.0) < 0 or s.max(initial=0.0) > 1:
         raise ValueError(
@@ -103,7 +116,34 @@ def chance_cbl(requests: Any, biased: Any) -> np.ndarray:
     return b.reshape(len(r), -1).sum(1) / np.maximum(n_ctx, 1)
 
 
-def cbl(maps: Any, requests: Any, biased: Any, *, empty: str = "chance") -> np.ndarray:
+def _has_mass(mass: np.ndarray, n_ctx: np.ndarray, tol: float) -> np.ndarray:
+    """Mean context saliency ``mass / n_ctx`` above ``tol`` (for ``tol == 0``: any mass at all,
+    compared without dividing, so a subnormal mass is not lost to underflow)."""
+    if tol == 0:
+        return mass > 0
+    return mass / np.maximum(n_ctx, 1) > tol  # the same division as cbd()
+
+
+def empty_maps(maps: Any, requests: Any, tol: float = EMPTY_TOL) -> np.ndarray:
+    """Which maps hold no context saliency, bool ``(N,)``.
+
+    A map is empty when its context saliency mass is at most ``tol`` times
+    the number of context pixels, i.e. (for maps in ``[0, 1]``) when its CBD
+    is at most ``tol``. ``maps`` are ``(N, H, W)``, non-negative; ``requests``
+    the request masks ``R``.
+    """
+    if not tol >= 0:
+        raise ValueError(f"tol must be >= 0, got {tol!r}")
+    s = _as_array(maps, "maps", np.float64)
+    r = _masks(requests, "requests", s.shape)
+    if not np.isfinite(s).all() or s.min(initial=0.0) < 0:
+        raise ValueError(f"maps must be finite and non-negative, got minimum {s.min()}")
+    n = len(s)
+    mass = (s * ~r).reshape(n, -1).sum(1)  # (N,) context saliency mass
+    return ~_has_mass(mass, (~r).reshape(n, -1).sum(1), tol)
+
+
+def cbl(maps: Any, requests: Any, biased: Any, *, empty: str = "chance", tol: float = 0.0) -> np.ndarray:
     """Context bias localisation per image, float64 ``(N,)`` in ``[0, 1]``.
 
     Parameters
@@ -117,10 +157,16 @@ def cbl(maps: Any, requests: Any, biased: Any, *, empty: str = "chance") -> np.n
         inside ``R`` are ignored).
     empty:
         Value for an image whose map has no context saliency: ``"chance"``
-        (:func:`chance_cbl`) or ``"nan"``.
+        (:func:`chance_cbl`) or ``"nan"`` (to exclude it from a ``nanmean``).
+    tol:
+        A map is empty when its context mass is at most ``tol`` times the
+        number of context pixels (:func:`empty_maps`); the default 0 means
+        exactly no mass. Pass :data:`EMPTY_TOL` for maps in ``[0, 1]``.
     """
     if empty not in ("chance", "nan"):
         raise ValueError(f"empty must be 'chance' or 'nan', got {empty!r}")
+    if not tol >= 0:
+        raise ValueError(f"tol must be >= 0, got {tol!r}")
     s = _as_array(maps, "maps", np.float64)
     r = _masks(requests, "requests", s.shape)
     b = _masks(biased, "biased", s.shape) & ~r
@@ -129,7 +175,8 @@ def cbl(maps: Any, requests: Any, biased: Any, *, empty: str = "chance") -> np.n
     n = len(s)
     total = (s * ~r).reshape(n, -1).sum(1)  # (N,) context saliency mass
     inside = (s * b).reshape(n, -1).sum(1)  # (N,) mass on the biased part
+    has_mass = _has_mass(total, (~r).reshape(n, -1).sum(1), tol)  # (N,) not empty (empty_maps)
     fallback = chance_cbl(r, b) if empty == "chance" else np.full(n, np.nan)
     with np.errstate(invalid="ignore", divide="ignore"):
-        out = np.where(total > 0, inside / np.where(total > 0, total, 1.0), fallback)
+        out = np.where(has_mass, inside / np.where(has_mass, total, 1.0), fallback)
     return np.clip(out, 0.0, 1.0)

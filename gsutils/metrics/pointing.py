@@ -142,6 +142,54 @@ def is_difficult_pair(gt: torch.Tensor | np.ndarray, n_classes_present: int) -> 
     return frac < DIFFICULT_AREA_FRACTION and n_classes_present > 1
 
 
+def is_hit(map_or_point, gt: torch.Tensor | np.ndarray, tolerance: int = DEFAULT_TOLERANCE, *,
+           region: torch.Tensor | None = None) -> bool:
+    """Whether a map's maximum (or a point) lies within ``tolerance`` of ``gt``: one pair, not counted.
+
+    :meth:`PointingGame.add` scores with it and counts the result.
+
+    Parameters
+    ----------
+    map_or_point:
+        A saliency map ``(H, W)`` / ``(1, H, W)`` (its maximum is the point,
+        :func:`map_argmax_point`) or a point ``(x, y)`` in pixels.
+    gt:
+        ``(H, W)`` bool ground truth of the class (union of its boxes or
+        instance masks); must not be empty and must match the map's size.
+    tolerance:
+        Hit radius in pixels (not used when ``region`` is given).
+    region:
+        Optional precomputed :func:`hit_region` of ``gt`` (to score many
+        maps against the same ground truth quickly).
+    """
+    gt = _as_bool_mask(gt)
+    if region is None:
+        region = hit_region(gt, tolerance)
+    else:
+        if not bool(gt.any()):  # as hit_region does on the plain path
+            raise ValueError("ground truth mask gt is empty (no pixel of the class); "
+                             "the pair cannot be scored")
+        if not isinstance(region, torch.Tensor):
+            raise TypeError(f"region must be a (H, W) bool tensor, got {type(region).__name__}")
+        if region.shape != gt.shape:
+            raise ValueError(f"region has shape {tuple(region.shape)} but gt has {tuple(gt.shape)}")
+    if isinstance(map_or_point, torch.Tensor):
+        shape = tuple(map_or_point.shape[-2:])
+        if shape != tuple(gt.shape):
+            raise ValueError(f"saliency map has size {shape} but the ground truth gt has "
+                             f"{tuple(gt.shape)}; resize the map to the image first")
+        x, y = map_argmax_point(map_or_point)
+    else:
+        try:
+            x, y = (int(v) for v in map_or_point)
+        except (TypeError, ValueError) as err:
+            raise TypeError(f"map_or_point must be a (H, W) tensor or an (x, y) pair, "
+                            f"got {map_or_point!r}") from err
+        if not (0 <= x < gt.shape[1] and 0 <= y < gt.shape[0]):
+            raise ValueError(f"point (x={x}, y={y}) lies outside the {tuple(gt.shape)} image")
+    return bool(region[y, x])
+
+
 class PointingGame:
     """Accumulates pointing-game hits and misses per class, for all pairs and the difficult subset.
 
@@ -207,48 +255,52 @@ class PointingGame:
         int
             ``+1`` for a hit, ``-1`` for a miss, ``0`` when skipped.
         """
-        if isinstance(class_id, bool) or not isinstance(class_id, (int, np.integer)) \
-                or not 0 <= int(class_id) < self.num_classes:
-            raise ValueError(f"class_id must be an int in [0, {self.num_classes}), got {class_id!r}")
+        self._check_class(class_id)
         if skip:
             self.skipped += 1
             return 0
-        gt = _as_bool_mask(gt)
-        if region is None:
-            region = hit_region(gt, self.tolerance)
-        else:
-            if not bool(gt.any()):  # as hit_region does on the plain path
-                raise ValueError("ground truth mask gt is empty (no pixel of the class); "
-                                 "the pair cannot be scored")
-            if not isinstance(region, torch.Tensor):
-                raise TypeError(f"region must be a (H, W) bool tensor, got {type(region).__name__}")
-            if region.shape != gt.shape:
-                raise ValueError(f"region has shape {tuple(region.shape)} but gt has {tuple(gt.shape)}")
-        if isinstance(map_or_point, torch.Tensor):
-            shape = tuple(map_or_point.shape[-2:])
-            if shape != tuple(gt.shape):
-                raise ValueError(f"saliency map has size {shape} but the ground truth gt has "
-                                 f"{tuple(gt.shape)}; resize the map to the image first")
-            x, y = map_argmax_point(map_or_point)
-        else:
-            try:
-                x, y = (int(v) for v in map_or_point)
-            except (TypeError, ValueError) as err:
-                raise TypeError(f"map_or_point must be a (H, W) tensor or an (x, y) pair, "
-                                f"got {map_or_point!r}") from err
-            if not (0 <= x < gt.shape[1] and 0 <= y < gt.shape[0]):
-                raise ValueError(f"point (x={x}, y={y}) lies outside the {tuple(gt.shape)} image")
-        return self.record(bool(region[y, x]), class_id, difficult=difficult)
+        hit = is_hit(map_or_point, gt, self.tolerance, region=region)
+        return self.record(hit, class_id, difficult=difficult)
 
-    def record(self, hit: bool, class_id: int, *, difficult: bool = False) -> int:
-        """Count an already scored pair (``hit`` True or False); returns ``+1`` or ``-1``."""
+    def _check_class(self, class_id) -> None:
         if isinstance(class_id, bool) or not isinstance(class_id, (int, np.integer)) \
                 or not 0 <= int(class_id) < self.num_classes:
             raise ValueError(f"class_id must be an int in [0, {self.num_classes}), got {class_id!r}")
+
+    def record(self, hit: bool, class_id: int, *, difficult: bool = False) -> int:
+        """Count an already scored pair (``hit`` True or False); returns ``+1`` or ``-1``."""
+        self._check_class(class_id)
         c = int(class_id)
         for s in (SUBSETS if difficult else ("all",)):
             (self.hits if hit else self.misses)[s][c] += 1
         return 1 if hit else -1
+
+    def record_many(self, hits: Sequence[bool] | np.ndarray, class_ids: Sequence[int] | np.ndarray,
+                    difficult: Sequence[bool] | np.ndarray | None = None) -> None:
+        """Count many already scored pairs at once (what :meth:`record` does for each).
+
+        Parameters
+        ----------
+        hits, class_ids:
+            ``(P,)`` hit flags and classes of the pairs.
+        difficult:
+            Optional ``(P,)`` flags of the difficult subset.
+        """
+        hit = np.asarray(hits, dtype=bool).reshape(-1)
+        cls = np.asarray(class_ids).reshape(-1)
+        dif = np.zeros_like(hit) if difficult is None else np.asarray(difficult, dtype=bool).reshape(-1)
+        if not len(hit) == len(cls) == len(dif):
+            raise ValueError(f"hits, class_ids and difficult must have the same length, "
+                             f"got {len(hit)}, {len(cls)}, {len(dif)}")
+        if not cls.size:
+            return
+        if cls.dtype.kind not in "iu" or cls.min() < 0 or cls.max() >= self.num_classes:
+            raise ValueError(f"class_ids must be ints in [0, {self.num_classes}), got values from "
+                             f"{cls.min()!r} to {cls.max()!r}")
+        n = self.num_classes
+        for s, keep in (("all", np.ones_like(hit)), ("difficult", dif)):
+            self.hits[s] += np.bincount(cls[keep & hit], minlength=n)
+            self.misses[s] += np.bincount(cls[keep & ~hit], minlength=n)
 
     def counts(self, subset: str = "all") -> tuple[np.ndarray, np.ndarray]:
         """``(hits, misses)`` per class for ``subset`` ("all" or "difficult")."""
@@ -346,4 +398,5 @@ __all__ = [
     "hit_region",
     "map_argmax_point",
     "is_difficult_pair",
+    "is_hit",
 ]

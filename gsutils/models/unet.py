@@ -314,7 +314,7 @@ def save_unet(model: UNet, path: str | os.PathLike) -> Path:
     """
     import io
 
-    from gsutils.experiments.store import atomic_write_bytes
+    from gsutils.io import atomic_write_bytes
 
     if not isinstance(model, UNet):
         raise TypeError(f"model must be a UNet from build_unet, got {type(model).__name__}")

@@ -74,8 +74,6 @@ _PLAIN = frozenset({
     "gradient", "gradient_sum", "grad_cam", "linear_approx",
     "normgrad", "normgrad_conv", "selective_normgrad",
 })
-_GUIDED = frozenset({"guided_backprop"})
-_EXCITATION = frozenset({"excitation_backprop", "contrastive_excitation_backprop"})
 
 
 # --------------------------------------------------------------------------------------

@@ -1,0 +1,186 @@
+"""Figures and tables of the NormGrad chapters (Rebuffi et al., 2020).
+
+One module per part of the book: this one draws what
+:mod:`gsutils.experiments.pointing_runs`,
+:mod:`gsutils.experiments.classifier_training` and
+:mod:`gsutils.experiments.normgrad_maps` compute; it computes nothing itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from gsutils.data.scenes import SceneSet
+from gsutils.experiments.classifier_training import classifier_history
+from gsutils.experiments.normgrad_maps import FIG7_LAYERS
+from gsutils.experiments.pointing_runs import TORCHRAY_VOC07, best_layers, center_accuracy, pointing_accuracies
+from gsutils.metrics.pointing import SUBSETS
+from gsutils.saliency.extract_aggregate import METHODS
+
+
+def plot_scene_examples(scenes: SceneSet, indices: Sequence[int]):
+    """Test scenes with their boxes (dashed: VOC-difficult) and class names.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+
+    indices = list(indices)
+    fig, axes = plt.subplots(1, len(indices), figsize=(2.3 * len(indices), 2.6), squeeze=False,
+                             layout="constrained")
+    colours = plt.get_cmap("tab10")
+    for ax, i in zip(axes[0], indices):
+        ax.imshow(scenes.rgb(i).permute(1, 2, 0).numpy())
+        for o in scenes.objects[i]:
+            x0, y0, x1, y1 = o.box
+            ax.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0 + 1, y1 - y0 + 1, fill=False,
+                                   edgecolor=colours(o.class_id), linewidth=1.5,
+                                   linestyle="--" if o.difficult else "-"))
+            ax.text(x0, y0 - 1, o.name, color=colours(o.class_id), fontsize=7, va="bottom")
+        ax.set_title(scenes.image_ids[i], fontsize=8)
+        ax.axis("off")
+    return fig
+
+
+def plot_pointing_by_layer(runs: Sequence[dict[str, Any]]):
+    """Pointing accuracy against layer, one line per method (rows: architectures; columns: subsets).
+
+    The center baseline is the dashed grey line.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(runs), 2, figsize=(11, 3.4 * len(runs)), squeeze=False,
+                             layout="constrained")
+    colours = plt.get_cmap("tab10")
+    for r, run in enumerate(runs):
+        acc = pointing_accuracies(run)
+        centre = center_accuracy(run)
+        for c, s in enumerate(SUBSETS):
+            ax = axes[r, c]
+            layers = list(acc[s].columns)
+            for k, (method, row) in enumerate(acc[s].iterrows()):
+                ax.plot(range(len(layers)), row.to_numpy(), marker="o", ms=3, color=colours(k % 10),
+                        label=method.replace("_", " "))
+            ax.axhline(centre[s], color="0.5", ls="--", label="center baseline")
+            ax.set_xticks(range(len(layers)), layers, fontsize=8)
+            ax.set_ylim(0, 100)
+            ax.set_title(f"{run['arch']}: {s} ({run['tolerance']} px tolerance)", fontsize=10)
+            if c == 0:
+                ax.set_ylabel("pointing accuracy (%)")
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=6, fontsize=8)
+    return fig
+
+
+def classifier_summary(profile: Any, runs: Sequence[dict[str, Any]]):
+    """One row per pointing run: data, classifier, test mAP and training time (stand-in only).
+
+    Returns
+    -------
+    pandas.DataFrame
+    """
+    import pandas as pd
+
+    rows = []
+    for run in runs:
+        row = {"arch": run["arch"], "data": run.get("data", "stand-in"), "pairs": run["n_pairs"],
+               "skipped (all boxes difficult)": run["n_skipped"],
+               "difficult pairs": int(np.sum(run["difficult"])), "tolerance px": run["tolerance"]}
+        if "test_map" in run:
+            history = classifier_history(profile, run["arch"])
+            row.update({"width": profile.normgrad.width, "epochs": len(history),
+                        "final train loss": history[-1]["loss"],
+                        "train minutes": sum(h["seconds"] for h in history) / 60,
+                        "test mAP %": 100 * run["test_map"]})
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("arch")
+
+
+def published_table(runs: Sequence[dict[str, Any]]):
+    """Table 2 (best layer per method, all / difficult %) beside TorchRay's published VOC07 numbers.
+
+    The published numbers come from full-size networks fine-tuned on PASCAL
+    VOC 2007 and evaluated on its test set (a different dataset): context,
+    not a target.
+    """
+    import pandas as pd
+
+    frames = []
+    for run in runs:
+        best = best_layers(run)
+        pub = TORCHRAY_VOC07.get(run["arch"], {})
+        best["TorchRay VOC07 all %"] = [pub.get(m, (np.nan, np.nan))[0] for m in best.index]
+        best["TorchRay VOC07 difficult %"] = [pub.get(m, (np.nan, np.nan))[1] for m in best.index]
+        best.insert(0, "arch", run["arch"])
+        frames.append(best)
+    return pd.concat(frames).reset_index().set_index(["arch", "method"])
+
+
+def plot_fig7(data: dict[str, np.ndarray], image: int = 0):
+    """Fig. 7's layout for one scene: methods in rows, VGG16 layers in columns.
+
+    The scene (with the target's boxes) is shown on the left; each map is
+    scaled to ``[0, 1]`` by its own minimum and maximum.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+
+    maps = data["maps"]
+    if not 0 <= image < maps.shape[0]:
+        raise ValueError(f"image must be in [0, {maps.shape[0]}), got {image}")
+    n_rows, n_cols = maps.shape[1], maps.shape[2]
+    fig = plt.figure(figsize=(1.25 * n_cols + 3.2, 1.25 * n_rows + 0.4), layout="constrained")
+    left, right = fig.subfigures(1, 2, width_ratios=[2.0, 1.25 * n_cols + 1.2])
+    ax = left.subplots()
+    ax.imshow(np.transpose(data["rgb"][image], (1, 2, 0)))
+    cls = str(data["class_names"][int(data["target"][image])])
+    for b in data["boxes"][image]:
+        if b[0] >= 0:
+            ax.add_patch(Rectangle((b[0] - 0.5, b[1] - 0.5), b[2] - b[0] + 1, b[3] - b[1] + 1,
+                                   fill=False, edgecolor="lime", linewidth=1.5))
+    ax.set_title(f"test scene {int(data['image_index'][image])}\ntarget: {cls}", fontsize=9)
+    ax.axis("off")
+    axes = right.subplots(n_rows, n_cols, squeeze=False)
+    for i in range(n_rows):
+        for j in range(n_cols):
+            a = axes[i, j]
+            m = maps[image, i, j]
+            a.set_xticks([])
+            a.set_yticks([])
+            if np.isnan(m).all():
+                a.text(0.5, 0.5, "n/a", ha="center", va="center", fontsize=8, transform=a.transAxes)
+            else:
+                lo, hi = float(m.min()), float(m.max())
+                a.imshow((m - lo) / (hi - lo) if hi > lo else np.zeros_like(m), cmap="jet", vmin=0, vmax=1)
+                if hi <= lo:
+                    a.text(0.5, 0.5, "constant", ha="center", va="center", fontsize=7, color="w",
+                           transform=a.transAxes)
+            if i == 0:
+                a.set_title(FIG7_LAYERS[j], fontsize=8)
+            if j == 0:
+                a.set_ylabel(METHODS[i].replace("_", " ").replace("contrastive excitation", "contr. excit."),
+                             fontsize=7, rotation=0, ha="right", va="center")
+    return fig
+
+
+__all__ = [
+    "classifier_summary",
+    "plot_fig7",
+    "plot_pointing_by_layer",
+    "plot_scene_examples",
+    "published_table",
+]
