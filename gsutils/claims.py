@@ -162,5 +162,5 @@ def load(results_dir: str | Path) -> list[Claim]:
 def claims_frame(claims: list[Claim]):
     import pandas as pd
 
-    cols = ["section", "claim", "reported", "measured", "criterion", "verdict", "profile"]
+    cols = ["section", "claim", "reported", "measured", "criterion", "verdict", "note", "profile"]
     return pd.DataFrame([{k: getattr(c, k) for k in cols} for c in claims], columns=cols)

@@ -55,7 +55,7 @@ def ledger_html(rows: list[Claim]) -> _HTML:
     """The ledger rows as an HTML table with coloured verdicts."""
     if not rows:
         return _HTML("<p><em>No claims recorded at this profile.</em></p>", "no claims")
-    cols = ("section", "claim", "reported", "measured", "criterion", "verdict", "profile")
+    cols = ("section", "claim", "reported", "measured", "criterion", "verdict", "note", "profile")
     head = "".join(f"<th>{c}</th>" for c in cols)
     body = []
     for r in rows:

@@ -101,13 +101,34 @@ def test_training_is_deterministic_and_learns(tmp_path):
     assert not a.training and next(a.parameters()).device.type == "cpu"
     hist = seg.training_history(small_profile(tmp_path, "a"), STRONG)
     assert [h["epoch"] for h in hist] == [1, 2]
-    lr = small_profile(tmp_path, "a").train.lr
-    assert [h["lr"] for h in hist] == [lr, lr]  # round(0.2 * 2) = 0 late epochs
+    # the quick recipe's one cycle: each epoch logs the learning rate of its first step
+    prof = small_profile(tmp_path, "a")
+    opt = torch.optim.AdamW([torch.zeros(1, requires_grad=True)], lr=prof.train.lr)
+    sched = seg.make_scheduler(seg.train_config(prof, STRONG)["recipe"], opt, 2)
+    expect = []
+    for _ in range(2):
+        expect.append(opt.param_groups[0]["lr"])
+        opt.step(), sched.step(), opt.step(), sched.step()
+    assert [h["lr"] for h in hist] == expect and max(expect) <= prof.train.lr
     assert all(np.isfinite(h["loss"]) for h in hist)
     assert hist[1]["loss"] < hist[0]["loss"]  # it does optimise
     # the checkpoint is gone once the model is final
     d = seg.model_dir(small_profile(tmp_path, "a"), STRONG)
     assert (d / "model.pt").exists() and not (d / "checkpoint.pt").exists()
+
+
+def test_step_schedule_and_keras_rmsprop(tmp_path):
+    """The paper's recipe (gpu/paper profiles): RMSprop with rho 0.9, eps 1e-7; lr then lr_late."""
+    prof = small_profile(tmp_path, "step", epochs=5)
+    prof = dataclasses.replace(prof, train=dataclasses.replace(prof.train, optimizer="rmsprop", schedule="step",
+                                                               lr=1e-3, lr_late=1e-4))
+    train_or_load(prof, STRONG, progress=False)
+    hist = seg.training_history(prof, STRONG)
+    assert [h["lr"] for h in hist] == [1e-3] * 4 + [1e-4]
+    opt = seg.make_optimizer("rmsprop", [torch.zeros(1, requires_grad=True)], 1e-3)
+    assert opt.defaults["alpha"] == 0.9 and opt.defaults["eps"] == 1e-7
+    with pytest.raises(ValueError, match="optimizer must be one of"):
+        seg.make_optimizer("sgd", [torch.zeros(1, requires_grad=True)], 1e-3)
 
 
 def test_interrupted_run_resumes_bit_for_bit(tmp_path):
