@@ -323,8 +323,8 @@ def test_bias_claims_criteria(kw, expect):
     claims = {c["id"]: c for c in br.bias_claims(frame, "tiny")}
     for cid, passed in expect.items():
         assert claims[cid]["passed"] is passed, (cid, claims[cid]["measured"])
-    text = br.bias_effect_statement(frame, "tiny")
-    assert ("far from converged" in text) == (kw.get("n_iou", 0.96) < 0.5)
+    text = br.bias_effect_statement(frame, "tiny", 0.5)
+    assert ("below the gate" in text) == (kw.get("n_iou", 0.96) < 0.5)
     assert ("A strong bias costs" in text) == claims["strong_bias_drop"]["passed"]
     assert ("strong < weak < unbiased holds" in text) == claims["bias_order"]["passed"]
 

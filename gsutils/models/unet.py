@@ -301,7 +301,7 @@ def _guess_backbone(keys: set[str]) -> str:
         return "mobilenet_v2"
     if f"{prefix}features.28.weight" in keys:
         return "vgg16"
-    if f"{prefix}features.17.weight" in keys and f"{prefix}features.21.weight" not in keys:
+    if f"{prefix}features.27.fc.weight" in keys:  # the global context block after four levels
         return "tiny"
     return "an unknown architecture"
 
