@@ -38,8 +38,9 @@ as in the authors' generator):
 ``biased_mask`` marks the background pixels of every part filled with the
 bias texture, whatever the digit; ``is_biased`` says whether an image has such
 a part and ``biased_part`` which one (the override's part for the biased
-digit, else the first such part; ``-1`` when none). Unbiased data have no
-designated bias texture, so their masks are empty.
+digit, else the first such part; ``-1`` when none). In unbiased data they
+mark bias texture ``BiasConfig.texture`` where the pool put it, so the S1.1
+statistics count it there too.
 
 Training data are streamed: the authors' generator never repeats a training
 sample, so training epoch ``e`` is drawn afresh (new digit order, crops and
@@ -423,7 +424,7 @@ class _Params:
     bg_tex: np.ndarray  # (n, parts) texture id of each background part
     bg_y: np.ndarray  # (n, parts)
     bg_x: np.ndarray
-    bias_tex: int  # texture id of the bias texture, -1 when unbiased
+    bias_tex: int  # texture id of the (marked) bias texture
     is_biased: np.ndarray  # (n,) bool: some part holds the bias texture
     part: np.ndarray  # (n,) the part that holds the bias texture, -1 when none
 
@@ -470,11 +471,11 @@ def sample_params(config: ToyConfig, split: str, n: int, labels: np.ndarray, st:
     cat = {k: np.concatenate(v) if v else np.zeros((0, parts) if k in ("bg", "by", "bx") else 0)
            for k, v in cols.items()}
     full = np.arange(n_tex, dtype=np.int64)
+    # the texture the masks mark; unbiased data draw it as an ordinary pool texture
+    bias_tex = int(st.bias[bias.texture])
     if bias.strength == "none":
-        bias_tex = -1
         override = np.zeros(n, dtype=bool)
     else:
-        bias_tex = int(st.bias[bias.texture])
         override = (digits == bias.digit) & (cat["u"] < bias.probability)  # (n,)
     # strong bias: the bias texture leaves the pool, except in the images that get it by the override
     pool = full[full != bias_tex] if bias.strength == "strong" else full
