@@ -81,10 +81,40 @@ def restore(profile: Any, run: Any) -> bool:
     return True
 
 
+def machine() -> dict[str, str]:
+    """What decides floating-point results on a CPU: torch's version and kernel set, the CPU model."""
+    import platform
+
+    import torch
+
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"torch": torch.__version__, "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "cpu": model}
+
+
+def provenance(profile: Any) -> dict[str, Any] | None:
+    """``checkpoints/<profile>/PROVENANCE.json``: the machine the shipped networks were trained on."""
+    path = SHIPPED_ROOT / profile.name / "PROVENANCE.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
 def export(profile: Any, runs: Sequence[Any]) -> list[Path]:
-    """Copy the finished networks of ``runs`` from the results folder to ``checkpoints/``."""
+    """Copy the finished networks of ``runs`` from the results folder to ``checkpoints/``.
+
+    Also writes ``PROVENANCE.json`` beside them (:func:`machine`, one training thread).
+    """
     from gsutils.experiments.segmentation import model_dir
 
+    root = SHIPPED_ROOT / profile.name
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "PROVENANCE.json").write_text(json.dumps({**machine(), "threads": 1}, indent=1) + "\n")
     written = []
     for run in runs:
         src = model_dir(profile, run)
