@@ -149,7 +149,7 @@ _ = ledger.check(
 
 # %%
 # NBVAL_CHECK_OUTPUT
-evidence = mixed_pixel_report(cfg, seg.train_or_load(cfg, runs[0], progress=False))
+evidence = mixed_pixel_report(cfg, runs[0])
 print(pd.Series(evidence).round(3).to_string())
 
 # %% [markdown]

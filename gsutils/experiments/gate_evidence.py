@@ -35,8 +35,20 @@ def block_purity(config, split: str, n: int) -> tuple[np.ndarray, np.ndarray]:
     return (count > 0) & (count < f * f), 2 * count >= f * f
 
 
+def mixed_pixel_report(profile: Any, run: Any) -> dict[str, float]:
+    """:func:`mixed_pixel_accuracy` of ``run``'s trained network, cached in the result store."""
+    from gsutils.experiments.segmentation import test_config, train_config, train_or_load
+    from gsutils.experiments.store import Store
+    from gsutils.io import config_key
+
+    conf = {"what": "mixed_pixel_report", "model": config_key(train_config(profile, run)),
+            "test": test_config(profile)}
+    return Store(profile.results_dir).get_or_compute(
+        "gate_evidence", conf, lambda: mixed_pixel_accuracy(profile, train_or_load(profile, run, progress=False)))
+
+
 @torch.no_grad()
-def mixed_pixel_report(profile: Any, model: torch.nn.Module) -> dict[str, float]:
+def mixed_pixel_accuracy(profile: Any, model: torch.nn.Module) -> dict[str, float]:
     """On the unbiased test set: share of digit pixels that are mixed, and ``model``'s accuracy by kind.
 
     Returns ``mixed_share_of_digit`` (mixed pixels among digit-labelled ones),
