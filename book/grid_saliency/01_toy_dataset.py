@@ -189,7 +189,7 @@ plt.show()
 # texture's mean and standard deviation.
 
 # %%
-fig = plot_texture_bank(bank, size=toy.resolution, seed=cfg.seed)
+fig = plot_texture_bank(bank, size=toy.render_resolution or toy.resolution, seed=cfg.seed)
 plt.show()
 
 # %%
@@ -206,7 +206,7 @@ print(tex_stats.round(3).to_string())
 
 # %%
 others = [i for i in range(len(bank)) if i not in bank.bias_indices][:3]
-fig = plot_texture_crops(bank, [bank.bias_indices[BIAS_TEXTURE], *others], size=toy.resolution, seed=cfg.seed)
+fig = plot_texture_crops(bank, [bank.bias_indices[BIAS_TEXTURE], *others], size=toy.render_resolution or toy.resolution, seed=cfg.seed)
 plt.show()
 
 # %% [markdown]
