@@ -13,7 +13,9 @@ that determines the weights (data config, recipe, backbone, seed). Training
 writes a checkpoint after every epoch (atomically, with a checksum) and an
 interrupted run resumes after its last finished epoch; the result is bit for
 bit that of an uninterrupted run on CPU. A finished model is never retrained;
-a corrupt one (checksum mismatch) is reported, deleted and retrained.
+a corrupt one (checksum mismatch) is reported, moved aside and retrained; a
+network the project ships for the exact config (:mod:`gsutils.experiments.shipped`)
+is restored instead of trained.
 
 :func:`evaluate_iou` gives the per-class IoU on the *unbiased* test set, and
 :func:`run_grid` does both for a list of runs, locally or on a Dask cluster
@@ -26,7 +28,6 @@ Command line (e.g. on a GPU machine)::
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import io
 import json
@@ -58,8 +59,6 @@ TRAIN_VERSION = 3
 MEMORY_FORMAT = torch.channels_last
 #: the first training steps whose exact losses the history keeps (to check a shipped network)
 FIRST_STEPS = 8
-#: how a :class:`SegRun`'s bias strength is written in tables ("N": the unbiased network)
-STRENGTHS = ("none", "strong", "weak")
 
 
 class EpochInterrupt(RuntimeError):
