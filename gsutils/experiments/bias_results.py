@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-#: the poster's IoU of the biased digit on unbiased test data
-REFERENCE_IOU = {"none": 0.96, "weak": 0.74, "strong": 0.14}
+from gsutils.references import BIAS_DIGIT_IOU_POSTER as REFERENCE_IOU
+
 #: how far a measured value may be from the reference to count as reproduced
 REFERENCE_TOL = 0.05
 #: the gap between consecutive strengths that counts as a clear ordering

@@ -44,6 +44,7 @@ from gsutils.metrics.pointing import (
 )
 from gsutils.models.classifiers import CANDIDATE_LAYERS, build_classifier, input_normalization, normalize_images
 from gsutils.saliency.extract_aggregate import METHODS, extract_aggregate
+from gsutils.references import TORCHRAY_VOC07  # noqa: F401  (re-exported)
 
 #: bump when what :func:`pointing_game_run` computes changes
 POINTING_VERSION = 1
@@ -57,15 +58,6 @@ CONV_FOR_LAYER: dict[str, dict[str, str]] = {
     "resnet50": {"layer1": "layer1.2.conv3", "layer2": "layer2.3.conv3", "layer3": "layer3.5.conv3",
                  "layer4": "layer4.2.conv3"},
 }
-#: TorchRay's published pointing accuracies on PASCAL VOC 2007 test (all / difficult, %),
-#: shown for context only: a different dataset and full-size fine-tuned networks.
-TORCHRAY_VOC07: dict[str, dict[str, tuple[float, float]]] = {
-    "vgg16": {"gradient": (76.3, 56.9), "guided_backprop": (75.9, 53.0), "grad_cam": (86.6, 74.0),
-              "excitation_backprop": (77.1, 56.6), "contrastive_excitation_backprop": (79.9, 66.5)},
-    "resnet50": {"grad_cam": (90.4, 82.3)},
-}
-
-
 def pointing_config(profile: Any, arch: str, voc_root: str | os.PathLike | None = None,
                     checkpoint: str | os.PathLike | None = None) -> dict[str, Any]:
     """Everything that determines :func:`pointing_game_run`'s result."""
