@@ -40,9 +40,9 @@ def cbl_poster(method: str, strength: str) -> float:
 #: (:data:`GRID_SALIENCY_POSTER`, about +-0.05)
 BIAS_DIGIT_IOU_POSTER: dict[str, float] = {"none": 0.96, "weak": 0.74, "strong": 0.14}
 
-#: TorchRay's published pointing accuracies on PASCAL VOC 2007 test (all / difficult, %)
-#: (the pointing-game benchmark table of TorchRay's documentation), shown for context only: a different
-#: dataset and full-size fine-tuned networks
+#: TorchRay's published pointing accuracies on PASCAL VOC 2007 test (all / difficult, %),
+#: from the pointing-game benchmark table of TorchRay's documentation; shown for context
+#: only: a different dataset and full-size fine-tuned networks
 TORCHRAY_VOC07: dict[str, dict[str, tuple[float, float]]] = {
     "vgg16": {"gradient": (76.3, 56.9), "guided_backprop": (75.9, 53.0), "grad_cam": (86.6, 74.0),
               "excitation_backprop": (77.1, 56.6), "contrastive_excitation_backprop": (79.9, 66.5)},
