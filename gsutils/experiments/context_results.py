@@ -111,23 +111,20 @@ class ContextSaliencyResults:
             vals.append(self._values(res, "cbl", method)[sel])
         return np.concatenate(vals) if vals else np.zeros(0)
 
+    def _pooled_mean(self, key: str, strength: str, method: str, bias_digit: bool) -> float:
+        """Mean of the per-image ``key`` over the bias digit's images (or the others'), pooled over networks."""
+        v = [self._values(res, key, method)[(res["digits"] == run.bias.digit) == bias_digit]
+             for run, res in self._of(strength)]
+        v = np.concatenate(v) if v else np.zeros(0)
+        return float(v.mean()) if len(v) else float("nan")
+
     def empty_rate(self, strength: str, method: str, *, bias_digit: bool) -> float:
         """Share of empty maps among the bias digit's images (``bias_digit=True``) or the others'."""
-        e = []
-        for run, res in self._of(strength):
-            on = res["digits"] == run.bias.digit
-            e.append(self._values(res, "empty", method)[on if bias_digit else ~on])
-        e = np.concatenate(e) if e else np.zeros(0)
-        return float(e.mean()) if len(e) else float("nan")
+        return self._pooled_mean("empty", strength, method, bias_digit)
 
     def bias_digit_cbd(self, strength: str, method: str, *, bias_digit: bool = True) -> float:
         """Mean CBD over the bias digit's images (or the other digits'), pooled over networks."""
-        v = []
-        for run, res in self._of(strength):
-            on = res["digits"] == run.bias.digit
-            v.append(self._values(res, "cbd", method)[on if bias_digit else ~on])
-        v = np.concatenate(v) if v else np.zeros(0)
-        return float(v.mean()) if len(v) else float("nan")
+        return self._pooled_mean("cbd", strength, method, bias_digit)
 
     def n_images(self, strength: str) -> int:
         """Images explained per method over the networks of ``strength``."""
