@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from gsutils.io import atomic_write_text
+from gsutils.profiles import Profile
 
 REPRODUCED = "reproduced"
 NOT_REPRODUCED = "not reproduced"
@@ -78,7 +79,7 @@ class Ledger:
         directory are read).
     """
 
-    def __init__(self, chapter: str, paper: str, profile: Any) -> None:
+    def __init__(self, chapter: str, paper: str, profile: Profile) -> None:
         if paper not in ("grid_saliency", "normgrad"):
             raise ValueError(f"paper must be 'grid_saliency' or 'normgrad', got {paper!r}")
         self.chapter = chapter

@@ -231,7 +231,7 @@ def test_figures_handle_many_textures():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from gsutils.plots import plot_cbd_matrices, plot_cbl
+    from gsutils.plots.context import plot_cbd_matrices, plot_cbl
 
     for textures, digits in (((0, 1, 2, 3, 4), (2,)), ((0, 1), (2, 5, 8))):
         rng = np.random.default_rng(0)

@@ -62,7 +62,7 @@ from IPython.display import display
 from gsutils.claims import Ledger
 from gsutils.data.textures import texture_bank
 from gsutils.data.toy import BiasConfig, bias_fraction_per_digit, make_toy_dataset, sample_bias, toy_config
-from gsutils.toy_plots import (bias_table, explorer_figure, pick_examples, plot_samples,
+from gsutils.plots.toy import (bias_table, explorer_figure, pick_examples, plot_samples,
                                plot_texture_bank, plot_texture_crops, texture_stats, toy_explorer)
 
 ledger = Ledger(chapter="grid_saliency/01_toy_dataset", paper="grid_saliency", profile=cfg)

@@ -68,7 +68,7 @@ from gsutils.claims import Ledger
 from gsutils.experiments import context_claims as cc
 from gsutils.experiments import context_evidence as ev
 from gsutils.experiments import context_saliency as cs
-from gsutils.plots import plot_cbd_matrices, plot_method_maps
+from gsutils.plots.context import plot_cbd_matrices, plot_method_maps
 
 t_page = time.perf_counter()
 ledger = Ledger(chapter="grid_saliency/03_bias_detection", paper="grid_saliency", profile=cfg)

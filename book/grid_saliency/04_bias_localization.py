@@ -62,7 +62,7 @@ from gsutils.claims import Ledger
 from gsutils.experiments import context_claims as cc
 from gsutils.experiments import context_evidence as ev
 from gsutils.experiments import context_saliency as cs
-from gsutils.plots import plot_cbl, plot_saliency_gallery
+from gsutils.plots.context import plot_cbl, plot_saliency_gallery
 from gsutils.references import CBL_POSTER, GRID_SALIENCY_POSTER, cbl_poster
 
 t_page = time.perf_counter()

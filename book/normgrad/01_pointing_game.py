@@ -78,7 +78,7 @@ from gsutils.experiments.pointing_runs import (
     pointing_game_run,
 )
 from gsutils.models.classifiers import CANDIDATE_LAYERS
-from gsutils.normgrad_plots import (
+from gsutils.plots.normgrad import (
     classifier_summary,
     plot_pointing_by_layer,
     plot_scene_examples,

@@ -46,7 +46,7 @@ import numpy as np
 
 from gsutils.claims import Ledger
 from gsutils.experiments.normgrad_maps import FIG7_LAYERS, fig7_maps, gradcam_energy_by_layer
-from gsutils.normgrad_plots import plot_fig7
+from gsutils.plots.normgrad import plot_fig7
 from gsutils.saliency.extract_aggregate import METHODS
 
 ledger = Ledger(chapter="normgrad/03_fig7_layers", paper="normgrad", profile=cfg)

@@ -7,7 +7,7 @@ The code lives in:
 * :mod:`gsutils.experiments.pointing_runs`: the pointing game on the stand-in
   and on VOC, its accuracies, Table 2 and the paired bootstrap;
 * :mod:`gsutils.metrics.multilabel`: average precision;
-* :mod:`gsutils.normgrad_plots`: the chapter's figures and tables.
+* :mod:`gsutils.plots.normgrad`: the chapter's figures and tables.
 
 This module re-exports the public names of the first three so older imports
 keep working. From the command line (the same as ``python -m gsutils pointing``)::

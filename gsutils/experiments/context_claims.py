@@ -21,6 +21,7 @@ import numpy as np
 
 from gsutils.experiments.context_results import METHODS, ContextSaliencyResults, diagonal_split
 from gsutils.references import CBL_POSTER, CBL_POSTER_READING, cbl_poster
+from gsutils.profiles import Profile
 
 #: S1.3 detection: mean grid CBD on the bias digit at least this ...
 DETECT_ON = 0.1
@@ -45,7 +46,7 @@ LABELS = {"vg": "VG", "sg": "SG", "ig": "IG", "grid": "Grid"}
 # ------------------------------------------------------------------------------------ the gate
 
 
-def saliency_gate(profile: Any, threshold: float | None = None) -> dict[str, Any]:
+def saliency_gate(profile: Profile, threshold: float | None = None) -> dict[str, Any]:
     """The networks' quality gate, from the bias grid's results (trained and evaluated if missing).
 
     The unbiased network of ``profile.train.backbone`` must reach a mean digit

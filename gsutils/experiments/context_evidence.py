@@ -21,22 +21,22 @@ import torch
 
 from gsutils.data.toy import BiasConfig, ToyData, make_toy_dataset
 from gsutils.experiments.context_saliency import (
-    _check_biased,
-    _check_profile,
-    _tensors,
+    check_biased,
+    as_tensors,
     biased_test_set,
     grid_config,
     saliency_key_config,
 )
-from gsutils.experiments.segmentation import SegRun, _toy_cfg, train_or_load
+from gsutils.experiments.segmentation import SegRun, run_toy_config, train_or_load
 from gsutils.experiments.store import Store
 from gsutils.saliency.gradient import request_objective
 from gsutils.saliency.grid import context_saliency, saliency_views, segmentation_probs
+from gsutils.profiles import Profile, check_profile
 
 __all__ = ["compute_context_scores", "context_scores", "example_maps", "gallery_views", "ordinary_test_set"]
 
 
-def ordinary_test_set(profile: Any, run: SegRun) -> ToyData:
+def ordinary_test_set(profile: Profile, run: SegRun) -> ToyData:
     """``run``'s test split with the bias texture nowhere: the same digits and crops, ordinary textures.
 
     Generated with the exclusive (strong) bias config of ``run``'s digit and
@@ -46,7 +46,7 @@ def ordinary_test_set(profile: Any, run: SegRun) -> ToyData:
     """
     b = run.bias
     none = BiasConfig(strength="strong", digit=b.digit, texture=b.texture, probability=0.0)
-    return make_toy_dataset(_toy_cfg(profile, none, run.seed), split="test", n=profile.toy.n_test)
+    return make_toy_dataset(run_toy_config(profile, none, run.seed), split="test", n=profile.toy.n_test)
 
 
 def compute_context_scores(
@@ -68,7 +68,7 @@ def compute_context_scores(
     if not np.array_equal(biased.digits[index], ordinary.digits[index]):
         raise ValueError("biased and ordinary must hold the same digits at index")
     sub = biased.subset(index)
-    x, r, c = _tensors(model, sub)
+    x, r, c = as_tensors(model, sub)
     x_other = torch.from_numpy(np.ascontiguousarray(ordinary.images[index])).to(x.device)  # (n, 1, H, W)
     b = torch.from_numpy(sub.biased_mask).to(x.device)[:, None]  # (n, 1, H, W) bias-texture pixels
     x_ord = torch.where(b, x_other, x)  # only the bias texture re-filled
@@ -86,7 +86,7 @@ def compute_context_scores(
     return out
 
 
-def context_scores(profile: Any, run: SegRun, *, n_images: int | None = None) -> dict[str, float]:
+def context_scores(profile: Profile, run: SegRun, *, n_images: int | None = None) -> dict[str, float]:
     """How the bias digit's score depends on its context (cached): a diagnostic for grid saliency.
 
     For the first ``n_images`` (default ``profile.saliency.images_per_digit``,
@@ -97,14 +97,14 @@ def context_scores(profile: Any, run: SegRun, *, n_images: int | None = None) ->
     context; if some grey value keeps the score as high as the biased context,
     grid saliency chooses it and finds no context to preserve.
     """
-    _check_profile(profile)
-    _check_biased(run)
+    check_profile(profile)
+    check_biased(run)
     n = profile.saliency.images_per_digit if n_images is None else n_images
     if not isinstance(n, int) or n < 1:
         raise ValueError(f"n_images must be a positive int, got {n!r}")
     greys = grid_config(profile).greys
     conf = dict(saliency_key_config(profile, run), what="context_scores", scores_version=2, n_images=n,
-                ordinary=dataclasses.asdict(_toy_cfg(profile, BiasConfig(
+                ordinary=dataclasses.asdict(run_toy_config(profile, BiasConfig(
                     strength="strong", digit=run.bias.digit, texture=run.bias.texture, probability=0.0),
                     run.seed)))
 
@@ -117,7 +117,7 @@ def context_scores(profile: Any, run: SegRun, *, n_images: int | None = None) ->
     return Store(profile.results_dir).get_or_compute("context_scores", conf, compute)
 
 
-def gallery_views(profile: Any, run: SegRun, *, n_bias: int | None = None, n_other: int = 1) -> dict[str, Any]:
+def gallery_views(profile: Profile, run: SegRun, *, n_bias: int | None = None, n_other: int = 1) -> dict[str, Any]:
     """The panels of Fig. S13 for test images of ``run``'s biased test set (cached).
 
     Takes the first ``n_bias`` images of the bias digit (default
@@ -125,8 +125,8 @@ def gallery_views(profile: Any, run: SegRun, *, n_bias: int | None = None, n_oth
     next ``n_other`` digits, and returns :func:`gsutils.saliency.grid.saliency_views`'s
     arrays (as numpy) plus ``digits``, ``grey`` and ``empty``.
     """
-    _check_profile(profile)
-    _check_biased(run)
+    check_profile(profile)
+    check_biased(run)
     n_bias = profile.saliency.gallery_images if n_bias is None else n_bias
     if n_bias < 1 or n_other < 0:
         raise ValueError(f"n_bias must be >= 1 and n_other >= 0, got {n_bias}, {n_other}")
@@ -141,7 +141,7 @@ def gallery_views(profile: Any, run: SegRun, *, n_bias: int | None = None, n_oth
         for k in range(1, n_other + 1):
             idx.append(int(np.flatnonzero(data.digits == (d + k) % 10)[0]))
         sub = data.subset(np.asarray(idx))
-        x, r, c = _tensors(model, sub)  # (g, 1, H, W), (g, H, W), (g,)
+        x, r, c = as_tensors(model, sub)  # (g, 1, H, W), (g, H, W), (g,)
         res = context_saliency(model, x, r, c, config=grid_config(profile))
         views = saliency_views(model, x, r, res)
         out = {k: v.numpy() for k, v in views.items()}
@@ -152,13 +152,13 @@ def gallery_views(profile: Any, run: SegRun, *, n_bias: int | None = None, n_oth
     return Store(profile.results_dir).get_or_compute("context_saliency_gallery", conf, compute, fmt="npz")
 
 
-def example_maps(profile: Any, results: Any, strength: str, *, example: int = 0) -> dict[str, Any]:
+def example_maps(profile: Profile, results: Any, strength: str, *, example: int = 0) -> dict[str, Any]:
     """One explained image of the bias digit per network of ``strength`` (one row per bias texture).
 
     Returns ``images`` ``(n, 1, H, W)``, ``maps`` (method -> ``(n, H, W)``,
     the stored example maps), ``biased`` ``(n, H, W)`` (the bias-texture
     parts) and ``labels`` (the networks), for
-    :func:`gsutils.plots.plot_method_maps`.
+    :func:`gsutils.plots.context.plot_method_maps`.
     """
     images, biased, labels = [], [], []
     maps: dict[str, list[np.ndarray]] = {m: [] for m in results.methods}

@@ -46,12 +46,13 @@ import torch
 
 from gsutils.data.toy import ToyData, make_toy_dataset
 from gsutils.experiments.context_results import METHODS, ContextSaliencyResults, diagonal_split
-from gsutils.experiments.segmentation import SegRun, _toy_cfg, grid_runs, train_config, train_or_load
+from gsutils.experiments.segmentation import SegRun, run_toy_config, grid_runs, train_config, train_or_load
 from gsutils.experiments.store import Store
 from gsutils.io import config_key
 from gsutils.metrics.context_bias import EMPTY_TOL, cbd, cbl, chance_cbl, empty_maps
 from gsutils.saliency.gradient import gradient_context_saliency, request_objective
 from gsutils.saliency.grid import GridSaliencyConfig, GridSaliencyResult, context_saliency, segmentation_probs
+from gsutils.profiles import Profile, check_profile
 
 __all__ = ["METHODS", "METHOD_LABELS", "ContextSaliencyResults", "diagonal_split", "biased_runs",
            "biased_test_set", "collect", "collect_fixed_grey", "run_context_saliency", "run_fixed_grey"]
@@ -68,33 +69,27 @@ OTHER_DIGIT_DIVISOR = 4
 FIXED_GREY = 0.5
 
 
-def _check_profile(profile: Any) -> None:
-    for attr in ("toy", "train", "grid", "saliency", "results_dir", "device", "seed"):
-        if not hasattr(profile, attr):
-            raise TypeError(
-                f"profile must be a gsutils.profiles.Profile (from get_profile), got {type(profile).__name__}"
-            )
 
 
-def _check_biased(run: Any) -> None:
+def check_biased(run: Any) -> None:
     if not isinstance(run, SegRun):
         raise TypeError(f"run must be a SegRun, got {type(run).__name__}")
     if run.bias.strength == "none":
         raise ValueError(f"run must be a biased network; {run.label} is unbiased")
 
 
-def biased_runs(profile: Any) -> list[SegRun]:
+def biased_runs(profile: Profile) -> list[SegRun]:
     """The biased networks of ``profile``'s grid (the unbiased ones have no bias to detect)."""
-    _check_profile(profile)
+    check_profile(profile)
     return [r for r in grid_runs(profile) if r.bias.strength != "none"]
 
 
-def biased_test_set(profile: Any, run: SegRun) -> ToyData:
+def biased_test_set(profile: Profile, run: SegRun) -> ToyData:
     """The test split generated with ``run``'s own bias config (``profile.toy.n_test`` images)."""
-    return make_toy_dataset(_toy_cfg(profile, run.bias, run.seed), split="test", n=profile.toy.n_test)
+    return make_toy_dataset(run_toy_config(profile, run.bias, run.seed), split="test", n=profile.toy.n_test)
 
 
-def images_per_other_digit(profile: Any) -> int:
+def images_per_other_digit(profile: Profile) -> int:
     """Images explained per digit other than the bias digit (see :data:`OTHER_DIGIT_DIVISOR`)."""
     return max(1, profile.saliency.images_per_digit // OTHER_DIGIT_DIVISOR)
 
@@ -129,27 +124,27 @@ def select_per_digit(digits: np.ndarray, per_digit: int) -> np.ndarray:
     return select_images(digits, [per_digit] * 10)
 
 
-def explained_counts(profile: Any, run: SegRun) -> list[int]:
+def explained_counts(profile: Profile, run: SegRun) -> list[int]:
     """Images explained per digit 0..9 for ``run``: more for its bias digit."""
     n_other = images_per_other_digit(profile)
     return [profile.saliency.images_per_digit if d == run.bias.digit else n_other for d in range(10)]
 
 
-def grid_config(profile: Any, greys: Sequence[float] | None = None) -> GridSaliencyConfig:
+def grid_config(profile: Profile, greys: Sequence[float] | None = None) -> GridSaliencyConfig:
     """The S1.2 grid-saliency settings with the profile's number of steps (and ``greys`` if given)."""
     if greys is None:
         return GridSaliencyConfig(steps=profile.saliency.grid_steps)
     return GridSaliencyConfig(steps=profile.saliency.grid_steps, greys=tuple(greys))
 
 
-def saliency_key_config(profile: Any, run: SegRun) -> dict[str, Any]:
+def saliency_key_config(profile: Profile, run: SegRun) -> dict[str, Any]:
     """Everything that determines :func:`run_context_saliency`'s result (its cache key)."""
-    _check_profile(profile)
+    check_profile(profile)
     return {
         "what": "context_saliency",
         "version": VERSION,
         "model": config_key(train_config(profile, run)),
-        "data": dataclasses.asdict(_toy_cfg(profile, run.bias, run.seed)),
+        "data": dataclasses.asdict(run_toy_config(profile, run.bias, run.seed)),
         "n_test": profile.toy.n_test,
         "counts": explained_counts(profile, run),
         "saliency": dataclasses.asdict(profile.saliency),
@@ -164,7 +159,7 @@ def _device_of(model: torch.nn.Module) -> torch.device:
     return p.device if p is not None else torch.device("cpu")
 
 
-def _tensors(model: torch.nn.Module, sub: ToyData) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def as_tensors(model: torch.nn.Module, sub: ToyData) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     dev = _device_of(model)
     x = torch.from_numpy(np.ascontiguousarray(sub.images)).to(dev)  # (n, 1, H, W)
     r = torch.from_numpy(sub.digit_mask).to(dev)  # (n, H, W) request = digit
@@ -215,7 +210,7 @@ def compute_context_saliency(
     t0 = time.perf_counter()
     sub = data.subset(index)
     n = len(sub)
-    x_all, r_all, c_all = _tensors(model, sub)
+    x_all, r_all, c_all = as_tensors(model, sub)
     maps = np.zeros((len(METHODS), n, *sub.digit_mask.shape[1:]), dtype=np.float32)
     grid_parts: list[GridSaliencyResult] = []
     score = np.zeros(n, dtype=np.float64)  # f_c(x) averaged over R: does the network see the digit?
@@ -261,10 +256,10 @@ def compute_context_saliency(
     }
 
 
-def run_context_saliency(profile: Any, run: SegRun, *, progress: bool = False) -> dict[str, np.ndarray]:
+def run_context_saliency(profile: Profile, run: SegRun, *, progress: bool = False) -> dict[str, np.ndarray]:
     """The cached result of :func:`compute_context_saliency` for one network of the grid."""
-    _check_profile(profile)
-    _check_biased(run)
+    check_profile(profile)
+    check_biased(run)
     s = profile.saliency
 
     def compute() -> dict[str, np.ndarray]:
@@ -287,7 +282,7 @@ def compute_fixed_grey(
     """Grid saliency alone on ``data[index]`` with ``grid``'s greys; CBD, CBL, emptiness ``(n,)``."""
     t0 = time.perf_counter()
     sub = data.subset(index)
-    x, r, c = _tensors(model, sub)
+    x, r, c = as_tensors(model, sub)
     res = context_saliency(model, x, r, c, config=grid, batch_size=batch_size)
     met = _map_metrics(res.maps.cpu().numpy()[None], sub)
     return {
@@ -301,7 +296,7 @@ def compute_fixed_grey(
     }
 
 
-def run_fixed_grey(profile: Any, run: SegRun, grey: float = FIXED_GREY) -> dict[str, np.ndarray]:
+def run_fixed_grey(profile: Profile, run: SegRun, grey: float = FIXED_GREY) -> dict[str, np.ndarray]:
     """Sensitivity run: grid saliency with the grey value fixed at ``grey`` (cached).
 
     Explains the same bias-digit images as :func:`run_context_saliency` (the
@@ -309,8 +304,8 @@ def run_fixed_grey(profile: Any, run: SegRun, grey: float = FIXED_GREY) -> dict[
     same settings, except that every image is perturbed with ``grey`` instead
     of the candidate of lowest loss.
     """
-    _check_profile(profile)
-    _check_biased(run)
+    check_profile(profile)
+    check_biased(run)
     cfg = grid_config(profile, greys=(grey,))
     counts = [profile.saliency.images_per_digit if d == run.bias.digit else 0 for d in range(10)]
     conf = dict(saliency_key_config(profile, run), what="context_saliency_fixed_grey",
@@ -325,14 +320,14 @@ def run_fixed_grey(profile: Any, run: SegRun, grey: float = FIXED_GREY) -> dict[
     return Store(profile.results_dir).get_or_compute("context_saliency_fixed_grey", conf, compute, fmt="npz")
 
 
-def _results(profile: Any, runs: list[SegRun], results: list, methods: tuple[str, ...]) -> ContextSaliencyResults:
+def _results(profile: Profile, runs: list[SegRun], results: list, methods: tuple[str, ...]) -> ContextSaliencyResults:
     g = profile.grid
     return ContextSaliencyResults(runs=runs, results=results, bias_digits=tuple(g.bias_digits),
                                   textures=tuple(g.bias_textures),
                                   strengths=tuple(s for s in g.strengths if s != "none"), methods=methods)
 
 
-def collect(profile: Any, *, progress: bool = True) -> ContextSaliencyResults:
+def collect(profile: Profile, *, progress: bool = True) -> ContextSaliencyResults:
     """Run (or load) :func:`run_context_saliency` for every biased network of the profile."""
     runs = biased_runs(profile)
     it = runs
@@ -344,7 +339,7 @@ def collect(profile: Any, *, progress: bool = True) -> ContextSaliencyResults:
     return _results(profile, runs, results, METHODS)
 
 
-def collect_fixed_grey(profile: Any, grey: float = FIXED_GREY, *, progress: bool = True) -> ContextSaliencyResults:
+def collect_fixed_grey(profile: Profile, grey: float = FIXED_GREY, *, progress: bool = True) -> ContextSaliencyResults:
     """Run (or load) :func:`run_fixed_grey` for every biased network (grid saliency only)."""
     runs = biased_runs(profile)
     it = runs

@@ -18,10 +18,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from typing import Any
+from gsutils.profiles import Profile
 
 
 def run_local(
-    task: Callable[..., dict], profile: Any, runs: Sequence[Any], *, progress: bool = True
+    task: Callable[..., dict], profile: Profile, runs: Sequence[Any], *, progress: bool = True
 ) -> list[dict]:
     """Run ``task(profile, run, progress)`` for each run in this process, in order."""
     from tqdm.auto import tqdm
@@ -32,7 +33,7 @@ def run_local(
     return results
 
 
-def _in_worker(task: Callable[..., dict], profile: Any, run: Any) -> dict:
+def _in_worker(task: Callable[..., dict], profile: Profile, run: Any) -> dict:
     """Executed on a Dask worker: one torch thread, no progress bars."""
     import torch
 
@@ -58,7 +59,7 @@ def _worker_environ() -> dict[str, Any]:
 
 def run_dask(
     task: Callable[..., dict],
-    profile: Any,
+    profile: Profile,
     runs: Sequence[Any],
     *,
     address: str | None = None,

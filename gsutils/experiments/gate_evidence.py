@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from gsutils.data.toy import BiasConfig, make_toy_dataset
+from gsutils.profiles import Profile
 
 
 def block_purity(config, split: str, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -35,7 +36,7 @@ def block_purity(config, split: str, n: int) -> tuple[np.ndarray, np.ndarray]:
     return (count > 0) & (count < f * f), 2 * count >= f * f
 
 
-def mixed_pixel_report(profile: Any, run: Any) -> dict[str, float]:
+def mixed_pixel_report(profile: Profile, run: Any) -> dict[str, float]:
     """:func:`mixed_pixel_accuracy` of ``run``'s trained network, cached in the result store."""
     from gsutils.experiments.segmentation import test_config, train_config, train_or_load
     from gsutils.experiments.store import Store
@@ -48,7 +49,7 @@ def mixed_pixel_report(profile: Any, run: Any) -> dict[str, float]:
 
 
 @torch.no_grad()
-def mixed_pixel_accuracy(profile: Any, model: torch.nn.Module) -> dict[str, float]:
+def mixed_pixel_accuracy(profile: Profile, model: torch.nn.Module) -> dict[str, float]:
     """On the unbiased test set: share of digit pixels that are mixed, and ``model``'s accuracy by kind.
 
     Returns ``mixed_share_of_digit`` (mixed pixels among digit-labelled ones),
@@ -57,9 +58,9 @@ def mixed_pixel_accuracy(profile: Any, model: torch.nn.Module) -> dict[str, floa
     ``acc_mixed_background``. Where the profile renders at its own
     resolution no pixel is mixed: the share is 0 and the mixed accuracies NaN.
     """
-    from gsutils.experiments.segmentation import _toy_cfg, predict
+    from gsutils.experiments.segmentation import run_toy_config, predict
 
-    cfg = _toy_cfg(profile, BiasConfig(strength="none"), profile.seed)
+    cfg = run_toy_config(profile, BiasConfig(strength="none"), profile.seed)
     if cfg.render_resolution is None:  # rendered at its own side: every pixel is pure
         cfg = dataclasses.replace(cfg, render_resolution=cfg.resolution)
     n = profile.toy.n_test

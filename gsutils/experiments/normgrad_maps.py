@@ -7,7 +7,7 @@
   the Spearman rank correlation of the two maps per pair, and the pointing
   accuracy of each (Rebuffi et al., 2020, Sec. B).
 * :func:`fig7_maps`: every method's map at every VGG16 candidate layer for a
-  few test scenes (Fig. 7, drawn by :func:`gsutils.normgrad_plots.plot_fig7`), and :func:`gradcam_energy_by_layer`, the share of
+  few test scenes (Fig. 7, drawn by :func:`gsutils.plots.normgrad.plot_fig7`), and :func:`gradcam_energy_by_layer`, the share of
   Grad-CAM's positive mass inside the target's boxes at each layer.
 
 Results are cached in the profile's :class:`~gsutils.experiments.store.Store`
@@ -34,6 +34,7 @@ from gsutils.experiments.store import Store
 from gsutils.metrics.pointing import SUBSETS, PointingGame, hit_region
 from gsutils.models.classifiers import CANDIDATE_LAYERS
 from gsutils.saliency.extract_aggregate import METHODS, extract_aggregate
+from gsutils.profiles import Profile
 
 #: bump when what these runs compute changes
 RESULT_VERSION = 1
@@ -95,7 +96,7 @@ def _batches(n: int, size: int) -> list[slice]:
 # --------------------------------------------------------------------------------------
 
 
-def identity_trick_config(profile: Any, arch: str) -> dict[str, Any]:
+def identity_trick_config(profile: Profile, arch: str) -> dict[str, Any]:
     """Everything that determines :func:`identity_trick_run`'s result."""
     if arch not in TRICK_LAYERS:
         raise ValueError(f"arch must be one of {tuple(TRICK_LAYERS)}, got {arch!r}")
@@ -108,7 +109,7 @@ def identity_trick_config(profile: Any, arch: str) -> dict[str, Any]:
     }
 
 
-def _identity_trick_compute(profile: Any, arch: str, progress: bool) -> dict[str, Any]:
+def _identity_trick_compute(profile: Profile, arch: str, progress: bool) -> dict[str, Any]:
     from tqdm.auto import tqdm
 
     layers = TRICK_LAYERS[arch]
@@ -156,7 +157,7 @@ def _identity_trick_compute(profile: Any, arch: str, progress: bool) -> dict[str
     return out
 
 
-def identity_trick_run(profile: Any, arch: str, *, progress: bool = True) -> dict[str, Any]:
+def identity_trick_run(profile: Profile, arch: str, *, progress: bool = True) -> dict[str, Any]:
     """Table 1 for one architecture (cached).
 
     Parameters
@@ -228,12 +229,12 @@ def pointing_differences(runs: Sequence[dict[str, Any]]) -> np.ndarray:
 # --------------------------------------------------------------------------------------
 
 
-def fig7_config(profile: Any, n_images: int) -> dict[str, Any]:
+def fig7_config(profile: Profile, n_images: int) -> dict[str, Any]:
     return {"version": RESULT_VERSION, "classifier": classifier_config(profile, "vgg16"),
             "layers": list(FIG7_LAYERS), "methods": list(METHODS), "n_images": int(n_images)}
 
 
-def _fig7_compute(profile: Any, n_images: int, progress: bool) -> dict[str, np.ndarray]:
+def _fig7_compute(profile: Profile, n_images: int, progress: bool) -> dict[str, np.ndarray]:
     model = train_or_load_classifier(profile, "vgg16", progress=progress)
     device = next(model.parameters()).device
     scenes = test_scenes(profile)
@@ -269,7 +270,7 @@ def _fig7_compute(profile: Any, n_images: int, progress: bool) -> dict[str, np.n
             "class_names": np.asarray(scenes.class_names)}
 
 
-def fig7_maps(profile: Any, *, n_images: int = FIG7_IMAGES, progress: bool = True) -> dict[str, np.ndarray]:
+def fig7_maps(profile: Profile, *, n_images: int = FIG7_IMAGES, progress: bool = True) -> dict[str, np.ndarray]:
     """Every method's map at every VGG16 candidate layer for a few test scenes (cached).
 
     The scenes are the first test scenes holding at least two classes; each
@@ -292,12 +293,12 @@ def fig7_maps(profile: Any, *, n_images: int = FIG7_IMAGES, progress: bool = Tru
         fmt="npz")
 
 
-def gradcam_energy_config(profile: Any) -> dict[str, Any]:
+def gradcam_energy_config(profile: Profile) -> dict[str, Any]:
     return {"version": RESULT_VERSION, "classifier": classifier_config(profile, "vgg16"),
             "layers": list(FIG7_LAYERS)}
 
 
-def _gradcam_energy_compute(profile: Any, progress: bool) -> dict[str, Any]:
+def _gradcam_energy_compute(profile: Profile, progress: bool) -> dict[str, Any]:
     from tqdm.auto import tqdm
 
     model = train_or_load_classifier(profile, "vgg16", progress=progress)
@@ -325,7 +326,7 @@ def _gradcam_energy_compute(profile: Any, progress: bool) -> dict[str, Any]:
             "box_area": float(np.mean(area)), "n_pairs": len(pairs)}
 
 
-def gradcam_energy_by_layer(profile: Any, *, progress: bool = True) -> dict[str, Any]:
+def gradcam_energy_by_layer(profile: Profile, *, progress: bool = True) -> dict[str, Any]:
     """Share of Grad-CAM's mass inside the target's boxes, per VGG16 candidate layer (cached).
 
     For each (test scene, present class) pair, the Grad-CAM map (upsampled to

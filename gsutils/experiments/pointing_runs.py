@@ -10,7 +10,7 @@ summary counts the hits with the one accumulator,
 
 :func:`pointing_accuracies`, :func:`best_layers` (Table 2),
 :func:`center_accuracy` and :func:`paired_bootstrap` summarise a run; the
-chapter's figures and tables are in :mod:`gsutils.normgrad_plots`.
+chapter's figures and tables are in :mod:`gsutils.plots.normgrad`.
 """
 
 from __future__ import annotations

@@ -46,9 +46,11 @@ from torch import nn
 from gsutils.data.toy import BACKGROUND, BiasConfig, ToyData, make_toy_dataset, toy_config
 from gsutils.experiments.shipped import restore as restore_shipped
 from gsutils.experiments.store import Store
-from gsutils.io import CorruptEntry, config_key, load_checked, read_checked, write_checked
+from gsutils.experiments.training import TrainState, deterministic, discard_checkpoint, fit, mix_seed
+from gsutils.io import CorruptEntry, config_key, load_checked, write_checked
 from gsutils.metrics.segmentation import ConfusionMeter, mean_iou
 from gsutils.models.unet import TINY_WIDTHS, BACKBONES, UNet, build_unet, load_checkpoint_into
+from gsutils.profiles import Profile, check_profile
 
 #: classes of the toy data: digits 0-9 and the background
 NUM_CLASSES = BACKGROUND + 1
@@ -103,13 +105,9 @@ class SegRun:
         return {"bias": dataclasses.asdict(self.bias), "backbone": self.backbone, "seed": self.seed}
 
 
-def _check_profile(profile: Any) -> None:
-    for attr in ("toy", "train", "grid", "results_dir", "device"):
-        if not hasattr(profile, attr):
-            raise TypeError(f"profile must be a gsutils.profiles.Profile (from get_profile), got {type(profile).__name__}")
 
 
-def grid_runs(profile: Any, backbones: Sequence[str] | None = None) -> list[SegRun]:
+def grid_runs(profile: Profile, backbones: Sequence[str] | None = None) -> list[SegRun]:
     """The networks of the bias grid, for each backbone.
 
     Per backbone: one unbiased network per seed, then every
@@ -126,7 +124,7 @@ def grid_runs(profile: Any, backbones: Sequence[str] | None = None) -> list[SegR
         Encoders to include; default ``(profile.train.backbone,)``. Pass
         ``profile.grid.backbones`` for the backbone comparison (Fig. S9).
     """
-    _check_profile(profile)
+    check_profile(profile)
     if backbones is None:
         backbones = (profile.train.backbone,)
     if isinstance(backbones, str):
@@ -149,16 +147,16 @@ def grid_runs(profile: Any, backbones: Sequence[str] | None = None) -> list[SegR
 # configs and data
 
 
-def _toy_cfg(profile: Any, bias: BiasConfig, seed: int):
+def run_toy_config(profile: Profile, bias: BiasConfig, seed: int):
     cfg = toy_config(profile, bias)
     if dataclasses.is_dataclass(cfg) and "seed" in {f.name for f in dataclasses.fields(cfg)}:
         cfg = dataclasses.replace(cfg, seed=seed)
     return cfg
 
 
-def train_config(profile: Any, run: SegRun) -> dict[str, Any]:
+def train_config(profile: Profile, run: SegRun) -> dict[str, Any]:
     """Everything that determines a network's weights (hashed into its cache key)."""
-    _check_profile(profile)
+    check_profile(profile)
     t = profile.train
     return {
         "what": "unet",
@@ -169,7 +167,7 @@ def train_config(profile: Any, run: SegRun) -> dict[str, Any]:
         "num_classes": NUM_CLASSES,
         "in_channels": 1,
         "seed": run.seed,
-        "data": dataclasses.asdict(_toy_cfg(profile, run.bias, run.seed)),
+        "data": dataclasses.asdict(run_toy_config(profile, run.bias, run.seed)),
         "n_train": profile.toy.n_train,
         "recipe": {
             "epochs": t.epochs,
@@ -186,7 +184,7 @@ def train_config(profile: Any, run: SegRun) -> dict[str, Any]:
     }
 
 
-def model_dir(profile: Any, run: SegRun) -> Path:
+def model_dir(profile: Profile, run: SegRun) -> Path:
     """``<results_dir>/models/<key>``: the network's checkpoint, weights and history."""
     return Path(profile.results_dir) / "models" / config_key(train_config(profile, run))
 
@@ -227,49 +225,17 @@ def _data_tensors(data: ToyData) -> tuple[torch.Tensor, torch.Tensor]:
     return x, y
 
 
-def _mix(*ints: int) -> int:
-    """A 63-bit seed from integers (stable across runs and platforms)."""
-    return int(config_key({"ints": list(ints)}), 16) & ((1 << 63) - 1)
-
-
 # ----------------------------------------------------------------------------------------------
 # training
-
-
-def _checkpoint_bytes(model: nn.Module, opt: torch.optim.Optimizer, sched, epoch: int, history: list) -> bytes:
-    buf = io.BytesIO()
-    torch.save(
-        {
-            "epoch": epoch,
-            "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-            "optimizer": opt.state_dict(),
-            "scheduler": None if sched is None else sched.state_dict(),
-            "history": json.dumps(history),
-        },
-        buf,
-    )
-    return buf.getvalue()
 
 
 def _load_bytes(data: bytes) -> Any:
     return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
 
 
-class _deterministic:
-    """Turn on deterministic algorithms for a block (warn-only), restoring the old setting."""
-
-    def __enter__(self) -> None:
-        self.prev = torch.are_deterministic_algorithms_enabled()
-        self.prev_warn = torch.is_deterministic_algorithms_warn_only_enabled()
-        torch.use_deterministic_algorithms(True, warn_only=True)
-
-    def __exit__(self, *exc: Any) -> None:
-        torch.use_deterministic_algorithms(self.prev, warn_only=self.prev_warn)
-
-
-def _fresh_state(profile: Any, run: SegRun, rec: dict[str, Any], device: torch.device):
+def _fresh_state(profile: Profile, run: SegRun, rec: dict[str, Any], device: torch.device):
     """A freshly initialised network (seeded by the run), its optimizer and scheduler."""
-    net = build_unet(run.backbone, NUM_CLASSES, 1, seed=_mix(run.seed, 1))
+    net = build_unet(run.backbone, NUM_CLASSES, 1, seed=mix_seed(run.seed, 1))
     net = net.to(device=device, memory_format=MEMORY_FORMAT)
     opt = make_optimizer(rec["optimizer"], net.parameters(), rec["lr"])
     return net, opt, make_scheduler(rec, opt, math.ceil(profile.toy.n_train / rec["batch_size"]))
@@ -288,7 +254,7 @@ def _train_step(model: nn.Module, opt: torch.optim.Optimizer, sched, loss_fn: nn
     return logits, loss
 
 
-def first_step_losses(profile: Any, run: SegRun, n_steps: int = FIRST_STEPS) -> list[str]:
+def first_step_losses(profile: Profile, run: SegRun, n_steps: int = FIRST_STEPS) -> list[str]:
     """The losses (float hex) of ``run``'s first ``n_steps`` training steps, from its initialisation.
 
     Exactly what :func:`train_unet` logs as ``first_step_losses`` in the first
@@ -300,10 +266,10 @@ def first_step_losses(profile: Any, run: SegRun, n_steps: int = FIRST_STEPS) -> 
     bs = rec["batch_size"]
     # the stream is prefix-stable: the first n_steps batches of epoch 0, without rendering the rest
     n = min(n_steps * bs, profile.toy.n_train)
-    x_all, y_all = _data_tensors(make_toy_dataset(_toy_cfg(profile, run.bias, run.seed), "train", n, epoch=0))
+    x_all, y_all = _data_tensors(make_toy_dataset(run_toy_config(profile, run.bias, run.seed), "train", n, epoch=0))
     out, loss_fn = [], nn.CrossEntropyLoss()
     model.train()
-    with _deterministic():
+    with deterministic():
         for i in range(0, n, bs):
             _, loss = _train_step(model, opt, sched, loss_fn, x_all[i:i + bs].to(device), y_all[i:i + bs].to(device))
             out.append(float(loss.detach()).hex())
@@ -311,7 +277,7 @@ def first_step_losses(profile: Any, run: SegRun, n_steps: int = FIRST_STEPS) -> 
 
 
 def train_unet(
-    profile: Any,
+    profile: Profile,
     run: SegRun,
     *,
     progress: bool = True,
@@ -320,9 +286,10 @@ def train_unet(
     """Train (or resume training) ``run``'s network and write ``model.pt``.
 
     Prefer :func:`train_or_load`, which returns a finished model without
-    retraining. After each epoch a checkpoint (weights, optimizer state,
-    history) is written atomically to ``checkpoint.pt`` in :func:`model_dir`;
-    on the next call training resumes after the last finished epoch.
+    retraining. The epoch loop is :func:`gsutils.experiments.training.fit`:
+    after each epoch a checkpoint (weights, optimizer and scheduler state,
+    history) is written atomically to ``checkpoint.pt`` in :func:`model_dir`,
+    and the next call resumes after the last finished epoch.
 
     Parameters
     ----------
@@ -330,76 +297,56 @@ def train_unet(
         Called as ``on_epoch_end(epoch, record)`` after the epoch's checkpoint
         is written (``epoch`` counts from 1). It may raise to stop training.
     """
-    from tqdm.auto import tqdm
-
     cfg = train_config(profile, run)
     rec = cfg["recipe"]
     out = model_dir(profile, run)
-    out.mkdir(parents=True, exist_ok=True)
     device = torch.device(profile.device)
+    toy_cfg, n, bs = run_toy_config(profile, run.bias, run.seed), profile.toy.n_train, rec["batch_size"]
+    loss_fn = nn.CrossEntropyLoss()
 
-    steps_per_epoch = math.ceil(profile.toy.n_train / rec["batch_size"])
-    model, opt, sched = _fresh_state(profile, run, rec, device)
-    start, history = 0, []
+    def fresh() -> TrainState:
+        return TrainState(*_fresh_state(profile, run, rec, device))
+
+    def run_epoch(epoch: int, state: TrainState, step: Callable[[float], None]) -> dict[str, Any]:
+        model, opt, sched = state.model, state.optimizer, state.scheduler
+        if sched is None:
+            lr = lr_at(epoch, rec["epochs"], rec["lr"], rec["lr_late"], rec["late_fraction"])
+            for group in opt.param_groups:
+                group["lr"] = lr
+        # a fresh draw of the training stream every epoch (new digit order, crops, pairings)
+        x_all, y_all = _data_tensors(make_toy_dataset(toy_cfg, "train", n, epoch=epoch))
+        loss_sum, correct, seen = 0.0, 0, 0
+        lr_first, first_losses = opt.param_groups[0]["lr"], []
+        for i in range(0, n, bs):
+            yb = y_all[i:i + bs].to(device)  # (B, H, W)
+            logits, loss = _train_step(model, opt, sched, loss_fn, x_all[i:i + bs].to(device), yb)
+            value = float(loss.detach())
+            loss_sum += value * len(yb)
+            if epoch == 0 and len(first_losses) < FIRST_STEPS:
+                first_losses.append(value.hex())
+            correct += int((logits.detach().argmax(1) == yb).sum())
+            seen += len(yb)
+            step(value)
+        record: dict[str, Any] = {
+            "lr": lr_first,
+            "loss": loss_sum / seen,
+            "pixel_acc": correct / (seen * y_all.shape[1] * y_all.shape[2]),
+        }
+        if first_losses:  # the exact losses of the first steps, as float hex (see tests/test_shipped.py)
+            record["first_step_losses"] = first_losses
+        return record
+
     ckpt = out / "checkpoint.pt"
-    if ckpt.exists():
-        try:
-            state = _load_bytes(read_checked(ckpt))
-            model.load_state_dict(state["model"])
-            opt.load_state_dict(state["optimizer"])
-            if sched is not None:
-                sched.load_state_dict(state["scheduler"])
-            start, history = int(state["epoch"]), json.loads(state["history"])
-        except Exception as err:  # corrupt or from an older layout: start over
-            warnings.warn(f"ignoring unreadable checkpoint {ckpt}: {err}", stacklevel=2)
-            model, opt, sched = _fresh_state(profile, run, rec, device)
-            start, history = 0, []
-
-    if start < rec["epochs"]:
-        toy_cfg, n, bs = _toy_cfg(profile, run.bias, run.seed), profile.toy.n_train, rec["batch_size"]
-        loss_fn = nn.CrossEntropyLoss()
-        bar = tqdm(total=rec["epochs"] * steps_per_epoch, initial=start * steps_per_epoch,
-                   desc=f"train {run.label}", disable=not progress, leave=False)
-        with _deterministic():
-            for epoch in range(start, rec["epochs"]):
-                if sched is None:
-                    lr = lr_at(epoch, rec["epochs"], rec["lr"], rec["lr_late"], rec["late_fraction"])
-                    for group in opt.param_groups:
-                        group["lr"] = lr
-                # a fresh draw of the training stream every epoch (new digit order, crops, pairings)
-                x_all, y_all = _data_tensors(make_toy_dataset(toy_cfg, "train", n, epoch=epoch))
-                model.train()
-                t0, loss_sum, correct, seen = time.perf_counter(), 0.0, 0, 0
-                lr_first, first_losses = opt.param_groups[0]["lr"], []
-                for i in range(0, n, bs):
-                    yb = y_all[i:i + bs].to(device)  # (B, H, W)
-                    logits, loss = _train_step(model, opt, sched, loss_fn, x_all[i:i + bs].to(device), yb)
-                    loss_sum += float(loss.detach()) * len(yb)
-                    if epoch == 0 and len(first_losses) < FIRST_STEPS:
-                        first_losses.append(float(loss.detach()).hex())
-                    correct += int((logits.detach().argmax(1) == yb).sum())
-                    seen += len(yb)
-                    bar.update(1)
-                    bar.set_postfix(epoch=epoch + 1, loss=f"{float(loss.detach()):.3f}")
-                record = {
-                    "epoch": epoch + 1,
-                    "lr": lr_first,
-                    "loss": loss_sum / seen,
-                    "pixel_acc": correct / (seen * y_all.shape[1] * y_all.shape[2]),
-                    "seconds": time.perf_counter() - t0,
-                }
-                if first_losses:  # the exact losses of the first steps, as float hex (see tests/test_shipped.py)
-                    record["first_step_losses"] = first_losses
-                history.append(record)
-                write_checked(ckpt, _checkpoint_bytes(model, opt, sched, epoch + 1, history))
-                if on_epoch_end is not None:
-                    on_epoch_end(epoch + 1, record)
-        bar.close()
-
-    model.eval()
+    with deterministic():
+        state, history = fit(
+            fresh=fresh, run_epoch=run_epoch, epochs=rec["epochs"],
+            steps_per_epoch=math.ceil(n / bs), checkpoint=ckpt, desc=f"train {run.label}",
+            progress=progress,
+            on_epoch_end=None if on_epoch_end is None else (lambda e, r, _s: on_epoch_end(e, r)),
+        )
+    model = state.model.eval()
     _save_final(out, model, cfg, history)
-    for p in (ckpt, ckpt.with_name(ckpt.name + ".sha256")):
-        p.unlink(missing_ok=True)
+    discard_checkpoint(ckpt)
     return model
 
 
@@ -414,7 +361,7 @@ def _save_final(out: Path, model: UNet, cfg: dict, history: list) -> None:
     write_checked(out / "model.pt", buf.getvalue())
 
 
-def load_trained(profile: Any, run: SegRun) -> UNet | None:
+def load_trained(profile: Profile, run: SegRun) -> UNet | None:
     """The finished network of ``run`` (eval mode, on ``profile.device``), or ``None``.
 
     A file that loads into the run's architecture and whose ``config.json``
@@ -441,7 +388,7 @@ def load_trained(profile: Any, run: SegRun) -> UNet | None:
 
 
 def train_or_load(
-    profile: Any,
+    profile: Profile,
     run: SegRun,
     *,
     progress: bool = True,
@@ -470,7 +417,7 @@ def train_or_load(
     return model
 
 
-def training_history(profile: Any, run: SegRun) -> list[dict]:
+def training_history(profile: Profile, run: SegRun) -> list[dict]:
     """Per-epoch loss, pixel accuracy, learning rate and seconds of a trained run."""
     path = model_dir(profile, run) / "history.json"
     if not path.exists():
@@ -478,7 +425,7 @@ def training_history(profile: Any, run: SegRun) -> list[dict]:
     return json.loads(path.read_text())
 
 
-def training_summary(profile: Any, runs: Sequence[SegRun]):
+def training_summary(profile: Profile, runs: Sequence[SegRun]):
     """One row per run: epochs, final training loss and pixel accuracy, training seconds."""
     import pandas as pd
 
@@ -499,17 +446,17 @@ def training_summary(profile: Any, runs: Sequence[SegRun]):
 # evaluation
 
 
-def test_config(profile: Any) -> dict[str, Any]:
+def test_config(profile: Profile) -> dict[str, Any]:
     """The unbiased test set every network is evaluated on (the profile's seed)."""
     return {
-        "data": dataclasses.asdict(_toy_cfg(profile, BiasConfig(strength="none"), profile.seed)),
+        "data": dataclasses.asdict(run_toy_config(profile, BiasConfig(strength="none"), profile.seed)),
         "n_test": profile.toy.n_test,
     }
 
 
-def unbiased_test_set(profile: Any) -> ToyData:
+def unbiased_test_set(profile: Profile) -> ToyData:
     """``profile.toy.n_test`` unbiased test images (the same for every network)."""
-    return make_toy_dataset(_toy_cfg(profile, BiasConfig(strength="none"), profile.seed), split="test",
+    return make_toy_dataset(run_toy_config(profile, BiasConfig(strength="none"), profile.seed), split="test",
                             n=profile.toy.n_test, progress=False)
 
 
@@ -525,7 +472,7 @@ def predict(model: nn.Module, images: torch.Tensor | np.ndarray, batch_size: int
     return torch.cat(outs)  # (N, H, W)
 
 
-def evaluate_iou(profile: Any, run: SegRun, *, progress: bool = False) -> dict[str, Any]:
+def evaluate_iou(profile: Profile, run: SegRun, *, progress: bool = False) -> dict[str, Any]:
     """Per-class IoU of ``run``'s network on the unbiased test set (cached).
 
     Returns
@@ -562,14 +509,14 @@ def evaluate_iou(profile: Any, run: SegRun, *, progress: bool = False) -> dict[s
     return Store(profile.results_dir).get_or_compute("seg_iou", conf, compute)
 
 
-def run_one(profile: Any, run: SegRun, progress: bool = False) -> dict[str, Any]:
+def run_one(profile: Profile, run: SegRun, progress: bool = False) -> dict[str, Any]:
     """Train (or load) one network and evaluate it; the grid executors call this."""
     train_or_load(profile, run, progress=progress)
     return evaluate_iou(profile, run)
 
 
 def run_grid(
-    profile: Any,
+    profile: Profile,
     runs: Sequence[SegRun],
     executor: str = "local",
     address: str | None = None,

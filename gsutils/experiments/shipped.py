@@ -37,6 +37,7 @@ from typing import Any
 from gsutils.io import read_checked
 from gsutils.io import sha256_hex as _digest
 from gsutils.paths import REPO_ROOT
+from gsutils.profiles import Profile
 
 #: where shipped networks live: ``<repo>/checkpoints/<profile>/<key>/``
 SHIPPED_ROOT = REPO_ROOT / "checkpoints"
@@ -44,11 +45,11 @@ SHIPPED_ROOT = REPO_ROOT / "checkpoints"
 FILES = ("model.pt", "model.pt.sha256", "config.json", "history.json")
 
 
-def shipped_dir(profile: Any, key: str) -> Path:
+def shipped_dir(profile: Profile, key: str) -> Path:
     return SHIPPED_ROOT / profile.name / key
 
 
-def restore(profile: Any, run: Any) -> bool:
+def restore(profile: Profile, run: Any) -> bool:
     """Copy ``run``'s shipped network into its model folder; ``True`` when it did.
 
     Restores only a complete folder whose ``config.json`` equals the run's
@@ -99,13 +100,13 @@ def machine() -> dict[str, str]:
             "cpu": model}
 
 
-def provenance(profile: Any) -> dict[str, Any] | None:
+def provenance(profile: Profile) -> dict[str, Any] | None:
     """``checkpoints/<profile>/PROVENANCE.json``: the machine the shipped networks were trained on."""
     path = SHIPPED_ROOT / profile.name / "PROVENANCE.json"
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def export(profile: Any, runs: Sequence[Any]) -> list[Path]:
+def export(profile: Profile, runs: Sequence[Any]) -> list[Path]:
     """Copy the finished networks of ``runs`` from the results folder to ``checkpoints/``.
 
     Also writes ``PROVENANCE.json`` beside them (:func:`machine`, one training thread).
@@ -128,7 +129,7 @@ def export(profile: Any, runs: Sequence[Any]) -> list[Path]:
     return written
 
 
-def manifest(profile: Any, runs: Sequence[Any]) -> list[dict[str, Any]]:
+def manifest(profile: Profile, runs: Sequence[Any]) -> list[dict[str, Any]]:
     """One row per run: label, key, whether a network is shipped, its sha256 and size."""
     from gsutils.experiments.segmentation import model_dir
 

@@ -11,20 +11,9 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from gsutils.plots.common import class_colours, method_label
+
 # --------------------------------------------------------------------------- grid saliency: S1.3/S1.4
-
-#: colours of the 11 toy classes (digits 0-9 from tab10, background light grey)
-_CLASS_RGB = np.array(
-    [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
-     (140, 86, 75), (227, 119, 194), (188, 189, 34), (23, 190, 207), (127, 127, 127),
-     (225, 225, 225)], dtype=np.float64) / 255.0
-
-_METHOD_LABELS = {"vg": "VG", "sg": "SG", "ig": "IG", "grid": "Grid saliency"}
-
-
-def _label(method: str) -> str:
-    return _METHOD_LABELS.get(method, method)
-
 
 def segmentation_rgb(probs: np.ndarray) -> np.ndarray:
     """An RGB image ``(H, W, 3)`` of softmax scores ``(K, H, W)``: the argmax class's
@@ -33,8 +22,7 @@ def segmentation_rgb(probs: np.ndarray) -> np.ndarray:
     if probs.ndim != 3:
         raise ValueError(f"probs must be (K, H, W), got shape {probs.shape}")
     k = probs.shape[0]
-    palette = _CLASS_RGB if k <= len(_CLASS_RGB) else np.vstack(
-        [_CLASS_RGB, np.random.default_rng(0).random((k - len(_CLASS_RGB), 3))])
+    palette = class_colours(k)
     arg = probs.argmax(0)  # (H, W)
     conf = probs.max(0)  # (H, W)
     return palette[arg] * (0.25 + 0.75 * conf[..., None])  # (H, W, 3)
@@ -100,7 +88,7 @@ def plot_cbd_matrices(
         ax.set_yticks(range(len(rows)), labels)
         ax.tick_params(labelsize=7)
         ax.set_xlabel("test digit", fontsize=8)
-        ax.set_title(_label(method), fontsize=9)
+        ax.set_title(method_label(method), fontsize=9)
         if k % ncols == 0:
             ax.set_ylabel("network: bias texture t, digit d\n(mean: over textures)", fontsize=8)
         fig.colorbar(im, ax=ax, shrink=0.9, pad=0.01, label="CBD")
@@ -165,7 +153,7 @@ def plot_cbl(
         for g, (name, vals, ch, exc) in enumerate(chunk):
             for m, method in enumerate(methods):
                 x = g + (m - (len(methods) - 1) / 2) * width
-                ax.bar(x, vals[method], width, color=colours(m), label=_label(method) if g == 0 else None)
+                ax.bar(x, vals[method], width, color=colours(m), label=method_label(method) if g == 0 else None)
                 if exc and np.isfinite(exc[method]):
                     ax.plot(x, exc[method], marker="D", markersize=4, color="white", markeredgecolor="k",
                             linestyle="none", label="empty maps excluded" if g == 0 and m == 0 else None)
@@ -270,5 +258,5 @@ def plot_method_maps(
             axes[i, 0].set_ylabel(row_labels[i], fontsize=8)
     axes[0, 0].set_title("input (bias part in red)", fontsize=8)
     for j, m in enumerate(methods):
-        axes[0, j + 1].set_title(_label(m), fontsize=8)
+        axes[0, j + 1].set_title(method_label(m), fontsize=8)
     return fig

@@ -16,20 +16,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from gsutils.data.textures import TextureBank
+from gsutils.plots.common import BIAS_COLOUR, segmentation_cmap
 from gsutils.data.toy import BACKGROUND, BiasConfig, ToyConfig, ToyData, bias_fraction_per_digit, make_toy_dataset
-
-#: frame colour of bias textures and outline colour of biased parts
-BIAS_COLOUR = "#d62728"
-
-
-def segmentation_cmap():
-    """11 colours: the ten digit classes (tab10) and a dark grey background (class 10)."""
-    from matplotlib.colors import ListedColormap
-    import matplotlib
-
-    colours = list(matplotlib.colormaps["tab10"].colors) + [(0.15, 0.15, 0.15)]
-    return ListedColormap(colours, name="toy_segmentation")
-
 
 def pick_examples(data: ToyData, digit: int | None = None, biased: bool | None = None, k: int = 1,
                   exclude_digit: int | None = None) -> list[int]:

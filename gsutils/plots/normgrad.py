@@ -19,6 +19,8 @@ from gsutils.experiments.normgrad_maps import FIG7_LAYERS
 from gsutils.experiments.pointing_runs import TORCHRAY_VOC07, best_layers, center_accuracy, pointing_accuracies
 from gsutils.metrics.pointing import SUBSETS
 from gsutils.saliency.extract_aggregate import METHODS
+from gsutils.plots.common import method_label
+from gsutils.profiles import Profile
 
 
 def plot_scene_examples(scenes: SceneSet, indices: Sequence[int]):
@@ -70,7 +72,7 @@ def plot_pointing_by_layer(runs: Sequence[dict[str, Any]]):
             layers = list(acc[s].columns)
             for k, (method, row) in enumerate(acc[s].iterrows()):
                 ax.plot(range(len(layers)), row.to_numpy(), marker="o", ms=3, color=colours(k % 10),
-                        label=method.replace("_", " "))
+                        label=method_label(method))
             ax.axhline(centre[s], color="0.5", ls="--", label="center baseline")
             ax.set_xticks(range(len(layers)), layers, fontsize=8)
             ax.set_ylim(0, 100)
@@ -82,7 +84,7 @@ def plot_pointing_by_layer(runs: Sequence[dict[str, Any]]):
     return fig
 
 
-def classifier_summary(profile: Any, runs: Sequence[dict[str, Any]]):
+def classifier_summary(profile: Profile, runs: Sequence[dict[str, Any]]):
     """One row per pointing run: data, classifier, test mAP and training time (stand-in only).
 
     Returns
@@ -172,7 +174,7 @@ def plot_fig7(data: dict[str, np.ndarray], image: int = 0):
             if i == 0:
                 a.set_title(FIG7_LAYERS[j], fontsize=8)
             if j == 0:
-                a.set_ylabel(METHODS[i].replace("_", " ").replace("contrastive excitation", "contr. excit."),
+                a.set_ylabel(method_label(METHODS[i]),
                              fontsize=7, rotation=0, ha="right", va="center")
     return fig
 
