@@ -32,8 +32,6 @@ import dataclasses
 import io
 import json
 import math
-import time
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path

@@ -219,7 +219,7 @@ def plot_saliency_gallery(views: Mapping[str, np.ndarray], *, row_labels: Sequen
     from matplotlib.patches import Patch
 
     names = [str(j) for j in range(min(k, 10))] + (["background"] if k == 11 else [])
-    fig.legend([Patch(color=_CLASS_RGB[j]) for j in range(len(names))], names, loc="outside lower center",
+    fig.legend([Patch(color=class_colours(k)[j]) for j in range(len(names))], names, loc="outside lower center",
                ncol=len(names), fontsize=7, title="class colours (darker = lower softmax score)",
                title_fontsize=7)
     return fig

@@ -18,22 +18,12 @@ output (the logits), as in TorchRay's ``get_backward_gradient``: for each
 image ``n``, ``g = d logits[n, target[n]] / d activation``. Images of a batch
 do not interact (the model runs in evaluation mode).
 
-Methods (``(x, g)`` at the layer; sums, maxima and norms run over channels):
-
-=================================  ===================================================
-``"gradient"``                     ``max_c |g|`` (Simonyan et al., 2014)
-``"gradient_sum"``                 ``sum_c g``
-``"guided_backprop"``              ``max_c |g_GB|`` with guided-backprop ReLUs
-``"grad_cam"``                     ``max(0, sum_c x_c * mean_u g_c)`` (Selvaraju et al., 2017)
-``"linear_approx"``                ``sum_c x * g``
-``"normgrad"``                     ``||x|| * ||g||``: the weight-gradient norm of a virtual
-                                   1x1 identity convolution inserted after the layer
-``"normgrad_conv"``                at a convolution: ``||patch(x_in)|| * ||g||``, the norm of
-                                   the conv's own weight gradient at each output location
-``"selective_normgrad"``           ``||max(0, x * g)||``
-``"excitation_backprop"``          ``sum_c g_EB`` (Zhang et al., 2016)
-``"contrastive_excitation_backprop"``  ``max(0, sum_c (g_EB - g_EB,negated classifier))``
-=================================  ===================================================
+The methods, their backward-pass kinds and their reductions over channels
+are registered in :mod:`gsutils.saliency.aggregations` (:data:`REGISTRY`,
+each with its formula and source): gradient, gradient sum, guided backprop,
+Grad-CAM, linear approximation, NormGrad (virtual identity), NormGrad of a
+convolution's own weights, selective NormGrad, excitation backprop and its
+contrastive variant.
 
 The reductions of gradient, guided backprop, Grad-CAM, linear approximation
 and (contrastive) excitation backprop follow TorchRay's exactly (the
@@ -50,30 +40,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gsutils.saliency.modified_backprop import ExcitationMode, GuidedReLUMode, RuleState
-
-#: The methods, by name.
-METHODS: tuple[str, ...] = (
-    "gradient",
-    "gradient_sum",
-    "guided_backprop",
-    "grad_cam",
-    "linear_approx",
-    "normgrad",
-    "normgrad_conv",
-    "selective_normgrad",
-    "excitation_backprop",
-    "contrastive_excitation_backprop",
+from gsutils.saliency.aggregations import (
+    METHODS,
+    REGISTRY,
+    conv_patch_sq_norms,
+    methods_of_kind,
+    normgrad_conv_map,
+    normgrad_map,
 )
+from gsutils.saliency.modified_backprop import ExcitationMode, GuidedReLUMode, RuleState
 
 #: The layer path that names the model's input.
 INPUT = "input"
 
-# Methods computed from the plain gradient (one backward pass for all of them).
-_PLAIN = frozenset({
-    "gradient", "gradient_sum", "grad_cam", "linear_approx",
-    "normgrad", "normgrad_conv", "selective_normgrad",
-})
 
 
 # --------------------------------------------------------------------------------------
@@ -245,36 +224,6 @@ class _Record:
     calls: int = 0
 
 
-def conv_patch_sq_norms(conv: nn.Conv2d, x_in: torch.Tensor) -> torch.Tensor:
-    """Squared norm of every input patch a convolution sees, per group.
-
-    Parameters
-    ----------
-    conv:
-        A :class:`torch.nn.Conv2d`.
-    x_in:
-        Its input, ``(N, C_in, H, W)``.
-
-    Returns
-    -------
-    torch.Tensor
-        ``(N, groups, H', W')``: for output location ``u`` and group ``k``, the
-        sum of squares of the ``C_in/groups x kh x kw`` input values that the
-        kernels of group ``k`` multiply at ``u`` (zero padding included).
-    """
-    groups = conv.groups
-    kh, kw = conv.kernel_size
-    ones = torch.ones(groups, conv.in_channels // groups, kh, kw, dtype=x_in.dtype, device=x_in.device)
-    sq = x_in.detach() ** 2  # (N, C_in, H, W)
-    padding = conv.padding
-    if conv.padding_mode != "zeros":
-        sq = F.pad(x_in.detach(), conv._reversed_padding_repeated_twice, mode=conv.padding_mode) ** 2
-        padding = 0
-    # a conv with all-ones kernels sums the squares over each patch: (N, G, H', W')
-    out = F.conv2d(sq, ones, None, conv.stride, padding, conv.dilation, groups)
-    return out.clamp(min=0)
-
-
 @contextlib.contextmanager
 def _recording(
     layers: dict[str, nn.Module | None],
@@ -361,73 +310,6 @@ def _backward(logits: torch.Tensor, signal: torch.Tensor, acts: dict[str, torch.
 # Aggregation: (x, g) -> one value per location
 # --------------------------------------------------------------------------------------
 
-# normgrad-core-start
-def normgrad_map(x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
-    """NormGrad with the virtual identity: ``||x_u|| * ||g_u||`` at every location ``u``.
-
-    Insert a 1x1 convolution with identity weights ``I`` after the layer: it
-    changes nothing in the forward pass, and the gradient of its weights
-    summed over locations is ``sum_u g_u x_u^T``. The contribution of one
-    location is the outer product ``g_u x_u^T``, whose Frobenius norm is
-    ``||g_u|| * ||x_u||``.
-
-    Parameters
-    ----------
-    x, g:
-        Activation and gradient at the layer, ``(N, C, H, W)``.
-
-    Returns
-    -------
-    torch.Tensor
-        ``(N, 1, H, W)``.
-    """
-    return x.norm(dim=1, keepdim=True) * g.norm(dim=1, keepdim=True)
-
-
-def normgrad_conv_map(patch_sq: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
-    """NormGrad of a convolution's own weights (no identity trick).
-
-    The weight gradient of a convolution is a sum over output locations ``u``
-    of ``g_u p_u^T`` (per group), where ``p_u`` is the unfolded input patch
-    (``C_in/groups x kh x kw`` values) the kernels see at ``u``. Its norm at
-    ``u`` is ``sqrt(sum_k ||g_u,k||^2 ||p_u,k||^2)`` over the groups ``k``,
-    i.e. ``||p_u|| * ||g_u||`` for an ordinary convolution.
-
-    Parameters
-    ----------
-    patch_sq:
-        ``(N, G, H', W')`` squared patch norms (:func:`conv_patch_sq_norms`).
-    g:
-        ``(N, C_out, H', W')`` gradient at the convolution's output.
-
-    Returns
-    -------
-    torch.Tensor
-        ``(N, 1, H', W')``.
-    """
-    n, c, h, w = g.shape
-    groups = patch_sq.shape[1]
-    g_sq = (g**2).reshape(n, groups, c // groups, h, w).sum(dim=2)  # (N, G, H', W')
-    return (patch_sq * g_sq).sum(dim=1, keepdim=True).sqrt()  # (N, 1, H', W')
-# normgrad-core-end
-
-
-def _aggregate(method: str, x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
-    """The methods that reduce ``(x, g)`` of shape ``(N, C, H, W)`` to ``(N, 1, H, W)``."""
-    if method in ("gradient", "guided_backprop"):
-        return g.abs().amax(dim=1, keepdim=True)
-    if method in ("gradient_sum", "excitation_backprop"):
-        return g.sum(dim=1, keepdim=True)
-    if method == "grad_cam":
-        weights = g.mean(dim=(2, 3), keepdim=True)  # (N, C, 1, 1): spatially pooled gradient
-        return (x * weights).sum(dim=1, keepdim=True).clamp(min=0)
-    if method == "linear_approx":
-        return (x * g).sum(dim=1, keepdim=True)
-    if method == "normgrad":
-        return normgrad_map(x, g)
-    if method == "selective_normgrad":
-        return (x * g).clamp(min=0).norm(dim=1, keepdim=True)
-    raise AssertionError(method)  # the other methods are composed in extract_aggregate
 
 
 # --------------------------------------------------------------------------------------
@@ -509,7 +391,7 @@ def extract_aggregate(
     if not isinstance(resize, bool):
         raise TypeError(f"resize must be a bool, got {resize!r}")
     conv_layers: set[str] = set()
-    if "normgrad_conv" in method_list:
+    if any(REGISTRY[m].needs_conv for m in method_list):
         bad = {n: ("the input" if m is None else type(m).__name__)
                for n, m in layer_map.items() if not isinstance(m, nn.Conv2d)}
         if bad:
@@ -520,7 +402,7 @@ def extract_aggregate(
             )
         conv_layers = set(layer_map)
 
-    want_plain = [m for m in method_list if m in _PLAIN]
+    want_plain = [m for m in method_list if m in methods_of_kind("gradient")]
     want_guided = "guided_backprop" in method_list
     want_eb = "excitation_backprop" in method_list
     want_ceb = "contrastive_excitation_backprop" in method_list
@@ -535,16 +417,15 @@ def extract_aggregate(
             if want_plain:
                 grads = _backward(logits, signal, rec.acts, retain=want_guided)
                 for method in want_plain:
+                    spec = REGISTRY[method]
                     for name in layer_map:
-                        if method == "normgrad_conv":
-                            maps[method, name] = normgrad_conv_map(rec.patch_sq[name], grads[name])
-                        else:
-                            maps[method, name] = _aggregate(method, rec.acts[name], grads[name])
+                        xin = rec.patch_sq[name] if spec.needs_conv else rec.acts[name]
+                        maps[method, name] = spec.reduce(xin, grads[name])
             if want_guided:
                 state.guided = True
                 grads = _backward(logits, signal, rec.acts, retain=False)
                 for name in layer_map:
-                    maps["guided_backprop", name] = _aggregate("guided_backprop", rec.acts[name], grads[name])
+                    maps["guided_backprop", name] = REGISTRY["guided_backprop"].reduce(rec.acts[name], grads[name])
             del logits, rec
 
         if want_eb or want_ceb:
@@ -567,13 +448,15 @@ def extract_aggregate(
             grads = _backward(logits, signal, rec.acts, retain=want_ceb)
             if want_eb:
                 for name in layer_map:
-                    maps["excitation_backprop", name] = _aggregate("excitation_backprop", rec.acts[name], grads[name])
+                    maps["excitation_backprop", name] = REGISTRY["excitation_backprop"].reduce(
+                        rec.acts[name], grads[name])
             if want_ceb:
                 state.negate_classifier = True
                 contrast = _backward(logits, signal, rec.acts, retain=False)
                 for name in layer_map:
                     diff = grads[name] - contrast[name]  # (N, C, h, w): EB signal minus contrast
-                    maps["contrastive_excitation_backprop", name] = diff.sum(dim=1, keepdim=True).clamp(min=0)
+                    maps["contrastive_excitation_backprop", name] = REGISTRY[
+                        "contrastive_excitation_backprop"].reduce(rec.acts[name], diff)
             del logits, rec
 
     out: dict[tuple[str, str], torch.Tensor] = {}
@@ -612,6 +495,7 @@ def saliency(
 
 __all__ = [
     "METHODS",
+    "REGISTRY",
     "INPUT",
     "layer_names",
     "extract_aggregate",
