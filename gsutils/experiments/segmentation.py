@@ -33,7 +33,6 @@ import io
 import json
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +43,19 @@ from torch import nn
 from gsutils.data.toy import BACKGROUND, BiasConfig, ToyData, make_toy_dataset, toy_config
 from gsutils.experiments.shipped import restore as restore_shipped
 from gsutils.experiments.store import Store
-from gsutils.experiments.training import TrainState, deterministic, discard_checkpoint, fit, mix_seed
+from gsutils.experiments.seg_runs import SegRun, grid_runs
+from gsutils.experiments.training import (
+    OPTIMIZERS,
+    SCHEDULES,
+    TrainState,
+    deterministic,
+    discard_checkpoint,
+    fit,
+    lr_at,
+    make_optimizer,
+    make_scheduler,
+    mix_seed,
+)
 from gsutils.io import CorruptEntry, config_key, load_checked, write_checked
 from gsutils.metrics.segmentation import ConfusionMeter, mean_iou
 from gsutils.models.unet import TINY_WIDTHS, BACKBONES, UNet, build_unet, load_checkpoint_into
@@ -63,82 +74,6 @@ FIRST_STEPS = 8
 
 class EpochInterrupt(RuntimeError):
     """Raised by an ``on_epoch_end`` callback to stop training (used by the tests)."""
-
-
-@dataclass(frozen=True)
-class SegRun:
-    """One network of the experiment grid.
-
-    Attributes
-    ----------
-    bias:
-        The bias of its training data (``BiasConfig(strength="none")`` for
-        the unbiased network).
-    backbone:
-        The U-Net encoder (see :data:`gsutils.models.unet.BACKBONES`).
-    seed:
-        The dataset seed; it also seeds the initialisation and the shuffling.
-    """
-
-    bias: BiasConfig
-    backbone: str
-    seed: int
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.bias, BiasConfig):
-            raise TypeError(f"bias must be a BiasConfig, got {type(self.bias).__name__}")
-        if self.backbone not in BACKBONES:
-            raise ValueError(f"backbone must be one of {', '.join(map(repr, BACKBONES))}; got {self.backbone!r}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ValueError(f"seed must be a non-negative int, got {self.seed!r}")
-
-    @property
-    def label(self) -> str:
-        """A short readable name, e.g. ``tiny/strong-d2-t0/s0`` or ``tiny/N/s0``."""
-        b = self.bias
-        what = "N" if b.strength == "none" else f"{b.strength}-d{b.digit}-t{b.texture}"
-        return f"{self.backbone}/{what}/s{self.seed}"
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"bias": dataclasses.asdict(self.bias), "backbone": self.backbone, "seed": self.seed}
-
-
-
-
-def grid_runs(profile: Profile, backbones: Sequence[str] | None = None) -> list[SegRun]:
-    """The networks of the bias grid, for each backbone.
-
-    Per backbone: one unbiased network per seed, then every
-    ``strength x bias digit x bias texture x seed`` of ``profile.grid``.
-    The biased digit always carries the bias texture (``probability=1``);
-    under weak bias every other digit carries it at the pool rate (see
-    :mod:`gsutils.data.toy`).
-
-    Parameters
-    ----------
-    profile:
-        A :class:`gsutils.profiles.Profile`.
-    backbones:
-        Encoders to include; default ``(profile.train.backbone,)``. Pass
-        ``profile.grid.backbones`` for the backbone comparison (Fig. S9).
-    """
-    check_profile(profile)
-    if backbones is None:
-        backbones = (profile.train.backbone,)
-    if isinstance(backbones, str):
-        raise TypeError(f"backbones must be a sequence of names, got the string {backbones!r}")
-    g = profile.grid
-    runs: list[SegRun] = []
-    for bb in backbones:
-        for seed in g.seeds:
-            runs.append(SegRun(BiasConfig(strength="none"), bb, seed))
-        for strength in g.strengths:
-            for digit in g.bias_digits:
-                for tex in g.bias_textures:
-                    for seed in g.seeds:
-                        bias = BiasConfig(strength=strength, digit=digit, texture=tex, probability=1.0)
-                        runs.append(SegRun(bias, bb, seed))
-    return runs
 
 
 # ----------------------------------------------------------------------------------------------
@@ -185,36 +120,6 @@ def train_config(profile: Profile, run: SegRun) -> dict[str, Any]:
 def model_dir(profile: Profile, run: SegRun) -> Path:
     """``<results_dir>/models/<key>``: the network's checkpoint, weights and history."""
     return Path(profile.results_dir) / "models" / config_key(train_config(profile, run))
-
-
-def lr_at(epoch: int, epochs: int, lr: float, lr_late: float, late_fraction: float) -> float:
-    """Learning rate of 0-based ``epoch``: ``lr_late`` for the last ``round(late_fraction * epochs)``."""
-    n_late = int(math.floor(late_fraction * epochs + 0.5))
-    return lr_late if epoch >= epochs - n_late else lr
-
-
-OPTIMIZERS = ("rmsprop", "adamw")
-SCHEDULES = ("step", "onecycle")
-
-
-def make_optimizer(name: str, params, lr: float) -> torch.optim.Optimizer:
-    """``"rmsprop"``: the paper's, with the Keras defaults of the authors' stack (rho 0.9,
-    epsilon 1e-7); ``"adamw"``: weight decay 1e-4 (the quick profile's)."""
-    if name == "rmsprop":
-        return torch.optim.RMSprop(params, lr=lr, alpha=0.9, eps=1e-7)
-    if name == "adamw":
-        return torch.optim.AdamW(params, lr=lr, weight_decay=1e-4)
-    raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {name!r}")
-
-
-def make_scheduler(rec: dict[str, Any], opt: torch.optim.Optimizer, steps_per_epoch: int):
-    """The per-step scheduler of a ``"onecycle"`` recipe (15 % warm-up), else ``None``."""
-    if rec["schedule"] == "step":
-        return None
-    if rec["schedule"] == "onecycle":
-        return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=rec["lr"], pct_start=0.15,
-                                                   total_steps=rec["epochs"] * steps_per_epoch)
-    raise ValueError(f"schedule must be one of {SCHEDULES}, got {rec['schedule']!r}")
 
 
 def _data_tensors(data: ToyData) -> tuple[torch.Tensor, torch.Tensor]:

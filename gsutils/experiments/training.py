@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import time
 import warnings
 from dataclasses import dataclass
@@ -35,7 +36,8 @@ from torch import nn
 
 from gsutils.io import config_key, quarantine, read_checked, write_checked
 
-__all__ = ["TrainState", "fit", "mix_seed", "deterministic", "discard_checkpoint"]
+__all__ = ["TrainState", "fit", "mix_seed", "deterministic", "discard_checkpoint", "lr_at", "make_optimizer",
+           "make_scheduler", "OPTIMIZERS", "SCHEDULES"]
 
 StepFn = Callable[[float], None]
 EpochFn = Callable[[int, "TrainState", StepFn], dict[str, Any]]
@@ -177,3 +179,36 @@ def fit(
     finally:
         bar.close()
     return state, history
+
+
+# ---------------------------------------------------------------------------------- recipes
+
+
+def lr_at(epoch: int, epochs: int, lr: float, lr_late: float, late_fraction: float) -> float:
+    """Learning rate of 0-based ``epoch``: ``lr_late`` for the last ``round(late_fraction * epochs)``."""
+    n_late = int(math.floor(late_fraction * epochs + 0.5))
+    return lr_late if epoch >= epochs - n_late else lr
+
+
+OPTIMIZERS = ("rmsprop", "adamw")
+SCHEDULES = ("step", "onecycle")
+
+
+def make_optimizer(name: str, params, lr: float) -> torch.optim.Optimizer:
+    """``"rmsprop"``: the paper's, with the Keras defaults of the authors' stack (rho 0.9,
+    epsilon 1e-7); ``"adamw"``: weight decay 1e-4 (the quick profile's)."""
+    if name == "rmsprop":
+        return torch.optim.RMSprop(params, lr=lr, alpha=0.9, eps=1e-7)
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=1e-4)
+    raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {name!r}")
+
+
+def make_scheduler(rec: dict[str, Any], opt: torch.optim.Optimizer, steps_per_epoch: int):
+    """The per-step scheduler of a ``"onecycle"`` recipe (15 % warm-up), else ``None``."""
+    if rec["schedule"] == "step":
+        return None
+    if rec["schedule"] == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=rec["lr"], pct_start=0.15,
+                                                   total_steps=rec["epochs"] * steps_per_epoch)
+    raise ValueError(f"schedule must be one of {SCHEDULES}, got {rec['schedule']!r}")

@@ -493,14 +493,5 @@ def saliency(
                              classifier_layer=classifier_layer)[method, layer]
 
 
-__all__ = [
-    "METHODS",
-    "REGISTRY",
-    "INPUT",
-    "layer_names",
-    "extract_aggregate",
-    "saliency",
-    "normgrad_map",
-    "normgrad_conv_map",
-    "conv_patch_sq_norms",
-]
+__all__ = ["METHODS", "REGISTRY", "INPUT", "layer_names", "extract_aggregate", "saliency",
+           "normgrad_map", "normgrad_conv_map", "conv_patch_sq_norms"]
