@@ -186,3 +186,21 @@ __all__ = [
     "plot_scene_examples",
     "published_table",
 ]
+
+
+def plot_gradcam_energy(energy: dict[str, Any], layers: Sequence[str]):
+    """Bar chart: the share of Grad-CAM's mass inside the class's boxes at each layer.
+
+    ``energy`` is :func:`gsutils.experiments.normgrad_maps.gradcam_energy_by_layer`'s result;
+    the dashed line is the share a uniform map gets (the boxes' area).
+    """
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 3))
+    shares = [100 * energy["layers"][layer] for layer in layers]
+    ax.bar(range(len(layers)), shares, color="tab:blue")
+    ax.axhline(100 * energy["box_area"], color="k", ls="--", lw=1, label="uniform map (box area)")
+    ax.set_xticks(range(len(layers)), layers, rotation=30)
+    ax.set_ylabel("Grad-CAM mass in the boxes (%)")
+    ax.legend(fontsize=8)
+    return fig

@@ -1,0 +1,133 @@
+"""Every chapter follows one page skeleton (checked on the jupytext sources).
+
+In order: the title (``# ...``); ``## What is reproduced``; ``## What differs
+from the paper``; ``## Parameters``, followed by the ``parameters`` cell and a
+statement of the page's quick-profile time; the sections that mirror the
+supplement; ``## Claims``, where the page writes its ledger rows; and
+``## Summary`` last.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import jupytext
+import pytest
+
+from gsutils.book import chapters
+
+BOOK = Path(__file__).resolve().parents[1] / "book"
+REQUIRED = ("What is reproduced", "What differs from the paper", "Parameters", "Claims", "Summary")
+#: pages that are not chapters of a supplement (the ledger's report)
+NOT_CHAPTERS = ("reproduction_report",)
+
+
+def skeleton_problems(source: str) -> list[str]:
+    """What a page's jupytext source lacks of the skeleton (empty when it follows it)."""
+    nb = jupytext.reads(source, fmt="py:percent")
+    problems: list[str] = []
+    h1: list[str] = []
+    h2: list[tuple[str, int]] = []  # (heading, cell index)
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "markdown":
+            continue
+        for line in cell.source.splitlines():
+            if line.startswith("# "):
+                h1.append(line[2:].strip())
+            elif line.startswith("## "):
+                h2.append((line[3:].strip(), i))
+    if len(h1) != 1:
+        problems.append(f"expected one '# ' title, found {len(h1)}")
+    names = [h for h, _ in h2]
+    for req in REQUIRED:
+        if names.count(req) != 1:
+            problems.append(f"section '## {req}' appears {names.count(req)} times (expected once)")
+    if problems:
+        return problems
+    order = [names.index(req) for req in REQUIRED]
+    if order != sorted(order):
+        problems.append(f"sections out of order: {[names[k] for k in sorted(order)]}, expected {list(REQUIRED)}")
+    if names[-1] != "Summary":
+        problems.append(f"'## Summary' must be the last section, found '## {names[-1]}' after it")
+    params = [i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", [])]
+    if len(params) != 1:
+        problems.append(f"expected one cell tagged 'parameters', found {len(params)}")
+        return problems
+    before = [h for h, i in h2 if i < params[0]]
+    if not before or before[-1] != "Parameters":
+        problems.append("the 'parameters' cell must sit in the '## Parameters' section")
+    p_cell = next(i for h, i in h2 if h == "Parameters")
+    if not re.search(r"quick profile.*\d", nb.cells[p_cell].source, flags=re.S):
+        problems.append("the '## Parameters' section must state the page's measured quick-profile time")
+    between = names[names.index("Parameters") + 1:names.index("Claims")]
+    if not between:
+        problems.append("no section mirrors the supplement between '## Parameters' and '## Claims'")
+    c_cell = next(i for h, i in h2 if h == "Claims")
+    s_cell = next(i for h, i in h2 if h == "Summary")
+    if not any("ledger" in c.source for c in nb.cells[c_cell:s_cell] if c.cell_type == "code"):
+        problems.append("the '## Claims' section writes no ledger row")
+    return problems
+
+
+def _chapter_sources() -> list[Path]:
+    return [BOOK / f"{ch}.py" for ch in chapters() if Path(ch).name not in NOT_CHAPTERS]
+
+
+def test_every_chapter_is_listed():
+    assert len(_chapter_sources()) >= 7
+
+
+@pytest.mark.parametrize("path", _chapter_sources(), ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_chapter_follows_the_skeleton(path):
+    problems = skeleton_problems(path.read_text())
+    assert not problems, f"{path.relative_to(BOOK)}: " + "; ".join(problems)
+
+
+GOOD = '''# %% [markdown]
+# # Title
+#
+# ## What is reproduced
+#
+# x
+#
+# ## What differs from the paper
+#
+# y
+
+# %% [markdown]
+# ## Parameters
+#
+# At the quick profile this page runs in about 5 s.
+
+# %% tags=["parameters"]
+profile = "quick"
+
+# %% [markdown]
+# ## Fig. S1
+
+# %%
+plot()
+
+# %% [markdown]
+# ## Claims
+
+# %%
+ledger.check("a")
+
+# %% [markdown]
+# ## Summary
+'''
+
+
+def test_the_checker_accepts_the_skeleton_and_names_each_defect():
+    assert skeleton_problems(GOOD) == []
+    assert any("What differs" in p for p in skeleton_problems(GOOD.replace("## What differs from the paper", "## Notes")))
+    assert any("last section" in p for p in skeleton_problems(GOOD + "\n# %% [markdown]\n# ## Extra\n"))
+    assert any("quick-profile time" in p for p in skeleton_problems(GOOD.replace("about 5 s", "a while")))
+    moved = GOOD.replace('# %% tags=["parameters"]\nprofile = "quick"\n', "").replace(
+        "# %%\nplot()", '# %% tags=["parameters"]\nprofile = "quick"\n\n# %%\nplot()')
+    assert any("'parameters' cell" in p for p in skeleton_problems(moved))
+    assert any("no ledger row" in p for p in skeleton_problems(GOOD.replace('ledger.check("a")', "pass")))
+    assert any("mirrors the supplement" in p for p in skeleton_problems(
+        GOOD.replace("# %% [markdown]\n# ## Fig. S1\n\n# %%\nplot()\n\n", "")))
