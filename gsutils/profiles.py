@@ -138,6 +138,139 @@ class NormGradSettings:
 
 
 @dataclass(frozen=True)
+class CaptionSettings:
+    """The image captioner of NormGrad supplement F (ResNet101 encoder + LSTM decoder)."""
+
+    #: ``"scenes"`` (the generated captioned digit scenes) or ``"coco"`` (MS COCO 2014
+    #: captions under ``<data_root>/coco``; its val split is the test split)
+    source: str = "coco"
+    #: Bottleneck blocks per macro block (ResNet101: 3, 4, 23, 3) and channel multiplier
+    depths: tuple[int, ...] = (3, 4, 23, 3)
+    width: float = 1.0
+    embed_dim: int = 512
+    hidden_dim: int = 512
+    image_size: int = 224
+    n_train: int = 80_000
+    n_test: int = 5_000
+    #: reference captions per image used for training (the first ones)
+    captions_per_image: int = 5
+    #: words seen fewer times in the training captions become ``<unk>``
+    min_count: int = 5
+    max_len: int = 16
+    epochs: int = 30
+    batch_size: int = 32
+    #: Adam's learning rate (cosine decay over the epochs to 1/20 of it)
+    lr: float = 4e-4
+    #: test images whose generated caption is explained (saliency measurements)
+    n_explain: int = 200
+    #: images drawn in Fig. 6
+    n_figure: int = 4
+    #: the gate, fixed before measuring: the saliency claims are judged only when the
+    #: micro-F1 of the object words of the generated test captions is at least this
+    gate_mention_f1: float = 0.9
+
+
+@dataclass(frozen=True)
+class BackboneSettings:
+    """The backbone comparison (Grid Saliency S1.5): weakly biased networks of each encoder.
+
+    ``None`` fields take the value of the profile's ``grid`` / ``train`` / ``saliency``.
+    """
+
+    #: U-Net encoders compared (``gsutils.models.unet.BACKBONES``)
+    backbones: tuple[str, ...] = ("vgg16", "mobilenet_v2", "resnet18")
+    bias_digits: tuple[int, ...] | None = None
+    bias_textures: tuple[int, ...] | None = None
+    seeds: tuple[int, ...] | None = None
+    #: training epochs of these networks (``None``: ``train.epochs``)
+    epochs: int | None = None
+    #: test images of the bias digit explained per network (``None``: ``saliency.images_per_digit``)
+    images_per_digit: int | None = None
+
+
+@dataclass(frozen=True)
+class SweepSettings:
+    """Sweeps of grid saliency's optimisation parameters (Grid Saliency S1.6, Fig. S11).
+
+    Each sweep varies one parameter of the S1.2 setting (lambda 0.05, lr 0.2,
+    momentum 0.5, initial mask 0.5, grey chosen per image among 0, 0.25, ..., 1)
+    and keeps the others; ``None`` network fields take the profile's ``grid``.
+    """
+
+    lam: tuple[float, ...] = (0.0125, 0.025, 0.05, 0.1, 0.2)
+    lr: tuple[float, ...] = (0.05, 0.1, 0.2, 0.4, 0.8)
+    momentum: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 0.9)
+    init: tuple[float, ...] = (0.25, 0.5, 0.75, 1.0)
+    #: candidate sets of the grey value (one value: fixed grey)
+    greys: tuple[tuple[float, ...], ...] = ((0.0, 0.25, 0.5, 0.75, 1.0), (0.0,), (0.5,), (1.0,))
+    strengths: tuple[str, ...] = ("weak", "strong")
+    bias_digits: tuple[int, ...] | None = None
+    bias_textures: tuple[int, ...] | None = None
+    seeds: tuple[int, ...] | None = None
+    #: images of the bias digit explained per network, and of every other digit
+    images_bias_digit: int = 20
+    images_other_digit: int = 5
+    #: ``"local"`` (in this process) or ``"dask"`` (a local cluster of ``workers``)
+    executor: str = "local"
+    workers: int = 2
+
+
+@dataclass(frozen=True)
+class SceneContextSettings:
+    """Context explanations of real-scene segmentation: Cityscapes (S2) and MS COCO (S3)."""
+
+    #: ``"cityscapes"`` (``<data_root>/cityscapes``: leftImg8bit/ + gtFine/) or ``"standin"``
+    #: (the procedural street scenes written in Cityscapes' layout)
+    source: str = "cityscapes"
+    #: network input size; Cityscapes' frames are 1024 x 2048
+    height: int = 1024
+    width: int = 2048
+    #: stand-in scenes per split (a real root has its own)
+    n_train: int = 2_975
+    n_val: int = 500
+    #: DeepLabv3+ encoder (gsutils.models.deeplab.ENCODERS) and ASPP/decoder width
+    encoder: str = "mobilenet_v2"
+    decoder_channels: int = 256
+    epochs: int = 100
+    batch_size: int = 8
+    #: AdamW, one cycle peaking at ``lr``
+    lr: float = 1e-3
+    #: the gate, fixed before measuring: the saliency claims are judged only when the
+    #: network's mIoU on the held-out split (over the classes it contains) is at least this
+    gate_miou: float = 0.65
+    #: held-out frames whose requests are explained; grid of the optimised mask; SGD steps
+    n_explain: int = 500
+    mask_grid: tuple[int, int] = (16, 32)
+    grid_steps: int = 100
+    #: the COCO part (S3): ``"coco"`` (``<data_root>/coco``) or ``"standin"``; image side;
+    #: images per split; the two encoders compared
+    coco_source: str = "coco"
+    coco_size: int = 512
+    coco_n_train: int = 5_000
+    coco_n_val: int = 500
+    coco_encoders: tuple[str, ...] = ("mobilenet_v2", "xception65")
+    coco_epochs: int = 30
+    coco_n_explain: int = 200
+
+
+@dataclass(frozen=True)
+class LayerAnalysisSettings:
+    """NormGrad sections C, D and E: layer combination, meta-saliency, weight randomisation."""
+
+    #: training scenes the linear probes (accuracy weights, Sec. C) are fitted on; they are
+    #: measured on the test scenes
+    probe_train_scenes: int = 5_000
+    #: L2 penalty of the probes (logistic regression on standardised pooled features)
+    probe_l2: float = 1e-3
+    #: test (image, class) pairs explained at every randomisation stage (Sec. E)
+    random_pairs: int = 64
+    #: step size of the meta-saliency SGD step (Sec. D and E)
+    meta_lr: float = 1e-2
+    #: images per split (training / test) whose meta-maps are followed over training (Sec. D)
+    meta_images: int = 32
+
+
+@dataclass(frozen=True)
 class Profile:
     """Every size and switch a chapter reads."""
 
@@ -151,6 +284,11 @@ class Profile:
     grid: BiasGridSettings = field(default_factory=BiasGridSettings)
     saliency: SaliencySettings = field(default_factory=SaliencySettings)
     normgrad: NormGradSettings = field(default_factory=NormGradSettings)
+    captioning: CaptionSettings = field(default_factory=CaptionSettings)
+    scenes: SceneContextSettings = field(default_factory=SceneContextSettings)
+    layers: LayerAnalysisSettings = field(default_factory=LayerAnalysisSettings)
+    backbone_cmp: BackboneSettings = field(default_factory=BackboneSettings)
+    sweeps: SweepSettings = field(default_factory=SweepSettings)
 
     def as_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -192,6 +330,37 @@ _SECTIONS: dict[str, dict[str, Any]] = {
             epochs=8, batch_size=32, lr=3e-3, vgg_pool=1, dropout=0.0, tolerance=3,
             resnet_last_stride=1, gate_map=0.80,
         ),
+        layers=LayerAnalysisSettings(probe_train_scenes=2_000, random_pairs=24, meta_images=16),
+        # the generated captioned scenes at 112 px; ResNet101's module tree with one or two
+        # Bottleneck blocks per macro block at 1/8 of its widths (layer3 7x7, layer4 4x4).
+        # 6 epochs of 4,000 scenes at 128 px left the digit words near chance (mention F1
+        # 0.19, measured); 10 epochs of 8,000 take longer than a book build may spend, so the
+        # trained captioner ships in checkpoints/quick (gsutils.experiments.captioning)
+        captioning=CaptionSettings(
+            source="scenes", depths=(1, 1, 2, 2), width=0.125, embed_dim=64, hidden_dim=128,
+            image_size=112, n_train=8_000, n_test=200, captions_per_image=1, min_count=1,
+            epochs=10, batch_size=32, lr=3e-3, n_explain=100, gate_mention_f1=0.7,
+        ),
+        # the street-scene and COCO-format stand-ins at 64 x 128 / 64 x 64 px; DeepLabv3+ with
+        # MobileNetV2 at width 0.35 and a slim Xception-65 (1/8 widths); mask grid of 8 px cells
+        scenes=SceneContextSettings(
+            source="standin", height=64, width=128, n_train=480, n_val=120,
+            encoder="mobilenet_v2_035", decoder_channels=32, epochs=40, batch_size=8, lr=3e-3,
+            gate_miou=0.60, n_explain=40, mask_grid=(8, 16), grid_steps=60,
+            coco_source="standin", coco_size=64, coco_n_train=480, coco_n_val=60,
+            coco_encoders=("mobilenet_v2_035", "xception65_slim"), coco_epochs=8, coco_n_explain=24,
+        ),
+        # S1.5 at quick: reduced smp U-Nets of the three families (32 px), N and weak bias on
+        # digit 2 with textures 0 and 1, 16 epochs (2,000 steps); shipped like the tiny networks
+        backbone_cmp=BackboneSettings(
+            backbones=("slim_vgg16", "slim_mobilenet_v2", "slim_resnet18"), bias_digits=(2,),
+            bias_textures=(0, 1), seeds=(0,), epochs=16, images_per_digit=8,
+        ),
+        # S1.6 at quick: the shipped weak-bias tiny network of texture 0, 8 images of the bias
+        # digit + 1 of each other digit, 17 distinct grid configs (the S1.2 one shared)
+        sweeps=SweepSettings(lr=(0.05, 0.1, 0.2, 0.4), momentum=(0.0, 0.25, 0.5, 0.9),
+                             strengths=("weak",), bias_digits=(2,), bias_textures=(0,), seeds=(0,),
+                             images_bias_digit=8, images_other_digit=1),
     ),
     "gpu": dict(
         toy=ToySettings(n_train=20_000, n_test=1_000),
@@ -201,6 +370,10 @@ _SECTIONS: dict[str, dict[str, Any]] = {
         normgrad=NormGradSettings(
             width=0.5, image_size=160, n_train_scenes=8_000, n_test_scenes=1_000, epochs=8,
             vgg_pool=1, tolerance=5,
+        ),
+        captioning=CaptionSettings(
+            source="scenes", image_size=160, n_train=20_000, n_test=1_000, captions_per_image=2,
+            min_count=1, epochs=10, lr=1e-3, gate_mention_f1=0.9,
         ),
     ),
     "paper": dict(),
@@ -260,3 +433,23 @@ def get_profile(
         results_dir=out,
         **_SECTIONS[name],
     )
+
+
+def describe(profile: Profile, *sections: str) -> str:
+    """The settings of ``sections`` (e.g. ``"toy"``, ``"train"``), one line each, for a page's
+    Parameters section; a value that differs from the paper profile's shows the paper's beside it."""
+    check_profile(profile)
+    paper = get_profile("paper", device="cpu")
+    lines = [f"profile {profile.name}, device {profile.device}, seed {profile.seed}, "
+             f"data root {profile.data_root or '(none: data that ships with the packages)'}"]
+    known = [f.name for f in dataclasses.fields(paper) if dataclasses.is_dataclass(getattr(paper, f.name))]
+    for name in sections:
+        if name not in known:
+            raise ValueError(f"unknown settings section {name!r}; choose from {known}")
+        ours, ref = getattr(profile, name), getattr(paper, name)
+        items = []
+        for f in dataclasses.fields(ours):
+            v, p = getattr(ours, f.name), getattr(ref, f.name)
+            items.append(f"{f.name}={v!r}" + ("" if v == p else f" (paper: {p!r})"))
+        lines.append(f"{name}: " + ", ".join(items))
+    return "\n".join(lines)
