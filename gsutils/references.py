@@ -1,7 +1,10 @@
 """Numbers the papers publish, each with its source.
 
 Chapters compare their measurements with these values; no notebook holds a
-paper's number of its own.
+paper's number of its own. Beside each group of numbers stand the thresholds
+the ledger judges our measurements by (fixed before measuring): the criterion
+of a claim reads them from here, so a reader sees in one place what the paper
+reports and how close we must come.
 """
 
 from __future__ import annotations
@@ -40,6 +43,30 @@ def cbl_poster(method: str, strength: str) -> float:
 #: (:data:`GRID_SALIENCY_POSTER`, about +-0.05)
 BIAS_DIGIT_IOU_POSTER: dict[str, float] = {"none": 0.96, "weak": 0.74, "strong": 0.14}
 
+# thresholds of the S1.2 claims (gsutils.experiments.bias_results)
+#: how far a measured value may be from the reference to count as reproduced
+REFERENCE_TOL = 0.05
+#: the gap between consecutive strengths that counts as a clear ordering
+ORDER_MARGIN = 0.05
+#: "other digits stay high": their mean IoU at least this (and within REFERENCE_TOL of N)
+HIGH_IOU = 0.8
+
+# thresholds of the S1.3 / S1.4 claims (gsutils.experiments.context_claims)
+#: S1.3 detection: mean grid CBD on the bias digit at least this ...
+DETECT_ON = 0.1
+#: ... at most this on the other digits ...
+DETECT_OFF = 0.05
+#: ... and at least this many times the other digits'
+DETECT_RATIO = 5.0
+#: S1.3 texture dependence: (max - min) / mean over bias textures of the bias digit's CBD
+TEXTURE_SPREAD = 0.3
+#: informative maps: at least this share of the bias digit's maps is non-empty ...
+INFORMATIVE_NONEMPTY = 0.9
+#: ... and the bias digit's mean CBD is at least this many times the other digits'
+INFORMATIVE_RATIO = 1.25
+#: S1.4: grid saliency's mean CBL exceeds the best gradient method's by at least this
+CBL_MARGIN = 0.2
+
 #: TorchRay's published pointing accuracies on PASCAL VOC 2007 test (all / difficult, %),
 #: from the pointing-game benchmark table of TorchRay's documentation; shown for context
 #: only: a different dataset and full-size fine-tuned networks
@@ -49,3 +76,10 @@ TORCHRAY_VOC07: dict[str, dict[str, tuple[float, float]]] = {
     "resnet50": {"grad_cam": (90.4, 82.3)},
 }
 
+#: NormGrad section B, Table 1 (Rebuffi et al., 2020, supplement): the range of the Spearman
+#: correlation (%) between NormGrad with and without the virtual identity trick over the
+#: layers of VGG16 and ResNet50
+IDENTITY_TRICK_SPEARMAN: tuple[float, float] = (94.3, 99.5)
+#: NormGrad section B (text): |pointing-accuracy difference| with and without the trick,
+#: mean and standard deviation (percentage points)
+IDENTITY_TRICK_POINTING_DIFF: tuple[float, float] = (0.53, 0.62)

@@ -19,13 +19,8 @@ from typing import Any
 import numpy as np
 
 from gsutils.references import BIAS_DIGIT_IOU_POSTER as REFERENCE_IOU
+from gsutils.references import HIGH_IOU, ORDER_MARGIN, REFERENCE_TOL
 
-#: how far a measured value may be from the reference to count as reproduced
-REFERENCE_TOL = 0.05
-#: the gap between consecutive strengths that counts as a clear ordering
-ORDER_MARGIN = 0.05
-#: "other digits stay high": their mean IoU at least this (and within REFERENCE_TOL of N)
-HIGH_IOU = 0.8
 
 
 def results_frame(results: Sequence[dict[str, Any]]):

@@ -20,23 +20,20 @@ from typing import Any
 import numpy as np
 
 from gsutils.experiments.context_results import METHODS, ContextSaliencyResults, diagonal_split
-from gsutils.references import CBL_POSTER, CBL_POSTER_READING, cbl_poster
+from gsutils.references import (
+    CBL_MARGIN,
+    CBL_POSTER,
+    CBL_POSTER_READING,
+    DETECT_OFF,
+    DETECT_ON,
+    DETECT_RATIO,
+    INFORMATIVE_NONEMPTY,
+    INFORMATIVE_RATIO,
+    TEXTURE_SPREAD,
+    cbl_poster,
+)
 from gsutils.profiles import Profile
 
-#: S1.3 detection: mean grid CBD on the bias digit at least this ...
-DETECT_ON = 0.1
-#: ... at most this on the other digits ...
-DETECT_OFF = 0.05
-#: ... and at least this many times the other digits'
-DETECT_RATIO = 5.0
-#: S1.3 texture dependence: (max - min) / mean over bias textures of the bias digit's CBD
-TEXTURE_SPREAD = 0.3
-#: informative maps: at least this share of the bias digit's maps is non-empty ...
-INFORMATIVE_NONEMPTY = 0.9
-#: ... and the bias digit's mean CBD is at least this many times the other digits'
-INFORMATIVE_RATIO = 1.25
-#: S1.4: grid saliency's mean CBL exceeds the best gradient method's by at least this
-CBL_MARGIN = 0.2
 GRADIENTS = ("vg", "sg", "ig")
 #: the context score with only the bias-texture part kept (:func:`gsutils.experiments.context_evidence.context_scores`)
 KEPT = "bias part kept"
