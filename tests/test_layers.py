@@ -20,6 +20,9 @@ UPPER = ("gsutils.experiments", "gsutils.plots", "gsutils.book", "gsutils.__main
 #: module prefix -> the module prefixes it must not import
 RULES: dict[str, tuple[str, ...]] = {
     "gsutils.io": ("gsutils",),  # the bottom layer imports nothing of ours
+    "gsutils.paths": ("gsutils",),
+    "gsutils.references": ("gsutils",),  # published numbers and thresholds: plain data
+    "gsutils.profiles": ("gsutils.data", "gsutils.models", "gsutils.saliency", "gsutils.metrics") + UPPER,
     "gsutils.data": UPPER,
     "gsutils.models": UPPER,
     "gsutils.saliency": UPPER,
