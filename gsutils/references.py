@@ -83,3 +83,19 @@ IDENTITY_TRICK_SPEARMAN: tuple[float, float] = (94.3, 99.5)
 #: NormGrad section B (text): |pointing-accuracy difference| with and without the trick,
 #: mean and standard deviation (percentage points)
 IDENTITY_TRICK_POINTING_DIFF: tuple[float, float] = (0.53, 0.62)
+
+#: where the Grid Saliency S2 (Cityscapes) numbers come from
+GRID_SALIENCY_POSTER_S2 = (
+    "Hoyer, Munoz, Katiyar, Khoreva, Fischer: Grid Saliency for Context Explanations of "
+    "Semantic Segmentation, NeurIPS 2019, poster, Cityscapes context statistics (rider requests: "
+    "share of salient context on bicycles, grid saliency vs the dilated-contour baseline; the values "
+    "as quoted, 'about 0.31 vs 0.06', in this project's issue 13, not re-read from the poster here)"
+)
+#: Grid Saliency S2 / poster: mean share of the salient context of *rider* requests that falls on
+#: *bicycle*, ``(grid saliency, baseline)`` (:data:`GRID_SALIENCY_POSTER_S2`)
+CITYSCAPES_RIDER_BICYCLE_POSTER: tuple[float, float] = (0.31, 0.06)
+#: Grid Saliency S2: the supplement's request and baseline sizes on 1024 x 2048 Cityscapes frames
+#: (px): correct-prediction requests >= 10k, erroneous ones >= 625 (after 3x3 erosion); the
+#: dilated-contour baseline's budget of 400k px per frame; samples with preservation loss > 0.1 dropped
+CITYSCAPES_S2_SETTINGS: dict[str, float] = {"min_correct": 10_000, "min_erroneous": 625,
+                                            "baseline_budget": 400_000, "max_preservation": 0.1}

@@ -1,0 +1,290 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # S2 Context explanations on Cityscapes
+#
+# ## What is reproduced
+#
+# Hoyer et al. (2019, S2) explain a DeepLabv3+ (MobileNetV2 backbone) trained
+# on Cityscapes with context saliency and ask *which context* each predicted
+# class relies on. The pipeline, as the supplement specifies it:
+#
+# * **request masks** from the prediction's connected components after a 3x3
+#   erosion: correct predictions of at least 10,000 px, erroneous ones (the
+#   ground truth says another class) of at least 625 px, on 1024 x 2048 frames
+#   (Fig. S12, Tables S1 and S2);
+# * **grid saliency** with the optimised mask upsampled bilinearly; samples
+#   whose preservation loss stays above 0.1, and empty maps, are dropped and
+#   counted (Fig. S13 shows the intermediate steps);
+# * a **baseline**: the kept requests' contours dilated by a budget of 400,000 px
+#   per frame, shared among the requests;
+# * **class statistics**: per request class, the share of the salient context
+#   on each context class, for grid saliency and the baseline (Fig. S14); the
+#   poster's headline number is rider → bicycle, about 0.31 against 0.06;
+# * a gallery of explanations including an empty map (Fig. S15).
+#
+# ## What differs from the paper
+#
+# * **Data: a stand-in.** Cityscapes cannot be downloaded here. At the quick
+#   profile the page runs on *procedurally generated street scenes* written to
+#   disk in Cityscapes' own layout (`leftImg8bit/`, `gtFine/` with polygons,
+#   labelIds and instanceIds, rasterised by cityscapesscripts) and read back
+#   through the same native loader a real root goes through. The stand-in
+#   carries the relations the paper reports: riders sit on bicycles or
+#   motorcycles and are drawn *exactly like persons* (so only the two-wheeler
+#   tells them apart), cars on roads with markings, poles carrying traffic
+#   signs, persons on sidewalks, groups, occlusions, large and small instances.
+#   Given a data root with `cityscapes/`, the same code runs on the real set.
+# * **Network and sizes.** A DeepLabv3+ with MobileNetV2 at width 0.35 and a
+#   32-channel ASPP/decoder, on 64 x 128 frames, trained by this project's
+#   code for 40 epochs of 480 scenes and shipped in `checkpoints/quick/`
+#   (training takes longer than a page may). All pixel thresholds are scaled
+#   by the frame's area, 64·128 / (1024·2048): see the printed values below.
+# * **Fewer explanations.** The requests of 40 held-out frames are all counted
+#   (Tables S1, S2, Fig. S12), but only up to 16 per class of the seven classes
+#   with context relations are explained (correct predictions first, larger
+#   requests first). At this frame size the scaled threshold for erroneous
+#   predictions is 2 px, so many erroneous requests are small fragments.
+# * **Mask grid.** 4 x 8 cells of 16 px with 100 steps: the cell size and
+#   steps of S1.2, for which its L1 weight (0.05 per cell) and 0.2 clipping
+#   were chosen. A first run with 8 px cells (128 cells) and 50 steps left 16 of
+#   60 explanations (7 of 10 riders) above the 0.1 loss: with the penalty summed
+#   over four times as many cells, keeping the needed context cost more than
+#   the loss it saved. The change was made for that reason, before any
+#   context share was judged with it.
+
+# %% [markdown]
+# ## Parameters
+#
+# At the quick profile this page takes about 2 minutes (measured: 123-131 s) on two cores when the
+# shipped network is restored (writing the stand-in, reading it back, and the
+# grid-saliency optimisation of about 90 requests), measured with
+# `python -m gsutils.book --only grid_saliency/07_cityscapes --profile quick`.
+
+# %% tags=["parameters"]
+profile = "quick"
+device = "auto"
+seed = 0
+data_root = ""
+
+# %%
+from gsutils.profiles import describe, get_profile
+
+cfg = get_profile(profile, device=device, seed=seed, data_root=data_root or None)
+print(describe(cfg, "scenes"))
+
+# %%
+import time
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from gsutils.claims import Ledger
+from gsutils.data.cityscapes import TRAIN_CLASSES, class_colors
+from gsutils.experiments import scene_claims as claims
+from gsutils.experiments import street_context as sc
+from gsutils.plots.scenes import (plot_context_shares, plot_gallery, plot_request_sizes, plot_s13_panels,
+                                  plot_scenes)
+from gsutils.references import (CITYSCAPES_RIDER_BICYCLE_POSTER, CITYSCAPES_S2_SETTINGS,
+                                GRID_SALIENCY_POSTER_S2)
+
+t_page = time.perf_counter()
+ledger = Ledger(chapter="grid_saliency/07_cityscapes", paper="grid_saliency", profile=cfg)
+thr = sc.scaled_thresholds(cfg.scenes.height, cfg.scenes.width)
+print(f"the supplement's thresholds at 1024 x 2048: {CITYSCAPES_S2_SETTINGS}")
+print(f"scaled to {cfg.scenes.height} x {cfg.scenes.width}: {thr}")
+
+# %% [markdown]
+# ## The data and the network
+#
+# Three held-out frames of the stand-in (read back from the Cityscapes
+# layout), their ground truth and the DeepLab's prediction, in Cityscapes'
+# colours. The network is restored from `checkpoints/quick/` when its recipe
+# and data match exactly (otherwise it is trained, which takes about ten
+# minutes on one thread).
+
+# %%
+res = sc.run_street_context(cfg, progress=True)
+hist = res["history"]
+print(f"training: {len(hist)} epochs, final loss {hist[-1]['loss']:.3f}, "
+      f"{sum(h['seconds'] for h in hist):.0f} s when it was trained")
+fig = plot_scenes(res["data"].val_x[:3].numpy(), res["data"].val_y[:3].numpy(),
+                  sc.predict(res["model"], res["data"].val_x[:3]).numpy(), class_colors())
+plt.show()
+
+# %% [markdown]
+# ## The gate
+#
+# Fixed before measuring: the saliency claims are judged only when the
+# network's mIoU on the held-out frames (over the classes they contain)
+# reaches `cfg.scenes.gate_miou`.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+print("IoU per class:", {k: round(v, 3) for k, v in res["iou"].items()})
+print(f"mIoU {res['miou']:.3f} (gate {cfg.scenes.gate_miou})")
+gate = ledger.check(**claims.gate_row(res["miou"], cfg.scenes.gate_miou, res["iou"], "S2"))
+gate_ok = gate.verdict == "reproduced"
+
+# %% [markdown]
+# ## Fig. S12: request-mask sizes
+#
+# Every request of the explained frames (correct and erroneous predictions),
+# after the 3x3 erosion, with the two size thresholds; requests below them are
+# not part of any table.
+
+# %%
+fig = plot_request_sizes(res["all_size"], res["all_correct"], thr)
+plt.show()
+
+# %% [markdown]
+# ## Table S1: requests per class, and what became of the explained ones
+#
+# "Explained" are the requests given to grid saliency (the quick profile caps
+# them per class); of those, samples whose preservation loss stays above 0.1
+# and empty maps are dropped.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+print(claims.table_s1(res).to_string(index=False))
+
+# %% [markdown]
+# ## Table S2: ground-truth class x predicted class of the requests
+#
+# The diagonal holds the correct requests; off the diagonal, the erroneous
+# ones by their majority ground-truth class.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+print(claims.table_s2(res).to_string())
+
+# %% [markdown]
+# ## Fig. S13: the intermediate steps of one explanation
+#
+# A rider request: the input, the request mask, the prediction; the image with
+# the context replaced by the chosen grey value ($M = 0$) and its prediction;
+# the image under the optimised mask, $x'(M^*)$, and its prediction; the map.
+# The bilinear variant of the optimisation (the library's
+# `gsutils.saliency.explain`):
+#
+# ```{literalinclude} ../../gsutils/saliency/explain.py
+# :language: python
+# :start-after: explain-bilinear-start
+# :end-before: explain-bilinear-end
+# ```
+
+# %%
+show = sc.gallery_indices(res, ("rider",)) or [0]
+i = show[0]
+fig = plot_s13_panels(sc.s13_views(res, i), res["masks"][i], class_colors(),
+                      title=f"request class {TRAIN_CLASSES[res['cls'][i]]}, preservation loss "
+                            f"{res['preservation'][i]:.3f}, loss at M = 0 {res['empty_loss'][i]:.3f}")
+plt.show()
+_ = ledger.check(**claims.preservation_claim(res, gate_ok=gate_ok, max_loss=CITYSCAPES_S2_SETTINGS["max_preservation"]))
+
+# %% [markdown]
+# ## Fig. S14: which context each request class relies on
+#
+# For each request class (rows), the mean share of the salient context that
+# falls on each ground-truth context class: grid saliency (blue) against the
+# dilated-contour baseline (grey), over the kept explanations. A context class
+# far above its baseline is one the network *uses*, not merely one that lies
+# next to the request.
+
+# %%
+req_classes = sorted({int(c) for c in res["cls"][res["kept"]]})
+grid_m, counts = claims.share_matrix(res, "grid", req_classes)
+base_m, _ = claims.share_matrix(res, "baseline", req_classes)
+fig = plot_context_shares(grid_m, base_m, [TRAIN_CLASSES[c] for c in req_classes], TRAIN_CLASSES, counts)
+plt.show()
+
+# %% [markdown]
+# ## Fig. S15: a gallery of explanations
+#
+# The first kept explanation of a rider, a person, a car and a traffic sign
+# (where there is one), and an
+# empty map (the request's prediction survives without any context). The
+# request is outlined in cyan; the map is overlaid.
+
+# %%
+g = sc.gallery_indices(res)
+frames = res["data"].val_x[res["frame"][g]].numpy()
+titles = [f"{TRAIN_CLASSES[res['cls'][j]]}" + (" (empty map)" if res["dropped_empty"][j] else "") for j in g]
+fig = plot_gallery(frames, res["masks"][g], res["maps"][g].astype(np.float32), titles)
+plt.show()
+
+# %% [markdown]
+# ### Shares against densities
+#
+# A share is area-weighted: a small context class gets a small share even
+# when the map is densest on it. For each pair of the claims below, the mean
+# map value on that context class's pixels divided by the mean on all context
+# pixels (1 = no preference), for grid saliency and the baseline.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+for request, context in (("rider", "bicycle"), ("rider", "motorcycle"), ("traffic sign", "pole")):
+    d = claims.context_density(res, request, context)
+    print(f"{request} -> {context}: " + ", ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}"
+                                                 for k, v in d.items()))
+
+# %% [markdown]
+# ### Reading the results
+#
+# * **Riders are mostly not recognised as riders.** Table S2 shows most
+#   ground-truth riders predicted as persons (and persons as riders): on the
+#   stand-in a rider looks exactly like a person, and this small network has
+#   only partly learned to tell them apart by the two-wheeler below. The rider
+#   requests that are explained are therefore few, and many of them lose the
+#   rider prediction whatever context is kept (dropped with loss > 0.1, Table S1).
+# * **Where the network does use the bicycle, the share hides it.** In the
+#   Fig. S13 example the optimised mask keeps the two-wheeler under the rider;
+#   but a 16 px cell around a bicycle of a few dozen pixels also keeps road, so
+#   the bicycle's *share* of the map stays small. The densities above say
+#   whether the map is nevertheless densest on the bicycle. On the stand-in the
+#   two-wheeler touches the rider, so the baseline's ring around the rider is
+#   dense on it as well: a share far above the baseline needs a map that keeps
+#   the bicycle and little else, which 16 px cells on a 64 x 128 frame cannot.
+# * **Cars need no context.** Their maps are empty (Table S1, Fig. S15): the
+#   network predicts a car from the car alone.
+
+# %% [markdown]
+# ## Claims
+#
+# Criteria fixed before measuring (`gsutils.experiments.scene_claims`): a
+# context relation is "far above its baseline" when the mean grid-saliency
+# share is at least twice the baseline's and the paired difference's 95 %
+# bootstrap interval lies above zero. Rider → bicycle is the poster's number;
+# traffic sign → pole is a relation the stand-in builds in (a positive control,
+# no paper number).
+
+# %%
+# NBVAL_CHECK_OUTPUT
+print(f"poster: rider -> bicycle {CITYSCAPES_RIDER_BICYCLE_POSTER} (grid, baseline); {GRID_SALIENCY_POSTER_S2}")
+_ = ledger.check(**claims.pair_claim(
+    res, "rider", "bicycle", gate_ok=gate_ok, cid="s2_rider_bicycle",
+    claim="Fig. S14: rider requests draw far more of their salient context from bicycles than the baseline",
+    reported={"grid": CITYSCAPES_RIDER_BICYCLE_POSTER[0], "baseline": CITYSCAPES_RIDER_BICYCLE_POSTER[1]},
+    note="on the stand-in three riders in ten sit on motorcycles, so bicycle is not their only "
+         "two-wheeler context"))
+_ = ledger.check(**claims.pair_claim(
+    res, "traffic sign", "pole", gate_ok=gate_ok, cid="s2_sign_pole",
+    claim="Fig. S14 (stand-in control): traffic-sign requests draw their context from the poles carrying them"))
+print(ledger.summary())
+
+# %% [markdown]
+# ## Summary
+
+# %%
+print(f"page time: {time.perf_counter() - t_page:.0f} s")
+ledger.table()

@@ -1,0 +1,158 @@
+"""The S2 pipeline's pieces in closed form, and the DeepLab builder and checkpoint loader."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from gsutils.data.cityscapes import IGNORE
+from gsutils.experiments.street_context import (Request, baseline_masks, context_shares, request_masks,
+                                                scaled_thresholds, select_requests)
+from gsutils.models.deeplab import deeplab, load_deeplab_checkpoint
+
+
+def test_thresholds_are_the_supplements_at_full_size_and_scale_with_area():
+    assert scaled_thresholds(1024, 2048) == {"min_correct": 10_000, "min_erroneous": 625,
+                                             "baseline_budget": 400_000}
+    assert scaled_thresholds(64, 128) == {"min_correct": 39, "min_erroneous": 2, "baseline_budget": 1562}
+
+
+def test_request_masks_split_correct_and_erroneous_after_erosion():
+    gt = np.zeros((20, 20), dtype=np.int64)
+    pred = np.zeros((20, 20), dtype=np.int64)
+    pred[2:9, 2:9] = 5  # 7x7 predicted class 5 ...
+    gt[2:9, 2:9] = 5  # ... correctly: eroded to 5x5 = 25 px
+    pred[12:17, 12:17] = 5  # 5x5 predicted 5 where the ground truth is 3: eroded 3x3 = 9 px
+    gt[12:17, 12:17] = 3
+    pred[0, 19] = 5  # a single pixel: eroded away
+    gt[0, 19] = IGNORE
+    reqs = request_masks(pred, gt, frame=4, thresholds={"min_correct": 25, "min_erroneous": 9})
+    fives = [r for r in reqs if r.cls == 5]
+    assert [(r.correct, r.size, r.gt_cls, r.frame) for r in fives] == [(True, 25, 5, 4), (False, 9, 3, 4)]
+    strict = request_masks(pred, gt, 0, {"min_correct": 26, "min_erroneous": 10})
+    assert not [r for r in strict if r.cls == 5]
+    with pytest.raises(ValueError, match="shape"):
+        request_masks(pred, gt[:5], 0, {"min_correct": 1, "min_erroneous": 1})
+
+
+def test_capped_selection_prefers_correct_and_large_requests():
+    def req(cls, correct, size):
+        m = np.zeros(100, dtype=bool)
+        m[:size] = True
+        return Request(0, cls, cls, correct, m)
+
+    reqs = [req(12, False, 50), req(12, True, 5), req(12, True, 9), req(11, True, 3), req(0, True, 80)]
+    assert select_requests(reqs, ("rider",), 2) == [1, 2]
+    assert select_requests(reqs, ("rider", "person"), 0) == [0, 1, 2, 3]
+    assert select_requests(reqs, (), 1) == [2, 3, 4]
+    with pytest.raises(ValueError, match="unicorn"):
+        select_requests(reqs, ("unicorn",), 1)
+
+
+def test_baseline_is_a_ring_sharing_the_budget():
+    r = np.zeros((9, 9), dtype=bool)
+    r[4, 4] = True
+    (ring,) = baseline_masks([r], budget=8)
+    assert ring.sum() == 8 and not (ring & r).any()  # one 3x3 dilation: the 8 neighbours
+    (ring,) = baseline_masks([r], budget=9)
+    assert ring.sum() == 24  # two dilations
+    a, b = r.copy(), np.zeros_like(r)
+    b[0, 0] = True
+    ra, rb = baseline_masks([a, b], budget=16)  # 8 px each
+    assert ra.sum() == 8  # 8 px each: one dilation for the centre pixel
+    assert rb.sum() == 8  # the corner's first ring (3 px, clipped by the frame) is short: a second dilation
+    assert baseline_masks([], 10) == []
+
+
+def test_context_shares_are_mass_fractions():
+    gt = np.array([[0, 0, 1], [2, IGNORE, 1]])
+    w = np.array([[1.0, 1.0, 2.0], [0.0, 5.0, 0.0]])
+    sh = context_shares(w, gt, classes=3)
+    assert np.allclose(sh, [0.5, 0.5, 0.0])
+    assert np.isnan(context_shares(np.zeros_like(w), gt, classes=3)).all()
+
+
+def test_deeplab_has_deeplabs_atrous_rates_and_loads_smp_state_dicts(tmp_path):
+    torch.manual_seed(0)
+    m = deeplab("mobilenet_v2_035", 5, decoder_channels=16).eval()
+    rates = [mod.dilation[0] for mod in m.net.decoder.modules()
+             if isinstance(mod, torch.nn.Conv2d) and mod.dilation[0] > 1]
+    assert sorted(set(rates)) == [6, 12, 18]
+    x = torch.rand(2, 3, 32, 64)
+    y = m(x)
+    assert y.shape == (2, 5, 32, 64)
+    torch.save(m.net.state_dict(), tmp_path / "smp.pt")
+    other = load_deeplab_checkpoint(deeplab("mobilenet_v2_035", 5, decoder_channels=16).eval(), tmp_path / "smp.pt")
+    assert torch.equal(other(x), y)
+    with pytest.raises(ValueError, match="does not fit"):
+        load_deeplab_checkpoint(deeplab("mobilenet_v2_035", 7, decoder_channels=16), tmp_path / "smp.pt")
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        load_deeplab_checkpoint(m, tmp_path / "missing.pt")
+    with pytest.raises(ValueError, match="multiples of 16"):
+        m(torch.rand(1, 3, 30, 64))
+
+
+def _shipped_deeplabs():
+    from gsutils.experiments.shipped import SHIPPED_ROOT
+
+    return sorted((SHIPPED_ROOT / "quick").glob("deeplab-*/config.json"))
+
+
+@pytest.mark.parametrize("config_file", _shipped_deeplabs(), ids=lambda p: p.parent.name)
+def test_shipped_deeplab_first_steps_rerun(config_file):
+    """A shipped DeepLab's first logged training losses are re-run from its initialisation and data."""
+    import json
+
+    from gsutils.experiments import coco_context, street_context
+    from gsutils.experiments.deeplab_training import DeepLabRecipe, first_step_losses, model_dir
+    from gsutils.experiments.shipped import machine, provenance
+    from gsutils.profiles import get_profile
+
+    torch.set_num_threads(1)
+    profile = get_profile("quick", device="cpu")
+    cfg = json.loads(config_file.read_text())
+    recipe = DeepLabRecipe(**cfg["recipe"])
+    street = street_context.street_data(profile, progress=False)
+    if cfg["data"] == street.key:
+        x, y = street.train_x, street.train_y
+    else:
+        coco = coco_context.coco_data(profile)
+        assert cfg["data"] == coco.key, "a shipped DeepLab whose data the quick profile does not make"
+        x, y = coco.train_x, coco.train_y
+    assert model_dir(profile, recipe, cfg["data"]).name == config_file.parent.name
+    logged = json.loads((config_file.parent / "history.json").read_text())[0]["first_losses"]
+    rerun = first_step_losses(recipe, x, y, n=len(logged))
+    prov = provenance(profile)
+    same_machine = prov is not None and all(prov.get(k) == v for k, v in machine().items())
+    if same_machine:
+        assert rerun == logged
+    else:
+        assert np.allclose(rerun, logged, rtol=1e-5, atol=1e-6)
+
+
+def test_shipped_network_restores_only_with_equal_config(tmp_path, monkeypatch):
+    import json
+
+    from gsutils.experiments import shipped
+    from gsutils.experiments.deeplab_training import restore_shipped
+    from gsutils.io import write_checked
+    from gsutils.profiles import get_profile
+
+    monkeypatch.setattr(shipped, "SHIPPED_ROOT", tmp_path / "checkpoints")
+    profile = get_profile("quick", device="cpu", results_dir=tmp_path / "results")
+    src = tmp_path / "checkpoints" / "quick" / "deeplab-x"
+    src.mkdir(parents=True)
+    write_checked(src / "model.pt", b"weights")
+    (src / "config.json").write_text(json.dumps({"recipe": {"epochs": 40}, "data": "k", "version": 1}))
+    (src / "history.json").write_text("[]")
+    out = tmp_path / "results" / "scenes" / "deeplab-x"
+    with pytest.warns(UserWarning, match="config differs"):
+        assert not restore_shipped(profile, out, {"recipe": {"epochs": 41}, "data": "k", "version": 1})
+    assert not out.exists()
+    assert restore_shipped(profile, out, {"recipe": {"epochs": 40}, "data": "k", "version": 1})
+    assert (out / "model.pt").read_bytes() == b"weights"
+    (src / "model.pt").write_bytes(b"tampered")
+    out2 = tmp_path / "elsewhere" / "deeplab-x"  # the same network, not yet restored
+    with pytest.warns(UserWarning, match="ignoring shipped"):
+        assert not restore_shipped(profile, out2, {"recipe": {"epochs": 40}, "data": "k", "version": 1})
