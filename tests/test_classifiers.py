@@ -203,7 +203,9 @@ def test_training_is_cached_deterministic_and_resumable(tmp_path, monkeypatch, r
 
     # interrupted after the first epoch's checkpoint, then resumed: the same weights
     other = _tiny_profile(tmp_path / "b")
-    real_write = clf.write_checked
+    from gsutils.experiments import training as loop  # the shared loop writes the epoch checkpoints
+
+    real_write = loop.write_checked
     calls = {"n": 0}
 
     def crash_after_first(path, data):
@@ -212,10 +214,10 @@ def test_training_is_cached_deterministic_and_resumable(tmp_path, monkeypatch, r
         if calls["n"] == 1:
             raise KeyboardInterrupt("simulated interruption")
 
-    monkeypatch.setattr(clf, "write_checked", crash_after_first)
+    monkeypatch.setattr(loop, "write_checked", crash_after_first)
     with pytest.raises(KeyboardInterrupt):
         clf.train_or_load_classifier(other, "vgg16", progress=False)
-    monkeypatch.setattr(clf, "write_checked", real_write)
+    monkeypatch.setattr(loop, "write_checked", real_write)
     assert clf.checkpoint_path(other, "vgg16").exists()
     resumed = clf.train_or_load_classifier(other, "vgg16", progress=False)
     for (k, a), (_, b) in zip(model.state_dict().items(), resumed.state_dict().items()):

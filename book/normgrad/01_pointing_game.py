@@ -40,8 +40,15 @@
 # `difficult` flags, `ImageSets/Main/{train,test}.txt`) and read back through the
 # same VOC loader real VOC uses. Multi-label VGG16 and ResNet50 with
 # torchvision's module names are trained on it from scratch; at the quick
-# profile they are width-reduced (an eighth of the channels) and see small
-# images, so the numbers below describe *this* stand-in, not VOC07.
+# profile they are width-reduced (an eighth of the channels) and see 112 px
+# images, so the numbers below describe *this* stand-in, not VOC07. The image
+# size and ResNet50's last stride are chosen so that both networks' last
+# blocks (`features.29`, `layer4`) are 7x7 maps, the grid of VGG16's `pool5`
+# and ResNet50's `layer4` at 224 px: on an earlier 80 px stand-in they were
+# 5x5 and 3x3 and Grad-CAM pointed *worst* at the last block, the opposite of
+# every VOC result, so no depth claim could be judged there. The depth claims
+# are judged only when both classifiers pass a gate fixed before measuring
+# (test mAP at least `gate_map`).
 #
 # **Running it on the real data.** Given a VOC 2007 test set and TorchRay's
 # converted VOC checkpoints (`vgg16_voc-b050e8c3.pth.tar`,
@@ -58,8 +65,9 @@
 # ## Parameters
 #
 # The profile's settings (a value the paper sets differently shows the paper's
-# beside it). At the quick profile this page runs in about 4.5 minutes on two cores, almost all of it training the two classifiers (a run that finds them in the result store takes about a minute),
-# measured with `make book` from a fresh clone on two CPU cores.
+# beside it). At the quick profile this page runs in about 1 minute on two cores: the two
+# classifiers are restored from the shipped networks (training them takes about 30 CPU minutes),
+# measured with `python -m gsutils.book --only normgrad/01_pointing_game --profile quick`.
 
 # %% tags=["parameters"]
 profile = "quick"
@@ -80,14 +88,16 @@ import numpy as np
 import pandas as pd
 
 from gsutils.claims import Ledger
-from gsutils.experiments.classifier_training import scenes_root, test_scenes
+from gsutils.experiments.classifier_training import gated, scenes_root, test_scenes
 from gsutils.experiments.pointing_runs import (
     best_layers,
     center_accuracy,
+    last_block_grid,
     paired_bootstrap,
     pointing_accuracies,
     pointing_data_args,
     pointing_game_run,
+    runs_gate,
 )
 from gsutils.models.classifiers import CANDIDATE_LAYERS
 from gsutils.plots.normgrad import (
@@ -132,13 +142,26 @@ fig = plot_scene_examples(scenes, range(6))
 # `train_or_load_classifier` trains each network once per profile (Adam,
 # binary cross-entropy on the ten logits; VGG16 with BatchNorms that are folded
 # into its convolutions after training, so the stored network is a plain VGG16;
-# ResNet50 with zero-initialised residual branches) and caches it with its
-# per-epoch checkpoints. The narrow VGG16 of the quick profile pools its last
+# ResNet50 with zero-initialised residual branches and, at the quick profile,
+# `layer4` at stride 1 so that it stays a 7x7 map) and caches it with its
+# per-epoch checkpoints. Training both quick networks takes about 30 CPU
+# minutes, more than a book build may spend, so the networks this code trained
+# are shipped in `checkpoints/quick/normgrad_classifier-<key>/` (weights with
+# their sha256, config, training log) and restored only when the config
+# matches exactly; `tests/test_classifier_shipped.py` re-runs their first
+# training steps and compares the logged losses. Retrain with
+# `python -m gsutils.experiments.classifier_training --profile quick --retrain`. The narrow VGG16 of the quick profile pools its last
 # block globally before the classifier (`vgg_pool = 1`), which keeps the module
 # names but makes the gradient reaching `features.29` the same at every location
 # the last max-pool passes on. Then every method of the Extract & Aggregate
 # engine is run at every candidate layer for every (test scene, present class)
 # pair; both steps are cached, so a re-run only loads them.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+last_grid = {arch: last_block_grid(cfg, arch) for arch in ng.archs}
+for arch, side in last_grid.items():
+    print(f"{arch}: last block {CANDIDATE_LAYERS[arch][-1]} is a {side}x{side} map on {ng.image_size} px images")
 
 # %%
 runs = [pointing_game_run(cfg, arch, progress=False, **pointing_data_args(arch, voc_root, checkpoint_dir))
@@ -199,18 +222,24 @@ for run in runs:
 # %% [markdown]
 # ## Reading the results
 #
-# Three things limit what the quick profile can show. (1) The images are small:
-# at 80 px, VGG16's last block (`features.29`) is a 5x5 grid and ResNet50's
-# `layer4` a 3x3 grid, so a map extracted there and upsampled points at one of
-# a few cell centres or, for a maximum on the border, at a corner of the image;
-# on VOC at 224 px the grids are 14x14 and 7x7. (2) The networks are an eighth
-# as wide as the paper's and trained from scratch in a few CPU minutes (test mAP
-# above), so their deepest features localise digits less well than a VOC-tuned,
-# ImageNet-initialised network's. (3) A few hundred (scene, class) pairs give
-# intervals several points wide. The ledger below therefore separates what the
-# stand-in reproduces from what it does not; the `gpu` profile (160 px, half
-# width) and the real data (see the top of the page) are the places to test the
-# deep-layer findings.
+# On the 112 px stand-in both networks' last blocks are 7x7 maps (printed
+# above), and the classifiers pass the gate (test mAP above). Grad-CAM now
+# behaves as on VOC: it is poor at the input and early layers and good at the
+# last blocks (ResNet50: best at `layer4`; VGG16: `features.22` and
+# `features.29` within a fraction of a point of each other). On the earlier
+# 80 px stand-in (5x5 and 3x3 last blocks, test mAP 0.74 and 0.72) Grad-CAM
+# pointed *worst* at the last block (34.0 % at `features.29`, 31.9 % at
+# `layer4`). Two findings still differ from VOC: the plain gradient at the
+# input is a strong baseline on these scenes (83 % for VGG16, 82 % for
+# ResNet50), so NormGrad at its best layer is ahead of it by only 2-3 points,
+# within the bootstrap interval (see the claims); and the gradient and guided backprop collapse at the last block:
+# behind global average pooling the gradient reaching `layer4` is the same at
+# every location (and at `features.29` the same at every location the last
+# max-pool passes on), so the map is flat and its first maximum in row-major
+# order sits in the top-left corner.
+# A few hundred (scene, class) pairs give intervals several points wide; the
+# `gpu` profile and the real data (see the top of the page) are the places to
+# test the findings at the paper's scale.
 
 # %% [markdown]
 # ## Claims
@@ -222,6 +251,9 @@ for run in runs:
 # 1,000 times, both sides on the same resample) lies above zero.
 
 # %%
+# NBVAL_CHECK_OUTPUT
+g = runs_gate(cfg, runs)
+print(g["note"], "->", "passed" if g["passed"] else "NOT passed: the depth claims below are not measured")
 for run in runs:
     arch = run["arch"]
     best = best_layers(run)
@@ -235,10 +267,11 @@ for run in runs:
         f"{arch}: NormGrad at its best layer points better than the plain gradient at the input",
         measured={"normgrad": round(best.loc["normgrad", "all %"], 1), "layer": ng_layer,
                   "gradient@input": round(tables[arch].loc["gradient", ("all", "input")], 1)},
-        passed=bool(d["low"] > 0),
+        passed=gated(g, d["low"] > 0),
         criterion="the 95 % bootstrap interval of [NormGrad at its best layer minus the gradient at "
                   "the input] (all pairs) lies above 0",
-        note=f"difference {d['difference']:.1f} points, interval [{d['low']:.1f}, {d['high']:.1f}]",
+        note=f"difference {d['difference']:.1f} points, interval [{d['low']:.1f}, {d['high']:.1f}]; "
+             + g["note"],
     )
     gc = tables[arch].loc["grad_cam", "all"]
     ledger.check(
@@ -248,9 +281,9 @@ for run in runs:
                   f"at {last}": round(gc[last], 1)},
         reported={"vgg16": "86.6 at features.29 (VOC07, TorchRay)",
                   "resnet50": "90.4 at layer4 (VOC07, TorchRay)"}[arch],
-        passed=bool(best.loc["grad_cam", "best layer"] == last),
+        passed=gated(g, best.loc["grad_cam", "best layer"] == last),
         criterion=f"Grad-CAM's best layer (all pairs) is {last}",
-        note="the last block's grid is image_size/16 (VGG16) or image_size/32 (ResNet50) cells wide",
+        note=f"the last block is a {last_grid[arch]}x{last_grid[arch]} map; " + g["note"],
     )
     vs_centre = {m: paired_bootstrap(run, f"{m}@{best.loc[m, 'best layer']}", "center") for m in best.index}
     weakest = min(vs_centre, key=lambda m: vs_centre[m]["low"])
@@ -270,9 +303,9 @@ for run in runs:
         f"deeper_layers_help_{arch}", "A (Table 2)",
         f"{arch}: for most methods the best layer lies past the input",
         measured=f"{int((depth > 0).sum())} of {len(best)} methods",
-        passed=bool((depth > 0).sum() > len(best) / 2),
+        passed=gated(g, (depth > 0).sum() > len(best) / 2),
         criterion="more than half of the methods have their best layer (all pairs) past the input",
-        note="best layers: " + ", ".join(f"{m} {l}" for m, l in best["best layer"].items()),
+        note="best layers: " + ", ".join(f"{m} {l}" for m, l in best["best layer"].items()) + "; " + g["note"],
     )
 print(ledger.summary())
 

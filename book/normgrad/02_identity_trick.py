@@ -50,8 +50,8 @@
 # ## Parameters
 #
 # The profile's settings (a value the paper sets differently shows the paper's
-# beside it). At the quick profile this page runs in about 15 s (it reuses the classifiers of section A),
-# measured with `make book` from a fresh clone on two CPU cores.
+# beside it). At the quick profile this page runs in about 40 s (it reuses the classifiers of section A),
+# measured with `python -m gsutils.book --only normgrad/02_identity_trick --profile quick` on two CPU cores.
 
 # %% tags=["parameters"]
 profile = "quick"

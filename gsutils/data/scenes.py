@@ -56,6 +56,7 @@ from PIL import Image
 from gsutils.data.voc import VOCDataset, VOCObject, read_object_masks, write_image_set, write_voc_image
 from gsutils.io import atomic_write_text, config_key
 from gsutils.paths import cache_root
+from gsutils.profiles import Profile
 
 #: class names of the stand-in, in label order
 DIGIT_CLASSES: tuple[str, ...] = ("zero", "one", "two", "three", "four", "five", "six", "seven",
@@ -429,7 +430,7 @@ def load_voc_split(root: str | os.PathLike, split: str, class_names: Sequence[st
                     normalization, torch.stack(maps) if with_masks else None)
 
 
-def scene_config(profile: Any) -> SceneConfig:
+def scene_config(profile: Profile) -> SceneConfig:
     """The :class:`SceneConfig` a profile asks for."""
     ng, toy = profile.normgrad, profile.toy
     return SceneConfig(

@@ -5,25 +5,38 @@
 trained for multi-label classification of the digit scenes
 (:mod:`gsutils.data.scenes`), the stand-in for the VOC07 models of Rebuffi et
 al. (2020). Training: Adam, binary cross-entropy on the 10 logits, a constant
-learning rate divided by ten for the last epoch, no augmentation. To train
-from scratch at a small budget, VGG16 is trained with a BatchNorm after every
-convolution that is folded into the convolution afterwards
-(:func:`gsutils.models.classifiers.fold_vgg_batchnorm`: the stored network is
-a plain VGG16), and ResNet50 starts with zero-initialised residual branches.
+learning rate divided by ten for the last epoch, no augmentation, through the
+shared loop :func:`gsutils.experiments.training.fit` (seeded, resumable, one
+checkpoint per epoch). To train from scratch at a small budget, VGG16 is
+trained with a BatchNorm after every convolution that is folded into the
+convolution afterwards (:func:`gsutils.models.classifiers.fold_vgg_batchnorm`:
+the stored network is a plain VGG16), and ResNet50 starts with
+zero-initialised residual branches; ``profile.normgrad.resnet_last_stride = 1``
+removes the stride of ResNet50's ``layer4`` (its first bottleneck's 3x3 and
+shortcut convolutions), so that its last block stays a 7x7 map on 112 px
+scenes (module names and weights' shapes are unchanged).
+
 The result is cached under ``<results_dir>/normgrad_classifier/<key>.pt``
-(key: a hash of :func:`classifier_config`); a checkpoint is written after
-every epoch (atomic, checksummed) and training resumes from it when
-interrupted. Runs are deterministic: initialisation, shuffling and dropout
-draw from seeds derived from the profile's seed, in a forked RNG state that
-leaves the caller's untouched.
+(key: a hash of :func:`classifier_config`); the deployed network after every
+epoch is kept beside it (``normgrad_classifier_snapshots``) for the analyses
+over training (meta-saliency, Sec. D). Runs are deterministic: initialisation,
+shuffling and dropout draw from seeds derived from the profile's seed, in a
+forked RNG state that leaves the caller's untouched.
+
+**Shipped networks.** Where a profile's classifiers take longer to train than
+a book build may spend (the quick profile: about 20 CPU minutes), the
+networks this code trained are committed under
+``checkpoints/<profile>/<key>/`` (``model.pt`` with its sha256,
+``config.json``, ``history.json`` with the first steps' losses) and restored
+only when the config equals the run's exactly and the checksum verifies;
+``tests/test_classifier_shipped.py`` re-runs the first training steps and
+compares the logged losses. Retrain and export::
+
+    python -m gsutils.experiments.classifier_training --profile quick --retrain --export
 
 :func:`evaluate_classifier` measures a classifier's mean average precision
 (:func:`gsutils.metrics.multilabel.average_precision`). The pointing game on
 these classifiers is :mod:`gsutils.experiments.pointing_runs`.
-
-From the command line::
-
-    python -m gsutils pointing --profile gpu --arch vgg16 resnet50
 """
 
 from __future__ import annotations
@@ -32,7 +45,6 @@ import copy
 import io
 import json
 import math
-import time
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -45,7 +57,9 @@ from torch import nn
 from gsutils.data.scenes import DIGIT_CLASSES, SceneSet, load_voc_split, scene_config, write_scenes
 from gsutils.data.voc import VOCDataset
 from gsutils.experiments.store import Store
-from gsutils.io import config_key, quarantine, read_checked, write_checked
+from gsutils.experiments.training import TrainState, discard_checkpoint, fit, mix_seed
+from gsutils.io import atomic_write_text, config_key, read_checked, write_checked
+from gsutils.paths import REPO_ROOT
 from gsutils.metrics.multilabel import average_precision
 from gsutils.models.classifiers import (
     ARCHS,
@@ -55,27 +69,26 @@ from gsutils.models.classifiers import (
     input_normalization,
     normalize_images,
 )
+from gsutils.profiles import Profile, check_profile
 
 NUM_CLASSES = len(DIGIT_CLASSES)
 KIND = "normgrad_classifier"
+SNAPSHOT_KIND = "normgrad_classifier_snapshots"
 #: bump when the training recipe changes
-RECIPE_VERSION = 4
+RECIPE_VERSION = 5
+#: where shipped networks live: ``<repo>/checkpoints/<profile>/normgrad_classifier-<key>/``
+SHIPPED_ROOT = REPO_ROOT / "checkpoints"
+SHIPPED_FILES = ("model.pt", "model.pt.sha256", "config.json", "history.json")
 
 
-def _mix(*ints: int) -> int:
-    """A 63-bit seed from integers (stable across runs and platforms)."""
-    return int(config_key({"ints": list(ints)}), 16) & ((1 << 63) - 1)
-
-
-def check_profile_arch(profile: Any, arch: str) -> None:
+def check_profile_arch(profile: Profile, arch: str) -> None:
     """Raise when ``profile`` is not a Profile or ``arch`` is not one of :data:`ARCHS`."""
-    if not hasattr(profile, "normgrad") or not hasattr(profile, "results_dir"):
-        raise TypeError(f"profile must be a gsutils.profiles.Profile, got {type(profile).__name__}")
+    check_profile(profile)
     if arch not in ARCHS:
         raise ValueError(f"arch must be one of {ARCHS}, got {arch!r}")
 
 
-def classifier_config(profile: Any, arch: str) -> dict[str, Any]:
+def classifier_config(profile: Profile, arch: str) -> dict[str, Any]:
     """Everything that determines a trained classifier (its cache key is a hash of this)."""
     check_profile_arch(profile, arch)
     ng = profile.normgrad
@@ -88,12 +101,13 @@ def classifier_config(profile: Any, arch: str) -> dict[str, Any]:
         "lr": float(ng.lr),
         "vgg_pool": int(ng.vgg_pool) if arch == "vgg16" else None,
         "dropout": float(ng.dropout) if arch == "vgg16" else None,
+        "resnet_last_stride": int(ng.resnet_last_stride) if arch == "resnet50" else None,
         "seed": int(profile.seed),
         "scenes": scene_config(profile).key(),
     }
 
 
-def scenes_root(profile: Any, *, progress: bool = False) -> Path:
+def scenes_root(profile: Profile, *, progress: bool = False) -> Path:
     """The profile's scene set in VOC format, generated on first use."""
     return write_scenes(scene_config(profile), progress=progress)
 
@@ -113,22 +127,37 @@ def _load_uint8(root: Path, split: str, progress: bool) -> tuple[torch.Tensor, t
     return x, y
 
 
-def _checkpoint_bytes(model: nn.Module, opt: torch.optim.Optimizer, epoch: int, history: list) -> bytes:
-    buf = io.BytesIO()
-    torch.save({"epoch": epoch,
-                "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-                "optimizer": opt.state_dict(), "history": json.dumps(history)}, buf)
-    return buf.getvalue()
-
-
 def _lr_at(epoch: int, epochs: int, lr: float) -> float:
     """``lr``, then ``lr / 10`` for the last epoch (when there are at least three)."""
     return lr / 10 if epochs >= 3 and epoch == epochs - 1 else lr
 
 
-def checkpoint_path(profile: Any, arch: str) -> Path:
+def checkpoint_path(profile: Profile, arch: str) -> Path:
     """The per-epoch checkpoint of an unfinished training run."""
     return Path(profile.results_dir) / KIND / f"{config_key(classifier_config(profile, arch))}.partial.pt"
+
+
+def set_last_stride(model: nn.Module, stride: int) -> nn.Module:
+    """ResNet: set the stride of ``layer4``'s first bottleneck (3x3 conv and shortcut) in place.
+
+    ``stride=1`` keeps ``layer4`` at the resolution of ``layer3`` (1/16 of the
+    image instead of 1/32); parameter shapes and module names do not change.
+    """
+    if stride not in (1, 2):
+        raise ValueError(f"resnet_last_stride must be 1 or 2, got {stride!r}")
+    block = model.layer4[0]
+    block.conv2.stride = (stride, stride)
+    if block.downsample is not None:
+        block.downsample[0].stride = (stride, stride)
+    return model
+
+
+def deployed_model(cfg: dict[str, Any]) -> nn.Module:
+    """An untrained network of ``cfg`` as deployed (plain VGG16, or the ResNet50 with its stride)."""
+    model = build_classifier(cfg["arch"], NUM_CLASSES, cfg["width"], vgg_pool=cfg["vgg_pool"] or 7)
+    if cfg["arch"] == "resnet50":
+        set_last_stride(model, int(cfg.get("resnet_last_stride") or 2))
+    return model
 
 
 def _training_model(cfg: dict[str, Any], device: torch.device) -> nn.Module:
@@ -141,6 +170,8 @@ def _training_model(cfg: dict[str, Any], device: torch.device) -> nn.Module:
         for m in model.classifier:
             if isinstance(m, nn.Dropout):
                 m.p = cfg["dropout"]
+    else:
+        set_last_stride(model, int(cfg.get("resnet_last_stride") or 2))
     return model.to(device)
 
 
@@ -151,74 +182,188 @@ def _final_state(model: nn.Module, arch: str) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
 
 
-def _train(profile: Any, arch: str, progress: bool) -> dict[str, Any]:
-    """Train (resuming from the last epoch checkpoint) and return the final result dict."""
-    from tqdm.auto import tqdm
+#: training steps whose losses the history keeps (the shipped-network test re-runs them)
+FIRST_STEPS = 8
+
+
+def _fresh(cfg: dict[str, Any], device: torch.device) -> TrainState:
+    torch.manual_seed(mix_seed(cfg["seed"], 1))
+    model = _training_model(cfg, device)
+    return TrainState(model, torch.optim.Adam(model.parameters(), lr=cfg["lr"]))
+
+
+def epoch_order(cfg: dict[str, Any], n: int, epoch: int) -> torch.Tensor:
+    """The ``(n,)`` order in which epoch ``epoch`` visits the training scenes."""
+    return torch.randperm(n, generator=torch.Generator().manual_seed(mix_seed(cfg["seed"], 2, epoch)))
+
+
+def train_steps(cfg: dict[str, Any], x8: torch.Tensor, y: torch.Tensor, state: TrainState, epoch: int,
+                step: Any = None, max_steps: int | None = None, rows: torch.Tensor | None = None) -> dict[str, Any]:
+    """One epoch (or its first ``max_steps`` steps) of training; returns the epoch's metrics.
+
+    ``x8`` ``(N, 3, S, S)`` uint8 images and ``y`` ``(N, C)`` labels of the
+    training split. The order of the epoch and its dropout draw from seeds
+    derived from ``(seed, epoch)``. ``rows`` (optional, ``(N_total,)``) maps
+    a scene's index in the split to its row of ``x8``/``y`` when they hold
+    only some scenes of a split of ``N_total``.
+    """
+    model, opt = state.model, state.optimizer
+    device = next(model.parameters()).device
+    norm = input_normalization(model)
+    lr = _lr_at(epoch, cfg["epochs"], cfg["lr"])
+    for group in opt.param_groups:
+        group["lr"] = lr
+    n, bs = (x8.shape[0] if rows is None else rows.shape[0]), cfg["batch_size"]
+    order = epoch_order(cfg, n, epoch)
+    if rows is not None:
+        order = rows[order]
+    torch.manual_seed(mix_seed(cfg["seed"], 3, epoch))  # dropout of this epoch
+    loss_fn = nn.BCEWithLogitsLoss()
+    loss_sum, correct, seen, losses = 0.0, 0, 0, []
+    for k, i in enumerate(range(0, n, bs)):
+        if max_steps is not None and k >= max_steps:
+            break
+        idx = order[i:i + bs]  # (B,)
+        xb = normalize_images(x8[idx].to(device).float() / 255.0, norm)  # (B, 3, S, S)
+        yb = y[idx].to(device)  # (B, C)
+        logits = model(xb)  # (B, C)
+        loss = loss_fn(logits, yb)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        value = float(loss.detach())
+        if k < FIRST_STEPS:
+            losses.append(value)
+        loss_sum += value * len(idx)
+        seen += len(idx)
+        correct += int(((logits.detach() > 0).float() == yb).all(1).sum())
+        if step is not None:
+            step(value)
+    return {"lr": lr, "loss": loss_sum / seen, "exact_match": correct / seen, "first_losses": losses}
+
+
+def first_step_losses(profile: Profile, arch: str, steps: int = FIRST_STEPS) -> list[float]:
+    """Re-run the first ``steps`` training steps of ``arch`` from its initialisation; their losses.
+
+    Only the scenes those steps visit are rendered (and written and read back
+    through JPEG, as the scene set is), so this is quick; the shipped-network
+    test compares the result with the logged ``first_losses``.
+    """
+    import tempfile
+
+    from gsutils.data.mnist import load_digits
+    from gsutils.data.scenes import _scene_rng, render_scene
+    from gsutils.data.textures import texture_bank
+    from gsutils.data.voc import write_image_set, write_voc_image
 
     cfg = classifier_config(profile, arch)
+    sc = scene_config(profile)
+    need = epoch_order(cfg, sc.n_train, 0)[:steps * cfg["batch_size"]].sort().values  # (steps*B,)
+    digits, labels = load_digits(sc.digits_source, "train", sc.data_root)
+    bank = texture_bank(sc.textures_source, sc.data_root)
+    with tempfile.TemporaryDirectory() as tmp:
+        ids = []
+        for i in need.tolist():
+            scene = render_scene(_scene_rng(sc.seed, "train", i), digits, labels, bank.textures, sc.image_size)
+            ids.append(f"train_{i:06d}")
+            write_voc_image(tmp, ids[-1], scene.image, scene.objects, folder="DigitScenes", atomic=False)
+        write_image_set(tmp, "train", ids)
+        x8, y = _load_uint8(Path(tmp), "train", False)
+    rows = torch.full((sc.n_train,), -1, dtype=torch.long)
+    rows[need] = torch.arange(len(need))
+    device = torch.device("cpu")
+    with torch.random.fork_rng(devices=[]):
+        state = _fresh(cfg, device)
+        metrics = train_steps(cfg, x8, y, state, 0, max_steps=steps, rows=rows)
+    return metrics["first_losses"]
+
+
+def _train(profile: Profile, arch: str, progress: bool) -> dict[str, Any]:
+    """Train (resuming from the last epoch checkpoint) and return the final result dict."""
+    cfg = classifier_config(profile, arch)
     device = torch.device(profile.device)
-    ckpt = checkpoint_path(profile, arch)
     devices = [device] if device.type == "cuda" else []
+    data: dict[str, torch.Tensor] = {}
+    snapshots: dict[int, dict[str, torch.Tensor]] = {}
+    store = Store(profile.results_dir)
+
+    def run_epoch(epoch: int, state: TrainState, step: Any) -> dict[str, Any]:
+        if not data:
+            data["x"], data["y"] = _load_uint8(scenes_root(profile, progress=progress), "train", progress)
+        return train_steps(cfg, data["x"], data["y"], state, epoch, step)
+
+    def on_epoch_end(epoch: int, record: dict[str, Any], state: TrainState) -> None:
+        snapshots[epoch] = _final_state(state.model, arch)
+        store.save(SNAPSHOT_KIND, {**cfg, "epoch": epoch}, {"state_dict": snapshots[epoch]}, fmt="pt")
+
+    steps = math.ceil(int(profile.normgrad.n_train_scenes) / cfg["batch_size"])
     with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(_mix(cfg["seed"], 1))
-        model = _training_model(cfg, device)
-        norm = input_normalization(model)
-        opt = torch.optim.Adam(model.parameters(), lr=cfg["lr"])
-        start, history = 0, []
-        if ckpt.exists():
-            try:
-                state = torch.load(io.BytesIO(read_checked(ckpt)), map_location=device, weights_only=True)
-                model.load_state_dict(state["model"])
-                opt.load_state_dict(state["optimizer"])
-                start, history = int(state["epoch"]), json.loads(state["history"])
-            except Exception as err:  # corrupt or stale: moved aside (not lost), start over
-                moved = quarantine(ckpt)
-                warnings.warn(f"unreadable checkpoint {ckpt} moved aside to {moved.name}; "
-                              f"training starts over: {err}", stacklevel=2)
-                torch.manual_seed(_mix(cfg["seed"], 1))
-                model = _training_model(cfg, device)
-                opt = torch.optim.Adam(model.parameters(), lr=cfg["lr"])
-                start, history = 0, []
-        if start < cfg["epochs"]:
-            x8, y = _load_uint8(scenes_root(profile, progress=progress), "train", progress)
-            n, bs = x8.shape[0], cfg["batch_size"]
-            steps = math.ceil(n / bs)
-            loss_fn = nn.BCEWithLogitsLoss()
-            bar = tqdm(total=cfg["epochs"] * steps, initial=start * steps, desc=f"train {arch}",
-                       disable=not progress, leave=False)
-            for epoch in range(start, cfg["epochs"]):
-                lr = _lr_at(epoch, cfg["epochs"], cfg["lr"])
-                for group in opt.param_groups:
-                    group["lr"] = lr
-                order = torch.randperm(n, generator=torch.Generator().manual_seed(_mix(cfg["seed"], 2, epoch)))
-                torch.manual_seed(_mix(cfg["seed"], 3, epoch))  # dropout of this epoch
-                model.train()
-                t0, loss_sum, correct = time.perf_counter(), 0.0, 0
-                for i in range(0, n, bs):
-                    idx = order[i:i + bs]  # (B,)
-                    xb = normalize_images(x8[idx].to(device).float() / 255.0, norm)  # (B, 3, S, S)
-                    yb = y[idx].to(device)  # (B, C)
-                    logits = model(xb)  # (B, C)
-                    loss = loss_fn(logits, yb)
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    opt.step()
-                    loss_sum += float(loss.detach()) * len(idx)
-                    correct += int(((logits.detach() > 0).float() == yb).all(1).sum())
-                    bar.update(1)
-                    bar.set_postfix(epoch=epoch + 1, loss=f"{float(loss.detach()):.3f}")
-                history.append({"epoch": epoch + 1, "lr": lr, "loss": loss_sum / n,
-                                "exact_match": correct / n, "seconds": time.perf_counter() - t0})
-                write_checked(ckpt, _checkpoint_bytes(model, opt, epoch + 1, history))
-            bar.close()
-    return {"state_dict": _final_state(model, arch), "history": json.dumps(history)}
+        state, history = fit(fresh=lambda: _fresh(cfg, device), run_epoch=run_epoch, epochs=cfg["epochs"],
+                             steps_per_epoch=steps, checkpoint=checkpoint_path(profile, arch),
+                             desc=f"train {arch}", progress=progress, on_epoch_end=on_epoch_end)
+    return {"state_dict": _final_state(state.model, arch), "history": json.dumps(history)}
 
 
-def train_or_load_classifier(profile: Any, arch: str, *, progress: bool = True) -> nn.Module:
+def _shipped_dir(profile: Profile, cfg: dict[str, Any]) -> Path:
+    return SHIPPED_ROOT / profile.name / f"{KIND}-{config_key(cfg)}"
+
+
+def restore_shipped(profile: Profile, arch: str) -> bool:
+    """Put the shipped network of ``arch`` into the result store; ``True`` when it did.
+
+    Only a complete folder whose ``config.json`` equals the run's config and
+    whose ``model.pt`` matches its checksum is used; anything else is ignored
+    with a warning (the network is then trained).
+    """
+    cfg = classifier_config(profile, arch)
+    src = _shipped_dir(profile, cfg)
+    if not src.is_dir():
+        return False
+    missing = [f for f in SHIPPED_FILES if not (src / f).is_file()]
+    if missing:
+        warnings.warn(f"ignoring incomplete shipped classifier {src}: {', '.join(missing)} missing", stacklevel=2)
+        return False
+    if json.loads((src / "config.json").read_text()) != json.loads(json.dumps(cfg)):
+        warnings.warn(f"ignoring shipped classifier {src}: its config differs from the run's", stacklevel=2)
+        return False
+    try:
+        state = torch.load(io.BytesIO(read_checked(src / "model.pt")), map_location="cpu", weights_only=True)
+    except Exception as err:  # checksum mismatch, unreadable
+        warnings.warn(f"ignoring shipped classifier {src}: {err}", stacklevel=2)
+        return False
+    history = (src / "history.json").read_text()
+    Store(profile.results_dir).save(KIND, cfg, {"state_dict": state, "history": history}, fmt="pt")
+    return True
+
+
+def export_shipped(profile: Profile, arch: str) -> Path:
+    """Copy the trained network of ``arch`` from the result store to ``checkpoints/<profile>/``."""
+    cfg = classifier_config(profile, arch)
+    store = Store(profile.results_dir)
+    if not store.exists(KIND, cfg, "pt"):
+        raise FileNotFoundError(f"{arch} is not trained for profile {profile.name!r}; train it first")
+    result = store.load(KIND, cfg, "pt")
+    dst = _shipped_dir(profile, cfg)
+    dst.mkdir(parents=True, exist_ok=True)
+    buf = io.BytesIO()
+    torch.save(result["state_dict"], buf)
+    write_checked(dst / "model.pt", buf.getvalue())
+    atomic_write_text(dst / "config.json", json.dumps(cfg, indent=1, sort_keys=True) + "\n")
+    atomic_write_text(dst / "history.json", result["history"])
+    from gsutils.experiments.shipped import machine
+
+    atomic_write_text(dst / "provenance.json", json.dumps({**machine(), "threads": torch.get_num_threads()},
+                                                          indent=1) + "\n")
+    return dst
+
+
+def train_or_load_classifier(profile: Profile, arch: str, *, progress: bool = True) -> nn.Module:
     """The profile's trained classifier for ``arch`` (``"vgg16"`` or ``"resnet50"``).
 
-    Loaded from the result store when it exists, else trained (resuming from
-    the last epoch checkpoint if a run was interrupted) and stored.
+    Loaded from the result store when it exists, else restored from the
+    shipped networks (``checkpoints/<profile>/``) when one matches, else
+    trained (resuming from the last epoch checkpoint if a run was
+    interrupted) and stored.
 
     Returns
     -------
@@ -229,16 +374,33 @@ def train_or_load_classifier(profile: Any, arch: str, *, progress: bool = True) 
     check_profile_arch(profile, arch)
     cfg = classifier_config(profile, arch)
     store = Store(profile.results_dir)
+    if not store.exists(KIND, cfg, "pt"):
+        restore_shipped(profile, arch)
     result = store.get_or_compute(KIND, cfg, lambda: _train(profile, arch, progress), fmt="pt")
-    ckpt = checkpoint_path(profile, arch)
-    for p in (ckpt, ckpt.with_name(ckpt.name + ".sha256")):
-        p.unlink(missing_ok=True)
-    model = build_classifier(arch, NUM_CLASSES, cfg["width"], vgg_pool=cfg["vgg_pool"] or 7)
+    discard_checkpoint(checkpoint_path(profile, arch))
+    model = deployed_model(cfg)
     model.load_state_dict(result["state_dict"])
     return model.to(torch.device(profile.device)).eval()
 
 
-def classifier_history(profile: Any, arch: str) -> list[dict[str, Any]]:
+def classifier_snapshot(profile: Profile, arch: str, epoch: int) -> nn.Module | None:
+    """The deployed network after ``epoch`` epochs of training, or ``None`` when it was not kept.
+
+    Snapshots exist where the network was trained (not where it was restored
+    from the shipped networks); ``epoch == epochs`` is the final network.
+    """
+    cfg = classifier_config(profile, arch)
+    if not 1 <= epoch <= cfg["epochs"]:
+        raise ValueError(f"epoch must be in 1..{cfg['epochs']}, got {epoch!r}")
+    store = Store(profile.results_dir)
+    if not store.exists(SNAPSHOT_KIND, {**cfg, "epoch": epoch}, "pt"):
+        return None
+    model = deployed_model(cfg)
+    model.load_state_dict(store.load(SNAPSHOT_KIND, {**cfg, "epoch": epoch}, "pt")["state_dict"])
+    return model.to(torch.device(profile.device)).eval()
+
+
+def classifier_history(profile: Profile, arch: str) -> list[dict[str, Any]]:
     """Per-epoch loss, exact-match accuracy, learning rate and seconds of a trained classifier."""
     cfg = classifier_config(profile, arch)
     store = Store(profile.results_dir)
@@ -248,7 +410,7 @@ def classifier_history(profile: Any, arch: str) -> list[dict[str, Any]]:
     return json.loads(store.load(KIND, cfg, "pt")["history"])
 
 
-def test_scenes(profile: Any) -> SceneSet:
+def test_scenes(profile: Profile) -> SceneSet:
     """The profile's test scenes, normalised as the trained classifiers expect.
 
     Returns a :class:`gsutils.data.scenes.SceneSet` with ``images``
@@ -276,6 +438,21 @@ def evaluate_classifier(model: nn.Module, scenes: SceneSet) -> dict[str, Any]:
     return {"mAP": float(np.nanmean(ap)), "ap": [float(a) for a in ap]}
 
 
+def gate(profile: Profile, maps: dict[str, float]) -> dict[str, Any]:
+    """The depth claims' gate: every classifier's test mAP at least ``profile.normgrad.gate_map``.
+
+    Returns ``{"threshold", "maps", "passed", "note"}`` (``note``: the gate's numbers, for the ledger).
+    """
+    threshold = float(profile.normgrad.gate_map)
+    return {"threshold": threshold, "maps": dict(maps), "passed": all(v >= threshold for v in maps.values()),
+            "note": f"gate (test mAP >= {threshold:.2f}): " + ", ".join(f"{a} {m:.3f}" for a, m in maps.items())}
+
+
+def gated(gate_result: dict[str, Any], ok: bool) -> bool | None:
+    """A claim's verdict under the gate: ``ok`` when the gate passed, else ``None`` (not measured)."""
+    return bool(ok) if gate_result["passed"] else None
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """The command line; a user error is one line on stderr with exit status 2."""
     from gsutils.cli import Parser, add_profile_arguments, profile_or_exit
@@ -284,10 +461,23 @@ def main(argv: Sequence[str] | None = None) -> None:
                     description="Train the NormGrad stand-in classifiers")
     add_profile_arguments(parser)
     parser.add_argument("--arch", nargs="+", default=list(ARCHS), choices=ARCHS)
+    parser.add_argument("--retrain", action="store_true",
+                        help="train even when a shipped network matches (it is not restored)")
+    parser.add_argument("--export", action="store_true",
+                        help="copy the trained networks to checkpoints/<profile>/")
     args = parser.parse_args(argv)
     profile = profile_or_exit(parser, args.profile, device=args.device, seed=args.seed,
                               data_root=args.data_root)
     scenes = test_scenes(profile)
     for arch in args.arch:
+        if args.retrain:
+            cfg = classifier_config(profile, arch)
+            Store(profile.results_dir).get_or_compute(KIND, cfg, lambda: _train(profile, arch, True), fmt="pt")
         model = train_or_load_classifier(profile, arch)
         print(f"{arch}: test mAP {evaluate_classifier(model, scenes)['mAP']:.3f}")
+        if args.export:
+            print(f"exported {export_shipped(profile, arch)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -45,6 +45,7 @@ from gsutils.metrics.pointing import (
 from gsutils.models.classifiers import CANDIDATE_LAYERS, build_classifier, input_normalization, normalize_images
 from gsutils.saliency.extract_aggregate import METHODS, extract_aggregate
 from gsutils.references import TORCHRAY_VOC07  # noqa: F401  (re-exported)
+from gsutils.profiles import Profile
 
 #: bump when what :func:`pointing_game_run` computes changes
 POINTING_VERSION = 1
@@ -58,7 +59,7 @@ CONV_FOR_LAYER: dict[str, dict[str, str]] = {
     "resnet50": {"layer1": "layer1.2.conv3", "layer2": "layer2.3.conv3", "layer3": "layer3.5.conv3",
                  "layer4": "layer4.2.conv3"},
 }
-def pointing_config(profile: Any, arch: str, voc_root: str | os.PathLike | None = None,
+def pointing_config(profile: Profile, arch: str, voc_root: str | os.PathLike | None = None,
                     checkpoint: str | os.PathLike | None = None) -> dict[str, Any]:
     """Everything that determines :func:`pointing_game_run`'s result."""
     check_profile_arch(profile, arch)
@@ -143,7 +144,7 @@ def _run_record(arch: str, tolerance: int, size: Any, hits: dict[str, list[bool]
             "difficult": [bool(p[2]) for p in pairs], "hits": hits, **extra}
 
 
-def _pointing_compute(profile: Any, arch: str, progress: bool) -> dict[str, Any]:
+def _pointing_compute(profile: Profile, arch: str, progress: bool) -> dict[str, Any]:
     from tqdm.auto import tqdm
 
     tol = int(profile.normgrad.tolerance)
@@ -167,7 +168,7 @@ def _pointing_compute(profile: Any, arch: str, progress: bool) -> dict[str, Any]
                        test_map=evaluate_classifier(model, scenes)["mAP"])
 
 
-def _pointing_compute_voc(profile: Any, arch: str, voc_root: Any, checkpoint: Any,
+def _pointing_compute_voc(profile: Profile, arch: str, voc_root: Any, checkpoint: Any,
                           progress: bool) -> dict[str, Any]:
     """The pointing game on a real VOC-format test set with a VOC-trained checkpoint."""
     import torch.nn.functional as F
@@ -202,7 +203,7 @@ def _pointing_compute_voc(profile: Any, arch: str, voc_root: Any, checkpoint: An
                        data=f"VOC test at {voc_root}")
 
 
-def pointing_game_run(profile: Any, arch: str, *, voc_root: str | os.PathLike | None = None,
+def pointing_game_run(profile: Profile, arch: str, *, voc_root: str | os.PathLike | None = None,
                       checkpoint: str | os.PathLike | None = None,
                       progress: bool = True) -> dict[str, Any]:
     """The pointing game of every method at every candidate layer of ``arch`` (cached).
@@ -250,6 +251,38 @@ def pointing_game_run(profile: Any, arch: str, *, voc_root: str | os.PathLike | 
     else:
         compute = lambda: _pointing_compute_voc(profile, arch, voc_root, checkpoint, progress)  # noqa: E731
     return Store(profile.results_dir).get_or_compute("normgrad_pointing", config, compute)
+
+
+def last_block_grid(profile: Profile, arch: str) -> int:
+    """The side of the last candidate layer's map for the profile's image size (measured by a forward pass)."""
+    from gsutils.experiments.classifier_training import deployed_model
+
+    model = deployed_model(classifier_config(profile, arch)).eval()
+    layer = CANDIDATE_LAYERS[arch][-1]
+    found: dict[str, int] = {}
+    handle = dict(model.named_modules())[layer].register_forward_hook(
+        lambda _m, _i, out: found.__setitem__("side", int(out.shape[-1])))
+    try:
+        with torch.no_grad():
+            side = int(profile.normgrad.image_size)
+            model(torch.zeros(1, 3, side, side))
+    finally:
+        handle.remove()
+    return found["side"]
+
+
+def runs_gate(profile: Profile, runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The gate of the depth claims for pointing runs (:func:`gsutils.experiments.classifier_training.gate`).
+
+    Runs on the stand-in carry their classifier's test mAP; runs of published
+    VOC checkpoints do not, and are not gated.
+    """
+    from gsutils.experiments.classifier_training import gate
+
+    maps = {run["arch"]: run["test_map"] for run in runs if "test_map" in run}
+    if not maps:
+        return {"threshold": None, "maps": {}, "passed": True, "note": "published VOC checkpoints: no gate"}
+    return gate(profile, maps)
 
 
 def torchray_checkpoint(checkpoint_dir: str | os.PathLike, arch: str, dataset: str = "voc") -> Path:

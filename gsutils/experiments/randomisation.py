@@ -1,0 +1,149 @@
+"""Cascading weight randomisation of the NormGrad classifiers (Rebuffi et al., 2020, Sec. E, Fig. 5).
+
+For a fixed sample of (test scene, present class) pairs, the classifier is
+re-initialised from the top down, one block at a time
+(:data:`gsutils.saliency.randomize.RANDOMIZATION_BLOCKS`), and at every stage
+linear approximation and selective NormGrad are computed, plainly and as
+meta-saliency (:mod:`gsutils.saliency.meta`, one step of size
+``profile.layers.meta_lr``), at the input and at the last block. Each stage's
+map is compared with the trained model's map of the same kind (plain with
+plain, meta with meta) by the Spearman rank correlation (the statistic), as
+in Adebayo et al.'s sanity checks, and scored in the pointing game.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from gsutils.experiments.classifier_training import (
+    check_profile_arch,
+    classifier_config,
+    test_scenes,
+    train_or_load_classifier,
+)
+from gsutils.experiments.store import Store
+from gsutils.metrics.pointing import hit_region, is_hit
+from gsutils.models.classifiers import CANDIDATE_LAYERS
+from gsutils.profiles import Profile
+from gsutils.saliency.extract_aggregate import extract_aggregate
+from gsutils.saliency.meta import meta_saliency
+from gsutils.saliency.randomize import RANDOMIZATION_BLOCKS, cascading_randomization, spearman_rows
+
+VERSION = 1
+#: the methods of Fig. 5
+RANDOM_METHODS: tuple[str, ...] = ("linear_approx", "selective_normgrad")
+#: how many of the sampled pairs keep their maps for the figure
+FIGURE_PAIRS = 2
+
+
+def random_layers(arch: str) -> tuple[str, str]:
+    """The layers whose maps are compared: the input and the last block."""
+    return ("input", CANDIDATE_LAYERS[arch][-1])
+
+
+def sample_pairs(profile: Profile, n: int) -> list[Any]:
+    """``n`` (test scene, class) pairs drawn without replacement with the profile's seed, in scene order."""
+    pairs = [p for p in test_scenes(profile).pairs() if not p.skip]
+    rng = np.random.default_rng([int(profile.seed), 5])
+    pick = np.sort(rng.choice(len(pairs), size=min(n, len(pairs)), replace=False))
+    return [pairs[i] for i in pick]
+
+
+def randomisation_config(profile: Profile, arch: str) -> dict[str, Any]:
+    check_profile_arch(profile, arch)
+    return {"version": VERSION, "classifier": classifier_config(profile, arch),
+            "blocks": [[n, list(p)] for n, p in RANDOMIZATION_BLOCKS[arch]],
+            "layers": list(random_layers(arch)), "methods": list(RANDOM_METHODS),
+            "pairs": int(profile.layers.random_pairs), "meta_lr": float(profile.layers.meta_lr),
+            "tolerance": int(profile.normgrad.tolerance), "seed": int(profile.seed)}
+
+
+def _maps(model: torch.nn.Module, x: torch.Tensor, target: torch.Tensor, layers: list[str],
+          meta_lr: float) -> dict[str, torch.Tensor]:
+    """``{"plain|method@layer" / "meta|method@layer": (P, 1, S, S)}`` on the CPU."""
+    out = {}
+    plain = extract_aggregate(model, x, target, layers, list(RANDOM_METHODS))
+    meta = meta_saliency(model, x, target, layers, list(RANDOM_METHODS), lr=meta_lr, positive=True)
+    for (method, layer), m in plain.items():
+        out[f"plain|{method}@{layer}"] = m.cpu()
+    for (method, layer), m in meta.items():
+        out[f"meta|{method}@{layer}"] = m.cpu()
+    return out
+
+
+def randomisation_run(profile: Profile, arch: str, *, progress: bool = False) -> dict[str, Any]:
+    """Fig. 5 for ``arch`` (cached).
+
+    Returns
+    -------
+    dict
+        ``stages`` (``"original"`` then the block names); ``spearman``:
+        ``{key: (stages, P) array}`` per ``"plain|method@layer"`` /
+        ``"meta|method@layer"``; ``hits``: the same keys, pointing hits
+        ``(stages, P)``; ``figure_maps``: the maps of the first
+        :data:`FIGURE_PAIRS` pairs, ``{key: (stages, FIGURE_PAIRS, S, S)}``;
+        ``pairs``: ``(image index, class)`` of the sample.
+    """
+    from tqdm.auto import tqdm
+
+    def compute() -> dict[str, Any]:
+        model = train_or_load_classifier(profile, arch, progress=progress)
+        device = next(model.parameters()).device
+        scenes = test_scenes(profile)
+        pairs = sample_pairs(profile, int(profile.layers.random_pairs))
+        x = scenes.images[torch.tensor([p.index for p in pairs])].to(device)  # (P, 3, S, S)
+        target = torch.tensor([p.class_id for p in pairs], device=device)  # (P,)
+        gts = [scenes.gt_mask(p.index, p.class_id) for p in pairs]
+        regions = [hit_region(g, int(profile.normgrad.tolerance)) for g in gts]
+        layers = list(random_layers(arch))
+        lr = float(profile.layers.meta_lr)
+        stages = ["original"]
+        original = _maps(model, x, target, layers, lr)
+        per_stage = [original]
+        blocks = RANDOMIZATION_BLOCKS[arch]
+        for name, randomised in tqdm(cascading_randomization(model, blocks, seed=int(profile.seed)),
+                                     total=len(blocks), desc=f"randomise {arch}", disable=not progress, leave=False):
+            stages.append(name)
+            per_stage.append(_maps(randomised.eval(), x, target, layers, lr))
+        spearman, hits, figure = {}, {}, {}
+        for key in original:
+            spearman[key] = torch.from_numpy(
+                np.stack([spearman_rows(original[key], s[key]) for s in per_stage]))  # (stages, P)
+            hits[key] = torch.tensor([[is_hit(s[key][i], g, region=r) for i, (g, r) in enumerate(zip(gts, regions))]
+                                      for s in per_stage])  # (stages, P) bool
+            figure[key] = torch.stack([s[key][:FIGURE_PAIRS, 0] for s in per_stage]).half()  # (stages, F, S, S)
+        return {"arch": arch, "stages": stages, "spearman": spearman, "hits": hits, "figure_maps": figure,
+                "pairs": [(int(p.index), int(p.class_id)) for p in pairs]}
+
+    return Store(profile.results_dir).get_or_compute("normgrad_randomisation", randomisation_config(profile, arch),
+                                                     compute, fmt="pt")
+
+
+def randomisation_curves(run: dict[str, Any]):
+    """Mean Spearman correlation with the original map per stage (rows: stage; columns: map kind)."""
+    import pandas as pd
+
+    return pd.DataFrame({k: np.nanmean(np.asarray(v), axis=1) for k, v in run["spearman"].items()},
+                        index=run["stages"])
+
+
+def randomisation_hits(run: dict[str, Any]):
+    """Share of sampled pairs whose map points at the object (%), per stage and map kind."""
+    import pandas as pd
+
+    return pd.DataFrame({k: 100 * np.asarray(v).astype(float).mean(axis=1) for k, v in run["hits"].items()},
+                        index=run["stages"])
+
+
+__all__ = [
+    "RANDOM_METHODS",
+    "random_layers",
+    "sample_pairs",
+    "randomisation_config",
+    "randomisation_run",
+    "randomisation_curves",
+    "randomisation_hits",
+]

@@ -1,0 +1,207 @@
+"""Figures of NormGrad sections C, D and E (layer combination, meta-saliency, randomisation)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from gsutils.plots.common import REFERENCE_COLOUR, method_label
+
+#: one colour per weighting of Fig. 1 / Table 3
+WEIGHTING_COLOURS = {"accuracy": "#1f77b4", "spread": "#ff7f0e", "linear": "#2ca02c", "uniform": REFERENCE_COLOUR}
+WEIGHTING_LABELS = {"accuracy": "accuracy (probe mAP)", "spread": "feature spread", "linear": "linear",
+                    "uniform": "uniform"}
+
+
+def plot_fig1_weights(weights: Sequence[dict[str, Any]]):
+    """Fig. 1: the normalised weight of each layer under each weighting, one panel per architecture."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(weights), figsize=(4.6 * len(weights), 3.2), squeeze=False)
+    for ax, w in zip(axes[0], weights):
+        layers = w["layers"]
+        x = np.arange(len(layers))
+        for k in ("accuracy", "spread", "linear", "uniform"):
+            v = np.asarray(w[k], dtype=float)
+            ax.plot(x, v / v.sum(), marker="o", color=WEIGHTING_COLOURS[k], label=WEIGHTING_LABELS[k],
+                    ls="-" if k in ("accuracy", "spread") else ":")
+        ax.set_xticks(x, layers, rotation=30, ha="right", fontsize=8)
+        ax.set_title(w["arch"])
+        ax.set_ylabel("normalised weight $\\tilde w_l$")
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_raw_measures(weights: Sequence[dict[str, Any]]):
+    """The raw probe mAP and feature spread per layer (the measures behind Fig. 1)."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3), squeeze=False)
+    for k, ax in zip(("accuracy", "spread"), axes[0]):
+        for w, ls in zip(weights, ("-", "--")):
+            ax.plot(np.arange(len(w["layers"])), w[k], marker="o", ls=ls, color=WEIGHTING_COLOURS[k],
+                    label=w["arch"])
+        ax.set_xlabel("layer (shallow to deep)")
+        ax.set_title({"accuracy": "linear-probe test mAP", "spread": "feature spread"}[k])
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_table3_gains(tables: dict[str, Any]):
+    """Table 3 as bars: gain over the best single layer (points), per combination, all and difficult."""
+    import matplotlib.pyplot as plt
+
+    archs = list(tables)
+    fig, axes = plt.subplots(len(archs), 2, figsize=(11, 3.2 * len(archs)), squeeze=False)
+    for r, arch in enumerate(archs):
+        t = tables[arch]
+        for c, subset in enumerate(("all", "difficult")):
+            ax = axes[r][c]
+            labels, vals, cols = [], [], []
+            for (method, mode, weighting), row in t.iterrows():
+                labels.append(f"{method_label(method)} {'+' if mode == 'sum' else 'x'} {weighting}")
+                vals.append(row[f"gain {subset}"])
+                cols.append(WEIGHTING_COLOURS[weighting])
+            y = np.arange(len(vals))
+            ax.barh(y, vals, color=cols)
+            if subset == "all" and "low" in t.columns:
+                ax.errorbar(vals, y, xerr=[np.asarray(vals) - t["low"].to_numpy(), t["high"].to_numpy() - vals],
+                            fmt="none", ecolor="k", lw=0.8)
+            ax.axvline(0, color="k", lw=0.8)
+            ax.set_yticks(y, labels, fontsize=7)
+            ax.invert_yaxis()
+            ax.set_title(f"{arch}, {subset} pairs: gain over the best single layer (points)", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def _show(ax, m: np.ndarray, title: str = "") -> None:
+    ax.imshow(m, cmap="viridis")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title:
+        ax.set_title(title, fontsize=7)
+
+
+def plot_fig5(run: dict[str, Any], rgb: np.ndarray, pair: int = 0, layer: str = "input"):
+    """Fig. 5: one test pair's maps at every randomisation stage (rows: map kind; columns: stage)."""
+    import matplotlib.pyplot as plt
+
+    keys = [k for k in run["figure_maps"] if k.endswith("@" + layer)]
+    stages = run["stages"]
+    fig, axes = plt.subplots(len(keys), len(stages) + 1, figsize=(1.45 * (len(stages) + 1), 1.5 * len(keys)),
+                             squeeze=False)
+    for r, key in enumerate(keys):
+        axes[r][0].imshow(np.clip(np.transpose(rgb, (1, 2, 0)), 0, 1))
+        axes[r][0].set_xticks([])
+        axes[r][0].set_yticks([])
+        kind, rest = key.split("|")
+        method = rest.split("@")[0]
+        axes[r][0].set_ylabel(f"{kind}\n{method_label(method)}", fontsize=7)
+        for c, stage in enumerate(stages):
+            m = np.asarray(run["figure_maps"][key][c, pair].float())
+            _show(axes[r][c + 1], m, stage if r == 0 else "")
+    fig.suptitle(f"{run['arch']}: maps at '{layer}' as the blocks are randomised from the top", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def plot_randomisation_curves(curves: dict[str, Any]):
+    """Mean Spearman correlation with the original map per stage, one panel per architecture."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(curves), figsize=(5 * len(curves), 3.3), squeeze=False)
+    for ax, (arch, table) in zip(axes[0], curves.items()):
+        x = np.arange(len(table.index))
+        for key in table.columns:
+            kind, rest = key.split("|")
+            method, layer = rest.split("@")
+            colour = "#1f77b4" if method == "linear_approx" else "#d62728"
+            ax.plot(x, table[key], marker="o" if layer == "input" else "s", color=colour,
+                    ls="-" if kind == "plain" else "--", ms=3,
+                    label=f"{kind} {method_label(method)} @{layer}")
+        ax.axhline(0, color="k", lw=0.6)
+        ax.set_xticks(x, table.index, rotation=30, ha="right", fontsize=8)
+        ax.set_ylabel("Spearman with the original")
+        ax.set_title(f"{arch}: cascading randomisation", fontsize=9)
+        ax.grid(alpha=0.3)
+    axes[0][-1].legend(fontsize=6, bbox_to_anchor=(1.02, 1), loc="upper left")
+    fig.tight_layout()
+    return fig
+
+
+def plot_fig2(tables: dict[str, Any]):
+    """Fig. 2: mean Spearman(meta, plain) over training epochs, training vs validation images."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(tables), figsize=(5 * len(tables), 3.2), squeeze=False)
+    for ax, (arch, t) in zip(axes[0], tables.items()):
+        for split, key in t.columns:
+            method, layer = key.split("@")
+            ax.plot(t.index, t[(split, key)], marker="o", ms=3, ls="-" if split == "train" else "--",
+                    color="#1f77b4" if method == "normgrad" else "#d62728",
+                    alpha=1.0 if layer == "input" else 0.5, label=f"{split}: {method_label(method)} @{layer}")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("Spearman(meta, plain)")
+        ax.set_title(arch, fontsize=9)
+        ax.grid(alpha=0.3)
+    axes[0][-1].legend(fontsize=6, bbox_to_anchor=(1.02, 1), loc="upper left")
+    fig.tight_layout()
+    return fig
+
+
+def plot_fig3(tables: dict[str, Any]):
+    """Fig. 3: Spearman of each epoch's validation meta-maps with the final epoch's."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(tables), figsize=(5 * len(tables), 3.2), squeeze=False)
+    for ax, (arch, t) in zip(axes[0], tables.items()):
+        for key in t.columns:
+            method, layer = key.split("@")
+            ax.plot(t.index, t[key], marker="o", ms=3, ls="-" if layer == "input" else "--",
+                    color="#1f77b4" if method == "normgrad" else "#d62728", label=f"{method_label(method)} @{layer}")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("Spearman with the final meta-map")
+        ax.set_title(arch, fontsize=9)
+        ax.grid(alpha=0.3)
+    axes[0][-1].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def plot_fig4(examples: dict[str, Any], method: str = "selective_normgrad", layer: str = "input"):
+    """Fig. 4: plain and meta maps for a present (positive) and an absent (negative) class."""
+    import matplotlib.pyplot as plt
+
+    n = examples["rgb"].shape[0]
+    cols = [("plain", "positive"), ("meta", "positive"), ("plain", "negative"), ("meta", "negative")]
+    fig, axes = plt.subplots(n, 5, figsize=(8.5, 1.8 * n), squeeze=False)
+    for i in range(n):
+        axes[i][0].imshow(np.clip(np.transpose(np.asarray(examples["rgb"][i]), (1, 2, 0)), 0, 1))
+        axes[i][0].set_xticks([])
+        axes[i][0].set_yticks([])
+        for c, (kind, sign) in enumerate(cols):
+            cls = examples["present" if sign == "positive" else "absent"][i]
+            m = np.asarray(examples["maps"][f"{kind}|{sign}|{method}@{layer}"][i])
+            _show(axes[i][c + 1], m, f"{kind}, {sign} ('{cls}')")
+    fig.suptitle(f"{method_label(method)} at '{layer}': meta-saliency for positive and negative examples", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+__all__ = [
+    "plot_fig1_weights",
+    "plot_raw_measures",
+    "plot_table3_gains",
+    "plot_fig5",
+    "plot_randomisation_curves",
+    "plot_fig2",
+    "plot_fig3",
+    "plot_fig4",
+]

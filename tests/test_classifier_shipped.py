@@ -1,0 +1,78 @@
+"""Shipped NormGrad classifiers: present for the quick profile, restored only for their exact
+config, and their logged first training steps re-run from the same initialisation."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from gsutils.experiments import classifier_training as ct
+from gsutils.experiments.shipped import machine
+from gsutils.profiles import get_profile
+
+
+@pytest.fixture
+def quick(tmp_path):
+    return get_profile("quick", device="cpu", results_dir=tmp_path / "results")
+
+
+def test_quick_classifiers_are_shipped_and_small(quick):
+    total = 0
+    for arch in quick.normgrad.archs:
+        folder = ct._shipped_dir(quick, ct.classifier_config(quick, arch))
+        missing = [f for f in ct.SHIPPED_FILES if not (folder / f).is_file()]
+        assert not missing, (f"{arch}: {missing} missing in {folder}; train and export with `python -m "
+                             "gsutils.experiments.classifier_training --profile quick --retrain --export`")
+        assert json.loads((folder / "config.json").read_text()) == ct.classifier_config(quick, arch)
+        total += (folder / "model.pt").stat().st_size
+    assert total < 5_000_000
+
+
+@pytest.mark.parametrize("arch", ["vgg16", "resnet50"])
+def test_first_steps_reproduce(quick, arch):
+    folder = ct._shipped_dir(quick, ct.classifier_config(quick, arch))
+    history = json.loads((folder / "history.json").read_text())
+    assert len(history) == quick.normgrad.epochs  # a finished run
+    logged = history[0]["first_losses"][:3]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the networks were trained
+    try:
+        again = ct.first_step_losses(quick, arch, len(logged))
+    finally:
+        torch.set_num_threads(threads)
+    trained_on = json.loads((folder / "provenance.json").read_text())
+    here = machine()
+    if all(trained_on[k] == here[k] for k in ("torch", "cpu_capability", "cpu")):
+        assert again == logged  # same machine kind and torch: bit for bit
+    else:  # another kernel set: rounding may differ, nothing else
+        np.testing.assert_allclose(again, logged, rtol=1e-4)
+
+
+def test_restore_without_training_and_only_for_the_same_config(tmp_path, monkeypatch):
+    prof = get_profile("quick", device="cpu", results_dir=tmp_path / "trained")
+    prof = dataclasses.replace(prof, normgrad=dataclasses.replace(prof.normgrad, n_train_scenes=32, n_test_scenes=8,
+                                                                  epochs=1, width=0.0625, image_size=48))
+    monkeypatch.setattr(ct, "SHIPPED_ROOT", tmp_path / "checkpoints")
+    monkeypatch.setenv("GSUTILS_CACHE", str(tmp_path / "cache"))
+    trained = ct.train_or_load_classifier(prof, "resnet50", progress=False)
+    assert ct.classifier_snapshot(prof, "resnet50", 1) is not None
+    folder = ct.export_shipped(prof, "resnet50")
+    fresh = dataclasses.replace(prof, results_dir=tmp_path / "fresh")
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("trained although a matching network is shipped")
+
+    monkeypatch.setattr(ct, "_train", no_training)
+    model = ct.train_or_load_classifier(fresh, "resnet50", progress=False)
+    for k, v in trained.state_dict().items():
+        assert torch.equal(v, model.state_dict()[k])
+    assert ct.classifier_snapshot(fresh, "resnet50", 1) is None  # snapshots are not shipped
+    # a tampered checkpoint is ignored with a warning (and the network would be trained)
+    (folder / "model.pt").write_bytes(b"junk")
+    other = dataclasses.replace(prof, results_dir=tmp_path / "other")
+    with pytest.warns(UserWarning, match="ignoring shipped classifier"):
+        assert ct.restore_shipped(other, "resnet50") is False
