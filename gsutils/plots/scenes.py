@@ -91,7 +91,7 @@ def plot_s13_panels(views: Mapping[str, np.ndarray], request: np.ndarray, colour
         ("its prediction", colorize(np.asarray(views["optimised_probs"]).argmax(0), colours)),
         ("saliency map M*", np.asarray(views["map"], dtype=float)),
     ]
-    fig, axes = plt.subplots(2, 4, figsize=(11, 3.4))
+    fig, axes = plt.subplots(2, 4, figsize=(11, 3.9))
     for ax, (name, im) in zip(axes.flat, panels):
         ax.imshow(im, cmap="gray" if im.ndim == 2 else None, vmin=0, vmax=1, interpolation="nearest")
         ax.set_title(name, fontsize=8)
