@@ -74,5 +74,5 @@ def test_restore_without_training_and_only_for_the_same_config(tmp_path, monkeyp
     # a tampered checkpoint is ignored with a warning (and the network would be trained)
     (folder / "model.pt").write_bytes(b"junk")
     other = dataclasses.replace(prof, results_dir=tmp_path / "other")
-    with pytest.warns(UserWarning, match="ignoring shipped classifier"):
+    with pytest.warns(UserWarning, match="ignoring shipped network"):
         assert ct.restore_shipped(other, "resnet50") is False

@@ -60,6 +60,21 @@ class COCOSample:
         return self.masks[int(hit[0, 0])]
 
 
+def open_coco(image_dir: str | os.PathLike, annotation_file: str | os.PathLike):
+    """``(image folder, pycocotools.coco.COCO)`` of a COCO instances file, each checked to exist."""
+    from pycocotools.coco import COCO
+
+    folder = Path(image_dir).expanduser()
+    annotation_file = Path(annotation_file).expanduser()
+    if not folder.is_dir():
+        raise FileNotFoundError(f"image_dir {str(folder)!r} is not a directory")
+    if not annotation_file.is_file():
+        raise FileNotFoundError(f"annotation_file {str(annotation_file)!r} does not exist")
+    with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress
+        coco = COCO(str(annotation_file))
+    return folder, coco
+
+
 class COCODataset(torch.utils.data.Dataset):
     """COCO instance annotations read with pycocotools.
 
@@ -75,16 +90,7 @@ class COCODataset(torch.utils.data.Dataset):
 
     def __init__(self, image_dir: str | os.PathLike, annotation_file: str | os.PathLike,
                  skip_empty: bool = True) -> None:
-        from pycocotools.coco import COCO
-
-        self.image_dir = Path(image_dir).expanduser()
-        annotation_file = Path(annotation_file).expanduser()
-        if not self.image_dir.is_dir():
-            raise FileNotFoundError(f"image_dir {str(self.image_dir)!r} is not a directory")
-        if not annotation_file.is_file():
-            raise FileNotFoundError(f"annotation_file {str(annotation_file)!r} does not exist")
-        with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress
-            self.coco = COCO(str(annotation_file))
+        self.image_dir, self.coco = open_coco(image_dir, annotation_file)
         cat_ids = sorted(self.coco.getCatIds())
         if not cat_ids:
             raise ValueError(f"annotation_file {str(annotation_file)!r} defines no categories")

@@ -16,8 +16,6 @@ around it. It is read back through :class:`COCOSemantic`.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
 import shutil
@@ -31,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw
 
+from gsutils.data.coco import open_coco
 from gsutils.io import atomic_write_text, config_key
 from gsutils.paths import cache_root
 
@@ -56,16 +55,7 @@ class COCOSemantic(torch.utils.data.Dataset):
 
     def __init__(self, image_dir: str | os.PathLike, annotation_file: str | os.PathLike,
                  categories: Sequence[str], *, size: tuple[int, int] | None = None) -> None:
-        from pycocotools.coco import COCO
-
-        self.image_dir = Path(image_dir).expanduser()
-        annotation_file = Path(annotation_file).expanduser()
-        if not self.image_dir.is_dir():
-            raise FileNotFoundError(f"image_dir {str(self.image_dir)!r} is not a directory")
-        if not annotation_file.is_file():
-            raise FileNotFoundError(f"annotation_file {str(annotation_file)!r} does not exist")
-        with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress
-            self.coco = COCO(str(annotation_file))
+        self.image_dir, self.coco = open_coco(image_dir, annotation_file)
         by_name = {c["name"]: c["id"] for c in self.coco.loadCats(self.coco.getCatIds())}
         missing = [c for c in categories if c not in by_name]
         if missing:

@@ -45,7 +45,6 @@ import copy
 import io
 import json
 import math
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -315,22 +314,13 @@ def restore_shipped(profile: Profile, arch: str) -> bool:
     whose ``model.pt`` matches its checksum is used; anything else is ignored
     with a warning (the network is then trained).
     """
+    from gsutils.experiments.shipped import verified_shipped
+
     cfg = classifier_config(profile, arch)
     src = _shipped_dir(profile, cfg)
-    if not src.is_dir():
+    if not verified_shipped(src, cfg, f"the {arch} classifier", SHIPPED_FILES):
         return False
-    missing = [f for f in SHIPPED_FILES if not (src / f).is_file()]
-    if missing:
-        warnings.warn(f"ignoring incomplete shipped classifier {src}: {', '.join(missing)} missing", stacklevel=2)
-        return False
-    if json.loads((src / "config.json").read_text()) != json.loads(json.dumps(cfg)):
-        warnings.warn(f"ignoring shipped classifier {src}: its config differs from the run's", stacklevel=2)
-        return False
-    try:
-        state = torch.load(io.BytesIO(read_checked(src / "model.pt")), map_location="cpu", weights_only=True)
-    except Exception as err:  # checksum mismatch, unreadable
-        warnings.warn(f"ignoring shipped classifier {src}: {err}", stacklevel=2)
-        return False
+    state = torch.load(io.BytesIO(read_checked(src / "model.pt")), map_location="cpu", weights_only=True)
     history = (src / "history.json").read_text()
     Store(profile.results_dir).save(KIND, cfg, {"state_dict": state, "history": history}, fmt="pt")
     return True

@@ -86,27 +86,12 @@ def restore_shipped(profile: Profile, folder: Path, config: dict) -> bool:
     Only when its ``config.json`` equals ``config`` and its weights match their
     checksum (as :mod:`gsutils.experiments.shipped` does for the U-Nets).
     """
-    import shutil
-    import warnings
-
-    from gsutils.experiments.shipped import FILES, shipped_dir
+    from gsutils.experiments.shipped import copy_shipped, shipped_dir, verified_shipped
 
     src = shipped_dir(profile, folder.name)
-    if not all((src / f).is_file() for f in FILES):
+    if not verified_shipped(src, config, f"the DeepLab in {folder.name}"):
         return False
-    if json.loads((src / "config.json").read_text()) != json.loads(json.dumps(config)):
-        warnings.warn(f"ignoring shipped network {src}: its config differs from the run's", stacklevel=3)
-        return False
-    try:
-        read_checked(src / "model.pt")
-    except Exception as err:  # checksum mismatch, unreadable
-        warnings.warn(f"ignoring shipped network {src}: {err}", stacklevel=3)
-        return False
-    folder.mkdir(parents=True, exist_ok=True)
-    for f in FILES:
-        tmp = folder / (f + ".restoring")
-        shutil.copyfile(src / f, tmp)
-        tmp.replace(folder / f)
+    copy_shipped(src, folder)
     return True
 
 

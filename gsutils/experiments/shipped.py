@@ -49,6 +49,39 @@ def shipped_dir(profile: Profile, key: str) -> Path:
     return SHIPPED_ROOT / profile.name / key
 
 
+def verified_shipped(src: Path, config: Any, what: str, files: tuple[str, ...] = FILES) -> bool:
+    """Whether the shipped folder ``src`` may be used for a run whose config is ``config``.
+
+    ``False`` (silently) when the folder does not exist; ``False`` with a warning
+    naming the problem when it lacks one of ``files``, its ``config.json``
+    differs from ``config``, or its ``model.pt`` does not match its checksum.
+    """
+    if not src.is_dir():
+        return False
+    missing = [f for f in files if not (src / f).is_file()]
+    if missing:
+        warnings.warn(f"ignoring incomplete shipped network {src}: {', '.join(missing)} missing", stacklevel=3)
+        return False
+    if json.loads((src / "config.json").read_text()) != json.loads(json.dumps(config, default=str)):
+        warnings.warn(f"ignoring shipped network {src}: its config differs from {what}'s", stacklevel=3)
+        return False
+    try:
+        read_checked(src / "model.pt")
+    except Exception as err:  # checksum mismatch, unreadable
+        warnings.warn(f"ignoring shipped network {src}: {err}", stacklevel=3)
+        return False
+    return True
+
+
+def copy_shipped(src: Path, out: Path, files: tuple[str, ...] = FILES) -> None:
+    """Copy the shipped folder's ``files`` into ``out``, each atomically (copy, then rename)."""
+    out.mkdir(parents=True, exist_ok=True)
+    for f in files:
+        tmp = out / (f + ".restoring")
+        shutil.copyfile(src / f, tmp)
+        tmp.replace(out / f)
+
+
 def restore(profile: Profile, run: Any) -> bool:
     """Copy ``run``'s shipped network into its model folder; ``True`` when it did.
 
@@ -57,28 +90,11 @@ def restore(profile: Profile, run: Any) -> bool:
     """
     from gsutils.experiments.segmentation import model_dir, train_config
 
-    cfg = train_config(profile, run)
     out = model_dir(profile, run)
     src = shipped_dir(profile, out.name)
-    if not src.is_dir():
+    if not verified_shipped(src, train_config(profile, run), run.label):
         return False
-    if not all((src / f).is_file() for f in FILES):
-        warnings.warn(f"ignoring incomplete shipped network {src}: it needs {', '.join(FILES)}", stacklevel=2)
-        return False
-    shipped_cfg = json.loads((src / "config.json").read_text())
-    if shipped_cfg != json.loads(json.dumps(cfg, default=str)):
-        warnings.warn(f"ignoring shipped network {src}: its config differs from {run.label}'s", stacklevel=2)
-        return False
-    try:
-        read_checked(src / "model.pt")
-    except Exception as err:  # checksum mismatch, unreadable
-        warnings.warn(f"ignoring shipped network {src}: {err}", stacklevel=2)
-        return False
-    out.mkdir(parents=True, exist_ok=True)
-    for f in FILES:
-        tmp = out / (f + ".restoring")
-        shutil.copyfile(src / f, tmp)
-        tmp.replace(out / f)
+    copy_shipped(src, out)
     return True
 
 
