@@ -50,7 +50,7 @@ from gsutils.experiments.classifier_training import (  # noqa: F401  (gate, gate
     test_scenes,
     train_or_load_classifier,
 )
-from gsutils.experiments.pointing_runs import paired_bootstrap, pointing_accuracies
+from gsutils.experiments.pointing_runs import paired_bootstrap, pointing_accuracies, stand_in_hits
 from gsutils.experiments.store import Store
 from gsutils.metrics.pointing import SUBSETS, hit_region, is_hit
 from gsutils.models.classifiers import CANDIDATE_LAYERS, IMAGENET_NORMALIZATION
@@ -255,25 +255,13 @@ def combination_run(profile: Profile, arch: str, *, progress: bool = False) -> d
     :func:`gsutils.experiments.pointing_runs.pointing_accuracies` and
     :func:`paired_bootstrap` accept, plus ``weights`` (:func:`layer_weights`).
     """
-    from tqdm.auto import tqdm
 
     def compute() -> dict[str, Any]:
         w = layer_weights(profile, arch, progress=progress)
         weights = {k: w[k] for k in WEIGHTINGS}
-        model = train_or_load_classifier(profile, arch, progress=progress)
-        device = next(model.parameters()).device
-        scenes = test_scenes(profile)
-        pairs = [p for p in scenes.pairs() if not p.skip]
-        hits: dict[str, list[bool]] = {}
-        bs = int(profile.normgrad.batch_size)
-        for start in tqdm(range(0, len(pairs), bs), desc=f"combinations {arch}", disable=not progress, leave=False):
-            batch = pairs[start:start + bs]
-            x = scenes.images[torch.tensor([p.index for p in batch])].to(device)  # (B, 3, S, S)
-            target = torch.tensor([p.class_id for p in batch], device=device)  # (B,)
-            gts = [scenes.gt_mask(p.index, p.class_id) for p in batch]
-            for k, v in score_combinations(model, arch, x, target, gts, int(profile.normgrad.tolerance),
-                                           weights).items():
-                hits.setdefault(k, []).extend(v)
+        _, _, pairs, hits = stand_in_hits(
+            profile, arch, lambda m, x, t, g, tol: score_combinations(m, arch, x, t, g, tol, weights),
+            "combinations", progress)
         return {"arch": arch, "layers": list(combo_layers(arch)), "n_pairs": len(pairs),
                 "image_index": [p.index for p in pairs], "class_id": [p.class_id for p in pairs],
                 "difficult": [bool(p.difficult) for p in pairs], "hits": hits, "weights": w,
@@ -284,9 +272,9 @@ def combination_run(profile: Profile, arch: str, *, progress: bool = False) -> d
 
 
 def _accuracy(run: dict[str, Any], key: str, subset: str) -> float:
-    from gsutils.experiments.pointing_runs import _game_accuracy, _num_classes
+    from gsutils.experiments.pointing_runs import game_accuracy, num_classes
 
-    return 100 * _game_accuracy(run["hits"][key], run["class_id"], run["difficult"], subset, _num_classes(run))
+    return 100 * game_accuracy(run["hits"][key], run["class_id"], run["difficult"], subset, num_classes(run))
 
 
 def single_layer_table(run: dict[str, Any]):

@@ -16,7 +16,7 @@ chapter's figures and tables are in :mod:`gsutils.plots.normgrad`.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -144,7 +144,14 @@ def _run_record(arch: str, tolerance: int, size: Any, hits: dict[str, list[bool]
             "difficult": [bool(p[2]) for p in pairs], "hits": hits, **extra}
 
 
-def _pointing_compute(profile: Profile, arch: str, progress: bool) -> dict[str, Any]:
+def stand_in_hits(profile: Profile, arch: str, score: Callable[..., dict[str, list[bool]]], desc: str,
+                  progress: bool) -> tuple[nn.Module, Any, list[Any], dict[str, list[bool]]]:
+    """Play the pointing game on every (test scene, present class) pair of the stand-in.
+
+    ``score(model, x, target, gts, tolerance)`` returns, for a batch of pairs,
+    the hits of each of its maps by key; returns the classifier, the test
+    scenes, the pairs played and the hits per key.
+    """
     from tqdm.auto import tqdm
 
     tol = int(profile.normgrad.tolerance)
@@ -154,15 +161,20 @@ def _pointing_compute(profile: Profile, arch: str, progress: bool) -> dict[str, 
     pairs = [p for p in scenes.pairs() if not p.skip]
     hits: dict[str, list[bool]] = {}
     bs = int(profile.normgrad.batch_size)
-    for start in tqdm(range(0, len(pairs), bs), desc=f"pointing game {arch}", disable=not progress,
-                      leave=False):
+    for start in tqdm(range(0, len(pairs), bs), desc=f"{desc} {arch}", disable=not progress, leave=False):
         batch = pairs[start:start + bs]
         x = scenes.images[torch.tensor([p.index for p in batch])].to(device)  # (B, 3, S, S)
         target = torch.tensor([p.class_id for p in batch], device=device)  # (B,)
         gts = [scenes.gt_mask(p.index, p.class_id) for p in batch]  # B x (S, S)
-        for k, v in score_pairs(model, arch, x, target, gts, tol).items():
+        for k, v in score(model, x, target, gts, tol).items():
             hits.setdefault(k, []).extend(v)
-    return _run_record(arch, tol, list(scenes.image_size), hits,
+    return model, scenes, pairs, hits
+
+
+def _pointing_compute(profile: Profile, arch: str, progress: bool) -> dict[str, Any]:
+    model, scenes, pairs, hits = stand_in_hits(
+        profile, arch, lambda m, x, t, g, tol: score_pairs(m, arch, x, t, g, tol), "pointing game", progress)
+    return _run_record(arch, int(profile.normgrad.tolerance), list(scenes.image_size), hits,
                        [(p.index, p.class_id, p.difficult) for p in pairs],
                        len(scenes.pairs()) - len(pairs), data="stand-in",
                        test_map=evaluate_classifier(model, scenes)["mAP"])
@@ -315,12 +327,12 @@ def pointing_data_args(arch: str, voc_root: str = "", checkpoint_dir: str = "") 
     return {"voc_root": voc_root, "checkpoint": torchray_checkpoint(checkpoint_dir, arch, "voc")}
 
 
-def _num_classes(run: dict[str, Any]) -> int:
+def num_classes(run: dict[str, Any]) -> int:
     """The size of a run's accumulator: the stand-in's 10 classes, or as many as its class ids need."""
     return max([NUM_CLASSES, *(int(c) + 1 for c in run["class_id"])])
 
 
-def _game_accuracy(hits: Sequence[bool], class_id: Sequence[int], difficult: Sequence[bool],
+def game_accuracy(hits: Sequence[bool], class_id: Sequence[int], difficult: Sequence[bool],
                    subset: str, num_classes: int) -> float:
     """The pointing-game accuracy (mean over classes) of scored pairs, counted by :class:`PointingGame`."""
     game = PointingGame(num_classes)
@@ -339,7 +351,7 @@ def pointing_accuracies(run: dict[str, Any]):
     """
     import pandas as pd
 
-    n = _num_classes(run)
+    n = num_classes(run)
     rows: dict[str, dict[tuple[str, str], float]] = {}
     layers = list(run["layers"])
     for key, hits in run["hits"].items():
@@ -347,7 +359,7 @@ def pointing_accuracies(run: dict[str, Any]):
             continue
         method, layer = key.split("@")
         for s in SUBSETS:
-            rows.setdefault(method, {})[s, layer] = 100 * _game_accuracy(
+            rows.setdefault(method, {})[s, layer] = 100 * game_accuracy(
                 hits, run["class_id"], run["difficult"], s, n)
     cols = pd.MultiIndex.from_tuples([(s, layer) for s in SUBSETS for layer in layers],
                                      names=["subset", "layer"])
@@ -357,8 +369,8 @@ def pointing_accuracies(run: dict[str, Any]):
 
 def center_accuracy(run: dict[str, Any]) -> dict[str, float]:
     """The center baseline's accuracy (%), all pairs and the difficult subset."""
-    n = _num_classes(run)
-    return {s: 100 * _game_accuracy(run["hits"]["center"], run["class_id"], run["difficult"], s, n)
+    n = num_classes(run)
+    return {s: 100 * game_accuracy(run["hits"]["center"], run["class_id"], run["difficult"], s, n)
             for s in SUBSETS}
 
 
@@ -406,7 +418,7 @@ def paired_bootstrap(run: dict[str, Any], key_a: str, key_b: str, subset: str = 
     keep = dif if subset == "difficult" else np.ones_like(dif)
     images = np.unique(img)
     by_image = {i: np.flatnonzero((img == i) & keep) for i in images}
-    n = _num_classes(run)
+    n = num_classes(run)
 
     def acc(h: np.ndarray, idx: np.ndarray) -> float:
         game = PointingGame(n)
