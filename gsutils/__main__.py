@@ -126,7 +126,17 @@ DELEGATED: dict[str, tuple[str, str]] = {
                  "compute every biased network's context saliency (S1.3-S1.4)"),
     "pointing": ("gsutils.experiments.classifier_training",
                  "train the NormGrad stand-in classifiers of the pointing game and print their test mAP"),
+    "layers": ("gsutils.experiments.layer_combination",
+               "NormGrad sections C, D and E: layer combination, meta-saliency, weight randomisation"),
     "shipped": ("gsutils.experiments.shipped", "retrain, export or list the shipped networks of a profile"),
+    "backbones": ("gsutils.experiments.backbones",
+                  "train, evaluate and explain the S1.5 backbone comparison (locally or on Dask)"),
+    "sweeps": ("gsutils.experiments.sweeps",
+               "sweep grid saliency's optimisation parameters (S1.6), locally, on Dask or Slurm/PBS"),
+    "captioning": ("gsutils.experiments.captioning",
+                   "train (or restore), evaluate and explain the NormGrad supplement-F captioner"),
+    "scenes": ("gsutils.experiments.deeplab_training",
+               "train (or restore) the DeepLabv3+ networks of the S2 (street scenes) and S3 (COCO) chapters"),
     "book": ("gsutils.book", "execute the chapters and build the Jupyter Book"),
 }
 

@@ -1,50 +1,38 @@
-"""U-Nets for the textured-MNIST segmentation experiments (Grid Saliency S1.2).
+"""U-Nets for the textured-MNIST segmentation experiments (Grid Saliency S1.2, S1.5).
 
 :func:`build_unet` returns a U-Net whose encoder is one of
 
 ``"tiny"``
     a small VGG-style encoder with batch norm (widths :data:`TINY_WIDTHS`,
-    three poolings) and a global context block for the quick profile;
-``"vgg16"``
-    torchvision's VGG16 ``features`` up to ``conv5_3``/ReLU (four poolings);
-``"mobilenet_v2"``
-    torchvision's MobileNetV2 ``features`` (five stride-2 stages);
-``"resnet18"``
-    torchvision's ResNet18 without ``avgpool``/``fc`` (five stride-2 stages).
+    three poolings) and a global context block for the quick profile (the
+    eleven shipped quick networks; built by this module, bit for bit as
+    trained);
+``"vgg16"``, ``"mobilenet_v2"``, ``"resnet18"``
+    segmentation-models-pytorch U-Nets with torchvision's encoders (the
+    paper's three backbones, S1.5), randomly initialised
+    (``encoder_weights=None``);
+``"slim_vgg16"``, ``"slim_mobilenet_v2"``, ``"slim_resnet18"``
+    smp U-Nets with reduced variants of the same three encoder families (the
+    quick profile's backbone comparison).
 
-Every encoder is randomly initialised (torchvision's own initialisation); its
-first convolution takes ``in_channels`` channels (1 for the grayscale toy
-data). The decoder has one up-sampling block per encoder resolution and a
-skip connection at every resolution down to the input's (for ResNet18 and
-MobileNetV2, whose first layer already has stride 2, the full-resolution skip
-is the input image itself). The output is one logit map per class; apply a
-softmax over dimension 1 for probabilities.
+The smp networks are built by :mod:`gsutils.models.smp_unet` (see there for
+their sizes and module names: ``encoder.features.29``, ``encoder.layer4``,
+``decoder.blocks.*``, ``segmentation_head``). Every network's first layer
+takes ``in_channels`` channels (1 for the grayscale toy data); the output is
+one logit map per class (softmax over dimension 1 for probabilities); every
+network has ``backbone``, ``arch`` and ``size_multiple`` (input sides must be
+multiples of it) and checks its input's shape.
 
-Module names are stable, because saliency code addresses layers by path:
-
-=================  ==============================================================
-backbone           encoder layers (``model.get_submodule(path)``)
-=================  ==============================================================
-``tiny``           ``encoder.features.0`` ... ``encoder.features.27`` (conv/BN/ReLU
-                   triples, pools at 6, 13, 20); skips after 5, 12, 19; bottleneck
-                   ``encoder.features.27``, a :class:`GlobalContext` (1/8 resolution)
-``vgg16``          ``encoder.features.0`` ... ``encoder.features.29`` (torchvision
-                   indices: ``features.29`` = ReLU after conv5_3, the bottleneck at
-                   1/16); skips after 3, 8, 15, 22
-``mobilenet_v2``   ``encoder.features.0`` ... ``encoder.features.18`` (bottleneck,
-                   1/32); skips: the input, after 1, 3, 6, 13
-``resnet18``       ``encoder.conv1``, ``encoder.bn1``, ``encoder.relu``,
-                   ``encoder.maxpool``, ``encoder.layer1`` ... ``encoder.layer4``
-                   (bottleneck, 1/32); skips: the input, after ``relu``,
-                   ``layer1``, ``layer2``, ``layer3``
-=================  ==============================================================
-
-The decoder blocks are ``decoder.up1`` (from the bottleneck to the next finer
-resolution) ... ``decoder.up<K>`` (back at the input resolution), each with
-``upsample`` (a stride-2 transposed convolution), ``conv1``/``bn1``/``relu1``
-and ``conv2``/``bn2``/``relu2``; ``head`` is the final 1x1 convolution giving
-the logits. No ReLU is in-place, so forward and backward hooks may be put on
-any of them.
+Module names of the tiny U-Net (saliency code addresses layers by path):
+``encoder.features.0`` ... ``encoder.features.27`` (conv/BN/ReLU triples,
+pools at 6, 13, 20); skips after 5, 12, 19; bottleneck ``encoder.features.27``,
+a :class:`GlobalContext` (1/8 resolution). Its decoder blocks are
+``decoder.up1`` (from the bottleneck to the next finer resolution) ...
+``decoder.up<K>`` (back at the input resolution), each with ``upsample`` (a
+stride-2 transposed convolution), ``conv1``/``bn1``/``relu1`` and
+``conv2``/``bn2``/``relu2``; ``head`` is the final 1x1 convolution giving the
+logits. No ReLU is in-place, so forward and backward hooks may be put on any
+of them.
 """
 
 from __future__ import annotations
@@ -58,7 +46,8 @@ import torch
 from torch import nn
 
 #: the encoders :func:`build_unet` knows
-BACKBONES: tuple[str, ...] = ("tiny", "vgg16", "mobilenet_v2", "resnet18")
+BACKBONES: tuple[str, ...] = ("tiny", "vgg16", "mobilenet_v2", "resnet18",
+                              "slim_vgg16", "slim_mobilenet_v2", "slim_resnet18")
 
 #: channel widths of the tiny encoder's four resolutions (1, 1/2, 1/4, 1/8). Measured on
 #: the quick profile's 32 px data (AdamW + one cycle, batch 32, one thread): three levels
@@ -76,14 +65,6 @@ def _check_backbone(backbone: Any) -> str:
     if not isinstance(backbone, str) or backbone not in BACKBONES:
         raise ValueError(f"backbone must be one of {', '.join(map(repr, BACKBONES))}; got {backbone!r}")
     return backbone
-
-
-def _no_inplace(module: nn.Module) -> nn.Module:
-    """Turn every in-place activation off (so hooks see unmodified tensors)."""
-    for m in module.modules():
-        if hasattr(m, "inplace"):
-            m.inplace = False
-    return module
 
 
 class SequentialEncoder(nn.Module):
@@ -123,30 +104,6 @@ class SequentialEncoder(nn.Module):
         return outs
 
 
-class ResNetEncoder(nn.Module):
-    """torchvision's ResNet18 body (``conv1`` ... ``layer4``) as a U-Net encoder."""
-
-    def __init__(self, in_channels: int) -> None:
-        super().__init__()
-        from torchvision.models import resnet18
-
-        net = resnet18(weights=None)
-        net.conv1 = nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3, bias=False)
-        nn.init.kaiming_normal_(net.conv1.weight, mode="fan_out", nonlinearity="relu")
-        for name in ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4"):
-            setattr(self, name, getattr(net, name))
-        self.channels = (in_channels, 64, 64, 128, 256, 512)
-
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """Skips from fine to coarse, then the bottleneck."""
-        s1 = self.relu(self.bn1(self.conv1(x)))  # (N, 64, H/2, W/2)
-        s2 = self.layer1(self.maxpool(s1))  # (N, 64, H/4, W/4)
-        s3 = self.layer2(s2)  # (N, 128, H/8, W/8)
-        s4 = self.layer3(s3)  # (N, 256, H/16, W/16)
-        b = self.layer4(s4)  # (N, 512, H/32, W/32)
-        return [x, s1, s2, s3, s4, b]
-
-
 class GlobalContext(nn.Module):
     """Adds an image-wide context vector to every position of the bottleneck.
 
@@ -179,38 +136,13 @@ def _tiny_features(in_channels: int, widths: tuple[int, ...]) -> nn.Sequential:
 
 
 def _make_encoder(backbone: str, in_channels: int) -> nn.Module:
+    """The hand-written encoder of the tiny U-Net (every other backbone is an smp U-Net)."""
     if backbone == "tiny":
         feats = _tiny_features(in_channels, TINY_WIDTHS)
         n = len(TINY_WIDTHS)
         # level l ends at index 7 * l + 5 (6 layers per level, plus a pool before it)
         taps = tuple(7 * lvl + 5 for lvl in range(n - 1))
         return SequentialEncoder(feats, taps, TINY_WIDTHS, input_skip=False)
-    if backbone == "vgg16":
-        from torchvision.models.vgg import cfgs, make_layers
-
-        # torchvision's VGG16 "features" (configuration "D") without building the
-        # 100M-parameter classifier; the same initialisation as torchvision's VGG
-        feats = make_layers(cfgs["D"], batch_norm=False)[:30]  # drop the last pool: bottleneck at 1/16
-        for m in feats.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-                nn.init.zeros_(m.bias)
-        conv = nn.Conv2d(in_channels, 64, 3, padding=1)
-        nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")
-        nn.init.zeros_(conv.bias)
-        feats[0] = conv
-        return SequentialEncoder(_no_inplace(feats), (3, 8, 15, 22), (64, 128, 256, 512, 512), False)
-    if backbone == "mobilenet_v2":
-        from torchvision.models import mobilenet_v2
-
-        feats = mobilenet_v2(weights=None).features
-        conv = nn.Conv2d(in_channels, 32, 3, stride=2, padding=1, bias=False)
-        nn.init.kaiming_normal_(conv.weight, mode="fan_out")
-        feats[0][0] = conv
-        chans = (in_channels, 16, 24, 32, 96, 1280)
-        return SequentialEncoder(_no_inplace(feats), (1, 3, 6, 13), chans, input_skip=True)
-    if backbone == "resnet18":
-        return _no_inplace(ResNetEncoder(in_channels))
     raise AssertionError(backbone)  # unreachable: checked by the caller
 
 
@@ -292,6 +224,15 @@ class UNet(nn.Module):
         return self.head(y)  # (N, num_classes, H, W)
 
 
+def _is_unet(model: object) -> bool:
+    """Whether ``model`` was built by :func:`build_unet` (the tiny UNet or an smp U-Net)."""
+    if isinstance(model, UNet):
+        return True
+    from gsutils.models.smp_unet import smp_unet_class
+
+    return isinstance(model, smp_unet_class())
+
+
 def _guess_backbone(keys: set[str]) -> str:
     """A readable name for the architecture a state dict's keys belong to."""
     prefix = "encoder." if any(k.startswith("encoder.") for k in keys) else ""
@@ -303,6 +244,8 @@ def _guess_backbone(keys: set[str]) -> str:
         return "vgg16"
     if f"{prefix}features.27.fc.weight" in keys:  # the global context block after four levels
         return "tiny"
+    if "segmentation_head.0.weight" in keys:
+        return "an smp U-Net of another encoder"
     return "an unknown architecture"
 
 
@@ -316,15 +259,15 @@ def save_unet(model: UNet, path: str | os.PathLike) -> Path:
 
     from gsutils.io import atomic_write_bytes
 
-    if not isinstance(model, UNet):
-        raise TypeError(f"model must be a UNet from build_unet, got {type(model).__name__}")
+    if not _is_unet(model):
+        raise TypeError(f"model must be a U-Net from build_unet, got {type(model).__name__}")
     buf = io.BytesIO()
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     torch.save({"format": CHECKPOINT_FORMAT, "arch": model.arch, "state_dict": state}, buf)
     return atomic_write_bytes(path, buf.getvalue())
 
 
-def load_checkpoint_into(model: UNet, checkpoint: str | os.PathLike | Mapping[str, Any]) -> UNet:
+def load_checkpoint_into(model: nn.Module, checkpoint: str | os.PathLike | Mapping[str, Any]) -> nn.Module:
     """Load a checkpoint into ``model`` (in place), checking the architecture.
 
     ``checkpoint`` is a path or an already loaded object: either a file from
@@ -389,14 +332,15 @@ def build_unet(
     checkpoint: str | os.PathLike | None = None,
     *,
     seed: int | None = None,
-) -> UNet:
+) -> nn.Module:
     """A U-Net with the given encoder, randomly initialised or from a local checkpoint.
 
     Parameters
     ----------
     backbone:
-        One of :data:`BACKBONES`: ``"tiny"``, ``"vgg16"``, ``"mobilenet_v2"``,
-        ``"resnet18"``.
+        One of :data:`BACKBONES`: ``"tiny"`` (this module's), ``"vgg16"``,
+        ``"mobilenet_v2"``, ``"resnet18"`` and their ``"slim_*"`` variants
+        (smp U-Nets, :mod:`gsutils.models.smp_unet`).
     num_classes:
         Output channels (11 for textured MNIST: digits 0-9 and background 10).
     in_channels:
@@ -411,7 +355,8 @@ def build_unet(
 
     Returns
     -------
-    UNet
+    nn.Module
+        :class:`UNet` (tiny) or an smp U-Net;
         ``forward(x: (N, in_channels, H, W)) -> logits (N, num_classes, H, W)``.
 
     Raises
@@ -425,12 +370,19 @@ def build_unet(
     for name, v in (("num_classes", num_classes), ("in_channels", in_channels)):
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise ValueError(f"{name} must be a positive int, got {v!r}")
+    def make() -> nn.Module:
+        if backbone == "tiny":
+            return UNet(backbone, num_classes, in_channels)
+        from gsutils.models.smp_unet import build_smp_unet
+
+        return build_smp_unet(backbone, num_classes, in_channels)
+
     if seed is None:
-        model = UNet(backbone, num_classes, in_channels)
+        model = make()
     else:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            model = UNet(backbone, num_classes, in_channels)
+            model = make()
     if checkpoint is not None:
         load_checkpoint_into(model, checkpoint)
     return model

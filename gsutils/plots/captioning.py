@@ -1,0 +1,153 @@
+"""Figures of the captioning chapter (NormGrad supplement F, Fig. 6)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from gsutils.plots.common import REFERENCE_COLOUR, method_label
+
+#: short column titles of the explained layers
+LAYER_TITLES = {
+    "encoder.layer3.0.relu": "layer3.0.relu\n(after shortcut)",
+    "encoder.layer4.0.relu": "layer4.0.relu\n(after shortcut)",
+    "encoder.layer4": "layer4\n(before pooling)",
+    "combined": "product\n(linear weights)",
+}
+
+
+def _title(name: str) -> str:
+    return LAYER_TITLES.get(name, name)
+
+
+def plot_fig6(explained: Mapping[str, np.ndarray], captions: Sequence[str], names: Sequence[str],
+              rows: Sequence[int], *, key: str = "maps", words: Sequence[str] | None = None):
+    """Fig. 6's layout: per image a row, the image then each layer's map and the combination.
+
+    Parameters
+    ----------
+    explained:
+        :func:`gsutils.experiments.caption_saliency.explain_captions`'s result.
+    captions:
+        The generated caption of every explained image.
+    names:
+        The map names, in the order of ``explained[key]``'s second axis.
+    rows:
+        The explained images to draw.
+    key:
+        ``"maps"`` (whole caption) or ``"word_maps"`` (one word; ``words`` gives it per row).
+
+    Each map is drawn over the greyed image with its own ``[0, 1]`` scaling;
+    the outline marks the objects the caption names.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    import matplotlib.pyplot as plt
+
+    maps = explained[key]
+    if len(rows) == 0:
+        raise ValueError("rows is empty: pass the indices of the explained images to draw")
+    if any(not 0 <= r < maps.shape[0] for r in rows):
+        raise ValueError(f"rows must index the {maps.shape[0]} explained images, got {list(rows)}")
+    n_cols = 1 + len(names)
+    fig, axes = plt.subplots(len(rows), n_cols, figsize=(1.9 * n_cols, 2.05 * len(rows) + 0.3),
+                             squeeze=False, layout="constrained")
+    for r, i in enumerate(rows):
+        rgb = np.transpose(explained["images"][i], (1, 2, 0)) / 255.0  # (S, S, 3)
+        grey = rgb.mean(-1)
+        mask = explained["named_mask"][i] > 0
+        title = captions[i] if words is None else f"{captions[i]}\nword: \u201c{words[r]}\u201d"
+        axes[r, 0].imshow(rgb)
+        axes[r, 0].set_title(_wrap(title), fontsize=7.5)
+        for j, name in enumerate(names):
+            a = axes[r, j + 1]
+            m = maps[i, j]
+            lo, hi = float(m.min()), float(m.max())
+            a.imshow(grey, cmap="gray", vmin=0, vmax=1)
+            a.imshow((m - lo) / (hi - lo) if hi > lo else np.zeros_like(m), cmap="jet", vmin=0, vmax=1,
+                     alpha=0.6)
+            if r == 0:
+                a.set_title(_title(name), fontsize=8)
+        for j in range(n_cols):
+            a = axes[r, j]
+            if mask.any():
+                a.contour(mask.astype(float), levels=[0.5], colors="white", linewidths=0.8)
+            a.set_xticks([])
+            a.set_yticks([])
+    return fig
+
+
+def _wrap(text: str, width: int = 30) -> str:
+    words, lines, line = text.split(" "), [], ""
+    for w in words:
+        if line and len(line) + 1 + len(w) > width:
+            lines.append(line)
+            line = w
+        else:
+            line = f"{line} {w}".strip()
+    lines.append(line)
+    return "\n".join(lines)
+
+
+def plot_sharpness(summary: Mapping[str, Any], names: Sequence[str]):
+    """Bars per map: mass on the named objects, normalised entropy, half-maximum area.
+
+    The named objects' share of the image is drawn as a reference line in the
+    first and last panels (the value a map that ignores the objects would reach).
+    """
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(11, 3.2), layout="constrained")
+    x = np.arange(len(names))
+    colours = ["tab:blue"] * (len(names) - 1) + ["tab:red"]
+    panels = [("mass", "mass on the named objects"), ("entropy", "normalised entropy"),
+              ("half_max", "area above half the maximum")]
+    area = summary["named_objects"]["area"]
+    for a, (k, label) in zip(axes, panels):
+        a.bar(x, [summary[n][k] for n in names], color=colours)
+        a.set_xticks(x, [_title(n).replace("\n", " ") for n in names], rotation=25, ha="right", fontsize=7)
+        a.set_ylabel(label)
+        a.set_ylim(0, 1)
+        if k in ("mass", "half_max"):
+            a.axhline(area, color=REFERENCE_COLOUR, ls="--", lw=1, label="named objects' area")
+            a.legend(fontsize=7)
+    fig.suptitle(f"{method_label('selective_normgrad')}: mean over "
+                 f"{summary['named_objects']['n']} explained captions", fontsize=9)
+    return fig
+
+
+def plot_caption_training(history: Sequence[Mapping[str, Any]]):
+    """The captioner's training loss and next-word accuracy per epoch."""
+    import matplotlib.pyplot as plt
+
+    epochs = [h["epoch"] for h in history]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(8, 2.6), layout="constrained")
+    a.plot(epochs, [h["loss"] for h in history], "o-")
+    a.set_xlabel("epoch")
+    a.set_ylabel("cross-entropy per word")
+    b.plot(epochs, [100 * h["word_accuracy"] for h in history], "o-")
+    b.set_xlabel("epoch")
+    b.set_ylabel("next-word accuracy (%)")
+    return fig
+
+
+__all__ = ["LAYER_TITLES", "plot_fig6", "plot_sharpness", "plot_caption_training", "plot_caption_examples"]
+
+
+def plot_caption_examples(images: np.ndarray, captions: Sequence[Sequence[str]], n: int = 4):
+    """The first ``n`` scenes (``(N, 3, S, S)`` uint8) with their reference captions."""
+    import matplotlib.pyplot as plt
+
+    n = min(n, len(images))
+    fig, axes = plt.subplots(1, n, figsize=(2.6 * n, 3.1), squeeze=False, layout="constrained")
+    for k in range(n):
+        a = axes[0, k]
+        a.imshow(np.transpose(images[k], (1, 2, 0)))
+        a.set_title("\n".join(_wrap(c, 34) for c in captions[k]), fontsize=7)
+        a.set_xticks([])
+        a.set_yticks([])
+    return fig
