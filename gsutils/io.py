@@ -17,13 +17,14 @@ imports nothing of ours.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import tempfile
 import time
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any
@@ -242,3 +243,27 @@ def load_checked(
         warnings.warn(f"{what} {path} had no checksum sidecar; it loads and matches its config, "
                       "so it is kept and the sidecar rewritten", stacklevel=3)
     return value
+
+
+@contextlib.contextmanager
+def atomic_directory(final: str | Path) -> Iterator[Path]:
+    """Build a directory in a temporary sibling, then move it to ``final`` in one rename.
+
+    Yields the temporary directory. When the block ends without an error, an
+    existing ``final`` (an incomplete or stale copy) is removed and the new one
+    renamed into place; on an error the temporary directory is removed and
+    ``final`` is left as it was. Readers never see a half-written directory.
+    """
+    import shutil
+
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=final.name + ".tmp"))
+    try:
+        yield tmp
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)

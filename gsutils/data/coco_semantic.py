@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -30,7 +28,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageDraw
 
 from gsutils.data.coco import open_coco
-from gsutils.io import atomic_write_text, config_key
+from gsutils.io import atomic_directory, atomic_write_text, config_key
 from gsutils.paths import cache_root
 
 __all__ = ["STANDIN_CATEGORIES", "COCOSemantic", "COCOStandinConfig", "coco_standin_root", "write_coco_standin"]
@@ -181,9 +179,7 @@ def write_coco_standin(config: COCOStandinConfig, *, root: str | os.PathLike | N
     final = Path(root) if root is not None else coco_standin_root(config)
     if (final / "standin.json").is_file():
         return final
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=final.name + ".tmp"))
-    try:
+    with atomic_directory(final) as tmp:
         cats = [{"id": i, "name": n, "supercategory": "standin"} for i, n in STANDIN_CATEGORIES]
         for s, (split, n) in enumerate((("train", config.n_train), ("val", config.n_val))):
             (tmp / "images" / split).mkdir(parents=True)
@@ -203,10 +199,4 @@ def write_coco_standin(config: COCOStandinConfig, *, root: str | os.PathLike | N
             (tmp / "annotations" / f"instances_{split}.json").write_text(
                 json.dumps({"images": images, "annotations": anns, "categories": cats}))
         atomic_write_text(tmp / "standin.json", json.dumps({"key": config.key(), "config": asdict(config)}))
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return final

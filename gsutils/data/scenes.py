@@ -42,8 +42,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,7 +52,7 @@ import torch
 from PIL import Image
 
 from gsutils.data.voc import VOCDataset, VOCObject, read_object_masks, write_image_set, write_voc_image
-from gsutils.io import atomic_write_text, config_key
+from gsutils.io import atomic_directory, atomic_write_text, config_key
 from gsutils.paths import cache_root
 from gsutils.profiles import Profile
 
@@ -101,11 +99,15 @@ class SceneConfig:
         if self.image_size < 32:
             raise ValueError(f"image_size must be at least 32 pixels, got {self.image_size}")
 
-    def key(self) -> str:
-        d = self.__dict__.copy()
+    def key_fields(self) -> dict:
+        """The fields that decide the scenes (the data root only when it is read)."""
+        d = dict(self.__dict__)
         if self.digits_source != "torchvision" and self.textures_source != "folder":
             d["data_root"] = None  # the data root is not read: it must not change the key
-        return config_key({"format": FORMAT_VERSION, **d})
+        return d
+
+    def key(self) -> str:
+        return config_key({"format": FORMAT_VERSION, **self.key_fields()})
 
 
 @dataclass(frozen=True)
@@ -262,9 +264,7 @@ def write_scenes(config: SceneConfig, *, progress: bool = True) -> Path:
     if _is_complete(root, config):
         return root
     bank = texture_bank(config.textures_source, config.data_root)
-    root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=root.parent, prefix=root.name + ".tmp"))
-    try:
+    with atomic_directory(root) as tmp:
         for split, n in (("train", config.n_train), ("test", config.n_test)):
             digits, labels = load_digits(config.digits_source, split, config.data_root)
             ids = []
@@ -280,12 +280,6 @@ def write_scenes(config: SceneConfig, *, progress: bool = True) -> Path:
         atomic_write_text(tmp / "scenes.json", json.dumps(
             {"key": config.key(), "config": config.__dict__, "classes": DIGIT_CLASSES,
              "format": FORMAT_VERSION}, indent=1))
-        if root.exists():  # an incomplete or stale set
-            shutil.rmtree(root)
-        os.replace(tmp, root)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return root
 
 

@@ -33,8 +33,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -42,7 +40,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from gsutils.data.cityscapes import rasterize_polygons
-from gsutils.io import atomic_write_text, config_key
+from gsutils.io import atomic_directory, atomic_write_text, config_key
 from gsutils.paths import cache_root
 
 __all__ = ["CITY", "StreetConfig", "render_street_scene", "street_root", "write_street_scenes"]
@@ -323,9 +321,7 @@ def write_street_scenes(config: StreetConfig, *, root: str | os.PathLike | None 
     final = Path(root) if root is not None else street_root(config)
     if _is_complete(final, config):
         return final
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=final.name + ".tmp"))
-    try:
+    with atomic_directory(final) as tmp:
         for s, (split, n) in enumerate((("train", config.n_train), ("val", config.n_val))):
             (tmp / "leftImg8bit" / split).mkdir(parents=True, exist_ok=True)
             (tmp / "gtFine" / split).mkdir(parents=True, exist_ok=True)
@@ -335,10 +331,4 @@ def write_street_scenes(config: StreetConfig, *, root: str | os.PathLike | None 
                 write_frame(tmp, split, f"{CITY}_{s:06d}_{i:06d}", image, ann)
         atomic_write_text(tmp / "standin.json", json.dumps({"key": config.key(), "config": asdict(config),
                                                             "format": FORMAT_VERSION}, indent=1))
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return final

@@ -32,7 +32,8 @@ from collections.abc import Sequence
 
 import torch
 from torch import nn
-from torchvision.models import resnet as tv_resnet
+
+from gsutils.models.classifiers import NarrowResNet
 
 PAD, START, END, UNK = 0, 1, 2, 3
 
@@ -46,41 +47,12 @@ EXPLAINED_LAYERS: tuple[str, ...] = ("encoder.layer3.0.relu", "encoder.layer4.0.
 RESNET101_DEPTHS = (3, 4, 23, 3)
 
 
-def _scaled(channels: int, width: float) -> int:
-    return max(4, int(round(channels * width)))
-
-
-class _ResNetEncoder(tv_resnet.ResNet):
-    """torchvision's Bottleneck ResNet with ``depths`` blocks per stage and channels times ``width``."""
+class _ResNetEncoder(NarrowResNet):
+    """:class:`~gsutils.models.classifiers.NarrowResNet` without a head, residual branches starting at zero
+    (which trains from scratch faster); returns ``(N, out_features)`` pooled features."""
 
     def __init__(self, depths: Sequence[int], width: float) -> None:
-        nn.Module.__init__(self)
-        self._norm_layer = nn.BatchNorm2d
-        self.dilation = 1
-        self.groups = 1
-        self.base_width = 64
-        self.inplanes = _scaled(64, width)
-        self.conv1 = nn.Conv2d(3, self.inplanes, kernel_size=7, stride=2, padding=3, bias=False)
-        self.bn1 = nn.BatchNorm2d(self.inplanes)
-        self.relu = nn.ReLU(inplace=True)
-        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
-        block = tv_resnet.Bottleneck
-        self.layer1 = self._make_layer(block, _scaled(64, width), depths[0])
-        self.layer2 = self._make_layer(block, _scaled(128, width), depths[1], stride=2)
-        self.layer3 = self._make_layer(block, _scaled(256, width), depths[2], stride=2)
-        self.layer4 = self._make_layer(block, _scaled(512, width), depths[3], stride=2)
-        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
-        self.fc = nn.Identity()
-        self.out_features = _scaled(512, width) * block.expansion
-        for m in self.modules():  # torchvision's initialisation
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.constant_(m.weight, 1)
-                nn.init.constant_(m.bias, 0)
-        for m in self.modules():  # residual branches start at zero: trains from scratch faster
-            if isinstance(m, tv_resnet.Bottleneck):
-                nn.init.constant_(m.bn3.weight, 0)
+        super().__init__(list(depths), None, width, zero_init_residual=True)
 
 
 def build_encoder(depths: Sequence[int] = RESNET101_DEPTHS, width: float = 1.0, last_stride: int = 2) -> nn.Module:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -90,7 +91,7 @@ def normalize_images(images: torch.Tensor, normalization: InputNormalization) ->
     return (images * normalization.scale - mean[:, None, None]) / std[:, None, None]
 
 
-def _scaled(channels: int, width: float) -> int:
+def scaled_channels(channels: int, width: float) -> int:
     """``channels * width`` rounded, at least 4."""
     return max(4, int(round(channels * width)))
 
@@ -128,10 +129,10 @@ def _vgg16(num_classes: int, width: float, pool: int) -> nn.Module:
     """
     if width == 1.0 and pool == 7:
         return tv_vgg.vgg16(weights=None, num_classes=num_classes)
-    cfg = [v if v == "M" else _scaled(int(v), width) for v in tv_vgg.cfgs["D"]]
+    cfg = [v if v == "M" else scaled_channels(int(v), width) for v in tv_vgg.cfgs["D"]]
     model = tv_vgg.VGG(tv_vgg.make_layers(cfg, batch_norm=False), num_classes=num_classes)
     c_last = cfg[-2]  # channels of the last conv block
-    hidden = _scaled(4096, width)
+    hidden = scaled_channels(4096, width)
     model.avgpool = nn.AdaptiveAvgPool2d((pool, pool))
     # torchvision hard-codes 512 * 7 * 7 -> 4096 -> 4096; same indices, scaled widths
     model.classifier = nn.Sequential(
@@ -185,33 +186,36 @@ def fold_vgg_batchnorm(model: nn.Module) -> nn.Module:
     return model
 
 
-class _NarrowResNet(tv_resnet.ResNet):
-    """torchvision's ResNet with every channel count multiplied by ``width``.
+class NarrowResNet(tv_resnet.ResNet):
+    """torchvision's Bottleneck ResNet with ``layers`` blocks per stage and every channel count times ``width``.
 
     Built from torchvision's own :class:`~torchvision.models.resnet.Bottleneck`
     and ``_make_layer``, so the module tree (``conv1``, ``layer1.0.conv1``,
-    ``layer4``, ``fc`` ...) and the forward pass are torchvision's.
+    ``layer4``, ``fc`` ...) and the forward pass are torchvision's. With
+    ``num_classes=None`` the head ``fc`` is the identity: the network returns
+    its pooled features (``out_features`` of them).
     """
 
-    def __init__(self, layers: list[int], num_classes: int, width: float,
+    def __init__(self, layers: Sequence[int], num_classes: int | None, width: float,
                  zero_init_residual: bool = False) -> None:
         nn.Module.__init__(self)
         self._norm_layer = nn.BatchNorm2d
         self.dilation = 1
         self.groups = 1
         self.base_width = 64
-        self.inplanes = _scaled(64, width)
+        self.inplanes = scaled_channels(64, width)
         self.conv1 = nn.Conv2d(3, self.inplanes, kernel_size=7, stride=2, padding=3, bias=False)
         self.bn1 = nn.BatchNorm2d(self.inplanes)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
         block = tv_resnet.Bottleneck
-        self.layer1 = self._make_layer(block, _scaled(64, width), layers[0])
-        self.layer2 = self._make_layer(block, _scaled(128, width), layers[1], stride=2)
-        self.layer3 = self._make_layer(block, _scaled(256, width), layers[2], stride=2)
-        self.layer4 = self._make_layer(block, _scaled(512, width), layers[3], stride=2)
+        self.layer1 = self._make_layer(block, scaled_channels(64, width), layers[0])
+        self.layer2 = self._make_layer(block, scaled_channels(128, width), layers[1], stride=2)
+        self.layer3 = self._make_layer(block, scaled_channels(256, width), layers[2], stride=2)
+        self.layer4 = self._make_layer(block, scaled_channels(512, width), layers[3], stride=2)
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
-        self.fc = nn.Linear(_scaled(512, width) * block.expansion, num_classes)
+        self.out_features = scaled_channels(512, width) * block.expansion
+        self.fc = nn.Identity() if num_classes is None else nn.Linear(self.out_features, num_classes)
         for m in self.modules():  # torchvision's initialisation
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
@@ -228,7 +232,7 @@ def _resnet50(num_classes: int, width: float, zero_init_residual: bool) -> nn.Mo
     if width == 1.0:
         return tv_resnet.resnet50(weights=None, num_classes=num_classes,
                                   zero_init_residual=zero_init_residual)
-    return _NarrowResNet([3, 4, 6, 3], num_classes, width, zero_init_residual)
+    return NarrowResNet([3, 4, 6, 3], num_classes, width, zero_init_residual)
 
 
 # --------------------------------------------------------------------------------------

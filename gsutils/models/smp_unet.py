@@ -44,6 +44,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from gsutils.models.unet import check_unet_input
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # smp imports the hub client; never reach out
 
 __all__ = ["SMP_BACKBONES", "SLIM_BACKBONES", "FAMILY", "SmpSpec", "SPECS", "SmpUNet", "build_smp_unet"]
@@ -212,14 +214,7 @@ def _smp_unet_class():
             return {"backbone": self.backbone, "num_classes": self.num_classes, "in_channels": self.in_channels}
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
-            if not isinstance(x, torch.Tensor):
-                raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
-            m = self.size_multiple
-            if x.ndim != 4 or x.shape[1] != self.in_channels or x.shape[2] % m or x.shape[3] % m or x.shape[2] == 0:
-                raise ValueError(
-                    f"x must have shape (N, {self.in_channels}, H, W) with H and W positive multiples of "
-                    f"{m} for the {self.backbone!r} U-Net; got {tuple(x.shape)}"
-                )
+            check_unet_input(x, self.in_channels, self.size_multiple, self.backbone)
             return super().forward(x)  # (N, num_classes, H, W) logits
 
     return _SmpUNet

@@ -186,6 +186,18 @@ class Decoder(nn.Module):
         return x
 
 
+
+def check_unet_input(x: torch.Tensor, in_channels: int, multiple: int, backbone: str) -> None:
+    """Raise unless ``x`` is ``(N, in_channels, H, W)`` with ``H`` and ``W`` positive multiples of ``multiple``."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
+    m = multiple
+    if x.ndim != 4 or x.shape[1] != in_channels or x.shape[2] % m or x.shape[3] % m or x.shape[2] == 0:
+        raise ValueError(
+            f"x must have shape (N, {in_channels}, H, W) with H and W positive multiples of "
+            f"{m} for the {backbone!r} U-Net; got {tuple(x.shape)}"
+        )
+
 class UNet(nn.Module):
     """Encoder, decoder with a skip at every resolution, and a 1x1 ``head``.
 
@@ -211,14 +223,7 @@ class UNet(nn.Module):
         return {"backbone": self.backbone, "num_classes": self.num_classes, "in_channels": self.in_channels}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not isinstance(x, torch.Tensor):
-            raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
-        m = self.size_multiple
-        if x.ndim != 4 or x.shape[1] != self.in_channels or x.shape[2] % m or x.shape[3] % m or x.shape[2] == 0:
-            raise ValueError(
-                f"x must have shape (N, {self.in_channels}, H, W) with H and W positive multiples of "
-                f"{m} for the {self.backbone!r} U-Net; got {tuple(x.shape)}"
-            )
+        check_unet_input(x, self.in_channels, self.size_multiple, self.backbone)
         feats = self.encoder(x)  # skips (fine -> coarse) + bottleneck
         y = self.decoder(feats)  # (N, C_dec, H, W)
         return self.head(y)  # (N, num_classes, H, W)
