@@ -26,7 +26,6 @@ and export freshly trained networks to ``checkpoints/`` with ``--export``.
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import warnings
@@ -162,23 +161,27 @@ def manifest(profile: Profile, runs: Sequence[Any]) -> list[dict[str, Any]]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m gsutils shipped --profile quick [--grid backbones] [--retrain] [--export]``."""
+    from gsutils.cli import Parser, add_profile_arguments, profile_or_exit
     from gsutils.experiments.segmentation import grid_runs, model_dir, train_unet
-    from gsutils.profiles import get_profile
 
-    ap = argparse.ArgumentParser(prog="python -m gsutils.experiments.shipped",
-                                 description="Retrain, export or list the shipped networks of a profile.")
-    ap.add_argument("--profile", default="quick")
-    ap.add_argument("--device", default="cpu")
-    ap.add_argument("--data-root", default=None)
+    ap = Parser(prog="python -m gsutils shipped",
+                description="Retrain, export or list the shipped U-Nets of a profile.")
+    add_profile_arguments(ap)
+    ap.add_argument("--grid", choices=("bias", "backbones"), default="bias",
+                    help="the S1.2 bias grid (default) or the S1.5 backbone comparison")
     ap.add_argument("--retrain", action="store_true",
                     help="train every network of the grid from scratch into the results folder")
     ap.add_argument("--export", action="store_true", help="copy the trained networks to checkpoints/")
     a = ap.parse_args(argv)
-    try:
-        prof = get_profile(a.profile, device=a.device, data_root=a.data_root)
-    except ValueError as err:
-        ap.error(str(err))
-    runs = grid_runs(prof)
+    prof = profile_or_exit(ap, a.profile, device=a.device, seed=a.seed, data_root=a.data_root)
+    if a.grid == "backbones":
+        from gsutils.experiments.backbones import backbone_profile, backbone_runs
+
+        prof = backbone_profile(prof)
+        runs = backbone_runs(prof)
+    else:
+        runs = grid_runs(prof)
     if a.retrain:
         for run in runs:
             if not (model_dir(prof, run) / "model.pt").is_file():
