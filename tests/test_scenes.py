@@ -15,7 +15,7 @@ from gsutils.data.scenes import (
     DIGIT_CLASSES,
     MIN_VISIBLE,
     SceneConfig,
-    _scene_rng,
+    scene_item_rng,
     load_voc_split,
     render_scene,
     scene_config,
@@ -36,7 +36,7 @@ def sources():
 
 def _render(sources, index, size=64, seed=0):
     digits, labels, textures = sources
-    return render_scene(_scene_rng(seed, "train", index), digits, labels, textures, size)
+    return render_scene(scene_item_rng(seed, "train", index), digits, labels, textures, size)
 
 
 def test_render_is_deterministic(sources):
@@ -102,7 +102,7 @@ def test_written_in_voc_format_and_read_back(tmp_path, monkeypatch, sources):
     textures = texture_bank("procedural").textures
     for i in range(len(ds)):
         s = ds[i]
-        ref = render_scene(_scene_rng(0, "test", i), digits, labels, textures, 64)
+        ref = render_scene(scene_item_rng(0, "test", i), digits, labels, textures, 64)
         assert s.objects == ref.objects
         back = (s.image.permute(1, 2, 0).numpy() * 255).astype(np.float64)
         assert np.abs(back - ref.image).mean() < 3.0  # JPEG quality 95, 4:4:4
@@ -110,7 +110,7 @@ def test_written_in_voc_format_and_read_back(tmp_path, monkeypatch, sources):
     assert scenes.images.shape == (4, 3, 64, 64) and scenes.normalization is None
     assert scenes.object_maps.shape == (4, 64, 64)
     for i in range(4):
-        ref = render_scene(_scene_rng(0, "test", i), digits, labels, textures, 64)
+        ref = render_scene(scene_item_rng(0, "test", i), digits, labels, textures, 64)
         assert np.array_equal(scenes.object_maps[i].numpy(), ref.object_map)
     # a second run elsewhere writes the same bytes
     digest = _tree_digest(root)

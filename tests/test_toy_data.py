@@ -103,7 +103,7 @@ def test_vectorised_equals_per_image_reference(strength, n_parts):
     cfg = ToyConfig(bias=BiasConfig(strength, None if strength == "none" else 7, texture=4), n_parts=n_parts)
     d = make_toy_dataset(cfg, "train", 200)
     st, digits, params = toy._prepare(cfg, "train", 200)
-    ref = toy._render_loop(params, digits, st, cfg)
+    ref = toy.render_loop(params, digits, st, cfg)
     for k, v in ref.items():
         np.testing.assert_array_equal(getattr(d, k), v, err_msg=k)
 
@@ -115,7 +115,7 @@ def test_downsampled_render_equals_reference(strength, n_parts):
                     n_parts=n_parts)
     d = make_toy_dataset(cfg, "train", 150, epoch=2)
     st, digits, params = toy._prepare(cfg, "train", 150, 2)
-    ref = toy._render_loop(params, digits, st, cfg)
+    ref = toy.render_loop(params, digits, st, cfg)
     for k, v in ref.items():
         np.testing.assert_array_equal(getattr(d, k), v, err_msg=k)
     # the images are the block means of the 64 px render
@@ -152,7 +152,7 @@ def test_upsampling_matches_torch_bilinear():
                                           mode="bilinear", align_corners=False)[:, 0].numpy()
     np.testing.assert_array_equal(ours, ref)  # exact: the weights are multiples of 1/32
     # and exact against float64 arithmetic too (no rounding anywhere)
-    a = toy._upsample_matrix(28, 64).astype(np.float64)
+    a = toy.upsample_matrix(28, 64).astype(np.float64)
     np.testing.assert_array_equal(ours, a @ x.astype(np.float64) @ a.T)
 
 
@@ -337,7 +337,7 @@ def test_authors_textures_generate_the_same_way():
     d = make_toy_dataset(cfg, "train", 500)
     st, digits, p = toy._prepare(cfg, "train", 500)
     assert st.tex.shape[0] == 25 and min(st.tex.shape[1:]) >= 400
-    ref = toy._render_loop(p, digits, st, cfg)
+    ref = toy.render_loop(p, digits, st, cfg)
     for k, v in ref.items():
         np.testing.assert_array_equal(getattr(d, k), v, err_msg=k)
     frac = bias_fraction_per_digit(d)

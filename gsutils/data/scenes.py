@@ -227,7 +227,7 @@ def render_scene(rng: np.random.Generator, digits: np.ndarray, digit_labels: np.
     return RenderedScene(img8, tuple(objects), object_map, tuple(fractions))
 
 
-def _scene_rng(seed: int, split: str, index: int) -> np.random.Generator:
+def scene_item_rng(seed: int, split: str, index: int) -> np.random.Generator:
     return np.random.default_rng([int(seed), SPLITS.index(split), int(index)])
 
 
@@ -269,7 +269,7 @@ def write_scenes(config: SceneConfig, *, progress: bool = True) -> Path:
             digits, labels = load_digits(config.digits_source, split, config.data_root)
             ids = []
             for i in tqdm(range(n), desc=f"scenes {split}", disable=not progress, leave=False):
-                scene = render_scene(_scene_rng(config.seed, split, i), digits, labels,
+                scene = render_scene(scene_item_rng(config.seed, split, i), digits, labels,
                                      bank.textures, config.image_size)
                 image_id = f"{split}_{i:06d}"
                 write_voc_image(tmp, image_id, scene.image, scene.objects,

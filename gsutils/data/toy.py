@@ -78,7 +78,7 @@ from gsutils.data.mnist import SPLITS, load_digits
 from gsutils.data.textures import texture_bank
 
 from gsutils.data.toy_config import (  # noqa: F401  (re-exported: the public names of the toy data)
-    _SPLIT_CODE,
+    SPLIT_CODE,
     BACKGROUND,
     CHUNK,
     N_CLASSES,
@@ -87,14 +87,14 @@ from gsutils.data.toy_config import (  # noqa: F401  (re-exported: the public na
     BiasConfig,
     ToyConfig,
     ToyData,
-    _is_int,
+    is_int,
 )
 from gsutils.data.toy_render import (  # noqa: F401
-    _THRESHOLD,
+    DIGIT_THRESHOLD,
     BLOCK,
-    _render_block,
-    _render_loop,
-    _upsample_matrix,
+    render_block,
+    render_loop,
+    upsample_matrix,
     binarize_digits,
     upsample_digits,
 )
@@ -151,7 +151,7 @@ def _stack(source: str, data_root: str | None) -> _Stack:
 def digit_order(n: int, n_available: int, split: str, seed: int, epoch: int = 0) -> np.ndarray:
     """Indices of the split's digits used for ``n`` samples (prefix-stable, int64 ``(n,)``)."""
     rounds = -(-n // n_available) if n_available else 0
-    perms = [np.random.default_rng([_SPLIT_CODE[split], seed, epoch, 0, r]).permutation(n_available)
+    perms = [np.random.default_rng([SPLIT_CODE[split], seed, epoch, 0, r]).permutation(n_available)
              for r in range(rounds)]
     return np.concatenate(perms)[:n] if perms else np.zeros(0, dtype=np.int64)
 
@@ -198,7 +198,7 @@ def sample_params(config: ToyConfig, split: str, n: int, labels: np.ndarray, st:
     cols: dict[str, list[np.ndarray]] = {k: [] for k in keys}
     for c in range(-(-n // CHUNK)):
         m = min(CHUNK, n - c * CHUNK)
-        rng = np.random.default_rng([_SPLIT_CODE[split], seed, epoch, 1, c])
+        rng = np.random.default_rng([SPLIT_CODE[split], seed, epoch, 1, c])
         # every draw has the fixed size CHUNK and a fixed order, whatever the config
         draws = {
             "fg": rng.random(CHUNK),
@@ -253,7 +253,7 @@ def render_reference(config: ToyConfig, split: str, n: int, *, epoch: int = 0) -
     baseline of ``benchmarks/toy_generator.py``.
     """
     st, images, p = _prepare(config, split, n, epoch)
-    out = _render_loop(p, images, st, config)
+    out = render_loop(p, images, st, config)
     return ToyData(**out, digits=p.digits, is_biased=p.is_biased, biased_part=p.part,
                    config=config, split=split)
 
@@ -261,9 +261,9 @@ def render_reference(config: ToyConfig, split: str, n: int, *, epoch: int = 0) -
 def _check_split_n(split: str, n: int, epoch: int = 0) -> None:
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-    if not _is_int(n) or n < 0:
+    if not is_int(n) or n < 0:
         raise ValueError(f"n must be a non-negative int, got {n!r}")
-    if not _is_int(epoch) or epoch < 0:
+    if not is_int(epoch) or epoch < 0:
         raise ValueError(f"epoch must be a non-negative int, got {epoch!r}")
     if split == "test" and epoch != 0:
         raise ValueError(f"the test set is fixed: epoch must be 0 for split='test', got {epoch!r}")
@@ -320,7 +320,7 @@ def make_toy_dataset(
     FileNotFoundError
         Digits or textures are not available (the message says what to do).
     """
-    if not _is_int(workers) or workers < 1:
+    if not is_int(workers) or workers < 1:
         raise ValueError(f"workers must be a positive int, got {workers!r}")
     st, images, p = _prepare(config, split, n, epoch)
     res = config.resolution
@@ -339,7 +339,7 @@ def make_toy_dataset(
         bar = tqdm(total=n, desc=f"toy {split} data", unit="img")
 
     def run(sl: slice) -> None:
-        _render_block(p, sl, images, st, config, out)
+        render_block(p, sl, images, st, config, out)
         if bar is not None:
             bar.update(sl.stop - sl.start)
 

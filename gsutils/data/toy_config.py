@@ -26,10 +26,10 @@ STRENGTHS = ("none", "strong", "weak")
 PARTS = (2, 4)
 #: images per random stream
 CHUNK = 1024
-_SPLIT_CODE = {"train": 1, "test": 2}
+SPLIT_CODE = {"train": 1, "test": 2}
 
 
-def _is_int(v: Any) -> bool:
+def is_int(v: Any) -> bool:
     return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
 
 
@@ -69,9 +69,9 @@ class BiasConfig:
                 f"BiasConfig.digit={self.digit!r} has no effect with strength='none'; "
                 "leave it out or choose strength 'strong' or 'weak'"
             )
-        elif not _is_int(self.digit) or not 0 <= self.digit <= 9:
+        elif not is_int(self.digit) or not 0 <= self.digit <= 9:
             raise ValueError(f"BiasConfig.digit must be an int in 0..9 (or None when unbiased), got {self.digit!r}")
-        if not _is_int(self.texture) or not 0 <= self.texture < N_BIAS:
+        if not is_int(self.texture) or not 0 <= self.texture < N_BIAS:
             raise ValueError(
                 f"BiasConfig.texture must be an int in 0..{N_BIAS - 1} (one of the {N_BIAS} bias textures), "
                 f"got {self.texture!r}"
@@ -122,11 +122,11 @@ class ToyConfig:
     def __post_init__(self) -> None:
         if not isinstance(self.bias, BiasConfig):
             raise TypeError(f"ToyConfig.bias must be a BiasConfig, got {type(self.bias).__name__}")
-        if not _is_int(self.resolution) or self.resolution < 8 or self.resolution % 2:
+        if not is_int(self.resolution) or self.resolution < 8 or self.resolution % 2:
             raise ValueError(f"ToyConfig.resolution must be an even int >= 8, got {self.resolution!r}")
-        if self.n_parts not in PARTS or not _is_int(self.n_parts):
+        if self.n_parts not in PARTS or not is_int(self.n_parts):
             raise ValueError(f"ToyConfig.n_parts must be 2 (halves) or 4 (quadrants), got {self.n_parts!r}")
-        if not _is_int(self.seed) or self.seed < 0:
+        if not is_int(self.seed) or self.seed < 0:
             raise ValueError(f"ToyConfig.seed must be a non-negative int, got {self.seed!r}")
         if self.digits_source not in DIGIT_SOURCES:
             raise ValueError(f"ToyConfig.digits_source must be one of {DIGIT_SOURCES}, got {self.digits_source!r}")
@@ -135,7 +135,7 @@ class ToyConfig:
                 f"ToyConfig.textures_source must be one of {TEXTURE_SOURCES}, got {self.textures_source!r}"
             )
         rr = self.render_resolution
-        if rr is not None and (not _is_int(rr) or rr < self.resolution or rr % self.resolution):
+        if rr is not None and (not is_int(rr) or rr < self.resolution or rr % self.resolution):
             raise ValueError(
                 f"ToyConfig.render_resolution must be None or a multiple of resolution={self.resolution} "
                 f"(e.g. {2 * self.resolution}), got {rr!r}"

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from gsutils.data.toy_config import ToyConfig
 
 @functools.lru_cache(maxsize=8)
-def _upsample_matrix(size_in: int, size_out: int) -> np.ndarray:
+def upsample_matrix(size_in: int, size_out: int) -> np.ndarray:
     """Bilinear resampling matrix ``(size_out, size_in)``, float32.
 
     Half-pixel centres with clamped edges (``align_corners=False``): output
@@ -44,7 +44,7 @@ def upsample_digits(images: np.ndarray, resolution: int) -> np.ndarray:
     the masks) do not depend on the BLAS, the CPU or the summation order.
     """
     n, h, _ = images.shape
-    a = _upsample_matrix(h, resolution)  # (R, 28)
+    a = upsample_matrix(h, resolution)  # (R, 28)
     x = images.astype(np.float32)  # (N, 28, 28)
     rows = (x.reshape(n * h, h) @ a.T).reshape(n, h, resolution)  # (N, 28, R): columns resampled
     return np.matmul(a, rows)  # (N, R, R): rows resampled
@@ -56,7 +56,7 @@ def binarize_digits(images: np.ndarray) -> np.ndarray:
 
 
 #: threshold on the upsampled binary digit (the authors: ``>= 0.5``)
-_THRESHOLD = np.float32(0.5)
+DIGIT_THRESHOLD = np.float32(0.5)
 
 
 # --------------------------------------------------------------------------- rendering
@@ -84,7 +84,7 @@ def _render_full(p: _Params, sl: slice, digit_images: np.ndarray, st: _Stack, rr
     """uint8 images ``(m, rr, rr)`` and bool digit masks ``(m, rr, rr)`` of samples ``sl`` at the render side."""
     m = sl.stop - sl.start
     _, _, crop = _part_shapes(rr, parts)
-    mask = upsample_digits(binarize_digits(digit_images[p.digit_index[sl]]), rr) >= _THRESHOLD  # (m, rr, rr)
+    mask = upsample_digits(binarize_digits(digit_images[p.digit_index[sl]]), rr) >= DIGIT_THRESHOLD  # (m, rr, rr)
     # textures: one crop per background part and one for the digit, gathered (as uint8) from
     # sliding-window views of the texture stack
     win_bg = np.lib.stride_tricks.sliding_window_view(st.tex, crop, axis=(1, 2))  # (T, sh-c+1, sw-c+1, *crop)
@@ -116,7 +116,7 @@ def _area_down(img: np.ndarray, mask: np.ndarray, f: int) -> tuple[np.ndarray, n
     return (s / np.float32(255 * f * f)).astype(np.float32), 2 * cnt >= f * f
 
 
-def _render_block(p: _Params, sl: slice, digit_images: np.ndarray, st: _Stack, config: ToyConfig,
+def render_block(p: _Params, sl: slice, digit_images: np.ndarray, st: _Stack, config: ToyConfig,
                   out: dict[str, np.ndarray]) -> None:
     """Render samples ``sl`` of ``p`` into the output arrays (vectorised over the block)."""
     m = sl.stop - sl.start
@@ -141,7 +141,7 @@ def _render_block(p: _Params, sl: slice, digit_images: np.ndarray, st: _Stack, c
     np.logical_and(bg_mask.reshape((m,) + view), has, out=out["biased_mask"][sl].reshape((m,) + view))
 
 
-def _render_loop(p: _Params, digit_images: np.ndarray, st: _Stack, config: ToyConfig) -> dict[str, np.ndarray]:
+def render_loop(p: _Params, digit_images: np.ndarray, st: _Stack, config: ToyConfig) -> dict[str, np.ndarray]:
     """A straightforward per-image implementation of the renderer (reference and speed baseline).
 
     Produces the same arrays as the vectorised path, one image at a time.

@@ -251,7 +251,7 @@ def first_step_losses(profile: Profile, arch: str, steps: int = FIRST_STEPS) -> 
     import tempfile
 
     from gsutils.data.mnist import load_digits
-    from gsutils.data.scenes import _scene_rng, render_scene
+    from gsutils.data.scenes import scene_item_rng, render_scene
     from gsutils.data.textures import texture_bank
     from gsutils.data.voc import write_image_set, write_voc_image
 
@@ -263,7 +263,7 @@ def first_step_losses(profile: Profile, arch: str, steps: int = FIRST_STEPS) -> 
     with tempfile.TemporaryDirectory() as tmp:
         ids = []
         for i in need.tolist():
-            scene = render_scene(_scene_rng(sc.seed, "train", i), digits, labels, bank.textures, sc.image_size)
+            scene = render_scene(scene_item_rng(sc.seed, "train", i), digits, labels, bank.textures, sc.image_size)
             ids.append(f"train_{i:06d}")
             write_voc_image(tmp, ids[-1], scene.image, scene.objects, folder="DigitScenes", atomic=False)
         write_image_set(tmp, "train", ids)

@@ -154,7 +154,7 @@ def feature_spread(features: np.ndarray, labels: np.ndarray) -> float:
     return float(np.mean(shares))
 
 
-def _train_split(profile: Profile, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+def probe_train_split(profile: Profile, n: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The first ``n`` training scenes: normalised images ``(n, 3, S, S)`` and labels ``(n, 10)``."""
     root = scenes_root(profile)
     split = "probe_train"
@@ -189,7 +189,7 @@ def layer_weights(profile: Profile, arch: str, *, progress: bool = False) -> dic
     def compute() -> dict[str, Any]:
         model = train_or_load_classifier(profile, arch, progress=progress)
         layers = combo_layers(arch)
-        xtr, ytr = _train_split(profile, int(profile.layers.probe_train_scenes))
+        xtr, ytr = probe_train_split(profile, int(profile.layers.probe_train_scenes))
         te = test_scenes(profile)
         ftr = pooled_features(model, xtr, layers)
         fte = pooled_features(model, te.images, layers)

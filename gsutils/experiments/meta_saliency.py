@@ -32,7 +32,7 @@ from gsutils.experiments.classifier_training import (
     test_scenes,
     train_or_load_classifier,
 )
-from gsutils.experiments.layer_combination import _train_split
+from gsutils.experiments.layer_combination import probe_train_split
 from gsutils.experiments.store import Store
 from gsutils.models.classifiers import CANDIDATE_LAYERS
 from gsutils.profiles import Profile
@@ -58,7 +58,7 @@ def _first_class(labels: torch.Tensor) -> torch.Tensor:
 
 def _images(profile: Profile) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     n = int(profile.layers.meta_images)
-    xtr, ytr = _train_split(profile, n)
+    xtr, ytr = probe_train_split(profile, n)
     te = test_scenes(profile)
     return {"train": (xtr, _first_class(ytr)), "validation": (te.images[:n], _first_class(te.labels[:n]))}
 
@@ -162,7 +162,7 @@ def train_test_map(profile: Profile, arch: str, n: int = 200) -> dict[str, float
     from gsutils.data.scenes import SceneSet
 
     model = train_or_load_classifier(profile, arch, progress=False)
-    x, y = _train_split(profile, n)
+    x, y = probe_train_split(profile, n)
     train = SceneSet(x, y, tuple(() for _ in range(len(x))), tuple(str(i) for i in range(len(x))), DIGIT_CLASSES)
     return {"train": evaluate_classifier(model, train)["mAP"], "test": evaluate_classifier(model, test_scenes(profile))["mAP"]}
 

@@ -65,14 +65,14 @@ def _optimise_bilinear(model: nn.Module, x: Tensor, request: Tensor, classes: Te
     too_small = loss_region.flatten(1).sum(1) == 0
     loss_region = torch.where(too_small[:, None, None], request, loss_region).to(x.dtype)
     with torch.no_grad():
-        f_x = _grid._class_scores(model, x, classes, check=True)  # (B, H, W)
+        f_x = _grid.class_scores(model, x, classes, check=True)  # (B, H, W)
 
         def perturbation(a: Tensor) -> Tensor:  # (B,) grey -> p(x, R) or the grey image
             grey = a[:, None, None, None].expand_as(x)
             return x * r + grey * (1 - r) if context else grey.clone()
 
         probe = torch.stack([
-            _grid._preservation(f_x, _grid._class_scores(model, perturbation(x.new_full((b,), a)), classes),
+            _grid.preservation_loss(f_x, _grid.class_scores(model, perturbation(x.new_full((b,), a)), classes),
                                 loss_region) for a in cfg.greys])  # (G, B) loss at M = 0
         best = probe.argmin(dim=0)
         grey = torch.tensor(cfg.greys, dtype=x.dtype, device=x.device)[best]  # (B,)
@@ -85,8 +85,8 @@ def _optimise_bilinear(model: nn.Module, x: Tensor, request: Tensor, classes: Te
 
     def loss_of(m: Tensor) -> Tensor:  # (B,)
         x_new = p + _upsample(m, (h, w), "bilinear") * delta
-        f_new = _grid._class_scores(model, x_new, classes)
-        return cfg.lam * m.flatten(1).sum(1) + _grid._preservation(f_x, f_new, loss_region)
+        f_new = _grid.class_scores(model, x_new, classes)
+        return cfg.lam * m.flatten(1).sum(1) + _grid.preservation_loss(f_x, f_new, loss_region)
 
     for _ in range(cfg.steps):
         m.requires_grad_(True)
@@ -175,7 +175,7 @@ def explain(
     cfg = GridSaliencyConfig() if config is None else config
     if not isinstance(cfg, GridSaliencyConfig):
         raise TypeError(f"config must be a GridSaliencyConfig, got {type(cfg).__name__}")
-    req, classes = _grid._validate(image, request_mask, cls)
+    req, classes = _grid.validate_request(image, request_mask, cls)
     check_model(model, image)
     if context:
         check_has_context(req)

@@ -38,7 +38,7 @@ import torch
 from torch import Tensor, nn
 
 from gsutils.saliency._checks import check_has_context, check_model
-from gsutils.saliency.grid import _check_classes, _validate, segmentation_probs
+from gsutils.saliency.grid import check_classes, validate_request, segmentation_probs
 
 __all__ = [
     "request_objective",
@@ -93,11 +93,11 @@ def _grad_of_objective(
 
 def _prepare(model, images, requests, classes, batch_size):
     """Checked requests and classes; ValueError/TypeError naming the bad argument."""
-    req, cls = _validate(images, requests, classes)
+    req, cls = validate_request(images, requests, classes)
     check_model(model, images)
     with torch.no_grad():
         k = segmentation_probs(model, images[:1]).shape[1]
-    _check_classes(cls, k)
+    check_classes(cls, k)
     if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
         raise ValueError(f"batch_size must be a positive int or None, got {batch_size!r}")
     return req, cls
@@ -286,7 +286,7 @@ def gradient_context_saliency(
     """
     if method not in GRADIENT_METHODS:
         raise ValueError(f"method must be one of {GRADIENT_METHODS}, got {method!r}")
-    req, _ = _validate(images, requests, classes)
+    req, _ = validate_request(images, requests, classes)
     check_has_context(req)
     if method == "vg":
         attr = vanilla_gradient(model, images, requests, classes, batch_size=batch_size)

@@ -207,7 +207,7 @@ def erode(masks: Tensor, size: int) -> Tensor:
     return (outside[:, 0] < 0.5) & masks.bool()  # (N, H, W)
 
 
-def _validate(
+def validate_request(
     images: Tensor, requests: Tensor, classes: int | Sequence[int] | Tensor
 ) -> tuple[Tensor, Tensor]:
     """Checked ``requests`` (bool, images' device) and ``classes`` (int64 ``(N,)``)."""
@@ -247,7 +247,7 @@ def _validate(
     return requests, cls.to(images.device)
 
 
-def _check_classes(classes: Tensor, k: int) -> None:
+def check_classes(classes: Tensor, k: int) -> None:
     if k < 2:
         raise ValueError(
             f"model must output at least 2 classes (N, K, H, W) with K >= 2, got K = {k}: the "
@@ -260,11 +260,11 @@ def _check_classes(classes: Tensor, k: int) -> None:
         )
 
 
-def _class_scores(model: nn.Module, x: Tensor, classes: Tensor, check: bool = False) -> Tensor:
+def class_scores(model: nn.Module, x: Tensor, classes: Tensor, check: bool = False) -> Tensor:
     """``f_c(x)``: the softmax score of each image's class, ``(B, H, W)``."""
     probs = segmentation_probs(model, x)  # (B, K, H, W)
     if check:
-        _check_classes(classes, probs.shape[1])
+        check_classes(classes, probs.shape[1])
         if not bool(torch.isfinite(probs).all()):
             raise ValueError("model returned NaN or infinite scores for finite images; "
                              "check its weights")
@@ -272,7 +272,7 @@ def _class_scores(model: nn.Module, x: Tensor, classes: Tensor, check: bool = Fa
     return probs.gather(1, idx)[:, 0]  # (B, H, W)
 
 
-def _preservation(f_ref: Tensor, f_new: Tensor, region: Tensor) -> Tensor:
+def preservation_loss(f_ref: Tensor, f_new: Tensor, region: Tensor) -> Tensor:
     """``|| R o max(f_ref - f_new, 0) ||_1 / ||R||_1`` per image, ``(B,)``."""
     drop = (f_ref - f_new).clamp(min=0) * region  # (B, H, W)
     return drop.flatten(1).sum(1) / region.flatten(1).sum(1)  # (B,)
@@ -297,7 +297,7 @@ def _optimise_chunk(
     loss_region = torch.where(too_small[:, None, None], request, loss_region).to(x.dtype)
 
     with torch.no_grad():
-        f_x = _class_scores(model, x, classes, check=True)  # (B, H, W) f_c(x)
+        f_x = class_scores(model, x, classes, check=True)  # (B, H, W) f_c(x)
 
         # grey probes: loss at M = 0 (the penalty is 0 there) for each candidate a
         def perturbation(a: Tensor) -> Tensor:  # a: (B,) -> p(x, R) or the grey image
@@ -305,7 +305,7 @@ def _optimise_chunk(
             return x * r + grey * (1 - r) if context else grey.clone()
 
         probe = torch.stack([
-            _preservation(f_x, _class_scores(model, perturbation(x.new_full((b,), a)), classes),
+            preservation_loss(f_x, class_scores(model, perturbation(x.new_full((b,), a)), classes),
                           loss_region)
             for a in cfg.greys
         ])  # (G, B)
@@ -321,8 +321,8 @@ def _optimise_chunk(
     def loss_of(m: Tensor) -> Tensor:  # (B, 1, gh, gw) -> (B,)
         up = F.interpolate(m, size=(h, w), mode="nearest")  # (B, 1, H, W)
         x_new = p + up * delta  # (B, C, H, W) = x o M + p o (1 - M)
-        f_new = _class_scores(model, x_new, classes)  # (B, H, W)
-        return cfg.lam * m.flatten(1).sum(1) + _preservation(f_x, f_new, loss_region)
+        f_new = class_scores(model, x_new, classes)  # (B, H, W)
+        return cfg.lam * m.flatten(1).sum(1) + preservation_loss(f_x, f_new, loss_region)
 
     for _ in range(cfg.steps):
         m.requires_grad_(True)
@@ -362,7 +362,7 @@ def _run(
     cfg = GridSaliencyConfig() if config is None else config
     if not isinstance(cfg, GridSaliencyConfig):
         raise TypeError(f"config must be a GridSaliencyConfig, got {type(cfg).__name__}")
-    req, cls = _validate(images, requests, classes)
+    req, cls = validate_request(images, requests, classes)
     check_model(model, images)
     if context:
         check_has_context(req)
@@ -464,7 +464,7 @@ def saliency_views(
     grey value, i.e. ``M = 0``), ``perturbed_probs``, ``optimised`` (``x'(M*)``),
     ``optimised_probs`` and ``map`` ``(N, H, W)``.
     """
-    req, _ = _validate(images, requests, 0)
+    req, _ = validate_request(images, requests, 0)
     check_model(model, images)
     with torch.no_grad():
         r = req.to(images.dtype)[:, None]  # (N, 1, H, W)
