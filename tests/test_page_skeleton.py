@@ -131,3 +131,48 @@ def test_the_checker_accepts_the_skeleton_and_names_each_defect():
     assert any("no ledger row" in p for p in skeleton_problems(GOOD.replace('ledger.check("a")', "pass")))
     assert any("mirrors the supplement" in p for p in skeleton_problems(
         GOOD.replace("# %% [markdown]\n# ## Fig. S1\n\n# %%\nplot()\n\n", "")))
+
+
+def include_problems(page: Path) -> list[str]:
+    """``{literalinclude}`` blocks of ``page`` whose file, ``:pyobject:`` or markers do not exist."""
+    import ast
+
+    problems = []
+    lines = [line[2:] if line.startswith("# ") else line for line in page.read_text().splitlines()]
+    for i, line in enumerate(lines):
+        m = re.match(r"```\{literalinclude\}\s+(\S+)", line)
+        if not m:
+            continue
+        target = (page.parent / m.group(1)).resolve()
+        if not target.is_file():
+            problems.append(f"{page.name}: included file {m.group(1)} does not exist")
+            continue
+        text = target.read_text()
+        for opt in lines[i + 1:i + 8]:
+            if opt.startswith("```"):
+                break
+            key, _, value = opt.partition(":")[2].partition(":")
+            value = value.strip()
+            if key == "pyobject":
+                names = {n.name for n in ast.parse(text).body
+                         if isinstance(n, (ast.FunctionDef, ast.ClassDef, ast.AsyncFunctionDef))}
+                if value not in names:
+                    problems.append(f"{page.name}: {value} is not defined in {m.group(1)}")
+            elif key in ("start-after", "end-before") and value not in text:
+                problems.append(f"{page.name}: marker {value!r} is not in {m.group(1)}")
+    return problems
+
+
+def test_included_library_code_exists():
+    problems = [p for path in _chapter_sources() for p in include_problems(path)]
+    assert not problems, "; ".join(problems)
+
+
+def test_the_include_check_finds_a_missing_object(tmp_path):
+    (tmp_path / "lib.py").write_text("def here():\n    pass\n# mark-start\n")
+    page = tmp_path / "page.py"
+    page.write_text("# ```{literalinclude} lib.py\n# :pyobject: gone\n# ```\n"
+                    "# ```{literalinclude} lib.py\n# :start-after: mark-start\n# :end-before: mark-end\n# ```\n"
+                    "# ```{literalinclude} nowhere.py\n# ```\n")
+    problems = include_problems(page)
+    assert len(problems) == 3 and "gone" in problems[0] and "mark-end" in problems[1] and "nowhere" in problems[2]

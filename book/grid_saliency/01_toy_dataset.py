@@ -130,7 +130,7 @@ print(f"profile {cfg.name}: digits from {toy.digits_source}, textures {toy.textu
 # every network is tested on the same images. The renderer works on whole
 # blocks of images at once; this is the code that assembles a block:
 #
-# ```{literalinclude} ../../gsutils/data/toy.py
+# ```{literalinclude} ../../gsutils/data/toy_render.py
 # :language: python
 # :pyobject: _render_full
 # ```

@@ -91,7 +91,7 @@ print(f"profile {cfg.name}: width {cfg.normgrad.width}, {cfg.normgrad.image_size
 # input patch (a convolution of $x_\text{in}^2$ with all-ones kernels, per
 # group); one backward pass gives $g$. The aggregation is:
 #
-# ```{literalinclude} ../../gsutils/saliency/extract_aggregate.py
+# ```{literalinclude} ../../gsutils/saliency/aggregations.py
 # :language: python
 # :start-after: normgrad-core-start
 # :end-before: normgrad-core-end
