@@ -89,7 +89,7 @@ GRID_SALIENCY_POSTER_S2 = (
     "Hoyer, Munoz, Katiyar, Khoreva, Fischer: Grid Saliency for Context Explanations of "
     "Semantic Segmentation, NeurIPS 2019, poster, Cityscapes context statistics (rider requests: "
     "share of salient context on bicycles, grid saliency vs the dilated-contour baseline; the values "
-    "as quoted, 'about 0.31 vs 0.06', in this project's issue 13, not re-read from the poster here)"
+    "as quoted in the project's plan, 'about 0.31 vs 0.06'; not re-read from the poster here)"
 )
 #: Grid Saliency S2 / poster: mean share of the salient context of *rider* requests that falls on
 #: *bicycle*, ``(grid saliency, baseline)`` (:data:`GRID_SALIENCY_POSTER_S2`)
