@@ -146,3 +146,26 @@ def plot_cbl_bars(cbl) -> Any:
     ax.set_title("Fig. S10: bias localisation per backbone", fontsize=10)
     ax.legend(fontsize=7, ncols=5, loc="upper center", bbox_to_anchor=(0.5, -0.12), frameon=False)
     return fig
+
+
+def plot_training_curves(histories: dict[str, Sequence[dict[str, Any]]]):
+    """Training loss and pixel accuracy per epoch of each network (``label -> history``).
+
+    A curve still falling at its last epoch is a network stopped before it
+    converged: the evidence of why a quick network misses the gate.
+    """
+    import matplotlib.pyplot as plt
+
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(9, 3))
+    for label, hist in histories.items():
+        epochs = [h["epoch"] for h in hist]
+        ax_loss.plot(epochs, [h["loss"] for h in hist], marker="o", ms=3, label=label)
+        ax_acc.plot(epochs, [h["pixel_acc"] for h in hist], marker="o", ms=3, label=label)
+    ax_loss.set_ylabel("training loss (cross entropy)")
+    ax_acc.set_ylabel("training pixel accuracy")
+    for ax in (ax_loss, ax_acc):
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+    ax_acc.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
