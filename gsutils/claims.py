@@ -71,15 +71,21 @@ class Ledger:
     Parameters
     ----------
     chapter:
-        A stable chapter id such as ``"grid_saliency/01_toy_dataset"``.
+        The chapter's id, its path under ``book/`` without the suffix, such as
+        ``"grid_saliency/01_toy_dataset"`` (``tests/test_page_skeleton.py``
+        checks that every page passes its own path).
     paper:
-        ``"grid_saliency"`` or ``"normgrad"``.
+        ``"grid_saliency"`` or ``"normgrad"``; default: the chapter id's folder.
     profile:
         The :class:`gsutils.profiles.Profile` in use (its name and results
         directory are read).
     """
 
-    def __init__(self, chapter: str, paper: str, profile: Profile) -> None:
+    def __init__(self, chapter: str, paper: str | None = None, profile: Profile | None = None) -> None:
+        if profile is None:
+            raise TypeError("Ledger needs the profile in use: Ledger(chapter, profile=cfg)")
+        if paper is None:
+            paper = chapter.split("/")[0]
         if paper not in ("grid_saliency", "normgrad"):
             raise ValueError(f"paper must be 'grid_saliency' or 'normgrad', got {paper!r}")
         self.chapter = chapter

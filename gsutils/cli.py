@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, NoReturn
 
 #: profiles sized for a GPU: running one on the CPU is allowed but worth a warning
@@ -60,6 +62,63 @@ def add_profile_arguments(parser: argparse.ArgumentParser, *, data_root_default:
     parser.add_argument("--data-root", default=data_root_default)
 
 
+def add_executor_arguments(parser: argparse.ArgumentParser, *, executor: str | None = "local",
+                           workers: int | None = 2) -> None:
+    """Where a grid of tasks runs: locally, on a Dask scheduler, or on a Slurm/PBS cluster.
+
+    ``--executor``, ``--address``, ``--workers`` and the dask-jobqueue options
+    ``--cluster``, ``--jobs``, ``--queue``, ``--walltime``, ``--memory``,
+    ``--account``. Resolve them with :func:`executor_or_exit`.
+    """
+    parser.add_argument("--executor", default=executor, choices=("local", "dask"),
+                        help="where the tasks run (default: " + (executor or "the profile's") + ")")
+    parser.add_argument("--address", default=None, help="a Dask scheduler address (tcp://host:8786)")
+    parser.add_argument("--workers", type=int, default=workers, help="local workers (one thread each)")
+    parser.add_argument("--cluster", default=None, choices=("slurm", "pbs"),
+                        help="start workers through dask-jobqueue")
+    parser.add_argument("--jobs", type=int, default=4, help="cluster jobs (one single-threaded worker each)")
+    parser.add_argument("--queue", default=None)
+    parser.add_argument("--walltime", default="01:00:00")
+    parser.add_argument("--memory", default="8GB")
+    parser.add_argument("--account", default=None)
+
+
+@contextmanager
+def executor_or_exit(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Iterator[tuple[Any, Any, Any]]:
+    """``(executor, address, workers)`` from :func:`add_executor_arguments`' options.
+
+    A bad combination is a one-line error. With ``--cluster`` the jobqueue
+    cluster is started here and closed when the block ends; an address (given
+    or the cluster's) implies the Dask executor.
+    """
+    if args.workers is not None and args.workers < 1:
+        fail(parser, f"--workers must be at least 1, got {args.workers}")
+    if args.cluster and args.address:
+        fail(parser, "give either --cluster or --address, not both")
+    if args.jobs < 1:
+        fail(parser, f"--jobs must be at least 1, got {args.jobs}")
+    if args.address is not None and args.executor == "local":
+        fail(parser, "--address is only used with --executor dask")
+    cluster, address, executor = None, args.address, args.executor
+    if args.cluster:
+        from gsutils.experiments.executor import make_cluster
+
+        kw = {k: v for k, v in {"queue": args.queue, "walltime": args.walltime, "memory": args.memory,
+                                "account": args.account}.items() if v is not None}
+        try:
+            cluster = make_cluster(args.cluster, args.jobs, **kw)
+        except (ImportError, ValueError, RuntimeError, OSError) as err:
+            fail(parser, f"could not start the {args.cluster} cluster: {err}")
+        address = cluster.scheduler_address
+    if address is not None:
+        executor = "dask"
+    try:
+        yield executor, address, args.workers
+    finally:
+        if cluster is not None:
+            cluster.close()
+
+
 def resolve_profile(name: str, **kwargs: Any):
     """:func:`gsutils.profiles.get_profile`, where a ``data_root`` that is given must be a folder.
 
@@ -76,6 +135,17 @@ def resolve_profile(name: str, **kwargs: Any):
     if root and not Path(root).expanduser().is_dir():
         raise ValueError(f"--data-root {str(root)!r} is not a folder")
     return get_profile(name, **kwargs)
+
+
+def parse_with_profile(parser: argparse.ArgumentParser, argv) -> tuple[argparse.Namespace, Any]:
+    """Parse ``argv`` and resolve :func:`add_profile_arguments`' options: ``(args, profile)``.
+
+    A ``--results-dir`` option, where the command has one, overrides the
+    profile's results folder.
+    """
+    a = parser.parse_args(argv)
+    extra = {"results_dir": a.results_dir} if getattr(a, "results_dir", None) is not None else {}
+    return a, profile_or_exit(parser, a.profile, device=a.device, seed=a.seed, data_root=a.data_root, **extra)
 
 
 def profile_or_exit(parser: argparse.ArgumentParser, name: str, **kwargs: Any):

@@ -359,7 +359,7 @@ def test_segmentation_cli_bad_values_are_one_line(capsys, tmp_path):
 
 
 def test_classification_cli_bad_values_are_one_line(capsys):
-    from gsutils.experiments import classification as clf
+    from gsutils.experiments import classifier_training as clf
 
     for argv, word in ((["--device", "tpu"], "device"), (["--seed", "-2"], "seed"),
                        (["--profile", "huge"], "--profile")):
@@ -447,3 +447,18 @@ def test_pointing_empty_ground_truth_with_region_raises_like_the_plain_path():
     with pytest.raises(ValueError, match="gt is empty"):
         game.add((1, 1), gt, 0, region=region)
     assert game.n_pairs() == 0
+
+
+def test_grid_commands_share_one_executor_check(capsys):
+    # the S1.2 grid, the S1.5 comparison and the S1.6 sweeps take the same executor options
+    from gsutils.experiments import backbones, segmentation, sweeps
+
+    bad = ((["--cluster", "slurm", "--address", "tcp://h:8786"], "either"),
+           (["--workers", "0"], "--workers"), (["--jobs", "0", "--cluster", "pbs"], "--jobs"),
+           (["--executor", "local", "--address", "tcp://h:8786"], "--address"))
+    for command in (segmentation.main, backbones.main, sweeps.main):
+        for argv, word in bad:
+            with pytest.raises(SystemExit) as exc:
+                command(argv)
+            assert exc.value.code == 2, (command.__module__, argv)
+            _one_line_error(capsys.readouterr().err, word)

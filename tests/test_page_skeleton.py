@@ -84,6 +84,23 @@ def test_chapter_follows_the_skeleton(path):
     assert not problems, f"{path.relative_to(BOOK)}: " + "; ".join(problems)
 
 
+def ledger_ids(source: str) -> list[str]:
+    """The chapter ids a page's source passes to ``Ledger(...)``."""
+    return re.findall(r"Ledger\(\s*(?:chapter=)?[\"']([^\"']+)[\"']", source)
+
+
+@pytest.mark.parametrize("path", _chapter_sources(), ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_chapter_records_its_claims_under_its_own_id(path):
+    # a copied page that kept its template's id would overwrite another chapter's ledger rows
+    own = f"{path.parent.name}/{path.stem}"
+    assert ledger_ids(path.read_text()) == [own]
+
+
+def test_the_ledger_id_check_sees_a_wrong_id():
+    assert ledger_ids('ledger = Ledger(chapter="normgrad/01_pointing_game", profile=cfg)') == ["normgrad/01_pointing_game"]
+    assert ledger_ids("a = Ledger('x/y', profile=cfg)\nb = Ledger(chapter='x/z', profile=cfg)") == ["x/y", "x/z"]
+
+
 GOOD = '''# %% [markdown]
 # # Title
 #

@@ -226,17 +226,6 @@ def test_run_summaries_take_voc_class_ids():
         runs.paired_bootstrap(run, "gradient@input", "center", subset="easy")
 
 
-def test_the_former_module_re_exports_the_split_one():
-    import gsutils.experiments.classification as clf
-    import gsutils.experiments.classifier_training as training
-    import gsutils.experiments.pointing_runs as runs
-    import gsutils.metrics.multilabel as multilabel
-
-    for name in clf.__all__:
-        home = next(m for m in (training, runs, multilabel) if hasattr(m, name))
-        assert getattr(clf, name) is getattr(home, name), name
-
-
 # ----------------------------------------------------------------------------- experiment runs
 
 

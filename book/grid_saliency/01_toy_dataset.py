@@ -77,7 +77,7 @@ from gsutils.data.toy import BiasConfig, bias_fraction_per_digit, make_toy_datas
 from gsutils.plots.toy import (bias_table, explorer_figure, pick_examples, plot_samples,
                                plot_texture_bank, plot_texture_crops, texture_stats, toy_explorer)
 
-ledger = Ledger(chapter="grid_saliency/01_toy_dataset", paper="grid_saliency", profile=cfg)
+ledger = Ledger(chapter="grid_saliency/01_toy_dataset", profile=cfg)
 toy = cfg.toy
 bank = texture_bank(toy.textures_source, cfg.data_root)
 # the bias used for the figures: digit 2 with bias texture 0, as in the authors' example

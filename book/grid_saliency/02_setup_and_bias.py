@@ -71,7 +71,7 @@ from gsutils.experiments import segmentation as seg
 from gsutils.experiments import shipped
 from gsutils.experiments.gate_evidence import mixed_pixel_report
 
-ledger = Ledger(chapter="grid_saliency/02_setup_and_bias", paper="grid_saliency", profile=cfg)
+ledger = Ledger(chapter="grid_saliency/02_setup_and_bias", profile=cfg)
 
 # %% [markdown]
 # ## The recipe (S1.2)

@@ -83,7 +83,7 @@ from gsutils.experiments import context_saliency as cs
 from gsutils.plots.context import plot_cbd_matrices, plot_method_maps
 
 t_page = time.perf_counter()
-ledger = Ledger(chapter="grid_saliency/03_bias_detection", paper="grid_saliency", profile=cfg)
+ledger = Ledger(chapter="grid_saliency/03_bias_detection", profile=cfg)
 s = cfg.saliency
 print(f"profile {cfg.name}: backbone {cfg.train.backbone}, bias digits {cfg.grid.bias_digits}, "
       f"bias textures {cfg.grid.bias_textures}, seeds {cfg.grid.seeds}, device {cfg.device}\n"

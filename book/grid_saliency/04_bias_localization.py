@@ -78,7 +78,7 @@ from gsutils.plots.context import plot_cbl, plot_saliency_gallery
 from gsutils.references import CBL_POSTER, GRID_SALIENCY_POSTER, cbl_poster
 
 t_page = time.perf_counter()
-ledger = Ledger(chapter="grid_saliency/04_bias_localization", paper="grid_saliency", profile=cfg)
+ledger = Ledger(chapter="grid_saliency/04_bias_localization", profile=cfg)
 print(f"profile {cfg.name}: backbone {cfg.train.backbone}, bias digits {cfg.grid.bias_digits}, "
       f"bias textures {cfg.grid.bias_textures}, seeds {cfg.grid.seeds}, "
       f"{cfg.saliency.images_per_digit} test images of the bias digit per network, device {cfg.device}")

@@ -106,7 +106,7 @@ print(describe(cfg, "backbone_cmp", "train", "saliency"))
 print(f"comparison: backbones {bcfg.grid.backbones}, weak bias on digits {bcfg.grid.bias_digits}, "
       f"textures {bcfg.grid.bias_textures}, seeds {bcfg.grid.seeds}, {bcfg.train.epochs} epochs, "
       f"{bcfg.saliency.images_per_digit} test images of the bias digit per network")
-ledger = Ledger(chapter="grid_saliency/05_backbones", paper="grid_saliency", profile=cfg)
+ledger = Ledger(chapter="grid_saliency/05_backbones", profile=cfg)
 
 # %% [markdown]
 # ## The networks

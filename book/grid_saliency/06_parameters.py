@@ -90,7 +90,7 @@ t_page = time.perf_counter()
 print(describe(cfg, "sweeps", "saliency"))
 print(f"S1.2 setting: {sw.base_config(cfg)}")
 print(f"networks: {[r.label for r in sw.sweep_networks(cfg)]}; {len(sw.sweep_tasks(cfg))} distinct tasks")
-ledger = Ledger(chapter="grid_saliency/06_parameters", paper="grid_saliency", profile=cfg)
+ledger = Ledger(chapter="grid_saliency/06_parameters", profile=cfg)
 
 # %% [markdown]
 # ## The gate

@@ -99,7 +99,7 @@ from gsutils.references import (CITYSCAPES_RIDER_BICYCLE_POSTER, CITYSCAPES_S2_S
                                 GRID_SALIENCY_POSTER_S2)
 
 t_page = time.perf_counter()
-ledger = Ledger(chapter="grid_saliency/07_cityscapes", paper="grid_saliency", profile=cfg)
+ledger = Ledger(chapter="grid_saliency/07_cityscapes", profile=cfg)
 thr = sc.scaled_thresholds(cfg.scenes.height, cfg.scenes.width)
 print(f"the supplement's thresholds at 1024 x 2048: {CITYSCAPES_S2_SETTINGS}")
 print(f"scaled to {cfg.scenes.height} x {cfg.scenes.width}: {thr}")
@@ -174,13 +174,14 @@ print(claims.table_s2(res).to_string())
 # A rider request: the input, the request mask, the prediction; the image with
 # the context replaced by the chosen grey value ($M = 0$) and its prediction;
 # the image under the optimised mask, $x'(M^*)$, and its prediction; the map.
-# The bilinear variant of the optimisation (the library's
-# `gsutils.saliency.explain`):
+# The optimisation is the toy chapters' (`gsutils.saliency.grid`, reached
+# through `gsutils.explain`), with the mask upsampled bilinearly
+# (`upsample="bilinear"`):
 #
-# ```{literalinclude} ../../gsutils/saliency/explain.py
+# ```{literalinclude} ../../gsutils/saliency/grid.py
 # :language: python
-# :start-after: explain-bilinear-start
-# :end-before: explain-bilinear-end
+# :start-after: grid-core-start
+# :end-before: grid-core-end
 # ```
 
 # %%

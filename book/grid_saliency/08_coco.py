@@ -77,7 +77,7 @@ from gsutils.plots.common import class_colours
 from gsutils.plots.scenes import plot_gallery, plot_reliance, plot_scenes
 
 t_page = time.perf_counter()
-ledger = Ledger(chapter="grid_saliency/08_coco", paper="grid_saliency", profile=cfg)
+ledger = Ledger(chapter="grid_saliency/08_coco", profile=cfg)
 
 # %% [markdown]
 # ## The data and the two networks

@@ -107,7 +107,7 @@ from gsutils.plots.normgrad import (
     published_table,
 )
 
-ledger = Ledger(chapter="normgrad/01_pointing_game", paper="normgrad", profile=cfg)
+ledger = Ledger(chapter="normgrad/01_pointing_game", profile=cfg)
 ng = cfg.normgrad
 print(f"profile {cfg.name}: {ng.image_size}px scenes, {ng.n_train_scenes} train / {ng.n_test_scenes} "
       f"test, width {ng.width}, {ng.epochs} epochs, tolerance {ng.tolerance}px, device {cfg.device}")

@@ -78,7 +78,7 @@ from gsutils.experiments.normgrad_maps import (
     pointing_differences,
 )
 
-ledger = Ledger(chapter="normgrad/02_identity_trick", paper="normgrad", profile=cfg)
+ledger = Ledger(chapter="normgrad/02_identity_trick", profile=cfg)
 print(f"profile {cfg.name}: width {cfg.normgrad.width}, {cfg.normgrad.image_size}px scenes, "
       f"{cfg.normgrad.n_test_scenes} test scenes, device {cfg.device}")
 

@@ -67,7 +67,7 @@ from gsutils.experiments.pointing_runs import pointing_game_run, runs_gate
 from gsutils.plots.normgrad import plot_fig7, plot_gradcam_energy
 from gsutils.saliency.extract_aggregate import METHODS
 
-ledger = Ledger(chapter="normgrad/03_fig7_layers", paper="normgrad", profile=cfg)
+ledger = Ledger(chapter="normgrad/03_fig7_layers", profile=cfg)
 
 # %% [markdown]
 # ## The grid

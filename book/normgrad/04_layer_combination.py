@@ -95,7 +95,7 @@ from gsutils.experiments.layer_combination import (
 )
 from gsutils.plots.normgrad_layers import plot_fig1_weights, plot_raw_measures, plot_table3_gains
 
-ledger = Ledger(chapter="normgrad/04_layer_combination", paper="normgrad", profile=cfg)
+ledger = Ledger(chapter="normgrad/04_layer_combination", profile=cfg)
 archs = cfg.normgrad.archs
 
 # %% [markdown]

@@ -78,7 +78,7 @@ from gsutils.experiments.meta_saliency import (
 )
 from gsutils.plots.normgrad_layers import plot_fig2, plot_fig3, plot_fig4
 
-ledger = Ledger(chapter="normgrad/05_meta_saliency", paper="normgrad", profile=cfg)
+ledger = Ledger(chapter="normgrad/05_meta_saliency", profile=cfg)
 archs = cfg.normgrad.archs
 
 # %% [markdown]

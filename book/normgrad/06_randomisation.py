@@ -72,7 +72,7 @@ from gsutils.experiments.randomisation import (
 )
 from gsutils.plots.normgrad_layers import plot_fig5, plot_randomisation_curves
 
-ledger = Ledger(chapter="normgrad/06_randomisation", paper="normgrad", profile=cfg)
+ledger = Ledger(chapter="normgrad/06_randomisation", profile=cfg)
 archs = cfg.normgrad.archs
 
 # %% [markdown]

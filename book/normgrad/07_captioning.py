@@ -115,7 +115,7 @@ from gsutils.plots.captioning import (
     plot_sharpness,
 )
 
-ledger = Ledger(chapter="normgrad/07_captioning", paper="normgrad", profile=cfg)
+ledger = Ledger(chapter="normgrad/07_captioning", profile=cfg)
 
 # %% [markdown]
 # ## The captioned images

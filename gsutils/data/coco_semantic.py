@@ -20,6 +20,7 @@ import json
 import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from typing import ClassVar
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +29,8 @@ import torch.nn.functional as F
 from PIL import Image, ImageDraw
 
 from gsutils.data.coco import open_coco
-from gsutils.io import atomic_directory, atomic_write_text, config_key
+from gsutils.data.standin import StandinConfig
+from gsutils.io import atomic_directory, atomic_write_text
 from gsutils.paths import cache_root
 
 __all__ = ["STANDIN_CATEGORIES", "COCOSemantic", "COCOStandinConfig", "coco_standin_root", "write_coco_standin"]
@@ -99,14 +101,14 @@ class COCOSemantic(torch.utils.data.Dataset):
 
 
 @dataclass(frozen=True)
-class COCOStandinConfig:
-    size: int = 64
+class COCOStandinConfig(StandinConfig):
+    """Everything that determines the COCO-format stand-in (square images of side ``size``)."""
+
     n_train: int = 480
     n_val: int = 60
-    seed: int = 0
+    size: int = 64
 
-    def key(self) -> str:
-        return config_key({"format": FORMAT_VERSION, **asdict(self)})
+    FORMAT: ClassVar[int] = FORMAT_VERSION
 
 
 def _jit(rng: np.random.Generator, base, s: float = 15.0) -> tuple[int, int, int]:

@@ -34,13 +34,15 @@ import io
 import json
 import os
 from dataclasses import asdict, dataclass
+from typing import ClassVar
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
 
 from gsutils.data.cityscapes import rasterize_polygons
-from gsutils.io import atomic_directory, atomic_write_text, config_key
+from gsutils.data.standin import StandinConfig
+from gsutils.io import atomic_directory, atomic_write_text
 from gsutils.paths import cache_root
 
 __all__ = ["CITY", "StreetConfig", "render_street_scene", "street_root", "write_street_scenes"]
@@ -60,25 +62,18 @@ _CARS = np.array([(180, 30, 30), (30, 60, 150), (210, 210, 215), (20, 20, 25), (
 
 
 @dataclass(frozen=True)
-class StreetConfig:
-    """Everything that determines a stand-in set."""
+class StreetConfig(StandinConfig):
+    """Everything that determines a stand-in set (the split sizes and seed of :class:`StandinConfig`)."""
 
     height: int = 64
     width: int = 128
-    n_train: int = 400
-    n_val: int = 100
-    seed: int = 0
+
+    FORMAT: ClassVar[int] = FORMAT_VERSION
 
     def __post_init__(self) -> None:
-        for name in ("height", "width", "n_train", "n_val", "seed"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-                raise ValueError(f"{name} must be a non-negative int, got {v!r}")
+        super().__post_init__()
         if self.height < 32 or self.width < 32:
             raise ValueError(f"height and width must be at least 32 px, got {self.height}x{self.width}")
-
-    def key(self) -> str:
-        return config_key({"format": FORMAT_VERSION, **asdict(self)})
 
 
 # --------------------------------------------------------------------------- shapes

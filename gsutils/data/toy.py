@@ -92,6 +92,7 @@ from gsutils.data.toy_config import (  # noqa: F401  (re-exported: the public na
 from gsutils.data.toy_render import (  # noqa: F401
     DIGIT_THRESHOLD,
     BLOCK,
+    output_arrays,
     render_block,
     render_loop,
     upsample_matrix,
@@ -324,13 +325,7 @@ def make_toy_dataset(
         raise ValueError(f"workers must be a positive int, got {workers!r}")
     st, images, p = _prepare(config, split, n, epoch)
     res = config.resolution
-    out = {
-        "images": np.empty((n, 1, res, res), dtype=np.float32),
-        "labels": np.empty((n, res, res), dtype=np.uint8),
-        "digit_mask": np.empty((n, res, res), dtype=bool),
-        "background_mask": np.empty((n, res, res), dtype=bool),
-        "biased_mask": np.empty((n, res, res), dtype=bool),
-    }
+    out = output_arrays(n, res)
     blocks = [slice(lo, min(lo + BLOCK, n)) for lo in range(0, n, BLOCK)]
     bar = None
     if progress:

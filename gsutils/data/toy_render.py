@@ -141,6 +141,17 @@ def render_block(p: _Params, sl: slice, digit_images: np.ndarray, st: _Stack, co
     np.logical_and(bg_mask.reshape((m,) + view), has, out=out["biased_mask"][sl].reshape((m,) + view))
 
 
+def output_arrays(n: int, res: int) -> dict[str, np.ndarray]:
+    """Zeroed arrays of ``n`` samples at side ``res``: images, labels and the three masks."""
+    return {
+        "images": np.zeros((n, 1, res, res), dtype=np.float32),
+        "labels": np.zeros((n, res, res), dtype=np.uint8),
+        "digit_mask": np.zeros((n, res, res), dtype=bool),
+        "background_mask": np.zeros((n, res, res), dtype=bool),
+        "biased_mask": np.zeros((n, res, res), dtype=bool),
+    }
+
+
 def render_loop(p: _Params, digit_images: np.ndarray, st: _Stack, config: ToyConfig) -> dict[str, np.ndarray]:
     """A straightforward per-image implementation of the renderer (reference and speed baseline).
 
@@ -150,13 +161,7 @@ def render_loop(p: _Params, digit_images: np.ndarray, st: _Stack, config: ToyCon
 
     n, res, rr, parts = len(p.digits), config.resolution, config.render_side, config.n_parts
     f = rr // res
-    out = {
-        "images": np.zeros((n, 1, res, res), dtype=np.float32),
-        "labels": np.zeros((n, res, res), dtype=np.uint8),
-        "digit_mask": np.zeros((n, res, res), dtype=bool),
-        "background_mask": np.zeros((n, res, res), dtype=bool),
-        "biased_mask": np.zeros((n, res, res), dtype=bool),
-    }
+    out = output_arrays(n, res)
 
     def boxes(side: int) -> list[tuple[slice, slice]]:
         h = side // 2

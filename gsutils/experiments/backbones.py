@@ -294,22 +294,18 @@ def backbone_claims(miou: Any, cbd: Any, cbl: Any) -> list[dict[str, Any]]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Train, evaluate and explain the comparison's networks (e.g. on a GPU or a Dask cluster)."""
-    from gsutils.cli import Parser, add_profile_arguments, fail, profile_or_exit
+    from gsutils.cli import Parser, add_executor_arguments, add_profile_arguments, executor_or_exit, parse_with_profile
 
     ap = Parser(prog="python -m gsutils.experiments.backbones",
                 description="S1.5: train, evaluate and explain the backbone comparison's networks.")
     add_profile_arguments(ap)
-    ap.add_argument("--executor", default="local", choices=("local", "dask"))
-    ap.add_argument("--address", default=None, help="Dask scheduler address (tcp://host:8786)")
-    ap.add_argument("--workers", type=int, default=2)
+    add_executor_arguments(ap)
     ap.add_argument("--train-only", action="store_true", help="train and evaluate, skip the saliency")
-    a = ap.parse_args(argv)
-    if a.workers < 1:
-        fail(ap, f"--workers must be at least 1, got {a.workers}")
-    prof = profile_or_exit(ap, a.profile, device=a.device, seed=a.seed, data_root=a.data_root)
-    for res in train_and_evaluate(prof, executor=a.executor, address=a.address, workers=a.workers):
-        print(f"{res['run']['backbone']} {res['run']['bias']['strength']} t{res['run']['bias'].get('texture')}: "
-              f"digit mIoU {res['digit_miou']:.3f}")
+    a, prof = parse_with_profile(ap, argv)
+    with executor_or_exit(ap, a) as (executor, address, workers):
+        for res in train_and_evaluate(prof, executor=executor, address=address, workers=workers):
+            print(f"{res['run']['backbone']} {res['run']['bias']['strength']} t{res['run']['bias'].get('texture')}: "
+                  f"digit mIoU {res['digit_miou']:.3f}")
     if not a.train_only:
         saliency_results(prof)
     return 0

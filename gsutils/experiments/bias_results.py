@@ -162,6 +162,15 @@ def _order_holds(m: dict[str, float]) -> bool:
     return (m["strong"] + ORDER_MARGIN <= m["weak"]) and (m["weak"] + ORDER_MARGIN <= m["none"])
 
 
+def _claim(id: str, section: str, claim: str, measured: float | dict[str, float], holds: bool,
+           criterion: str, reported: Any) -> dict[str, Any]:
+    """A claim's keyword dict; the verdict is ``None`` when any measured value is NaN."""
+    values = measured.values() if isinstance(measured, dict) else [measured]
+    return dict(id=id, section=section, claim=claim, measured=measured,
+                passed=None if any(np.isnan(v) for v in values) else bool(holds),
+                criterion=criterion, reported=reported)
+
+
 def bias_claims(frame, backbone: str) -> list[dict[str, Any]]:
     """The chapter's claims, with measurement, criterion and pass/fail computed here.
 
@@ -173,47 +182,36 @@ def bias_claims(frame, backbone: str) -> list[dict[str, Any]]:
     claims = []
     names = {"none": "the unbiased network (N)", "weak": "networks trained with weak bias",
              "strong": "networks trained with strong bias"}
+    section = "S1.2 / Fig. S4a, S5a"
     for st in ("none", "weak", "strong"):
-        claims.append(dict(
-            id=f"biased_digit_iou_{st}",
-            section="S1.2 / Fig. S4a, S5a",
-            claim=f"IoU on the bias digit, unbiased test data, for {names[st]} is about {REFERENCE_IOU[st]:.2f}",
-            measured=m[st],
-            passed=None if np.isnan(m[st]) else bool(abs(m[st] - REFERENCE_IOU[st]) <= REFERENCE_TOL),
-            criterion=f"|measured - {REFERENCE_IOU[st]:.2f}| <= {REFERENCE_TOL} (the reference is read off a figure)",
-            reported=REFERENCE_IOU[st],
+        claims.append(_claim(
+            f"biased_digit_iou_{st}", section,
+            f"IoU on the bias digit, unbiased test data, for {names[st]} is about {REFERENCE_IOU[st]:.2f}",
+            m[st], abs(m[st] - REFERENCE_IOU[st]) <= REFERENCE_TOL,
+            f"|measured - {REFERENCE_IOU[st]:.2f}| <= {REFERENCE_TOL} (the reference is read off a figure)",
+            REFERENCE_IOU[st],
         ))
-    dropped = m["strong"] + ORDER_MARGIN <= m["none"]
-    claims.append(dict(
-        id="strong_bias_drop",
-        section="S1.2 / Fig. S4a",
-        claim="a strong bias costs IoU on the bias digit: strong < unbiased",
-        measured={"strong": m["strong"], "none": m["none"]},
-        passed=None if np.isnan(m["strong"]) or np.isnan(m["none"]) else bool(dropped),
-        criterion=f"IoU_strong + {ORDER_MARGIN} <= IoU_N",
-        reported={"strong": REFERENCE_IOU["strong"], "none": REFERENCE_IOU["none"]},
+    claims.append(_claim(
+        "strong_bias_drop", "S1.2 / Fig. S4a",
+        "a strong bias costs IoU on the bias digit: strong < unbiased",
+        {"strong": m["strong"], "none": m["none"]}, m["strong"] + ORDER_MARGIN <= m["none"],
+        f"IoU_strong + {ORDER_MARGIN} <= IoU_N",
+        {"strong": REFERENCE_IOU["strong"], "none": REFERENCE_IOU["none"]},
     ))
-    ordered = _order_holds(m)
-    claims.append(dict(
-        id="bias_order",
-        section="S1.2 / Fig. S4a, S5a",
-        claim="the bias costs IoU on the bias digit: strong < weak < unbiased",
-        measured={"strong": m["strong"], "weak": m["weak"], "none": m["none"]},
-        passed=None if any(np.isnan(v) for v in m.values()) else bool(ordered),
-        criterion=f"IoU_strong + {ORDER_MARGIN} <= IoU_weak and IoU_weak + {ORDER_MARGIN} <= IoU_N",
-        reported=dict(REFERENCE_IOU),
+    claims.append(_claim(
+        "bias_order", section, "the bias costs IoU on the bias digit: strong < weak < unbiased",
+        {"strong": m["strong"], "weak": m["weak"], "none": m["none"]}, _order_holds(m),
+        f"IoU_strong + {ORDER_MARGIN} <= IoU_weak and IoU_weak + {ORDER_MARGIN} <= IoU_N",
+        dict(REFERENCE_IOU),
     ))
-    ok_other = (other["none"] >= HIGH_IOU and other["strong"] >= other["none"] - REFERENCE_TOL
-                and other["weak"] >= other["none"] - REFERENCE_TOL)
-    claims.append(dict(
-        id="other_digits_stay_high",
-        section="S1.2 / Fig. S4a, S5a",
-        claim="the IoU on the other (unbiased) digits stays high",
-        measured={"none": other["none"], "weak": other["weak"], "strong": other["strong"]},
-        passed=None if any(np.isnan(v) for v in other.values()) else bool(ok_other),
-        criterion=(f"mean IoU of the other digits >= {HIGH_IOU} for N, and for the biased networks "
-                   f"at most {REFERENCE_TOL} below N's"),
-        reported="high",
+    claims.append(_claim(
+        "other_digits_stay_high", section, "the IoU on the other (unbiased) digits stays high",
+        {"none": other["none"], "weak": other["weak"], "strong": other["strong"]},
+        (other["none"] >= HIGH_IOU and other["strong"] >= other["none"] - REFERENCE_TOL
+         and other["weak"] >= other["none"] - REFERENCE_TOL),
+        (f"mean IoU of the other digits >= {HIGH_IOU} for N, and for the biased networks "
+         f"at most {REFERENCE_TOL} below N's"),
+        "high",
     ))
     return claims
 

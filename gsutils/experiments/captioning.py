@@ -431,7 +431,7 @@ def evaluate_captioner(profile: Profile, *, progress: bool = False) -> dict[str,
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Train (or restore), evaluate and explain the profile's captioner; one line per result."""
-    from gsutils.cli import Parser, add_profile_arguments, profile_or_exit
+    from gsutils.cli import Parser, add_profile_arguments, parse_with_profile
     from gsutils.experiments.caption_saliency import explain_captions, sharpness_summary
 
     parser = Parser(prog="python -m gsutils.experiments.captioning",
@@ -439,9 +439,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     add_profile_arguments(parser)
     parser.add_argument("--retrain", action="store_true", help="train instead of restoring a shipped captioner")
     parser.add_argument("--export", action="store_true", help="copy the trained captioner to checkpoints/")
-    args = parser.parse_args(argv)
-    profile = profile_or_exit(parser, args.profile, device=args.device, seed=args.seed,
-                              data_root=args.data_root)
+    args, profile = parse_with_profile(parser, argv)
     train_or_load_captioner(profile, progress=True, shipped=not args.retrain)
     if args.export:
         print(f"exported to {export_shipped(profile)}")

@@ -445,9 +445,9 @@ def gated(gate_result: dict[str, Any], ok: bool) -> bool | None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """The command line; a user error is one line on stderr with exit status 2."""
-    from gsutils.cli import Parser, add_profile_arguments, profile_or_exit
+    from gsutils.cli import Parser, add_profile_arguments, parse_with_profile
 
-    parser = Parser(prog="python -m gsutils.experiments.classification",
+    parser = Parser(prog="python -m gsutils pointing",
                     description="Train the NormGrad stand-in classifiers")
     add_profile_arguments(parser)
     parser.add_argument("--arch", nargs="+", default=list(ARCHS), choices=ARCHS)
@@ -455,9 +455,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                         help="train even when a shipped network matches (it is not restored)")
     parser.add_argument("--export", action="store_true",
                         help="copy the trained networks to checkpoints/<profile>/")
-    args = parser.parse_args(argv)
-    profile = profile_or_exit(parser, args.profile, device=args.device, seed=args.seed,
-                              data_root=args.data_root)
+    args, profile = parse_with_profile(parser, argv)
     scenes = test_scenes(profile)
     for arch in args.arch:
         if args.retrain:

@@ -35,7 +35,6 @@ Command line::
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import time
 from collections.abc import Sequence
@@ -352,15 +351,12 @@ def collect_fixed_grey(profile: Profile, grey: float = FIXED_GREY, *, progress: 
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Compute every biased network's context saliency for a profile (for GPU machines)."""
-    from gsutils.profiles import get_profile
+    from gsutils.cli import Parser, add_profile_arguments, parse_with_profile
 
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--profile", default="quick")
-    ap.add_argument("--device", default="auto")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--data-root", default=None)
-    a = ap.parse_args(argv)
-    prof = get_profile(a.profile, device=a.device, seed=a.seed, data_root=a.data_root)
+    ap = Parser(prog="python -m gsutils.experiments.context_saliency",
+                description="Compute every biased network's context saliency (S1.3, S1.4) for a profile.")
+    add_profile_arguments(ap)
+    _, prof = parse_with_profile(ap, argv)
     res = collect(prof, progress=True)
     collect_fixed_grey(prof, progress=True)
     for s in res.strengths:

@@ -208,14 +208,13 @@ def scene_networks(profile: Profile, *, progress: bool = True) -> list[Path]:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m gsutils scenes --profile quick [--export]``: train (or load) the S2/S3 DeepLabs."""
-    from gsutils.cli import Parser, add_profile_arguments, profile_or_exit
+    from gsutils.cli import Parser, add_profile_arguments, parse_with_profile
 
     ap = Parser(prog="python -m gsutils scenes",
                 description="train (or load) the S2/S3 DeepLabs; --export copies them to checkpoints/")
     add_profile_arguments(ap)
     ap.add_argument("--export", action="store_true", help="copy the trained networks to checkpoints/<profile>")
-    a = ap.parse_args(argv)
-    profile = profile_or_exit(ap, a.profile, device=a.device, seed=a.seed, data_root=a.data_root)
+    a, profile = parse_with_profile(ap, argv)
     for folder in scene_networks(profile):
         print(folder, "->", export_shipped(profile, folder) if a.export else "(not exported)")
     return 0

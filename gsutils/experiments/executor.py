@@ -117,3 +117,33 @@ def run_dask(
         client.close()
         if cluster is not None:
             cluster.close()
+
+
+def make_cluster(kind: str, jobs: int, **kwargs: Any):
+    """A dask-jobqueue cluster (``"slurm"`` or ``"pbs"``) scaled to ``jobs`` one-task jobs.
+
+    ``kwargs`` go to ``SLURMCluster`` / ``PBSCluster`` (``queue``, ``walltime``,
+    ``memory``, ``account``, ``job_extra_directives`` ...); every job runs one
+    single-threaded worker (``cores=1``, ``processes=1``) unless given.
+    """
+    try:
+        import dask_jobqueue
+    except ImportError as err:  # pragma: no cover - a dependency
+        raise ImportError("--cluster needs the 'dask-jobqueue' package (pip install dask-jobqueue)") from err
+    classes = {"slurm": dask_jobqueue.SLURMCluster, "pbs": dask_jobqueue.PBSCluster}
+    if kind not in classes:
+        raise ValueError(f"cluster must be one of {sorted(classes)}, got {kind!r}")
+    if not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"jobs must be a positive int, got {jobs!r}")
+    import shutil
+
+    submit = {"slurm": "sbatch", "pbs": "qsub"}[kind]
+    if shutil.which(submit) is None:  # otherwise the jobs fail in the background and the sweep waits forever
+        raise RuntimeError(f"{submit} is not on PATH: --cluster {kind} must run where {kind.upper()} jobs "
+                           f"can be submitted (a login node); use --executor dask [--address ...] elsewhere")
+    kwargs.setdefault("cores", 1)
+    kwargs.setdefault("processes", 1)
+    kwargs.setdefault("memory", "8GB")
+    cluster = classes[kind](**kwargs)
+    cluster.scale(jobs=jobs)
+    return cluster

@@ -340,7 +340,7 @@ def positive_gains(tables: dict[str, Any]) -> dict[str, int]:
 
 def main(argv: Any = None) -> None:
     """``python -m gsutils layers``: compute (or load) sections C, D and E for the profile's networks."""
-    from gsutils.cli import Parser, add_profile_arguments, profile_or_exit
+    from gsutils.cli import Parser, add_profile_arguments, parse_with_profile
     from gsutils.experiments.meta_saliency import meta_training_run
     from gsutils.experiments.randomisation import randomisation_curves, randomisation_run
     from gsutils.models.classifiers import ARCHS
@@ -349,8 +349,7 @@ def main(argv: Any = None) -> None:
                     description="NormGrad sections C, D and E: layer combination, meta-saliency, randomisation")
     add_profile_arguments(parser)
     parser.add_argument("--arch", nargs="+", default=list(ARCHS), choices=ARCHS)
-    args = parser.parse_args(argv)
-    profile = profile_or_exit(parser, args.profile, device=args.device, seed=args.seed, data_root=args.data_root)
+    args, profile = parse_with_profile(parser, argv)
     for arch in args.arch:
         w = layer_weights(profile, arch, progress=True)
         print(f"{arch}: test mAP {w['test_map']:.3f}; probe mAP per layer "

@@ -25,13 +25,7 @@ import numpy as np
 import torch
 
 from gsutils.data.scenes import DIGIT_CLASSES
-from gsutils.experiments.classifier_training import (
-    check_profile_arch,
-    classifier_config,
-    classifier_snapshot,
-    test_scenes,
-    train_or_load_classifier,
-)
+from gsutils.experiments import classifier_training as ct
 from gsutils.experiments.layer_combination import probe_train_split
 from gsutils.experiments.store import Store
 from gsutils.models.classifiers import CANDIDATE_LAYERS
@@ -59,7 +53,7 @@ def _first_class(labels: torch.Tensor) -> torch.Tensor:
 def _images(profile: Profile) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     n = int(profile.layers.meta_images)
     xtr, ytr = probe_train_split(profile, n)
-    te = test_scenes(profile)
+    te = ct.test_scenes(profile)
     return {"train": (xtr, _first_class(ytr)), "validation": (te.images[:n], _first_class(te.labels[:n]))}
 
 
@@ -72,8 +66,8 @@ def _maps(model: torch.nn.Module, x: torch.Tensor, t: torch.Tensor, arch: str, l
 
 
 def meta_training_config(profile: Profile, arch: str) -> dict[str, Any]:
-    check_profile_arch(profile, arch)
-    return {"version": VERSION, "classifier": classifier_config(profile, arch), "methods": list(META_METHODS),
+    ct.check_profile_arch(profile, arch)
+    return {"version": VERSION, "classifier": ct.classifier_config(profile, arch), "methods": list(META_METHODS),
             "layers": list(meta_layers(arch)), "images": int(profile.layers.meta_images),
             "meta_lr": float(profile.layers.meta_lr)}
 
@@ -98,8 +92,8 @@ def meta_training_run(profile: Profile, arch: str, *, progress: bool = False) ->
     if store.exists("normgrad_meta_training", config, "pt"):
         return store.load("normgrad_meta_training", config, "pt")
     epochs = int(profile.normgrad.epochs)
-    train_or_load_classifier(profile, arch, progress=progress)
-    snaps = [classifier_snapshot(profile, arch, e) for e in range(1, epochs + 1)]
+    ct.train_or_load_classifier(profile, arch, progress=progress)
+    snaps = [ct.classifier_snapshot(profile, arch, e) for e in range(1, epochs + 1)]
     if any(s is None for s in snaps):
         return None
 
@@ -131,10 +125,10 @@ def meta_examples(profile: Profile, arch: str, n: int = 2, *, progress: bool = F
     Returns ``{"rgb": (n, 3, S, S), "present"/"absent": (n,) classes, "maps":
     {"plain|positive|method@layer": (n, S, S), "meta|positive|...", ...}}``.
     """
-    check_profile_arch(profile, arch)
-    model = train_or_load_classifier(profile, arch, progress=progress)
+    ct.check_profile_arch(profile, arch)
+    model = ct.train_or_load_classifier(profile, arch, progress=progress)
     device = next(model.parameters()).device
-    scenes = test_scenes(profile)
+    scenes = ct.test_scenes(profile)
     x = scenes.images[:n].to(device)
     present = _first_class(scenes.labels[:n])
     absent = (scenes.labels[:n] < 0.5).float().argmax(dim=1)
@@ -161,10 +155,10 @@ def train_test_map(profile: Profile, arch: str, n: int = 200) -> dict[str, float
     from gsutils.experiments.classifier_training import evaluate_classifier
     from gsutils.data.scenes import SceneSet
 
-    model = train_or_load_classifier(profile, arch, progress=False)
+    model = ct.train_or_load_classifier(profile, arch, progress=False)
     x, y = probe_train_split(profile, n)
     train = SceneSet(x, y, tuple(() for _ in range(len(x))), tuple(str(i) for i in range(len(x))), DIGIT_CLASSES)
-    return {"train": evaluate_classifier(model, train)["mAP"], "test": evaluate_classifier(model, test_scenes(profile))["mAP"]}
+    return {"train": evaluate_classifier(model, train)["mAP"], "test": evaluate_classifier(model, ct.test_scenes(profile))["mAP"]}
 
 
 def meta_curves(run: dict[str, Any]):

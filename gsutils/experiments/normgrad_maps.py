@@ -164,7 +164,7 @@ def identity_trick_run(profile: Profile, arch: str, *, progress: bool = True) ->
     ----------
     profile:
         A :class:`gsutils.profiles.Profile`; its trained classifier and test
-        scenes are used (:mod:`gsutils.experiments.classification`).
+        scenes are used (:mod:`gsutils.experiments.classifier_training`).
     arch:
         ``"vgg16"`` or ``"resnet50"``.
     progress:

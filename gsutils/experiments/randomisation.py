@@ -18,12 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from gsutils.experiments.classifier_training import (
-    check_profile_arch,
-    classifier_config,
-    test_scenes,
-    train_or_load_classifier,
-)
+from gsutils.experiments import classifier_training as ct
 from gsutils.experiments.store import Store
 from gsutils.metrics.pointing import hit_region, is_hit
 from gsutils.models.classifiers import CANDIDATE_LAYERS
@@ -46,15 +41,15 @@ def random_layers(arch: str) -> tuple[str, str]:
 
 def sample_pairs(profile: Profile, n: int) -> list[Any]:
     """``n`` (test scene, class) pairs drawn without replacement with the profile's seed, in scene order."""
-    pairs = [p for p in test_scenes(profile).pairs() if not p.skip]
+    pairs = [p for p in ct.test_scenes(profile).pairs() if not p.skip]
     rng = np.random.default_rng([int(profile.seed), 5])
     pick = np.sort(rng.choice(len(pairs), size=min(n, len(pairs)), replace=False))
     return [pairs[i] for i in pick]
 
 
 def randomisation_config(profile: Profile, arch: str) -> dict[str, Any]:
-    check_profile_arch(profile, arch)
-    return {"version": VERSION, "classifier": classifier_config(profile, arch),
+    ct.check_profile_arch(profile, arch)
+    return {"version": VERSION, "classifier": ct.classifier_config(profile, arch),
             "blocks": [[n, list(p)] for n, p in RANDOMIZATION_BLOCKS[arch]],
             "layers": list(random_layers(arch)), "methods": list(RANDOM_METHODS),
             "pairs": int(profile.layers.random_pairs), "meta_lr": float(profile.layers.meta_lr),
@@ -90,9 +85,9 @@ def randomisation_run(profile: Profile, arch: str, *, progress: bool = False) ->
     from tqdm.auto import tqdm
 
     def compute() -> dict[str, Any]:
-        model = train_or_load_classifier(profile, arch, progress=progress)
+        model = ct.train_or_load_classifier(profile, arch, progress=progress)
         device = next(model.parameters()).device
-        scenes = test_scenes(profile)
+        scenes = ct.test_scenes(profile)
         pairs = sample_pairs(profile, int(profile.layers.random_pairs))
         x = scenes.images[torch.tensor([p.index for p in pairs])].to(device)  # (P, 3, S, S)
         target = torch.tensor([p.class_id for p in pairs], device=device)  # (P,)

@@ -461,32 +461,22 @@ def run_grid(
 
 def main(argv: Sequence[str] | None = None) -> None:
     """The command line; a user error is one line on stderr with exit status 2."""
-    from gsutils.cli import Parser, fail, profile_or_exit
-    from gsutils.profiles import PROFILE_NAMES
+    from gsutils.cli import Parser, add_executor_arguments, add_profile_arguments, executor_or_exit, parse_with_profile
 
     ap = Parser(prog="python -m gsutils.experiments.segmentation",
                 description="Train and evaluate the S1.2 bias grid.")
-    ap.add_argument("--profile", default="quick", choices=PROFILE_NAMES)
-    ap.add_argument("--device", default="auto")
-    ap.add_argument("--data-root", default=None)
+    add_profile_arguments(ap)
     ap.add_argument("--results-dir", default=None)
     ap.add_argument("--backbones", nargs="*", default=None, choices=BACKBONES,
                     help="default: the profile's grid backbones")
-    ap.add_argument("--executor", default="local", choices=("local", "dask"))
-    ap.add_argument("--address", default=None, help="Dask scheduler address")
-    ap.add_argument("--workers", type=int, default=2)
-    a = ap.parse_args(argv)
-    if a.workers < 1:
-        fail(ap, f"--workers must be at least 1, got {a.workers}")
-    if a.address is not None and a.executor != "dask":
-        fail(ap, "--address is only used with --executor dask")
-    cfg = profile_or_exit(ap, a.profile, device=a.device, data_root=a.data_root,
-                          results_dir=a.results_dir)
+    add_executor_arguments(ap)
+    a, cfg = parse_with_profile(ap, argv)
     runs = grid_runs(cfg, a.backbones or cfg.grid.backbones)
-    for res in run_grid(cfg, runs, executor=a.executor, address=a.address, n_workers=a.workers):
-        iou = res["iou"]
-        print(json.dumps({"run": res["run"], "miou": round(res["miou"], 4),
-                          "iou": [None if v is None else round(v, 4) for v in iou]}))
+    with executor_or_exit(ap, a) as (executor, address, workers):
+        for res in run_grid(cfg, runs, executor=executor, address=address, n_workers=workers):
+            iou = res["iou"]
+            print(json.dumps({"run": res["run"], "miou": round(res["miou"], 4),
+                              "iou": [None if v is None else round(v, 4) for v in iou]}))
 
 
 if __name__ == "__main__":

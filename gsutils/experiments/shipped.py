@@ -162,7 +162,7 @@ def manifest(profile: Profile, runs: Sequence[Any]) -> list[dict[str, Any]]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m gsutils shipped --profile quick [--grid backbones] [--retrain] [--export]``."""
-    from gsutils.cli import Parser, add_profile_arguments, profile_or_exit
+    from gsutils.cli import Parser, add_profile_arguments, parse_with_profile
     from gsutils.experiments.segmentation import grid_runs, model_dir, train_unet
 
     ap = Parser(prog="python -m gsutils shipped",
@@ -173,8 +173,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--retrain", action="store_true",
                     help="train every network of the grid from scratch into the results folder")
     ap.add_argument("--export", action="store_true", help="copy the trained networks to checkpoints/")
-    a = ap.parse_args(argv)
-    prof = profile_or_exit(ap, a.profile, device=a.device, seed=a.seed, data_root=a.data_root)
+    a, prof = parse_with_profile(ap, argv)
     if a.grid == "backbones":
         from gsutils.experiments.backbones import backbone_profile, backbone_runs
 

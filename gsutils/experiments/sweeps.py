@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from gsutils.data.toy import BiasConfig
+from gsutils.experiments.executor import make_cluster
 from gsutils.experiments.context_saliency import biased_test_set, compute_fixed_grey, select_images
 from gsutils.experiments.segmentation import SegRun, train_config, train_or_load
 from gsutils.experiments.store import Store
@@ -161,36 +162,6 @@ def run_task(profile: Profile, task: tuple[SegRun, GridSaliencyConfig], progress
 
     return Store(profile.results_dir).get_or_compute("grid_sweep", task_key_config(profile, run, config),
                                                      compute, fmt="npz")
-
-
-def make_cluster(kind: str, jobs: int, **kwargs: Any):
-    """A dask-jobqueue cluster (``"slurm"`` or ``"pbs"``) scaled to ``jobs`` one-task jobs.
-
-    ``kwargs`` go to ``SLURMCluster`` / ``PBSCluster`` (``queue``, ``walltime``,
-    ``memory``, ``account``, ``job_extra_directives`` ...); every job runs one
-    single-threaded worker (``cores=1``, ``processes=1``) unless given.
-    """
-    try:
-        import dask_jobqueue
-    except ImportError as err:  # pragma: no cover - a dependency
-        raise ImportError("--cluster needs the 'dask-jobqueue' package (pip install dask-jobqueue)") from err
-    classes = {"slurm": dask_jobqueue.SLURMCluster, "pbs": dask_jobqueue.PBSCluster}
-    if kind not in classes:
-        raise ValueError(f"cluster must be one of {sorted(classes)}, got {kind!r}")
-    if not isinstance(jobs, int) or jobs < 1:
-        raise ValueError(f"jobs must be a positive int, got {jobs!r}")
-    import shutil
-
-    submit = {"slurm": "sbatch", "pbs": "qsub"}[kind]
-    if shutil.which(submit) is None:  # otherwise the jobs fail in the background and the sweep waits forever
-        raise RuntimeError(f"{submit} is not on PATH: --cluster {kind} must run where {kind.upper()} jobs "
-                           f"can be submitted (a login node); use --executor dask [--address ...] elsewhere")
-    kwargs.setdefault("cores", 1)
-    kwargs.setdefault("processes", 1)
-    kwargs.setdefault("memory", "8GB")
-    cluster = classes[kind](**kwargs)
-    cluster.scale(jobs=jobs)
-    return cluster
 
 
 def run_sweeps(
@@ -332,45 +303,15 @@ def sweep_claims(profile: Profile, table) -> list[dict[str, Any]]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run a profile's sweeps locally, on Dask, or on a Slurm/PBS cluster; print the table."""
-    from gsutils.cli import Parser, add_profile_arguments, fail, profile_or_exit
+    from gsutils.cli import Parser, add_executor_arguments, add_profile_arguments, executor_or_exit, parse_with_profile
 
     ap = Parser(prog="python -m gsutils.experiments.sweeps",
                 description="S1.6: sweep grid saliency's lambda, lr, momentum, initial mask and grey value.")
     add_profile_arguments(ap)
-    ap.add_argument("--executor", default=None, choices=("local", "dask"),
-                    help="default: the profile's (sweeps.executor)")
-    ap.add_argument("--address", default=None, help="a Dask scheduler address (tcp://host:8786)")
-    ap.add_argument("--workers", type=int, default=None, help="local Dask workers")
-    ap.add_argument("--cluster", default=None, choices=("slurm", "pbs"), help="start workers through dask-jobqueue")
-    ap.add_argument("--jobs", type=int, default=4, help="cluster jobs (one single-threaded worker each)")
-    ap.add_argument("--queue", default=None)
-    ap.add_argument("--walltime", default="01:00:00")
-    ap.add_argument("--memory", default="8GB")
-    ap.add_argument("--account", default=None)
-    a = ap.parse_args(argv)
-    if a.workers is not None and a.workers < 1:
-        fail(ap, f"--workers must be at least 1, got {a.workers}")
-    if a.cluster and a.address:
-        fail(ap, "give either --cluster or --address, not both")
-    if a.jobs < 1:
-        fail(ap, f"--jobs must be at least 1, got {a.jobs}")
-    prof = profile_or_exit(ap, a.profile, device=a.device, seed=a.seed, data_root=a.data_root)
-    cluster, address, executor = None, a.address, a.executor
-    if a.cluster:
-        kw = {k: v for k, v in {"queue": a.queue, "walltime": a.walltime, "memory": a.memory,
-                                "account": a.account}.items() if v is not None}
-        try:
-            cluster = make_cluster(a.cluster, a.jobs, **kw)
-        except (ImportError, ValueError, RuntimeError, OSError) as err:
-            fail(ap, f"could not start the {a.cluster} cluster: {err}")
-        address, executor = cluster.scheduler_address, "dask"
-    if address is not None:
-        executor = "dask"
-    try:
-        results = run_sweeps(prof, executor=executor, address=address, workers=a.workers)
-    finally:
-        if cluster is not None:
-            cluster.close()
+    add_executor_arguments(ap, executor=None, workers=None)
+    a, prof = parse_with_profile(ap, argv)
+    with executor_or_exit(ap, a) as (executor, address, workers):
+        results = run_sweeps(prof, executor=executor, address=address, workers=workers)
     table = sweep_table(prof, results)
     print(table.round(4).to_string(index=False))
     return 0

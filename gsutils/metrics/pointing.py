@@ -32,16 +32,22 @@ DIFFICULT_AREA_FRACTION = 0.25
 SUBSETS = ("all", "difficult")
 
 
+def _as_2d(t, name: str) -> torch.Tensor:
+    """A ``(H, W)`` tensor from a tensor or array of shape ``(H, W)`` or ``(1, H, W)``."""
+    if isinstance(t, np.ndarray):
+        t = torch.from_numpy(t)
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"{name} must be a (H, W) tensor or array, got {type(t).__name__}")
+    if t.dim() == 3 and t.shape[0] == 1:
+        t = t[0]
+    if t.dim() != 2:
+        raise ValueError(f"{name} must have shape (H, W) or (1, H, W), got {tuple(t.shape)}")
+    return t
+
+
 def _as_bool_mask(gt, name: str = "gt") -> torch.Tensor:
     """A ``(H, W)`` bool tensor from a tensor or array (``(1, H, W)`` is squeezed)."""
-    if isinstance(gt, np.ndarray):
-        gt = torch.from_numpy(gt)
-    if not isinstance(gt, torch.Tensor):
-        raise TypeError(f"{name} must be a (H, W) bool tensor or array, got {type(gt).__name__}")
-    if gt.dim() == 3 and gt.shape[0] == 1:
-        gt = gt[0]
-    if gt.dim() != 2:
-        raise ValueError(f"{name} must have shape (H, W), got {tuple(gt.shape)}")
+    gt = _as_2d(gt, name)
     if gt.dtype != torch.bool:
         if gt.is_floating_point() or gt.dtype in (torch.uint8, torch.int32, torch.int64):
             gt = gt != 0
@@ -96,12 +102,7 @@ def map_argmax_point(saliency: torch.Tensor) -> tuple[int, int]:
     saliency:
         ``(H, W)`` or ``(1, H, W)`` map.
     """
-    if not isinstance(saliency, torch.Tensor):
-        raise TypeError(f"saliency map must be a tensor, got {type(saliency).__name__}")
-    if saliency.dim() == 3 and saliency.shape[0] == 1:
-        saliency = saliency[0]
-    if saliency.dim() != 2:
-        raise ValueError(f"saliency map must have shape (H, W) or (1, H, W), got {tuple(saliency.shape)}")
+    saliency = _as_2d(saliency, "saliency map")
     if not torch.isfinite(saliency).all():
         raise ValueError("saliency map contains NaN or infinite values")
     width = saliency.shape[1]

@@ -18,10 +18,6 @@ LAYER_TITLES = {
 }
 
 
-def _title(name: str) -> str:
-    return LAYER_TITLES.get(name, name)
-
-
 def plot_fig6(explained: Mapping[str, np.ndarray], captions: Sequence[str], names: Sequence[str],
               rows: Sequence[int], *, key: str = "maps", words: Sequence[str] | None = None):
     """Fig. 6's layout: per image a row, the image then each layer's map and the combination.
@@ -71,7 +67,7 @@ def plot_fig6(explained: Mapping[str, np.ndarray], captions: Sequence[str], name
             a.imshow((m - lo) / (hi - lo) if hi > lo else np.zeros_like(m), cmap="jet", vmin=0, vmax=1,
                      alpha=0.6)
             if r == 0:
-                a.set_title(_title(name), fontsize=8)
+                a.set_title(LAYER_TITLES.get(name, name), fontsize=8)
         for j in range(n_cols):
             a = axes[r, j]
             if mask.any():
@@ -109,7 +105,7 @@ def plot_sharpness(summary: Mapping[str, Any], names: Sequence[str]):
     area = summary["named_objects"]["area"]
     for a, (k, label) in zip(axes, panels):
         a.bar(x, [summary[n][k] for n in names], color=colours)
-        a.set_xticks(x, [_title(n).replace("\n", " ") for n in names], rotation=25, ha="right", fontsize=7)
+        a.set_xticks(x, [LAYER_TITLES.get(n, n).replace("\n", " ") for n in names], rotation=25, ha="right", fontsize=7)
         a.set_ylabel(label)
         a.set_ylim(0, 1)
         if k in ("mass", "half_max"):

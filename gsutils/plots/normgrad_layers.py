@@ -136,43 +136,51 @@ def plot_randomisation_curves(curves: dict[str, Any]):
     return fig
 
 
-def plot_fig2(tables: dict[str, Any]):
-    """Fig. 2: mean Spearman(meta, plain) over training epochs, training vs validation images."""
+def _epoch_panels(tables: dict[str, Any], series, ylabel: str, legend: dict[str, Any]):
+    """One panel per architecture: ``series(t)`` yields ``(values, style, label)`` against the epochs."""
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, len(tables), figsize=(5 * len(tables), 3.2), squeeze=False)
     for ax, (arch, t) in zip(axes[0], tables.items()):
-        for split, key in t.columns:
-            method, layer = key.split("@")
-            ax.plot(t.index, t[(split, key)], marker="o", ms=3, ls="-" if split == "train" else "--",
-                    color="#1f77b4" if method == "normgrad" else "#d62728",
-                    alpha=1.0 if layer == "input" else 0.5, label=f"{split}: {method_label(method)} @{layer}")
+        for values, style, label in series(t):
+            ax.plot(t.index, values, marker="o", ms=3, label=label, **style)
         ax.set_xlabel("epoch")
-        ax.set_ylabel("Spearman(meta, plain)")
+        ax.set_ylabel(ylabel)
         ax.set_title(arch, fontsize=9)
         ax.grid(alpha=0.3)
-    axes[0][-1].legend(fontsize=6, bbox_to_anchor=(1.02, 1), loc="upper left")
+    axes[0][-1].legend(**legend)
     fig.tight_layout()
     return fig
+
+
+def _method_colour(method: str) -> str:
+    return "#1f77b4" if method == "normgrad" else "#d62728"
+
+
+def plot_fig2(tables: dict[str, Any]):
+    """Fig. 2: mean Spearman(meta, plain) over training epochs, training vs validation images."""
+
+    def series(t):
+        for split, key in t.columns:
+            method, layer = key.split("@")
+            style = dict(ls="-" if split == "train" else "--", color=_method_colour(method),
+                         alpha=1.0 if layer == "input" else 0.5)
+            yield t[(split, key)], style, f"{split}: {method_label(method)} @{layer}"
+
+    return _epoch_panels(tables, series, "Spearman(meta, plain)",
+                         dict(fontsize=6, bbox_to_anchor=(1.02, 1), loc="upper left"))
 
 
 def plot_fig3(tables: dict[str, Any]):
     """Fig. 3: Spearman of each epoch's validation meta-maps with the final epoch's."""
-    import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(tables), figsize=(5 * len(tables), 3.2), squeeze=False)
-    for ax, (arch, t) in zip(axes[0], tables.items()):
+    def series(t):
         for key in t.columns:
             method, layer = key.split("@")
-            ax.plot(t.index, t[key], marker="o", ms=3, ls="-" if layer == "input" else "--",
-                    color="#1f77b4" if method == "normgrad" else "#d62728", label=f"{method_label(method)} @{layer}")
-        ax.set_xlabel("epoch")
-        ax.set_ylabel("Spearman with the final meta-map")
-        ax.set_title(arch, fontsize=9)
-        ax.grid(alpha=0.3)
-    axes[0][-1].legend(fontsize=7)
-    fig.tight_layout()
-    return fig
+            style = dict(ls="-" if layer == "input" else "--", color=_method_colour(method))
+            yield t[key], style, f"{method_label(method)} @{layer}"
+
+    return _epoch_panels(tables, series, "Spearman with the final meta-map", dict(fontsize=7))
 
 
 def plot_fig4(examples: dict[str, Any], method: str = "selective_normgrad", layer: str = "input"):

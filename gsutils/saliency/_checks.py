@@ -6,7 +6,13 @@ argument, so that a bad input never turns into a silent NaN or all-zero map.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Union
+
 from torch import Tensor, nn
+
+#: which class each image is explained for: one int for all images, or one per image
+ClassIndex = Union[int, Sequence[int], Tensor]
 
 
 def check_model(model: nn.Module, images: Tensor) -> None:

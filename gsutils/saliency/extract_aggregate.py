@@ -40,6 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gsutils.saliency._checks import ClassIndex
 from gsutils.saliency.aggregations import (
     METHODS,
     REGISTRY,
@@ -161,7 +162,7 @@ def _check_input(model: nn.Module, x: torch.Tensor) -> None:
         break
 
 
-def _target_signal(logits: torch.Tensor, target: int | Sequence[int] | torch.Tensor) -> torch.Tensor:
+def _target_signal(logits: torch.Tensor, target: ClassIndex) -> torch.Tensor:
     """The one-hot backward signal of ``target`` on ``logits`` ``(N, K, *spatial)``."""
     if not isinstance(logits, torch.Tensor) or logits.dim() < 2:
         shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
@@ -320,7 +321,7 @@ def _backward(logits: torch.Tensor, signal: torch.Tensor, acts: dict[str, torch.
 def extract_aggregate(
     model: nn.Module,
     x: torch.Tensor,
-    target: int | Sequence[int] | torch.Tensor,
+    target: ClassIndex,
     layers: str | Sequence[str],
     methods: str | Sequence[str],
     *,
@@ -473,7 +474,7 @@ def extract_aggregate(
 def saliency(
     model: nn.Module,
     x: torch.Tensor,
-    target: int | Sequence[int] | torch.Tensor,
+    target: ClassIndex,
     layer: str,
     method: str,
     resize: bool = True,

@@ -31,13 +31,11 @@ context gets a context map near 0.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from gsutils.saliency._checks import check_has_context, check_model
+from gsutils.saliency._checks import ClassIndex, check_has_context, check_model
 from gsutils.saliency.grid import check_classes, validate_request, segmentation_probs
 
 __all__ = [
@@ -107,7 +105,7 @@ def vanilla_gradient(
     model: nn.Module,
     images: Tensor,
     requests: Tensor,
-    classes: int | Sequence[int] | Tensor,
+    classes: ClassIndex,
     *,
     batch_size: int | None = None,
 ) -> Tensor:
@@ -148,7 +146,7 @@ def integrated_gradients(
     model: nn.Module,
     images: Tensor,
     requests: Tensor,
-    classes: int | Sequence[int] | Tensor,
+    classes: ClassIndex,
     *,
     steps: int = 25,
     baseline: float | Tensor = 0.0,
@@ -199,7 +197,7 @@ def smoothgrad(
     model: nn.Module,
     images: Tensor,
     requests: Tensor,
-    classes: int | Sequence[int] | Tensor,
+    classes: ClassIndex,
     *,
     samples: int = 25,
     noise_level: float = 0.15,
@@ -272,7 +270,7 @@ def gradient_context_saliency(
     model: nn.Module,
     images: Tensor,
     requests: Tensor,
-    classes: int | Sequence[int] | Tensor,
+    classes: ClassIndex,
     method: str,
     *,
     ig_steps: int = 25,

@@ -47,14 +47,14 @@ from __future__ import annotations
 
 import numbers
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from gsutils.saliency._checks import check_has_context, check_model
+from gsutils.saliency._checks import ClassIndex, check_has_context, check_model
 
 __all__ = [
     "GridSaliencyConfig",
@@ -64,6 +64,9 @@ __all__ = [
     "segmentation_probs",
     "erode",
     "saliency_views",
+    "upsample_mask",
+    "optimise_masks",
+    "UPSAMPLING",
 ]
 
 
@@ -195,6 +198,17 @@ def segmentation_probs(model: nn.Module, images: Tensor) -> Tensor:
     return out.softmax(dim=1)  # (N, K, H, W)
 
 
+#: how the optimised low-resolution mask is brought to the image's size
+UPSAMPLING = ("nearest", "bilinear")
+
+
+def upsample_mask(m: Tensor, size: tuple[int, int], mode: str) -> Tensor:
+    """``(B, 1, gh, gw)`` mask -> ``(B, 1, H, W)``, by ``"nearest"`` or ``"bilinear"`` interpolation."""
+    if mode == "nearest":
+        return F.interpolate(m, size=size, mode="nearest")
+    return F.interpolate(m, size=size, mode="bilinear", align_corners=False)
+
+
 def erode(masks: Tensor, size: int) -> Tensor:
     """Binary erosion of ``(N, H, W)`` masks with a ``size x size`` square.
 
@@ -208,7 +222,7 @@ def erode(masks: Tensor, size: int) -> Tensor:
 
 
 def validate_request(
-    images: Tensor, requests: Tensor, classes: int | Sequence[int] | Tensor
+    images: Tensor, requests: Tensor, classes: ClassIndex
 ) -> tuple[Tensor, Tensor]:
     """Checked ``requests`` (bool, images' device) and ``classes`` (int64 ``(N,)``)."""
     if not isinstance(images, Tensor) or not images.is_floating_point() or images.ndim != 4:
@@ -288,8 +302,13 @@ def _optimise_chunk(
     cfg: GridSaliencyConfig,
     context: bool,
     progress_bar=None,
+    upsample: str = "nearest",
 ) -> dict[str, Tensor]:
-    """Optimise the masks of one batch; each image's result is independent of the others."""
+    """Optimise the masks of one batch; each image's result is independent of the others.
+
+    ``upsample`` is how the ``(gh, gw)`` mask is brought to ``(H, W)``:
+    ``"nearest"`` (the toy chapters, S1) or ``"bilinear"`` (real scenes, S2).
+    """
     b, _, h, w = x.shape
     r = request.to(x.dtype)[:, None]  # (B, 1, H, W)  R
     loss_region = erode(request, cfg.erosion)  # (B, H, W) R eroded for the loss
@@ -319,7 +338,7 @@ def _optimise_chunk(
     velocity = torch.zeros_like(m)  # SGD momentum buffer
 
     def loss_of(m: Tensor) -> Tensor:  # (B, 1, gh, gw) -> (B,)
-        up = F.interpolate(m, size=(h, w), mode="nearest")  # (B, 1, H, W)
+        up = upsample_mask(m, (h, w), upsample)  # (B, 1, H, W)
         x_new = p + up * delta  # (B, C, H, W) = x o M + p o (1 - M)
         f_new = class_scores(model, x_new, classes)  # (B, H, W)
         return cfg.lam * m.flatten(1).sum(1) + preservation_loss(f_x, f_new, loss_region)
@@ -341,7 +360,7 @@ def _optimise_chunk(
             final_loss, dtype=torch.bool)
         m = torch.where(empty[:, None, None, None], torch.zeros_like(m), m)
         final_loss = torch.where(empty, empty_loss, final_loss)
-        maps = F.interpolate(m, size=(h, w), mode="nearest")[:, 0]  # (B, H, W)
+        maps = upsample_mask(m, (h, w), upsample)[:, 0]  # (B, H, W)
         if context:
             maps = maps * (1 - r[:, 0])  # context map: zero inside R
     return dict(maps=maps, grid_masks=m[:, 0], grey=grey, loss=final_loss,
@@ -349,16 +368,26 @@ def _optimise_chunk(
 # [grid-core-end]
 
 
-def _run(
+def optimise_masks(
     model: nn.Module,
     images: Tensor,
     requests: Tensor,
-    classes: int | Sequence[int] | Tensor,
-    config: GridSaliencyConfig | None,
-    batch_size: int | None,
-    progress: bool,
+    classes: ClassIndex,
+    *,
     context: bool,
+    config: GridSaliencyConfig | None = None,
+    batch_size: int | None = None,
+    progress: bool = False,
+    upsample: str = "nearest",
+    training_mode: str = "warn",
 ) -> GridSaliencyResult:
+    """Validate, batch and optimise (:func:`context_saliency` / :func:`grid_saliency` / ``explain``).
+
+    ``training_mode``: what a model with batch-norm or dropout in training
+    mode gets, ``"warn"`` or ``"error"``.
+    """
+    if upsample not in UPSAMPLING:
+        raise ValueError(f"upsample must be one of {UPSAMPLING}, got {upsample!r}")
     cfg = GridSaliencyConfig() if config is None else config
     if not isinstance(cfg, GridSaliencyConfig):
         raise TypeError(f"config must be a GridSaliencyConfig, got {type(cfg).__name__}")
@@ -373,11 +402,11 @@ def _run(
         raise ValueError(f"batch_size must be a positive int or None, got {batch_size!r}")
     if any(isinstance(mod, (nn.modules.batchnorm._BatchNorm, nn.Dropout)) and mod.training
            for mod in (model.modules() if isinstance(model, nn.Module) else ())):
-        warnings.warn(
-            "the model is in training mode; batch-norm or dropout then make each image's "
-            "saliency depend on the batch. Call model.eval() first.",
-            stacklevel=3,
-        )
+        message = ("the model is in training mode; batch-norm or dropout then make each image's "
+                   "saliency depend on the batch. Call model.eval() first")
+        if training_mode == "error":
+            raise ValueError(message)
+        warnings.warn(message + ".", stacklevel=3)
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -387,7 +416,7 @@ def _run(
     try:
         for s in range(0, n, batch_size):
             sl = slice(s, s + batch_size)
-            parts.append(_optimise_chunk(model, images[sl], req[sl], cls[sl], cfg, context, bar))
+            parts.append(_optimise_chunk(model, images[sl], req[sl], cls[sl], cfg, context, bar, upsample))
     finally:
         if bar is not None:
             bar.close()
@@ -399,7 +428,7 @@ def context_saliency(
     model: nn.Module,
     images: Tensor,
     requests: Tensor,
-    classes: int | Sequence[int] | Tensor,
+    classes: ClassIndex,
     *,
     config: GridSaliencyConfig | None = None,
     batch_size: int | None = None,
@@ -430,25 +459,19 @@ def context_saliency(
     GridSaliencyResult
         ``maps`` are ``(N, H, W)`` in ``[0, 1]`` and zero inside ``R``.
     """
-    return _run(model, images, requests, classes, config, batch_size, progress, context=True)
+    return optimise_masks(model, images, requests, classes, context=True, config=config, batch_size=batch_size,
+                progress=progress)
 
 
-def grid_saliency(
-    model: nn.Module,
-    images: Tensor,
-    requests: Tensor,
-    classes: int | Sequence[int] | Tensor,
-    *,
-    config: GridSaliencyConfig | None = None,
-    batch_size: int | None = None,
-    progress: bool = False,
-) -> GridSaliencyResult:
+def grid_saliency(model: nn.Module, images: Tensor, requests: Tensor, classes: ClassIndex,
+                  **options) -> GridSaliencyResult:
     """Plain grid saliency: the whole image (request region included) may be perturbed.
 
-    Same parameters as :func:`context_saliency`; the perturbation is the
-    constant grey image and the returned maps cover the whole image.
+    Same parameters as :func:`context_saliency` (``options``: ``config``,
+    ``batch_size``, ``progress``); the perturbation is the constant grey image
+    and the returned maps cover the whole image.
     """
-    return _run(model, images, requests, classes, config, batch_size, progress, context=False)
+    return optimise_masks(model, images, requests, classes, context=False, **options)
 
 
 def saliency_views(

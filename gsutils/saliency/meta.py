@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gsutils.saliency._checks import ClassIndex
 from gsutils.saliency.extract_aggregate import extract_aggregate
 
 
@@ -86,24 +87,18 @@ def meta_step(model: nn.Module, x: torch.Tensor, target: int, lr: float, positiv
             m.training = flag
 
 
-def meta_saliency(
-    model: nn.Module,
-    x: torch.Tensor,
-    target: int | Sequence[int] | torch.Tensor,
-    layers: str | Sequence[str],
-    methods: str | Sequence[str],
-    *,
-    lr: float,
-    positive: bool | Sequence[bool] = True,
-    resize: bool = True,
-) -> dict[tuple[str, str], torch.Tensor]:
+def meta_saliency(model: nn.Module, x: torch.Tensor, target: ClassIndex, layers: str | Sequence[str],
+                  methods: str | Sequence[str], *, lr: float, positive: bool | Sequence[bool] = True,
+                  **options) -> dict[tuple[str, str], torch.Tensor]:
     """Meta-saliency maps: :func:`extract_aggregate` on the model after one step per image.
 
     Parameters
     ----------
-    model, x, target, layers, methods, resize:
+    model, x, target, layers, methods:
         As :func:`gsutils.saliency.extract_aggregate.extract_aggregate`
         (``x`` ``(N, C, H, W)``; ``target`` an int or ``(N,)``).
+    options:
+        Passed on to ``extract_aggregate`` (``resize``, ``classifier_layer``).
     lr:
         The step size of :func:`meta_step`.
     positive:
@@ -130,7 +125,7 @@ def meta_saliency(
     parts: list[dict[tuple[str, str], torch.Tensor]] = []
     for i in range(n):
         with meta_step(model, x[i:i + 1], int(t[i]), lr, pos[i]) as stepped:
-            parts.append(extract_aggregate(stepped, x[i:i + 1], int(t[i]), layers, methods, resize=resize))
+            parts.append(extract_aggregate(stepped, x[i:i + 1], int(t[i]), layers, methods, **options))
     return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
 
 
