@@ -70,9 +70,42 @@ def test_restore_without_training_and_only_for_the_same_config(tmp_path, monkeyp
     model = ct.train_or_load_classifier(fresh, "resnet50", progress=False)
     for k, v in trained.state_dict().items():
         assert torch.equal(v, model.state_dict()[k])
-    assert ct.classifier_snapshot(fresh, "resnet50", 1) is None  # snapshots are not shipped
+    # the epoch snapshots ship too; with one epoch the only one is the float32 network itself
+    snap = ct.classifier_snapshot(fresh, "resnet50", 1)
+    assert ct.snapshot_precision(fresh, "resnet50") == "float32"
+    for k, v in trained.state_dict().items():
+        assert torch.equal(v, snap.state_dict()[k])
     # a tampered checkpoint is ignored with a warning (and the network would be trained)
     (folder / "model.pt").write_bytes(b"junk")
     other = dataclasses.replace(prof, results_dir=tmp_path / "other")
     with pytest.warns(UserWarning, match="ignoring shipped network"):
         assert ct.restore_shipped(other, "resnet50") is False
+
+
+def test_half_precision_snapshots_round_trip():
+    from gsutils.experiments.shipped import pack_half, unpack_half
+
+    g = torch.Generator().manual_seed(0)
+    states = {e: {"w": torch.randn(4, 3, generator=g), "n": torch.tensor(7 * e)} for e in (1, 2)}
+    back = unpack_half(pack_half(states))
+    assert sorted(back) == [1, 2]
+    for e, st in states.items():
+        assert back[e]["w"].dtype == torch.float32
+        torch.testing.assert_close(back[e]["w"], st["w"], rtol=1e-3, atol=1e-4)
+        assert not torch.equal(back[e]["w"], st["w"])  # really rounded
+        assert back[e]["n"].dtype == st["n"].dtype and torch.equal(back[e]["n"], st["n"])
+    with pytest.raises(ValueError, match="float16's range"):
+        pack_half({1: {"w": torch.tensor([1e6])}})
+
+
+@pytest.mark.parametrize("arch", ["vgg16", "resnet50"])
+def test_restored_network_brings_its_epoch_snapshots(quick, arch):
+    # Fig. 2/3 of NormGrad D from a fresh checkout: every epoch, the last one the float32 network
+    model = ct.train_or_load_classifier(quick, arch, progress=False)
+    assert ct.snapshot_precision(quick, arch) == "float16"
+    final = ct.classifier_snapshot(quick, arch, quick.normgrad.epochs)
+    for name, t in model.state_dict().items():
+        assert torch.equal(final.state_dict()[name], t), name
+    first = ct.classifier_snapshot(quick, arch, 1)
+    assert first is not None and first.state_dict().keys() == model.state_dict().keys()
+    assert any(not torch.equal(first.state_dict()[k], v) for k, v in model.state_dict().items())

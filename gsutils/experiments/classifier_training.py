@@ -44,6 +44,7 @@ from __future__ import annotations
 import copy
 import io
 import json
+import warnings
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -78,6 +79,8 @@ RECIPE_VERSION = 5
 #: where shipped networks live: ``<repo>/checkpoints/<profile>/normgrad_classifier-<key>/``
 SHIPPED_ROOT = REPO_ROOT / "checkpoints"
 SHIPPED_FILES = ("model.pt", "model.pt.sha256", "config.json", "history.json")
+#: the epoch snapshots of a shipped network (float16, see :func:`gsutils.experiments.shipped.pack_half`)
+SHIPPED_SNAPSHOTS = "snapshots.pt"
 
 
 def check_profile_arch(profile: Profile, arch: str) -> None:
@@ -322,8 +325,27 @@ def restore_shipped(profile: Profile, arch: str) -> bool:
         return False
     state = torch.load(io.BytesIO(read_checked(src / "model.pt")), map_location="cpu", weights_only=True)
     history = (src / "history.json").read_text()
-    Store(profile.results_dir).save(KIND, cfg, {"state_dict": state, "history": history}, fmt="pt")
+    store = Store(profile.results_dir)
+    _restore_snapshots(store, src, cfg, state)
+    store.save(KIND, cfg, {"state_dict": state, "history": history}, fmt="pt")
     return True
+
+
+def _restore_snapshots(store: Store, src: Path, cfg: dict[str, Any], final: dict[str, torch.Tensor]) -> None:
+    """The shipped epoch snapshots into the store (marked float16), the final epoch's from ``final``."""
+    from gsutils.experiments.shipped import unpack_half
+
+    if not (src / SHIPPED_SNAPSHOTS).is_file():
+        return
+    try:
+        states = unpack_half(read_checked(src / SHIPPED_SNAPSHOTS))
+    except Exception as err:  # checksum mismatch, unreadable: the snapshots stay absent
+        warnings.warn(f"ignoring the shipped snapshots in {src}: {err}", stacklevel=3)
+        return
+    for epoch, st in states.items():
+        store.save(SNAPSHOT_KIND, {**cfg, "epoch": epoch}, {"state_dict": st, "precision": "float16"}, fmt="pt")
+    store.save(SNAPSHOT_KIND, {**cfg, "epoch": cfg["epochs"]}, {"state_dict": final, "precision": "float32"},
+               fmt="pt")
 
 
 def export_shipped(profile: Profile, arch: str) -> Path:
@@ -340,6 +362,12 @@ def export_shipped(profile: Profile, arch: str) -> Path:
     write_checked(dst / "model.pt", buf.getvalue())
     atomic_write_text(dst / "config.json", json.dumps(cfg, indent=1, sort_keys=True) + "\n")
     atomic_write_text(dst / "history.json", result["history"])
+    snaps = {e: store.load(SNAPSHOT_KIND, {**cfg, "epoch": e}, "pt")["state_dict"] for e in range(1, cfg["epochs"])
+             if store.exists(SNAPSHOT_KIND, {**cfg, "epoch": e}, "pt")}
+    if len(snaps) == cfg["epochs"] - 1:  # all but the final epoch, which is model.pt
+        from gsutils.experiments.shipped import pack_half
+
+        write_checked(dst / SHIPPED_SNAPSHOTS, pack_half(snaps))
     from gsutils.experiments.shipped import machine
 
     atomic_write_text(dst / "provenance.json", json.dumps({**machine(), "threads": torch.get_num_threads()},
@@ -388,6 +416,19 @@ def classifier_snapshot(profile: Profile, arch: str, epoch: int) -> nn.Module | 
     model = deployed_model(cfg)
     model.load_state_dict(store.load(SNAPSHOT_KIND, {**cfg, "epoch": epoch}, "pt")["state_dict"])
     return model.to(torch.device(profile.device)).eval()
+
+
+def snapshot_precision(profile: Profile, arch: str) -> str | None:
+    """``"float32"`` (trained here), ``"float16"`` (restored from the shipped snapshots) or ``None`` (absent).
+
+    Judged on the first epoch's snapshot; the final epoch's is always the
+    float32 network.
+    """
+    cfg = classifier_config(profile, arch)
+    store = Store(profile.results_dir)
+    if not store.exists(SNAPSHOT_KIND, {**cfg, "epoch": 1}, "pt"):
+        return None
+    return store.load(SNAPSHOT_KIND, {**cfg, "epoch": 1}, "pt").get("precision", "float32")
 
 
 def classifier_history(profile: Profile, arch: str) -> list[dict[str, Any]]:
