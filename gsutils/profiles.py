@@ -330,7 +330,7 @@ _SECTIONS: dict[str, dict[str, Any]] = {
         # networks, so the project ships the networks this recipe trains
         # (gsutils.experiments.shipped); the gate is fixed before measuring.
         train=TrainSettings(backbone="tiny", epochs=48, batch_size=32, lr=3e-3, lr_late=3e-4,
-                            optimizer="adamw", schedule="onecycle", executor="dask", workers=3,
+                            optimizer="adamw", schedule="onecycle", executor="dask", workers=2,
                             gate_digit_miou=0.75),
         # all five bias textures on one bias digit, both strengths: 10 biased networks + N
         grid=BiasGridSettings(

@@ -159,3 +159,17 @@ def test_end_to_end_on_a_shrunken_profile(tmp_path):
     # a second call loads everything from the store
     again = bk.saliency_table(bk.saliency_results(prof, progress=False))
     np.testing.assert_array_equal(again.to_numpy(), cbd.to_numpy())
+
+
+def test_slim_widths_are_part_of_the_cache_key(monkeypatch):
+    # a change of a slim encoder's widths must retrain, never load a network of another shape
+    from gsutils.experiments.segmentation import model_dir
+    from gsutils.models import smp_unet
+
+    q = bk.backbone_profile(get_profile("quick", device="cpu"))
+    runs = {r.backbone: r for r in bk.backbone_runs(q) if r.bias.strength == "none"}
+    before = {b: model_dir(q, r).name for b, r in runs.items()}
+    monkeypatch.setattr(smp_unet, "SLIM_RESNET_WIDTHS", (32, 48, 80, 160))
+    after = {b: model_dir(q, r).name for b, r in runs.items()}
+    assert after["slim_resnet18"] != before["slim_resnet18"]
+    assert after["slim_vgg16"] == before["slim_vgg16"] and after["slim_mobilenet_v2"] == before["slim_mobilenet_v2"]

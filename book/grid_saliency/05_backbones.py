@@ -210,8 +210,38 @@ plt.show()
 # the one-cycle schedule has annealed the learning rate to almost zero by the
 # last of the 16 epochs (the last epoch changes the loss by less than 0.001).
 # The short schedule, chosen to fit the CPU budget, ends while the slim
-# networks are still on the plateau of mostly predicting background; the
-# tiny U-Net of S1.2 left it only with three times as many epochs.
+# networks are still on the plateau of mostly predicting background.
+#
+# **Would a longer or different recipe pass the gate?** Measured, not
+# assumed: a study of the recipe and the architecture on the unbiased
+# network's training stream (one thread; mean digit IoU on 300 unbiased test
+# images; one learning-rate cycle per trial; `benchmarks/slim_unet_recipes.py`
+# re-measures the first and the last rows of each block):
+#
+# | network and change (against the quick recipe) | steps | digit mIoU |
+# |---|---|---|
+# | tiny U-Net of S1.2-S1.4 (reference), quick recipe | 1,000 | 0.281 |
+# | slim VGG16, quick recipe | 1,000 | 0.059 |
+# | slim VGG16, peak learning rate 1e-2 / constant 3e-3 / Adam without weight decay / batch 16 | 1,000 | 0.067 / 0.073 / 0.059 / 0.018 |
+# | slim VGG16, wider decoder (64-32-32-16) / encoder depth 3 / no decoder batch-norm / batch-norm in the encoder | 1,000 | 0.066 / 0.048 / 0.054 / 0.067 |
+# | slim VGG16, background class weighted 0.3 / encoder twice as wide | 1,000 | 0.110 / 0.119 |
+# | slim VGG16, both (wide encoder, background 0.3) | 3,000 / 6,000 | 0.379 / 0.438 |
+# | slim ResNet18, quick recipe / both changes | 1,000 / 3,000 | 0.075 / 0.341 |
+# | slim MobileNetV2, quick recipe / width 0.75 and background 0.3 | 1,000 | 0.001 / 0.084 |
+#
+# Optimiser and schedule, decoder width, depth and normalisation move the
+# slim networks by at most 0.02; only a wider encoder and a lighter
+# background weight help, and together they flatten out near 0.44 after
+# 6,000 steps (+0.003 over the last 1,000), far below the gate of 0.75. The
+# slim networks are not slow per step (38-50 ms against the tiny U-Net's
+# 80-90 ms, batch 32, one thread, channels last); they learn the 32 px digits
+# about five times more slowly per step. Even the tiny U-Net, the best
+# learner measured, stops at 0.615 after 6,000 steps (README, "How the quick
+# networks were obtained"): about a third of the digit pixels at 32 px are
+# mixed with background by the downsampling. So S1.5 is not measured at the
+# quick profile for want of networks that carry it, not for want of steps in
+# this recipe; its claims are meant for the gpu profile's full-size encoders
+# on 64 px images. (The gate was fixed before measuring and is not lowered.)
 
 # %%
 # NBVAL_CHECK_OUTPUT

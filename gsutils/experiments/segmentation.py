@@ -59,6 +59,7 @@ from gsutils.experiments.training import (
 from gsutils.io import CorruptEntry, config_key, load_checked, write_checked
 from gsutils.metrics.segmentation import ConfusionMeter, mean_iou
 from gsutils.models.unet import TINY_WIDTHS, BACKBONES, UNet, build_unet, load_checkpoint_into
+from gsutils.models.smp_unet import architecture_config
 from gsutils.profiles import Profile, check_profile
 
 #: classes of the toy data: digits 0-9 and the background
@@ -95,8 +96,10 @@ def train_config(profile: Profile, run: SegRun) -> dict[str, Any]:
         "what": "unet",
         "version": TRAIN_VERSION,
         "backbone": run.backbone,
-        # the tiny encoder's widths are a module constant: hash them so a change retrains
+        # the tiny encoder's widths and the smp U-Nets' specs are module constants: hash them so a
+        # change retrains
         "tiny_widths": list(TINY_WIDTHS) if run.backbone == "tiny" else None,
+        **({} if run.backbone == "tiny" else {"architecture": architecture_config(run.backbone)}),
         "num_classes": NUM_CLASSES,
         "in_channels": 1,
         "seed": run.seed,

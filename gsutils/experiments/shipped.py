@@ -165,6 +165,42 @@ def manifest(profile: Profile, runs: Sequence[Any]) -> list[dict[str, Any]]:
     return rows
 
 
+def pack_half(states: dict[int, dict[str, Any]]) -> bytes:
+    """``{epoch: state_dict}`` as bytes, floating-point tensors stored as float16.
+
+    Other tensors (integer buffers) are kept as they are. A float32 value
+    outside float16's range would become infinite: refused with a clear error.
+    """
+    import io
+
+    import torch
+
+    out: dict[int, dict[str, Any]] = {}
+    for epoch, state in states.items():
+        packed = {}
+        for name, t in state.items():
+            if t.is_floating_point():
+                if bool((t.abs() > torch.finfo(torch.float16).max).any()):
+                    raise ValueError(f"epoch {epoch}: {name} exceeds float16's range; ship it at float32")
+                t = t.to(torch.float16)
+            packed[name] = t.contiguous()
+        out[int(epoch)] = packed
+    buf = io.BytesIO()
+    torch.save(out, buf)
+    return buf.getvalue()
+
+
+def unpack_half(data: bytes) -> dict[int, dict[str, Any]]:
+    """The inverse of :func:`pack_half`: float16 tensors come back as float32."""
+    import io
+
+    import torch
+
+    states = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    return {int(e): {k: v.float() if v.is_floating_point() else v for k, v in st.items()}
+            for e, st in states.items()}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m gsutils shipped --profile quick [--grid backbones] [--retrain] [--export]``."""
     from gsutils.cli import Parser, add_profile_arguments, parse_with_profile
@@ -200,39 +236,3 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
-
-
-def pack_half(states: dict[int, dict[str, Any]]) -> bytes:
-    """``{epoch: state_dict}`` as bytes, floating-point tensors stored as float16.
-
-    Other tensors (integer buffers) are kept as they are. A float32 value
-    outside float16's range would become infinite: refused with a clear error.
-    """
-    import io
-
-    import torch
-
-    out: dict[int, dict[str, Any]] = {}
-    for epoch, state in states.items():
-        packed = {}
-        for name, t in state.items():
-            if t.is_floating_point():
-                if bool((t.abs() > torch.finfo(torch.float16).max).any()):
-                    raise ValueError(f"epoch {epoch}: {name} exceeds float16's range; ship it at float32")
-                t = t.to(torch.float16)
-            packed[name] = t.contiguous()
-        out[int(epoch)] = packed
-    buf = io.BytesIO()
-    torch.save(out, buf)
-    return buf.getvalue()
-
-
-def unpack_half(data: bytes) -> dict[int, dict[str, Any]]:
-    """The inverse of :func:`pack_half`: float16 tensors come back as float32."""
-    import io
-
-    import torch
-
-    states = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-    return {int(e): {k: v.float() if v.is_floating_point() else v for k, v in st.items()}
-            for e, st in states.items()}

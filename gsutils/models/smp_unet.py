@@ -48,7 +48,8 @@ from gsutils.models.unet import check_unet_input
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # smp imports the hub client; never reach out
 
-__all__ = ["SMP_BACKBONES", "SLIM_BACKBONES", "FAMILY", "SmpSpec", "SPECS", "SmpUNet", "build_smp_unet"]
+__all__ = ["SMP_BACKBONES", "SLIM_BACKBONES", "FAMILY", "SmpSpec", "SPECS", "SmpUNet", "build_smp_unet",
+           "architecture_config"]
 
 #: the paper's three encoders (S1.5), at full size
 SMP_BACKBONES: tuple[str, ...] = ("vgg16", "mobilenet_v2", "resnet18")
@@ -238,6 +239,23 @@ class SmpUNet:  # documentation stand-in; isinstance checks use smp_unet_class()
     with ``H`` and ``W`` multiples of ``size_multiple`` (a clear error
     otherwise). Build it with :func:`build_smp_unet`.
     """
+
+
+def architecture_config(backbone: str) -> dict[str, Any]:
+    """What determines ``backbone``'s layers: its smp spec and, for a slim variant, its widths.
+
+    Hashed into a trained network's cache key, so that a change of the slim
+    encoders' widths retrains instead of loading a network of another shape.
+    """
+    if backbone not in SPECS:
+        raise ValueError(f"backbone must be one of {', '.join(map(repr, SPECS))}; got {backbone!r}")
+    spec = SPECS[backbone]
+    out: dict[str, Any] = {"encoder": spec.encoder, "depth": spec.depth, "decoder": list(spec.decoder)}
+    widths = {"slim_vgg16": SLIM_VGG_CONFIG, "slim_mobilenet_v2": SLIM_MOBILENET_WIDTH,
+              "slim_resnet18": list(SLIM_RESNET_WIDTHS)}
+    if backbone in widths:
+        out["widths"] = widths[backbone]
+    return out
 
 
 def build_smp_unet(backbone: str, num_classes: int = 11, in_channels: int = 1) -> nn.Module:
