@@ -83,6 +83,15 @@ def add_executor_arguments(parser: argparse.ArgumentParser, *, executor: str | N
     parser.add_argument("--account", default=None)
 
 
+def grid_parser(prog: str, description: str, *, executor: str | None = "local",
+                workers: int | None = 2) -> argparse.ArgumentParser:
+    """A :class:`Parser` for a command that runs a grid of tasks: profile and executor options."""
+    parser = Parser(prog=prog, description=description)
+    add_profile_arguments(parser)
+    add_executor_arguments(parser, executor=executor, workers=workers)
+    return parser
+
+
 @contextmanager
 def executor_or_exit(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Iterator[tuple[Any, Any, Any]]:
     """``(executor, address, workers)`` from :func:`add_executor_arguments`' options.

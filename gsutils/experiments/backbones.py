@@ -294,12 +294,10 @@ def backbone_claims(miou: Any, cbd: Any, cbl: Any) -> list[dict[str, Any]]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Train, evaluate and explain the comparison's networks (e.g. on a GPU or a Dask cluster)."""
-    from gsutils.cli import Parser, add_executor_arguments, add_profile_arguments, executor_or_exit, parse_with_profile
+    from gsutils.cli import executor_or_exit, grid_parser, parse_with_profile
 
-    ap = Parser(prog="python -m gsutils.experiments.backbones",
-                description="S1.5: train, evaluate and explain the backbone comparison's networks.")
-    add_profile_arguments(ap)
-    add_executor_arguments(ap)
+    ap = grid_parser("python -m gsutils.experiments.backbones",
+                     "S1.5: train, evaluate and explain the backbone comparison's networks.")
     ap.add_argument("--train-only", action="store_true", help="train and evaluate, skip the saliency")
     a, prof = parse_with_profile(ap, argv)
     with executor_or_exit(ap, a) as (executor, address, workers):

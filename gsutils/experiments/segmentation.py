@@ -464,15 +464,12 @@ def run_grid(
 
 def main(argv: Sequence[str] | None = None) -> None:
     """The command line; a user error is one line on stderr with exit status 2."""
-    from gsutils.cli import Parser, add_executor_arguments, add_profile_arguments, executor_or_exit, parse_with_profile
+    from gsutils.cli import executor_or_exit, grid_parser, parse_with_profile
 
-    ap = Parser(prog="python -m gsutils.experiments.segmentation",
-                description="Train and evaluate the S1.2 bias grid.")
-    add_profile_arguments(ap)
+    ap = grid_parser("python -m gsutils.experiments.segmentation", "Train and evaluate the S1.2 bias grid.")
     ap.add_argument("--results-dir", default=None)
     ap.add_argument("--backbones", nargs="*", default=None, choices=BACKBONES,
                     help="default: the profile's grid backbones")
-    add_executor_arguments(ap)
     a, cfg = parse_with_profile(ap, argv)
     runs = grid_runs(cfg, a.backbones or cfg.grid.backbones)
     with executor_or_exit(ap, a) as (executor, address, workers):

@@ -303,12 +303,11 @@ def sweep_claims(profile: Profile, table) -> list[dict[str, Any]]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run a profile's sweeps locally, on Dask, or on a Slurm/PBS cluster; print the table."""
-    from gsutils.cli import Parser, add_executor_arguments, add_profile_arguments, executor_or_exit, parse_with_profile
+    from gsutils.cli import executor_or_exit, grid_parser, parse_with_profile
 
-    ap = Parser(prog="python -m gsutils.experiments.sweeps",
-                description="S1.6: sweep grid saliency's lambda, lr, momentum, initial mask and grey value.")
-    add_profile_arguments(ap)
-    add_executor_arguments(ap, executor=None, workers=None)
+    ap = grid_parser("python -m gsutils.experiments.sweeps",
+                     "S1.6: sweep grid saliency's lambda, lr, momentum, initial mask and grey value.",
+                     executor=None, workers=None)
     a, prof = parse_with_profile(ap, argv)
     with executor_or_exit(ap, a) as (executor, address, workers):
         results = run_sweeps(prof, executor=executor, address=address, workers=workers)

@@ -266,18 +266,9 @@ def context_maps(attributions: Tensor, requests: Tensor, *, normalise: bool = Tr
     return mag * (~requests.bool().to(mag.device)).to(mag.dtype)  # (N, H, W) zero inside R
 
 
-def gradient_context_saliency(
-    model: nn.Module,
-    images: Tensor,
-    requests: Tensor,
-    classes: ClassIndex,
-    method: str,
-    *,
-    ig_steps: int = 25,
-    sg_samples: int = 25,
-    seed: int = 0,
-    batch_size: int | None = None,
-) -> Tensor:
+def gradient_context_saliency(model: nn.Module, images: Tensor, requests: Tensor, classes: ClassIndex,
+                              method: str, *, ig_steps: int = 25, sg_samples: int = 25, seed: int = 0,
+                              batch_size: int | None = None) -> Tensor:
     """Normalised context maps ``(N, H, W)`` of ``method`` in ``("vg", "ig", "sg")``.
 
     Raises ``ValueError`` for a request that covers its whole image (no context).

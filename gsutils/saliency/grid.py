@@ -368,19 +368,10 @@ def _optimise_chunk(
 # [grid-core-end]
 
 
-def optimise_masks(
-    model: nn.Module,
-    images: Tensor,
-    requests: Tensor,
-    classes: ClassIndex,
-    *,
-    context: bool,
-    config: GridSaliencyConfig | None = None,
-    batch_size: int | None = None,
-    progress: bool = False,
-    upsample: str = "nearest",
-    training_mode: str = "warn",
-) -> GridSaliencyResult:
+def optimise_masks(model: nn.Module, images: Tensor, requests: Tensor, classes: ClassIndex, *, context: bool,
+                   config: GridSaliencyConfig | None = None, batch_size: int | None = None,
+                   progress: bool = False, upsample: str = "nearest",
+                   training_mode: str = "warn") -> GridSaliencyResult:
     """Validate, batch and optimise (:func:`context_saliency` / :func:`grid_saliency` / ``explain``).
 
     ``training_mode``: what a model with batch-norm or dropout in training
