@@ -67,12 +67,12 @@ def test_score_combinations_and_table3():
     # a combination with all the weight on one layer points where that layer points
     one = {w: [0.0, 0.0, 0.0, 1.0] for w in WEIGHTINGS}
     hits1 = score_combinations(model, "resnet50", x, torch.tensor([0, 1, 2, 0]), gts, 3, one)
-    assert hits1[combo_key("linear_approx", "sum", "uniform")] == hits1["linear_approx@layer4"]
+    assert hits1[combo_key("linear_approx", "sum", "uniform")] == hits1["linear_approx", "layer4"]
     # Table 3 on a made-up run: a combination that hits everything gains 100 - best single layer
     run = {"arch": "resnet50", "layers": ["layer1", "layer2", "layer3", "layer4"], "n_pairs": 4,
            "image_index": [0, 1, 2, 3], "class_id": [0, 1, 2, 0], "difficult": [True, False, True, False],
            "hits": {k: [False, False, False, False] for k in hits}}
-    run["hits"]["linear_approx@layer2"] = [True, True, False, False]
+    run["hits"]["linear_approx", "layer2"] = [True, True, False, False]
     run["hits"][combo_key("linear_approx", "product", "accuracy")] = [True] * 4
     t = table3(run)
     row = t.loc[("linear_approx", "product", "accuracy")]

@@ -208,22 +208,31 @@ def _run_record(class_id, hits, difficult, image_index):
             "hits": hits}
 
 
+def test_hits_keys_survive_the_json_store():
+    import gsutils.experiments.pointing_runs as runs
+
+    hits = {("gradient", "features.29"): [True], runs.CENTER: [False], ("linear_approx", "product", "accuracy"): [True]}
+    assert runs.decode_hits(runs.encode_hits(hits)) == hits
+    assert runs.encode_hits(hits) == {"gradient|features.29": [True], "center": [False],
+                                      "linear_approx|product|accuracy": [True]}
+
+
 def test_run_summaries_take_voc_class_ids():
     import gsutils.experiments.pointing_runs as runs
 
     # VOC's 20 classes: ids past the stand-in's 10 are counted, not rejected or dropped
-    run = _run_record([11, 7, 15, 11], {"gradient@input": [True, True, False, False],
-                                        "center": [False, True, True, True]},
+    run = _run_record([11, 7, 15, 11], {("gradient", "input"): [True, True, False, False],
+                                        runs.CENTER: [False, True, True, True]},
                       [True, False, False, False], [0, 0, 1, 2])
     acc = runs.pointing_accuracies(run)
     assert acc.loc["gradient", ("all", "input")] == pytest.approx(100 * (0.5 + 1 + 0) / 3)
     assert acc.loc["gradient", ("difficult", "input")] == 100.0
     assert runs.center_accuracy(run) == {"all": pytest.approx(100 * (0.5 + 1 + 1) / 3), "difficult": 0.0}
-    boot = runs.paired_bootstrap(run, "gradient@input", "center", n_boot=50)
+    boot = runs.paired_bootstrap(run, ("gradient", "input"), runs.CENTER, n_boot=50)
     assert boot["difference"] == pytest.approx(-100 / 3)
     assert boot["low"] <= boot["high"]
     with pytest.raises(ValueError, match="subset"):
-        runs.paired_bootstrap(run, "gradient@input", "center", subset="easy")
+        runs.paired_bootstrap(run, ("gradient", "input"), runs.CENTER, subset="easy")
 
 
 # ----------------------------------------------------------------------------- experiment runs
@@ -255,14 +264,14 @@ def test_pointing_game_run_on_the_stand_in(tmp_path, results_env, monkeypatch):
     scenes = training.test_scenes(profile)
     centre = [bool(hit_region(scenes.gt_mask(i, c), 2)[16, 16])
               for i, c in zip(run["image_index"], run["class_id"])]
-    assert run["hits"]["center"] == centre
+    assert run["hits"][clf.CENTER] == centre
     acc = clf.pointing_accuracies(run)
     assert list(acc.index) == list(METHODS)
     assert np.isnan(acc.loc["normgrad_conv", ("all", "input")])
     assert list(acc["all"].columns) == ["input", "layer1", "layer2", "layer3", "layer4"]
     best = clf.best_layers(run)
     assert set(best["best layer"]) <= {"input", "layer1", "layer2", "layer3", "layer4"}
-    boot = clf.paired_bootstrap(run, "gradient@input", "gradient@input")
+    boot = clf.paired_bootstrap(run, ("gradient", "input"), ("gradient", "input"))
     assert boot == {"difference": 0.0, "low": 0.0, "high": 0.0}
     monkeypatch.setattr(clf, "_pointing_compute", lambda *a, **k: pytest.fail("recomputed a cached run"))
     assert clf.pointing_game_run(profile, "resnet50", progress=False)["hits"] == run["hits"]
@@ -298,7 +307,7 @@ def test_pointing_game_run_on_a_voc_directory(tmp_path, monkeypatch):
     # the dog covers 9x28 of 40x56 pixels (< 1/4) and a cat is present: difficult
     assert run["difficult"] == [True, False]
     # centres (28, 20) and (18, 24): 18 px right of the dog's box (tolerance 15); inside the cat's
-    assert run["hits"]["center"] == [False, True]
+    assert run["hits"][clf.CENTER] == [False, True]
     assert clf.pointing_data_args("resnet50") == {}
     with pytest.raises(ValueError, match="checkpoint_dir"):
         clf.pointing_data_args("resnet50", str(voc), "")

@@ -90,6 +90,7 @@ import pandas as pd
 from gsutils.claims import Ledger
 from gsutils.experiments.classifier_training import gated, scenes_root, test_scenes
 from gsutils.experiments.pointing_runs import (
+    CENTER,
     best_layers,
     center_accuracy,
     last_block_grid,
@@ -261,7 +262,7 @@ for run in runs:
     last = layers[-1]
     centre = centres[arch]["all"]
     ng_layer = best.loc["normgrad", "best layer"]
-    d = paired_bootstrap(run, f"normgrad@{ng_layer}", "gradient@input")
+    d = paired_bootstrap(run, ("normgrad", ng_layer), ("gradient", "input"))
     ledger.check(
         f"normgrad_beats_gradient_{arch}", "A (Table 2)",
         f"{arch}: NormGrad at its best layer points better than the plain gradient at the input",
@@ -285,7 +286,7 @@ for run in runs:
         criterion=f"Grad-CAM's best layer (all pairs) is {last}",
         note=f"the last block is a {last_grid[arch]}x{last_grid[arch]} map; " + g["note"],
     )
-    vs_centre = {m: paired_bootstrap(run, f"{m}@{best.loc[m, 'best layer']}", "center") for m in best.index}
+    vs_centre = {m: paired_bootstrap(run, (m, best.loc[m, "best layer"]), CENTER) for m in best.index}
     weakest = min(vs_centre, key=lambda m: vs_centre[m]["low"])
     ledger.check(
         f"beats_center_{arch}", "A (Table 2)",

@@ -198,9 +198,8 @@ have = all(available.values())
 lower, stable = {}, {}
 for arch, t in fig2.items():
     for m in META_METHODS:
-        key = f"{m}@input"
-        lower[arch, m] = (float(t[("train", key)].mean()), float(t[("validation", key)].mean()))
-        f = fig3[arch][key].to_numpy()
+        lower[arch, m] = (float(t[("train", m, "input")].mean()), float(t[("validation", m, "input")].mean()))
+        f = fig3[arch][(m, "input")].to_numpy()
         steps = np.abs(np.diff(f[:-1]))  # epoch-to-epoch changes before the final epoch
         half = len(steps) // 2
         stable[arch, m] = (float(f[0]), float(f[-2]), float(steps[:half].mean()), float(steps[half:].mean()))

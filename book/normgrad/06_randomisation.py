@@ -182,7 +182,7 @@ last, cells = {}, {}
 for arch in archs:
     c, h = curves[arch], hits[arch]
     for m in RANDOM_METHODS:
-        plain, meta = f"plain|{m}@input", f"meta|{m}@input"
+        plain, meta = ("plain", m, "input"), ("meta", m, "input")
         last[arch, m] = (float(c[plain].iloc[-1]), float(h[plain].iloc[0]), float(h[plain].iloc[-1]))
         cells[arch, m] = (float(c[plain].iloc[1:].mean()), float(c[meta].iloc[1:].mean()))
 ledger.check(

@@ -50,7 +50,8 @@ from gsutils.experiments.classifier_training import (  # noqa: F401  (gate, gate
     test_scenes,
     train_or_load_classifier,
 )
-from gsutils.experiments.pointing_runs import paired_bootstrap, pointing_accuracies, stand_in_hits
+from gsutils.experiments.pointing_runs import (encode_hits, paired_bootstrap, pointing_accuracies, stand_in_hits,
+                                               with_decoded_hits)
 from gsutils.experiments.store import Store
 from gsutils.metrics.pointing import SUBSETS, hit_region, is_hit
 from gsutils.models.classifiers import CANDIDATE_LAYERS, IMAGENET_NORMALIZATION
@@ -59,7 +60,7 @@ from gsutils.saliency.combine import MODES, combine_maps, linear_weights, unifor
 from gsutils.saliency.extract_aggregate import extract_aggregate
 
 #: bump when what these runs compute changes
-VERSION = 2
+VERSION = 3  # 3: hits keyed by tuples, (method, layer) and (method, mode, weighting)
 #: the methods of Table 3
 COMBO_METHODS: tuple[str, ...] = ("linear_approx", "selective_normgrad")
 #: the weightings of Table 3, in its order
@@ -205,19 +206,19 @@ def layer_weights(profile: Profile, arch: str, *, progress: bool = False) -> dic
     return Store(profile.results_dir).get_or_compute("normgrad_layer_weights", weights_config(profile, arch), compute)
 
 
-def combo_key(method: str, mode: str, weighting: str) -> str:
-    """The hits key of a combination: ``"method|mode|weighting"``."""
-    return f"{method}|{mode}|{weighting}"
+def combo_key(method: str, mode: str, weighting: str) -> tuple[str, str, str]:
+    """The hits key of a combination: ``(method, mode, weighting)`` (a single layer's is ``(method, layer)``)."""
+    return (method, mode, weighting)
 
 
 def score_combinations(model: nn.Module, arch: str, x: torch.Tensor, target: torch.Tensor,
                        gts: list[torch.Tensor], tolerance: int,
-                       weights: dict[str, list[float]]) -> dict[str, list[bool]]:
+                       weights: dict[str, list[float]]) -> dict[tuple[str, ...], list[bool]]:
     """Pointing hits of every single layer and every combination for a batch of pairs.
 
     ``x`` ``(B, 3, S, S)``, ``target`` ``(B,)``, ``gts`` ``B`` masks ``(S, S)``;
     ``weights``: ``{weighting: one raw weight per combined layer}``.
-    Returns ``{"method@layer" | "method|mode|weighting": [bool] * B}``.
+    Returns ``{(method, layer) | (method, mode, weighting): [bool] * B}``.
     """
     import torch.nn.functional as F
 
@@ -225,16 +226,16 @@ def score_combinations(model: nn.Module, arch: str, x: torch.Tensor, target: tor
     size = tuple(gts[0].shape)
     maps = extract_aggregate(model, x, target, list(layers), list(COMBO_METHODS), resize=False)
     regions = [hit_region(g, tolerance) for g in gts]
-    out: dict[str, list[bool]] = {}
+    out: dict[tuple[str, ...], list[bool]] = {}
 
-    def score(key: str, m: torch.Tensor) -> None:
+    def score(key: tuple[str, ...], m: torch.Tensor) -> None:
         m = m.cpu()
         out[key] = [is_hit(m[i], g, region=r) for i, (g, r) in enumerate(zip(gts, regions))]
 
     for method in COMBO_METHODS:
         for layer in layers:
             m = F.interpolate(maps[method, layer], size=size, mode="bilinear", align_corners=False)
-            score(f"{method}@{layer}", m)
+            score((method, layer), m)
         per_layer = [maps[method, layer] for layer in layers]
         for mode in MODES:
             for weighting, w in weights.items():
@@ -264,14 +265,14 @@ def combination_run(profile: Profile, arch: str, *, progress: bool = False) -> d
             "combinations", progress)
         return {"arch": arch, "layers": list(combo_layers(arch)), "n_pairs": len(pairs),
                 "image_index": [p.index for p in pairs], "class_id": [p.class_id for p in pairs],
-                "difficult": [bool(p.difficult) for p in pairs], "hits": hits, "weights": w,
+                "difficult": [bool(p.difficult) for p in pairs], "hits": encode_hits(hits), "weights": w,
                 "test_map": w["test_map"]}
 
-    return Store(profile.results_dir).get_or_compute("normgrad_layer_combination",
-                                                     combination_config(profile, arch), compute)
+    return with_decoded_hits(Store(profile.results_dir).get_or_compute("normgrad_layer_combination",
+                                                                       combination_config(profile, arch), compute))
 
 
-def _accuracy(run: dict[str, Any], key: str, subset: str) -> float:
+def _accuracy(run: dict[str, Any], key: tuple[str, ...], subset: str) -> float:
     from gsutils.experiments.pointing_runs import game_accuracy, num_classes
 
     return 100 * game_accuracy(run["hits"][key], run["class_id"], run["difficult"], subset, num_classes(run))
@@ -279,7 +280,7 @@ def _accuracy(run: dict[str, Any], key: str, subset: str) -> float:
 
 def single_layer_table(run: dict[str, Any]):
     """Pointing accuracy (%) of each method at each combined layer (rows: method; columns: subset, layer)."""
-    single = {k: v for k, v in run["hits"].items() if "@" in k}
+    single = {k: v for k, v in run["hits"].items() if len(k) == 2}
     return pointing_accuracies({**run, "hits": single})
 
 
@@ -315,7 +316,7 @@ def table3(run: dict[str, Any], *, bootstrap: int = 0, seed: int = 0):
                     row[f"best layer {subset}"] = best
                 if bootstrap:
                     best = row["best layer all"]
-                    d = paired_bootstrap(run, key, f"{method}@{best}", "all", n_boot=bootstrap, seed=seed)
+                    d = paired_bootstrap(run, key, (method, best), "all", n_boot=bootstrap, seed=seed)
                     row["low"], row["high"] = d["low"], d["high"]
                 rows.append(row)
     return pd.DataFrame(rows).set_index(["method", "mode", "weighting"])

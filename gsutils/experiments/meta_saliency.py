@@ -34,7 +34,7 @@ from gsutils.saliency.extract_aggregate import extract_aggregate
 from gsutils.saliency.meta import meta_saliency
 from gsutils.saliency.randomize import spearman_rows
 
-VERSION = 1
+VERSION = 2  # 2: maps keyed by (method, layer) tuples
 #: the methods of Fig. 2 and 3
 META_METHODS: tuple[str, ...] = ("normgrad", "selective_normgrad")
 SPLITS = ("train", "validation")
@@ -61,8 +61,7 @@ def _maps(model: torch.nn.Module, x: torch.Tensor, t: torch.Tensor, arch: str, l
     layers = list(meta_layers(arch))
     plain = extract_aggregate(model, x, t, layers, list(META_METHODS))
     meta = meta_saliency(model, x, t, layers, list(META_METHODS), lr=lr, positive=True)
-    return ({f"{m}@{l}": v.cpu() for (m, l), v in plain.items()},
-            {f"{m}@{l}": v.cpu() for (m, l), v in meta.items()})
+    return ({k: v.cpu() for k, v in plain.items()}, {k: v.cpu() for k, v in meta.items()})
 
 
 def meta_training_config(profile: Profile, arch: str) -> dict[str, Any]:
@@ -123,7 +122,7 @@ def meta_examples(profile: Profile, arch: str, n: int = 2, *, progress: bool = F
 
     The absent class is the lowest-numbered class the scene does not contain.
     Returns ``{"rgb": (n, 3, S, S), "present"/"absent": (n,) classes, "maps":
-    {"plain|positive|method@layer": (n, S, S), "meta|positive|...", ...}}``.
+    {("plain" | "meta", "positive" | "negative", method, layer): (n, S, S)}}``.
     """
     ct.check_profile_arch(profile, arch)
     model = ct.train_or_load_classifier(profile, arch, progress=progress)
@@ -134,14 +133,14 @@ def meta_examples(profile: Profile, arch: str, n: int = 2, *, progress: bool = F
     absent = (scenes.labels[:n] < 0.5).float().argmax(dim=1)
     layers = list(meta_layers(arch))
     lr = float(profile.layers.meta_lr)
-    maps: dict[str, torch.Tensor] = {}
+    maps: dict[tuple[str, str, str, str], torch.Tensor] = {}
     for kind, t, positive in (("positive", present, True), ("negative", absent, False)):
         plain = extract_aggregate(model, x, t.to(device), layers, list(META_METHODS))
         meta = meta_saliency(model, x, t.to(device), layers, list(META_METHODS), lr=lr, positive=positive)
         for (m, l), v in plain.items():
-            maps[f"plain|{kind}|{m}@{l}"] = v[:, 0].cpu()
+            maps["plain", kind, m, l] = v[:, 0].cpu()
         for (m, l), v in meta.items():
-            maps[f"meta|{kind}|{m}@{l}"] = v[:, 0].cpu()
+            maps["meta", kind, m, l] = v[:, 0].cpu()
     return {"rgb": scenes.rgb(slice(0, n)), "present": [DIGIT_CLASSES[int(c)] for c in present],
             "absent": [DIGIT_CLASSES[int(c)] for c in absent], "maps": maps}
 
@@ -165,7 +164,7 @@ def meta_curves(run: dict[str, Any]):
     """Fig. 2 table: mean Spearman(meta, plain) per epoch (rows) and (split, map) (columns)."""
     import pandas as pd
 
-    cols = {(s, k): np.nanmean(np.asarray(v), axis=1) for s, d in run["meta_vs_plain"].items() for k, v in d.items()}
+    cols = {(s, *k): np.nanmean(np.asarray(v), axis=1) for s, d in run["meta_vs_plain"].items() for k, v in d.items()}
     return pd.DataFrame(cols, index=pd.Index(run["epochs"], name="epoch"))
 
 

@@ -48,7 +48,24 @@ from gsutils.references import TORCHRAY_VOC07  # noqa: F401  (re-exported)
 from gsutils.profiles import Profile
 
 #: bump when what :func:`pointing_game_run` computes changes
-POINTING_VERSION = 1
+POINTING_VERSION = 2  # 2: hits keyed by (method, layer) tuples, stored as "method|layer"
+#: the hits key of the center baseline
+CENTER: tuple[str, ...] = ("center",)
+
+
+def encode_hits(hits: dict[tuple[str, ...], Any]) -> dict[str, Any]:
+    """Hits keyed by tuples (``(method, layer)``, ``CENTER``, ...) as JSON keys ``"method|layer"``."""
+    return {"|".join(k): v for k, v in hits.items()}
+
+
+def decode_hits(hits: dict[str, Any]) -> dict[tuple[str, ...], Any]:
+    """The inverse of :func:`encode_hits`."""
+    return {tuple(k.split("|")): v for k, v in hits.items()}
+
+
+def with_decoded_hits(run: dict[str, Any]) -> dict[str, Any]:
+    """A stored run record with its ``hits`` keyed by tuples again."""
+    return {**run, "hits": decode_hits(run["hits"])}
 
 #: ``normgrad_conv`` (NormGrad without the identity trick) needs a convolution; its
 #: entry in a candidate layer's column is computed at this convolution: for VGG16 the
@@ -79,15 +96,15 @@ def pointing_config(profile: Profile, arch: str, voc_root: str | os.PathLike | N
             "input_size": int(profile.normgrad.image_size), "tolerance": DEFAULT_TOLERANCE}
 
 
-def _pointing_keys(arch: str) -> tuple[list[str], list[str]]:
+def _pointing_keys(arch: str) -> tuple[list[str], list[tuple[str, str]]]:
     methods = [m for m in METHODS if m != "normgrad_conv"]
-    keys = [f"{m}@{layer}" for m in methods for layer in CANDIDATE_LAYERS[arch]]
-    keys += [f"normgrad_conv@{layer}" for layer in CONV_FOR_LAYER[arch]]
+    keys = [(m, layer) for m in methods for layer in CANDIDATE_LAYERS[arch]]
+    keys += [("normgrad_conv", layer) for layer in CONV_FOR_LAYER[arch]]
     return methods, keys
 
 
 def score_pairs(model: nn.Module, arch: str, x: torch.Tensor, target: torch.Tensor,
-                gts: Sequence[torch.Tensor], tolerance: int) -> dict[str, list[bool]]:
+                gts: Sequence[torch.Tensor], tolerance: int) -> dict[tuple[str, ...], list[bool]]:
     """Pointing-game hits of every method at every candidate layer for a batch of pairs.
 
     Parameters
@@ -112,7 +129,7 @@ def score_pairs(model: nn.Module, arch: str, x: torch.Tensor, target: torch.Tens
     Returns
     -------
     dict
-        ``{"method@layer": [bool] * B, "center": [bool] * B}``.
+        ``{(method, layer): [bool] * B, CENTER: [bool] * B}``.
     """
     import torch.nn.functional as F
 
@@ -123,29 +140,30 @@ def score_pairs(model: nn.Module, arch: str, x: torch.Tensor, target: torch.Tens
     for layer, conv in convs.items():
         maps["normgrad_conv", layer] = conv_maps["normgrad_conv", conv]
     size = tuple(gts[0].shape)
-    out: dict[str, list[bool]] = {}
+    out: dict[tuple[str, ...], list[bool]] = {}
     regions = [hit_region(g, tolerance) for g in gts]  # B x (H, W) bool
     for k in keys:
-        m = maps[tuple(k.split("@"))]  # (B, 1, h, w)
+        m = maps[k]  # (B, 1, h, w)
         if tuple(m.shape[-2:]) != size:
             m = F.interpolate(m, size=size, mode="bilinear", align_corners=False)  # (B, 1, H, W)
         m = m.cpu()  # one transfer per key; each map's maximum is then found on the CPU
         out[k] = [is_hit(m[i], g, region=r) for i, (g, r) in enumerate(zip(gts, regions))]
     cy, cx = size[0] // 2, size[1] // 2
-    out["center"] = [is_hit((cx, cy), g, region=r) for g, r in zip(gts, regions)]
+    out[CENTER] = [is_hit((cx, cy), g, region=r) for g, r in zip(gts, regions)]
     return out
 
 
-def _run_record(arch: str, tolerance: int, size: Any, hits: dict[str, list[bool]], pairs: list[tuple],
-                n_skipped: int, **extra: Any) -> dict[str, Any]:
+def _run_record(arch: str, tolerance: int, size: Any, hits: dict[tuple[str, ...], list[bool]],
+                pairs: list[tuple], n_skipped: int, **extra: Any) -> dict[str, Any]:
+    """The record stored (as JSON: the hits' keys encoded by :func:`encode_hits`)."""
     return {"arch": arch, "layers": list(CANDIDATE_LAYERS[arch]), "tolerance": tolerance,
             "image_size": size, "n_pairs": len(pairs), "n_skipped": n_skipped,
             "image_index": [p[0] for p in pairs], "class_id": [p[1] for p in pairs],
-            "difficult": [bool(p[2]) for p in pairs], "hits": hits, **extra}
+            "difficult": [bool(p[2]) for p in pairs], "hits": encode_hits(hits), **extra}
 
 
-def stand_in_hits(profile: Profile, arch: str, score: Callable[..., dict[str, list[bool]]], desc: str,
-                  progress: bool) -> tuple[nn.Module, Any, list[Any], dict[str, list[bool]]]:
+def stand_in_hits(profile: Profile, arch: str, score: Callable[..., dict[tuple[str, ...], list[bool]]], desc: str,
+                  progress: bool) -> tuple[nn.Module, Any, list[Any], dict[tuple[str, ...], list[bool]]]:
     """Play the pointing game on every (test scene, present class) pair of the stand-in.
 
     ``score(model, x, target, gts, tolerance)`` returns, for a batch of pairs,
@@ -159,7 +177,7 @@ def stand_in_hits(profile: Profile, arch: str, score: Callable[..., dict[str, li
     device = next(model.parameters()).device
     scenes = test_scenes(profile)
     pairs = [p for p in scenes.pairs() if not p.skip]
-    hits: dict[str, list[bool]] = {}
+    hits: dict[tuple[str, ...], list[bool]] = {}
     bs = int(profile.normgrad.batch_size)
     for start in tqdm(range(0, len(pairs), bs), desc=f"{desc} {arch}", disable=not progress, leave=False):
         batch = pairs[start:start + bs]
@@ -192,7 +210,7 @@ def _pointing_compute_voc(profile: Profile, arch: str, voc_root: Any, checkpoint
     norm = input_normalization(model)
     ds = VOCDataset(voc_root, "test", VOC_CLASSES)
     side = int(profile.normgrad.image_size)
-    hits: dict[str, list[bool]] = {}
+    hits: dict[tuple[str, ...], list[bool]] = {}
     pairs, skipped = [], 0
     for i in tqdm(range(len(ds)), desc=f"pointing game VOC {arch}", disable=not progress, leave=False):
         sample = ds[i]
@@ -251,7 +269,7 @@ def pointing_game_run(profile: Profile, arch: str, *, voc_root: str | os.PathLik
     Returns
     -------
     dict
-        ``hits``: ``{"method@layer": [bool per pair], "center": [...]}``, with the
+        ``hits``: ``{(method, layer): [bool per pair], CENTER: [...]}``, with the
         pairs' ``image_index``, ``class_id`` and ``difficult`` flags; also
         ``layers``, ``n_pairs``, ``n_skipped``, ``tolerance``, ``data`` and (on
         the stand-in) ``image_size`` and the classifier's ``test_map``.
@@ -262,7 +280,7 @@ def pointing_game_run(profile: Profile, arch: str, *, voc_root: str | os.PathLik
         compute = lambda: _pointing_compute(profile, arch, progress)  # noqa: E731
     else:
         compute = lambda: _pointing_compute_voc(profile, arch, voc_root, checkpoint, progress)  # noqa: E731
-    return Store(profile.results_dir).get_or_compute("normgrad_pointing", config, compute)
+    return with_decoded_hits(Store(profile.results_dir).get_or_compute("normgrad_pointing", config, compute))
 
 
 def last_block_grid(profile: Profile, arch: str) -> int:
@@ -355,9 +373,9 @@ def pointing_accuracies(run: dict[str, Any]):
     rows: dict[str, dict[tuple[str, str], float]] = {}
     layers = list(run["layers"])
     for key, hits in run["hits"].items():
-        if key == "center":
+        if key == CENTER:
             continue
-        method, layer = key.split("@")
+        method, layer = key
         for s in SUBSETS:
             rows.setdefault(method, {})[s, layer] = 100 * game_accuracy(
                 hits, run["class_id"], run["difficult"], s, n)
@@ -370,7 +388,7 @@ def pointing_accuracies(run: dict[str, Any]):
 def center_accuracy(run: dict[str, Any]) -> dict[str, float]:
     """The center baseline's accuracy (%), all pairs and the difficult subset."""
     n = num_classes(run)
-    return {s: 100 * game_accuracy(run["hits"]["center"], run["class_id"], run["difficult"], s, n)
+    return {s: 100 * game_accuracy(run["hits"][CENTER], run["class_id"], run["difficult"], s, n)
             for s in SUBSETS}
 
 
@@ -403,7 +421,7 @@ def paired_bootstrap(run: dict[str, Any], key_a: str, key_b: str, subset: str = 
     Parameters
     ----------
     key_a, key_b:
-        Keys of ``run["hits"]`` (``"method@layer"`` or ``"center"``).
+        Keys of ``run["hits"]`` (``(method, layer)`` or :data:`CENTER`).
     """
     if subset not in SUBSETS:
         raise ValueError(f"subset must be one of {SUBSETS}, got {subset!r}")

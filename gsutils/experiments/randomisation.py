@@ -27,7 +27,7 @@ from gsutils.saliency.extract_aggregate import extract_aggregate
 from gsutils.saliency.meta import meta_saliency
 from gsutils.saliency.randomize import RANDOMIZATION_BLOCKS, cascading_randomization, spearman_rows
 
-VERSION = 1
+VERSION = 2  # 2: maps keyed by (kind, method, layer) tuples
 #: the methods of Fig. 5
 RANDOM_METHODS: tuple[str, ...] = ("linear_approx", "selective_normgrad")
 #: how many of the sampled pairs keep their maps for the figure
@@ -57,15 +57,15 @@ def randomisation_config(profile: Profile, arch: str) -> dict[str, Any]:
 
 
 def _maps(model: torch.nn.Module, x: torch.Tensor, target: torch.Tensor, layers: list[str],
-          meta_lr: float) -> dict[str, torch.Tensor]:
-    """``{"plain|method@layer" / "meta|method@layer": (P, 1, S, S)}`` on the CPU."""
+          meta_lr: float) -> dict[tuple[str, str, str], torch.Tensor]:
+    """``{("plain" | "meta", method, layer): (P, 1, S, S)}`` on the CPU."""
     out = {}
     plain = extract_aggregate(model, x, target, layers, list(RANDOM_METHODS))
     meta = meta_saliency(model, x, target, layers, list(RANDOM_METHODS), lr=meta_lr, positive=True)
     for (method, layer), m in plain.items():
-        out[f"plain|{method}@{layer}"] = m.cpu()
+        out["plain", method, layer] = m.cpu()
     for (method, layer), m in meta.items():
-        out[f"meta|{method}@{layer}"] = m.cpu()
+        out["meta", method, layer] = m.cpu()
     return out
 
 
@@ -76,8 +76,8 @@ def randomisation_run(profile: Profile, arch: str, *, progress: bool = False) ->
     -------
     dict
         ``stages`` (``"original"`` then the block names); ``spearman``:
-        ``{key: (stages, P) array}`` per ``"plain|method@layer"`` /
-        ``"meta|method@layer"``; ``hits``: the same keys, pointing hits
+        ``{key: (stages, P) array}`` per key ``("plain" | "meta", method,
+        layer)``; ``hits``: the same keys, pointing hits
         ``(stages, P)``; ``figure_maps``: the maps of the first
         :data:`FIGURE_PAIRS` pairs, ``{key: (stages, FIGURE_PAIRS, S, S)}``;
         ``pairs``: ``(image index, class)`` of the sample.

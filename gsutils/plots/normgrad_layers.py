@@ -93,7 +93,7 @@ def plot_fig5(run: dict[str, Any], rgb: np.ndarray, pair: int = 0, layer: str = 
     """Fig. 5: one test pair's maps at every randomisation stage (rows: map kind; columns: stage)."""
     import matplotlib.pyplot as plt
 
-    keys = [k for k in run["figure_maps"] if k.endswith("@" + layer)]
+    keys = [k for k in run["figure_maps"] if k[2] == layer]  # (kind, method, layer)
     stages = run["stages"]
     fig, axes = plt.subplots(len(keys), len(stages) + 1, figsize=(1.45 * (len(stages) + 1), 1.5 * len(keys)),
                              squeeze=False)
@@ -101,8 +101,7 @@ def plot_fig5(run: dict[str, Any], rgb: np.ndarray, pair: int = 0, layer: str = 
         axes[r][0].imshow(np.clip(np.transpose(rgb, (1, 2, 0)), 0, 1))
         axes[r][0].set_xticks([])
         axes[r][0].set_yticks([])
-        kind, rest = key.split("|")
-        method = rest.split("@")[0]
+        kind, method, _ = key
         axes[r][0].set_ylabel(f"{kind}\n{method_label(method)}", fontsize=7)
         for c, stage in enumerate(stages):
             m = np.asarray(run["figure_maps"][key][c, pair].float())
@@ -120,8 +119,7 @@ def plot_randomisation_curves(curves: dict[str, Any]):
     for ax, (arch, table) in zip(axes[0], curves.items()):
         x = np.arange(len(table.index))
         for key in table.columns:
-            kind, rest = key.split("|")
-            method, layer = rest.split("@")
+            kind, method, layer = key
             colour = "#1f77b4" if method == "linear_approx" else "#d62728"
             ax.plot(x, table[key], marker="o" if layer == "input" else "s", color=colour,
                     ls="-" if kind == "plain" else "--", ms=3,
@@ -161,11 +159,10 @@ def plot_fig2(tables: dict[str, Any]):
     """Fig. 2: mean Spearman(meta, plain) over training epochs, training vs validation images."""
 
     def series(t):
-        for split, key in t.columns:
-            method, layer = key.split("@")
+        for split, method, layer in t.columns:
             style = dict(ls="-" if split == "train" else "--", color=_method_colour(method),
                          alpha=1.0 if layer == "input" else 0.5)
-            yield t[(split, key)], style, f"{split}: {method_label(method)} @{layer}"
+            yield t[(split, method, layer)], style, f"{split}: {method_label(method)} @{layer}"
 
     return _epoch_panels(tables, series, "Spearman(meta, plain)",
                          dict(fontsize=6, bbox_to_anchor=(1.02, 1), loc="upper left"))
@@ -175,10 +172,9 @@ def plot_fig3(tables: dict[str, Any]):
     """Fig. 3: Spearman of each epoch's validation meta-maps with the final epoch's."""
 
     def series(t):
-        for key in t.columns:
-            method, layer = key.split("@")
+        for method, layer in t.columns:
             style = dict(ls="-" if layer == "input" else "--", color=_method_colour(method))
-            yield t[key], style, f"{method_label(method)} @{layer}"
+            yield t[(method, layer)], style, f"{method_label(method)} @{layer}"
 
     return _epoch_panels(tables, series, "Spearman with the final meta-map", dict(fontsize=7))
 
@@ -196,7 +192,7 @@ def plot_fig4(examples: dict[str, Any], method: str = "selective_normgrad", laye
         axes[i][0].set_yticks([])
         for c, (kind, sign) in enumerate(cols):
             cls = examples["present" if sign == "positive" else "absent"][i]
-            m = np.asarray(examples["maps"][f"{kind}|{sign}|{method}@{layer}"][i])
+            m = np.asarray(examples["maps"][kind, sign, method, layer][i])
             _show(axes[i][c + 1], m, f"{kind}, {sign} ('{cls}')")
     fig.suptitle(f"{method_label(method)} at '{layer}': meta-saliency for positive and negative examples", fontsize=9)
     fig.tight_layout()
