@@ -69,6 +69,9 @@ class TrainSettings:
     #: ``"step"`` (``lr``, then ``lr_late`` for the last ``late_fraction`` of the epochs; the
     #: paper's) or ``"onecycle"`` (one cycle peaking at ``lr``, per step; ``lr_late`` unused)
     schedule: str = "step"
+    #: weight of the background class in the cross entropy (1.0: plain cross entropy, the
+    #: paper's); below 1 the digits' pixels count for more
+    background_weight: float = 1.0
     #: the gate, fixed before measuring: saliency claims are judged only when the unbiased
     #: network's mean digit IoU on unbiased test data is at least this
     gate_digit_miou: float = 0.90

@@ -372,3 +372,30 @@ def test_fig_s9_pipeline_with_the_three_paper_backbones(tmp_path):
     claim = br.backbone_claim(frame)
     assert set(claim["measured"]) == set(cfg.grid.backbones)
     assert isinstance(claim["passed"], bool)  # measured (whatever the verdict), not "not measured"
+
+
+def test_background_weight_enters_the_loss_and_the_key_only_when_set():
+    import dataclasses
+
+    import torch
+
+    from gsutils.experiments import segmentation as seg
+    from gsutils.profiles import get_profile
+
+    q = get_profile("quick", device="cpu")
+    run = seg.grid_runs(q)[0]
+    plain = seg.train_config(q, run)
+    assert "background_weight" not in plain["recipe"] and seg.seg_loss(plain["recipe"]).weight is None
+    w = dataclasses.replace(q, train=dataclasses.replace(q.train, background_weight=0.3))
+    rec = seg.train_config(w, run)["recipe"]
+    assert rec["background_weight"] == 0.3 and seg.model_dir(w, run) != seg.model_dir(q, run)
+    loss = seg.seg_loss(rec)
+    assert loss.weight[seg.BACKGROUND] == pytest.approx(0.3) and float(loss.weight[:10].min()) == 1.0
+    # the weighted mean over pixels: a background pixel counts 0.3 of a digit pixel
+    logits = torch.zeros(1, 11, 1, 2)
+    logits[0, 0] = 2.0  # both pixels lean to digit 0
+    y = torch.tensor([[[0, seg.BACKGROUND]]])
+    per_pixel = torch.nn.functional.cross_entropy(logits, y, reduction="none")[0, 0]  # (2,)
+    expected = (per_pixel[0] + 0.3 * per_pixel[1]) / 1.3
+    assert float(loss(logits, y)) == pytest.approx(float(expected))
+    assert float(expected) != pytest.approx(float(per_pixel.mean()))

@@ -116,6 +116,9 @@ def train_config(profile: Profile, run: SegRun) -> dict[str, Any]:
             "loss": "cross_entropy",
             "data": "fresh_per_epoch",
             "memory_format": str(MEMORY_FORMAT),
+            # only where it differs from plain cross entropy, so that the keys of networks
+            # trained without it stay what they were
+            **({} if t.background_weight == 1.0 else {"background_weight": float(t.background_weight)}),
         },
     }
 
@@ -147,6 +150,15 @@ def _fresh_state(profile: Profile, run: SegRun, rec: dict[str, Any], device: tor
     return net, opt, make_scheduler(rec, opt, math.ceil(profile.toy.n_train / rec["batch_size"]))
 
 
+def seg_loss(rec: dict[str, Any]) -> nn.Module:
+    """The recipe's pixel-wise cross entropy (the background class weighted as the recipe says)."""
+    weight = None
+    if "background_weight" in rec:
+        weight = torch.ones(NUM_CLASSES)
+        weight[BACKGROUND] = float(rec["background_weight"])
+    return nn.CrossEntropyLoss(weight=weight)
+
+
 def _train_step(model: nn.Module, opt: torch.optim.Optimizer, sched, loss_fn: nn.Module,
                 xb: torch.Tensor, yb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """One optimisation step on images ``xb`` ``(B, 1, H, W)`` and labels ``yb`` ``(B, H, W)``."""
@@ -173,7 +185,7 @@ def first_step_losses(profile: Profile, run: SegRun, n_steps: int = FIRST_STEPS)
     # the stream is prefix-stable: the first n_steps batches of epoch 0, without rendering the rest
     n = min(n_steps * bs, profile.toy.n_train)
     x_all, y_all = _data_tensors(make_toy_dataset(run_toy_config(profile, run.bias, run.seed), "train", n, epoch=0))
-    out, loss_fn = [], nn.CrossEntropyLoss()
+    out, loss_fn = [], seg_loss(rec).to(device)
     model.train()
     with deterministic():
         for i in range(0, n, bs):
@@ -208,7 +220,7 @@ def train_unet(
     out = model_dir(profile, run)
     device = torch.device(profile.device)
     toy_cfg, n, bs = run_toy_config(profile, run.bias, run.seed), profile.toy.n_train, rec["batch_size"]
-    loss_fn = nn.CrossEntropyLoss()
+    loss_fn = seg_loss(rec).to(device)
 
     def fresh() -> TrainState:
         return TrainState(*_fresh_state(profile, run, rec, device))
