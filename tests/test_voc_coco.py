@@ -233,3 +233,30 @@ def test_coco_bad_inputs(coco_fixture, tmp_path):
         COCODataset(images_dir, tmp_path / "nope.json")
     with pytest.raises(FileNotFoundError, match="image_dir"):
         COCODataset(tmp_path / "nope", ann_file)
+
+
+def test_a_real_voc_split_of_mixed_sizes_loads_at_one_side(tmp_path):
+    from gsutils.data.scenes import load_voc_split, resized_objects
+    from gsutils.data.voc import VOC_CLASSES, VOCObject, write_image_set, write_voc_image
+
+    rng = np.random.default_rng(0)
+    voc = tmp_path / "VOC2007"
+    dog, cat = VOC_CLASSES.index("dog"), VOC_CLASSES.index("cat")
+    write_voc_image(voc, "000001", rng.integers(0, 256, (40, 56, 3), dtype=np.uint8),
+                    [VOCObject("dog", dog, (2, 3, 10, 30), False), VOCObject("cat", cat, (30, 5, 55, 39), True)])
+    write_voc_image(voc, "000002", rng.integers(0, 256, (48, 36, 3), dtype=np.uint8),
+                    [VOCObject("cat", cat, (0, 0, 0, 0), False)])
+    write_image_set(voc, "test", ["000001", "000002"])
+    with pytest.raises(ValueError, match="one size"):
+        load_voc_split(voc, "test", VOC_CLASSES)
+    s = load_voc_split(voc, "test", VOC_CLASSES, side=32)
+    assert s.images.shape == (2, 3, 32, 32) and s.image_size == (32, 32)
+    assert float(s.images.min()) >= 0 and float(s.images.max()) <= 1
+    # boxes cover the scaled pixels: the dog's x in [2, 11) * 32/56, y in [3, 31) * 32/40
+    assert s.objects[0][0].box == (1, 2, 6, 24)
+    assert s.objects[0][1].box == (17, 4, 31, 31) and s.objects[0][1].difficult
+    assert s.objects[1][0].box == (0, 0, 0, 0)  # a one-pixel object keeps a pixel
+    assert s.gt_mask(0, dog).sum() == 6 * 23
+    assert resized_objects([VOCObject("dog", dog, (0, 0, 55, 39))], (40, 56), 32)[0].box == (0, 0, 31, 31)
+    with pytest.raises(ValueError, match="side"):
+        load_voc_split(voc, "test", VOC_CLASSES, side=3)

@@ -55,6 +55,15 @@
 # paper's qualitative findings. Depth claims are judged only when both
 # classifiers pass the gate fixed before measuring (test mAP at least
 # `gate_map`).
+#
+# **On real data.** With the parameters `voc_root` (a VOC2007 folder holding
+# `Annotations/`, `JPEGImages/` and `ImageSets/Main/`) and `checkpoint_dir`
+# (TorchRay's `vgg16_voc-*.pth.tar` / `resnet50_voc-*.pth.tar`), the page runs
+# on VOC's test images and the published networks instead
+# (`gsutils.experiments.normgrad_data`): images resized to `image_size`
+# squared with their boxes, the tolerance scaled to that side, the published
+# networks not gated. Tested on a VOC-format fixture; the real set and
+# checkpoints cannot be downloaded here.
 
 # %% [markdown]
 # ## Parameters
@@ -71,6 +80,8 @@ profile = "quick"
 device = "auto"
 seed = 0
 data_root = ""
+voc_root = ""
+checkpoint_dir = ""
 
 # %%
 from gsutils.profiles import describe, get_profile
@@ -82,11 +93,11 @@ print(describe(cfg, "normgrad", "layers"))
 import numpy as np
 
 from gsutils.claims import Ledger
+from gsutils.experiments.normgrad_data import classifier_gate, normgrad_data
 from gsutils.experiments.layer_combination import (
     COMBO_METHODS,
     combination_run,
     depth_trend,
-    gate,
     gated,
     layer_weights,
     positive_gains,
@@ -97,6 +108,7 @@ from gsutils.plots.normgrad_layers import plot_fig1_weights, plot_raw_measures, 
 
 ledger = Ledger(chapter="normgrad/04_layer_combination", profile=cfg)
 archs = cfg.normgrad.archs
+data = {arch: normgrad_data(arch, voc_root, checkpoint_dir) for arch in archs}
 
 # %% [markdown]
 # ## The gate
@@ -109,8 +121,8 @@ archs = cfg.normgrad.archs
 
 # %%
 # NBVAL_CHECK_OUTPUT
-weights = {arch: layer_weights(cfg, arch) for arch in archs}
-g = gate(cfg, {arch: w["test_map"] for arch, w in weights.items()})
+weights = {arch: layer_weights(cfg, arch, data=data[arch]) for arch in archs}
+g = classifier_gate(cfg, {arch: w["test_map"] for arch, w in weights.items()}, data)
 print(g["note"], "->", "passed" if g["passed"] else "NOT passed: the claims below are not measured")
 
 # %% [markdown]
@@ -143,7 +155,7 @@ fig = plot_raw_measures(list(weights.values()))
 # gain on all pairs (test scenes resampled 1,000 times).
 
 # %%
-runs = {arch: combination_run(cfg, arch) for arch in archs}
+runs = {arch: combination_run(cfg, arch, data=data[arch]) for arch in archs}
 for arch, run in runs.items():
     print(arch, f"{run['n_pairs']} pairs ({int(np.sum(run['difficult']))} difficult)")
 single_layer_table(runs[archs[0]]).round(1)

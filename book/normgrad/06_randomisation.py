@@ -39,6 +39,15 @@
 # setting) and at the last block; a fixed sample of `random_pairs` test
 # (scene, class) pairs is used at every stage. Meta-saliency uses one SGD step
 # of size `meta_lr` on the target class's binary cross-entropy.
+#
+# **On real data.** With the parameters `voc_root` (a VOC2007 folder holding
+# `Annotations/`, `JPEGImages/` and `ImageSets/Main/`) and `checkpoint_dir`
+# (TorchRay's `vgg16_voc-*.pth.tar` / `resnet50_voc-*.pth.tar`), the page runs
+# on VOC's test images and the published networks instead
+# (`gsutils.experiments.normgrad_data`): images resized to `image_size`
+# squared with their boxes, the tolerance scaled to that side, the published
+# networks not gated. Tested on a VOC-format fixture; the real set and
+# checkpoints cannot be downloaded here.
 
 # %% [markdown]
 # ## Parameters
@@ -53,6 +62,8 @@ profile = "quick"
 device = "auto"
 seed = 0
 data_root = ""
+voc_root = ""
+checkpoint_dir = ""
 
 # %%
 from gsutils.profiles import describe, get_profile
@@ -62,8 +73,8 @@ print(describe(cfg, "normgrad", "layers"))
 
 # %%
 from gsutils.claims import Ledger
-from gsutils.experiments.classifier_training import test_scenes
-from gsutils.experiments.layer_combination import gate, gated, layer_weights
+from gsutils.experiments.normgrad_data import classifier_gate, normgrad_data
+from gsutils.experiments.layer_combination import gated, layer_weights
 from gsutils.experiments.randomisation import (
     RANDOM_METHODS,
     randomisation_curves,
@@ -74,6 +85,7 @@ from gsutils.plots.normgrad_layers import plot_fig5, plot_randomisation_curves
 
 ledger = Ledger(chapter="normgrad/06_randomisation", profile=cfg)
 archs = cfg.normgrad.archs
+data = {arch: normgrad_data(arch, voc_root, checkpoint_dir) for arch in archs}
 
 # %% [markdown]
 # ## The gate
@@ -84,7 +96,7 @@ archs = cfg.normgrad.archs
 
 # %%
 # NBVAL_CHECK_OUTPUT
-g = gate(cfg, {arch: layer_weights(cfg, arch)["test_map"] for arch in archs})
+g = classifier_gate(cfg, {arch: layer_weights(cfg, arch, data=data[arch])["test_map"] for arch in archs}, data)
 print(g["note"], "->", "passed" if g["passed"] else "NOT passed: the claims below are not measured")
 
 # %% [markdown]
@@ -103,8 +115,8 @@ print(g["note"], "->", "passed" if g["passed"] else "NOT passed: the claims belo
 # trained network, then the block randomised last, cumulatively).
 
 # %%
-runs = {arch: randomisation_run(cfg, arch) for arch in archs}
-scenes = test_scenes(cfg)
+runs = {arch: randomisation_run(cfg, arch, data=data[arch]) for arch in archs}
+scenes = data[archs[0]].test(cfg)
 for arch, run in runs.items():
     print(arch, "sampled pairs:", len(run["pairs"]), "stages:", ", ".join(run["stages"]))
 

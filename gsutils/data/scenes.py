@@ -40,7 +40,9 @@ run for a given Pillow/libjpeg.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -382,9 +384,27 @@ class PointingPair:
     skip: bool
 
 
+def resized_objects(objects: Sequence[VOCObject], size: tuple[int, int], side: int) -> tuple[VOCObject, ...]:
+    """``objects`` of an image of ``size`` ``(H, W)`` with their boxes mapped onto a ``side`` x ``side`` image.
+
+    A box ``(x0, y0, x1, y1)`` (0-based, inclusive) covers the pixels
+    ``[x0, x1 + 1)``; it becomes the smallest box of whole pixels covering
+    the scaled interval, so an object never vanishes.
+    """
+    h, w = size
+    sx, sy = side / w, side / h
+    out = []
+    for o in objects:
+        x0, y0, x1, y1 = o.box
+        box = (min(side - 1, math.floor(x0 * sx)), min(side - 1, math.floor(y0 * sy)),
+               max(0, min(side - 1, math.ceil((x1 + 1) * sx) - 1)), max(0, min(side - 1, math.ceil((y1 + 1) * sy) - 1)))
+        out.append(dataclasses.replace(o, box=box))
+    return tuple(out)
+
+
 def load_voc_split(root: str | os.PathLike, split: str, class_names: Sequence[str] = DIGIT_CLASSES,
                    *, normalization: Any = None, with_masks: bool = False,
-                   progress: bool = False) -> SceneSet:
+                   progress: bool = False, side: int | None = None) -> SceneSet:
     """Read a VOC-format split into a :class:`SceneSet` (all images must share one size).
 
     Parameters
@@ -398,7 +418,16 @@ def load_voc_split(root: str | os.PathLike, split: str, class_names: Sequence[st
         to the images.
     with_masks:
         Also read ``SegmentationObject`` maps.
+    side:
+        Resize every image to ``side`` x ``side`` (bilinear, antialiased) and
+        map its boxes with :func:`resized_objects`, so that a real VOC split,
+        whose images differ in size, becomes one :class:`SceneSet`. Not with
+        ``with_masks``.
     """
+    if side is not None and (isinstance(side, bool) or not isinstance(side, int) or side < 8):
+        raise ValueError(f"side must be an int >= 8 or None, got {side!r}")
+    if side is not None and with_masks:
+        raise ValueError("side and with_masks cannot be combined (object maps are not resized)")
     from tqdm.auto import tqdm
 
     from gsutils.models.classifiers import normalize_images
@@ -409,6 +438,13 @@ def load_voc_split(root: str | os.PathLike, split: str, class_names: Sequence[st
     images, labels, objects, maps = [], [], [], []
     for i in tqdm(range(len(ds)), desc=f"read {split}", disable=not progress, leave=False):
         sample = ds[i]
+        if side is not None:
+            import torch.nn.functional as F
+
+            size = tuple(sample.image.shape[1:])
+            image = F.interpolate(sample.image[None], size=(side, side), mode="bilinear", align_corners=False,
+                                  antialias=True)[0].clamp(0, 1)
+            sample = dataclasses.replace(sample, image=image, objects=resized_objects(sample.objects, size, side))
         if images and sample.image.shape != images[0].shape:
             raise ValueError(f"image {sample.image_id!r} has shape {tuple(sample.image.shape)}, "
                              f"others {tuple(images[0].shape)}; a SceneSet needs one size")

@@ -47,11 +47,10 @@ from gsutils.experiments.classifier_training import (  # noqa: F401  (gate, gate
     classifier_config,
     evaluate_classifier,
     scenes_root,
-    test_scenes,
-    train_or_load_classifier,
 )
 from gsutils.experiments.pointing_runs import (encode_hits, paired_bootstrap, pointing_accuracies, stand_in_hits,
                                                with_decoded_hits)
+from gsutils.experiments.normgrad_data import STAND_IN, NormGradData
 from gsutils.experiments.store import Store
 from gsutils.metrics.pointing import SUBSETS, hit_region, is_hit
 from gsutils.models.classifiers import CANDIDATE_LAYERS, IMAGENET_NORMALIZATION
@@ -170,14 +169,17 @@ def probe_train_split(profile: Profile, n: int) -> tuple[torch.Tensor, torch.Ten
     return s.images, s.labels
 
 
-def weights_config(profile: Profile, arch: str) -> dict[str, Any]:
+def weights_config(profile: Profile, arch: str, data: NormGradData = STAND_IN) -> dict[str, Any]:
     check_profile_arch(profile, arch)
     la = profile.layers
-    return {"version": VERSION, "classifier": classifier_config(profile, arch), "layers": list(combo_layers(arch)),
+    classifier = classifier_config(profile, arch) if not data.is_voc else {"arch": arch, **data.key(),
+                                                                           "side": int(profile.normgrad.image_size)}
+    return {"version": VERSION, "classifier": classifier, "layers": list(combo_layers(arch)),
             "probe_train_scenes": int(la.probe_train_scenes), "probe_l2": float(la.probe_l2)}
 
 
-def layer_weights(profile: Profile, arch: str, *, progress: bool = False) -> dict[str, Any]:
+def layer_weights(profile: Profile, arch: str, *, progress: bool = False,
+                  data: NormGradData = STAND_IN) -> dict[str, Any]:
     """Fig. 1: the four weightings of ``arch``'s combined layers (cached).
 
     Returns
@@ -185,13 +187,13 @@ def layer_weights(profile: Profile, arch: str, *, progress: bool = False) -> dic
     dict
         ``layers``; ``accuracy`` (each probe's test mAP), ``spread``,
         ``linear``, ``uniform`` (raw, one per layer); ``test_map`` (the
-        classifier's own); ``n_probe_train``, ``n_probe_test``.
+        classifier's own); ``n_probe_train``, ``n_probe_test``; ``data``.
     """
     def compute() -> dict[str, Any]:
-        model = train_or_load_classifier(profile, arch, progress=progress)
+        model = data.model(profile, arch, progress=progress)
         layers = combo_layers(arch)
-        xtr, ytr = probe_train_split(profile, int(profile.layers.probe_train_scenes))
-        te = test_scenes(profile)
+        xtr, ytr = data.probe_train(profile, int(profile.layers.probe_train_scenes))
+        te = data.test(profile)
         ftr = pooled_features(model, xtr, layers)
         fte = pooled_features(model, te.images, layers)
         acc = [probe_map(ftr[l], ytr.numpy(), fte[l], te.labels.numpy(), float(profile.layers.probe_l2))
@@ -201,9 +203,10 @@ def layer_weights(profile: Profile, arch: str, *, progress: bool = False) -> dic
         return {"arch": arch, "layers": list(layers), "accuracy": acc, "spread": spread,
                 "linear": linear_weights(n).tolist(), "uniform": uniform_weights(n).tolist(),
                 "test_map": evaluate_classifier(model, te)["mAP"],
-                "n_probe_train": int(xtr.shape[0]), "n_probe_test": len(te)}
+                "n_probe_train": int(xtr.shape[0]), "n_probe_test": len(te), "data": data.label()}
 
-    return Store(profile.results_dir).get_or_compute("normgrad_layer_weights", weights_config(profile, arch), compute)
+    return Store(profile.results_dir).get_or_compute("normgrad_layer_weights", weights_config(profile, arch, data),
+                                                     compute)
 
 
 def combo_key(method: str, mode: str, weighting: str) -> tuple[str, str, str]:
@@ -243,12 +246,13 @@ def score_combinations(model: nn.Module, arch: str, x: torch.Tensor, target: tor
     return out
 
 
-def combination_config(profile: Profile, arch: str) -> dict[str, Any]:
-    return {**weights_config(profile, arch), "tolerance": int(profile.normgrad.tolerance),
+def combination_config(profile: Profile, arch: str, data: NormGradData = STAND_IN) -> dict[str, Any]:
+    return {**weights_config(profile, arch, data), "tolerance": data.tolerance(profile),
             "methods": list(COMBO_METHODS), "weightings": list(WEIGHTINGS), "modes": list(MODES)}
 
 
-def combination_run(profile: Profile, arch: str, *, progress: bool = False) -> dict[str, Any]:
+def combination_run(profile: Profile, arch: str, *, progress: bool = False,
+                    data: NormGradData = STAND_IN) -> dict[str, Any]:
     """The pointing game of single layers and of every combination (Table 3), cached.
 
     Same (test scene, class) pairs as :func:`gsutils.experiments.pointing_runs.pointing_game_run`
@@ -258,18 +262,19 @@ def combination_run(profile: Profile, arch: str, *, progress: bool = False) -> d
     """
 
     def compute() -> dict[str, Any]:
-        w = layer_weights(profile, arch, progress=progress)
+        w = layer_weights(profile, arch, progress=progress, data=data)
         weights = {k: w[k] for k in WEIGHTINGS}
         _, _, pairs, hits = stand_in_hits(
             profile, arch, lambda m, x, t, g, tol: score_combinations(m, arch, x, t, g, tol, weights),
-            "combinations", progress)
+            "combinations", progress, data)
         return {"arch": arch, "layers": list(combo_layers(arch)), "n_pairs": len(pairs),
                 "image_index": [p.index for p in pairs], "class_id": [p.class_id for p in pairs],
                 "difficult": [bool(p.difficult) for p in pairs], "hits": encode_hits(hits), "weights": w,
                 "test_map": w["test_map"]}
 
     return with_decoded_hits(Store(profile.results_dir).get_or_compute("normgrad_layer_combination",
-                                                                       combination_config(profile, arch), compute))
+                                                                       combination_config(profile, arch, data),
+                                                                       compute))
 
 
 def _accuracy(run: dict[str, Any], key: tuple[str, ...], subset: str) -> float:

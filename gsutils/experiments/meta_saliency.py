@@ -27,6 +27,7 @@ import torch
 from gsutils.data.scenes import DIGIT_CLASSES
 from gsutils.experiments import classifier_training as ct
 from gsutils.experiments.layer_combination import probe_train_split
+from gsutils.experiments.normgrad_data import STAND_IN, NormGradData
 from gsutils.experiments.store import Store
 from gsutils.models.classifiers import CANDIDATE_LAYERS
 from gsutils.profiles import Profile
@@ -71,7 +72,8 @@ def meta_training_config(profile: Profile, arch: str) -> dict[str, Any]:
             "meta_lr": float(profile.layers.meta_lr)}
 
 
-def meta_training_run(profile: Profile, arch: str, *, progress: bool = False) -> dict[str, Any] | None:
+def meta_training_run(profile: Profile, arch: str, *, progress: bool = False,
+                      data: NormGradData = STAND_IN) -> dict[str, Any] | None:
     """Fig. 2 and 3 for ``arch`` (cached); ``None`` when the epoch snapshots are not available.
 
     Snapshots exist where the classifier was trained by this code (not where
@@ -86,6 +88,8 @@ def meta_training_run(profile: Profile, arch: str, *, progress: bool = False) ->
         the meta map with the plain map; ``to_final``: ``{key: (epochs, N)}``
         Spearman of each epoch's validation meta map with the final epoch's.
     """
+    if data.is_voc:  # a published checkpoint comes without the network's states during training
+        return None
     store = Store(profile.results_dir)
     config = meta_training_config(profile, arch)
     if store.exists("normgrad_meta_training", config, "pt"):
@@ -117,7 +121,8 @@ def meta_training_run(profile: Profile, arch: str, *, progress: bool = False) ->
     return store.get_or_compute("normgrad_meta_training", config, compute, fmt="pt")
 
 
-def meta_examples(profile: Profile, arch: str, n: int = 2, *, progress: bool = False) -> dict[str, Any]:
+def meta_examples(profile: Profile, arch: str, n: int = 2, *, progress: bool = False,
+                  data: NormGradData = STAND_IN) -> dict[str, Any]:
     """Fig. 4: plain and meta maps of ``n`` test scenes for a present and an absent class.
 
     The absent class is the lowest-numbered class the scene does not contain.
@@ -125,9 +130,9 @@ def meta_examples(profile: Profile, arch: str, n: int = 2, *, progress: bool = F
     {("plain" | "meta", "positive" | "negative", method, layer): (n, S, S)}}``.
     """
     ct.check_profile_arch(profile, arch)
-    model = ct.train_or_load_classifier(profile, arch, progress=progress)
+    model = data.model(profile, arch, progress=progress)
     device = next(model.parameters()).device
-    scenes = ct.test_scenes(profile)
+    scenes = data.test(profile)
     x = scenes.images[:n].to(device)
     present = _first_class(scenes.labels[:n])
     absent = (scenes.labels[:n] < 0.5).float().argmax(dim=1)
@@ -141,8 +146,9 @@ def meta_examples(profile: Profile, arch: str, n: int = 2, *, progress: bool = F
             maps["plain", kind, m, l] = v[:, 0].cpu()
         for (m, l), v in meta.items():
             maps["meta", kind, m, l] = v[:, 0].cpu()
-    return {"rgb": scenes.rgb(slice(0, n)), "present": [DIGIT_CLASSES[int(c)] for c in present],
-            "absent": [DIGIT_CLASSES[int(c)] for c in absent], "maps": maps}
+    names = scenes.class_names
+    return {"rgb": scenes.rgb(slice(0, n)), "present": [names[int(c)] for c in present],
+            "absent": [names[int(c)] for c in absent], "maps": maps}
 
 
 def train_test_map(profile: Profile, arch: str, n: int = 200) -> dict[str, float]:

@@ -29,8 +29,6 @@ from gsutils.experiments.classifier_training import (
     check_profile_arch,
     classifier_config,
     evaluate_classifier,
-    test_scenes,
-    train_or_load_classifier,
 )
 from gsutils.data.voc import VOC_CLASSES, VOCDataset
 from gsutils.experiments.store import Store
@@ -163,19 +161,24 @@ def _run_record(arch: str, tolerance: int, size: Any, hits: dict[tuple[str, ...]
 
 
 def stand_in_hits(profile: Profile, arch: str, score: Callable[..., dict[tuple[str, ...], list[bool]]], desc: str,
-                  progress: bool) -> tuple[nn.Module, Any, list[Any], dict[tuple[str, ...], list[bool]]]:
+                  progress: bool, data: Any = None) -> tuple[nn.Module, Any, list[Any], dict[tuple[str, ...], list[bool]]]:
     """Play the pointing game on every (test scene, present class) pair of the stand-in.
 
     ``score(model, x, target, gts, tolerance)`` returns, for a batch of pairs,
     the hits of each of its maps by key; returns the classifier, the test
-    scenes, the pairs played and the hits per key.
+    scenes, the pairs played and the hits per key. ``data``
+    (:class:`gsutils.experiments.normgrad_data.NormGradData`, default the
+    stand-in) may name a VOC directory and checkpoint instead.
     """
     from tqdm.auto import tqdm
 
-    tol = int(profile.normgrad.tolerance)
-    model = train_or_load_classifier(profile, arch, progress=progress)
+    from gsutils.experiments.normgrad_data import STAND_IN
+
+    data = STAND_IN if data is None else data
+    tol = data.tolerance(profile)
+    model = data.model(profile, arch, progress=progress)
     device = next(model.parameters()).device
-    scenes = test_scenes(profile)
+    scenes = data.test(profile)
     pairs = [p for p in scenes.pairs() if not p.skip]
     hits: dict[tuple[str, ...], list[bool]] = {}
     bs = int(profile.normgrad.batch_size)

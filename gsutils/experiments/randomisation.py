@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from gsutils.experiments import classifier_training as ct
+from gsutils.experiments.normgrad_data import STAND_IN, NormGradData
 from gsutils.experiments.store import Store
 from gsutils.metrics.pointing import hit_region, is_hit
 from gsutils.models.classifiers import CANDIDATE_LAYERS
@@ -39,21 +40,23 @@ def random_layers(arch: str) -> tuple[str, str]:
     return ("input", CANDIDATE_LAYERS[arch][-1])
 
 
-def sample_pairs(profile: Profile, n: int) -> list[Any]:
+def sample_pairs(profile: Profile, n: int, data: NormGradData = STAND_IN) -> list[Any]:
     """``n`` (test scene, class) pairs drawn without replacement with the profile's seed, in scene order."""
-    pairs = [p for p in ct.test_scenes(profile).pairs() if not p.skip]
+    pairs = [p for p in data.test(profile).pairs() if not p.skip]
     rng = np.random.default_rng([int(profile.seed), 5])
     pick = np.sort(rng.choice(len(pairs), size=min(n, len(pairs)), replace=False))
     return [pairs[i] for i in pick]
 
 
-def randomisation_config(profile: Profile, arch: str) -> dict[str, Any]:
+def randomisation_config(profile: Profile, arch: str, data: NormGradData = STAND_IN) -> dict[str, Any]:
     ct.check_profile_arch(profile, arch)
-    return {"version": VERSION, "classifier": ct.classifier_config(profile, arch),
+    classifier = ct.classifier_config(profile, arch) if not data.is_voc else {
+        "arch": arch, **data.key(), "side": int(profile.normgrad.image_size)}
+    return {"version": VERSION, "classifier": classifier,
             "blocks": [[n, list(p)] for n, p in RANDOMIZATION_BLOCKS[arch]],
             "layers": list(random_layers(arch)), "methods": list(RANDOM_METHODS),
             "pairs": int(profile.layers.random_pairs), "meta_lr": float(profile.layers.meta_lr),
-            "tolerance": int(profile.normgrad.tolerance), "seed": int(profile.seed)}
+            "tolerance": data.tolerance(profile), "seed": int(profile.seed)}
 
 
 def _maps(model: torch.nn.Module, x: torch.Tensor, target: torch.Tensor, layers: list[str],
@@ -69,8 +72,9 @@ def _maps(model: torch.nn.Module, x: torch.Tensor, target: torch.Tensor, layers:
     return out
 
 
-def randomisation_run(profile: Profile, arch: str, *, progress: bool = False) -> dict[str, Any]:
-    """Fig. 5 for ``arch`` (cached).
+def randomisation_run(profile: Profile, arch: str, *, progress: bool = False,
+                      data: NormGradData = STAND_IN) -> dict[str, Any]:
+    """Fig. 5 for ``arch`` (cached); ``data``: the stand-in (default) or a VOC directory and checkpoint.
 
     Returns
     -------
@@ -85,14 +89,14 @@ def randomisation_run(profile: Profile, arch: str, *, progress: bool = False) ->
     from tqdm.auto import tqdm
 
     def compute() -> dict[str, Any]:
-        model = ct.train_or_load_classifier(profile, arch, progress=progress)
+        model = data.model(profile, arch, progress=progress)
         device = next(model.parameters()).device
-        scenes = ct.test_scenes(profile)
-        pairs = sample_pairs(profile, int(profile.layers.random_pairs))
+        scenes = data.test(profile)
+        pairs = sample_pairs(profile, int(profile.layers.random_pairs), data)
         x = scenes.images[torch.tensor([p.index for p in pairs])].to(device)  # (P, 3, S, S)
         target = torch.tensor([p.class_id for p in pairs], device=device)  # (P,)
         gts = [scenes.gt_mask(p.index, p.class_id) for p in pairs]
-        regions = [hit_region(g, int(profile.normgrad.tolerance)) for g in gts]
+        regions = [hit_region(g, data.tolerance(profile)) for g in gts]
         layers = list(random_layers(arch))
         lr = float(profile.layers.meta_lr)
         stages = ["original"]
@@ -113,8 +117,8 @@ def randomisation_run(profile: Profile, arch: str, *, progress: bool = False) ->
         return {"arch": arch, "stages": stages, "spearman": spearman, "hits": hits, "figure_maps": figure,
                 "pairs": [(int(p.index), int(p.class_id)) for p in pairs]}
 
-    return Store(profile.results_dir).get_or_compute("normgrad_randomisation", randomisation_config(profile, arch),
-                                                     compute, fmt="pt")
+    return Store(profile.results_dir).get_or_compute("normgrad_randomisation",
+                                                     randomisation_config(profile, arch, data), compute, fmt="pt")
 
 
 def randomisation_curves(run: dict[str, Any]):
