@@ -258,6 +258,13 @@ for request, context in (("rider", "bicycle"), ("rider", "motorcycle"), ("traffi
 #   the bicycle and little else, which 16 px cells on a 64 x 128 frame cannot.
 # * **Cars need no context.** Their maps are empty (Table S1, Fig. S15): the
 #   network predicts a car from the car alone.
+# * **The traffic-sign control cannot be judged at quick.** A sign on the
+#   64 x 128 stand-in covers a few dozen pixels, and the network labels few of
+#   them "traffic sign": Table S1 counts 2 sign requests in the 120 validation
+#   frames, both erroneous (ground truth and prediction disagree), and both
+#   lose the sign prediction whatever context is kept (dropped with loss >
+#   0.1). With no kept sign explanation its claim reads "not measured"; the
+#   gpu profile's 128 x 256 frames give signs four times the area.
 
 # %% [markdown]
 # ## Claims

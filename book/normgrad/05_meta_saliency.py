@@ -63,8 +63,8 @@
 # ## Parameters
 #
 # The profile's settings (a value the paper sets differently shows the
-# paper's beside it). At the quick profile this page runs in about 95 s on
-# two cores (from a fresh checkout, with the shipped epoch snapshots),
+# paper's beside it). At the quick profile this page runs in about 60 s on
+# two cores (57 s from a fresh checkout, with the shipped epoch snapshots),
 # measured with `python -m gsutils.book --only normgrad/05_meta_saliency --profile quick`.
 
 # %% tags=["parameters"]
