@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from gsutils.experiments import classifier_snapshots as snaps
 from gsutils.experiments import classifier_training as ct
 from gsutils.experiments.shipped import machine
 from gsutils.profiles import get_profile
@@ -59,7 +60,7 @@ def test_restore_without_training_and_only_for_the_same_config(tmp_path, monkeyp
     monkeypatch.setattr(ct, "SHIPPED_ROOT", tmp_path / "checkpoints")
     monkeypatch.setenv("GSUTILS_CACHE", str(tmp_path / "cache"))
     trained = ct.train_or_load_classifier(prof, "resnet50", progress=False)
-    assert ct.classifier_snapshot(prof, "resnet50", 1) is not None
+    assert snaps.classifier_snapshot(prof, "resnet50", 1) is not None
     folder = ct.export_shipped(prof, "resnet50")
     fresh = dataclasses.replace(prof, results_dir=tmp_path / "fresh")
 
@@ -71,8 +72,8 @@ def test_restore_without_training_and_only_for_the_same_config(tmp_path, monkeyp
     for k, v in trained.state_dict().items():
         assert torch.equal(v, model.state_dict()[k])
     # the epoch snapshots ship too; with one epoch the only one is the float32 network itself
-    snap = ct.classifier_snapshot(fresh, "resnet50", 1)
-    assert ct.snapshot_precision(fresh, "resnet50") == "float32"
+    snap = snaps.classifier_snapshot(fresh, "resnet50", 1)
+    assert snaps.snapshot_precision(fresh, "resnet50") == "float32"
     for k, v in trained.state_dict().items():
         assert torch.equal(v, snap.state_dict()[k])
     # a tampered checkpoint is ignored with a warning (and the network would be trained)
@@ -102,10 +103,10 @@ def test_half_precision_snapshots_round_trip():
 def test_restored_network_brings_its_epoch_snapshots(quick, arch):
     # Fig. 2/3 of NormGrad D from a fresh checkout: every epoch, the last one the float32 network
     model = ct.train_or_load_classifier(quick, arch, progress=False)
-    assert ct.snapshot_precision(quick, arch) == "float16"
-    final = ct.classifier_snapshot(quick, arch, quick.normgrad.epochs)
+    assert snaps.snapshot_precision(quick, arch) == "float16"
+    final = snaps.classifier_snapshot(quick, arch, quick.normgrad.epochs)
     for name, t in model.state_dict().items():
         assert torch.equal(final.state_dict()[name], t), name
-    first = ct.classifier_snapshot(quick, arch, 1)
+    first = snaps.classifier_snapshot(quick, arch, 1)
     assert first is not None and first.state_dict().keys() == model.state_dict().keys()
     assert any(not torch.equal(first.state_dict()[k], v) for k, v in model.state_dict().items())

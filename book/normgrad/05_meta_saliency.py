@@ -95,7 +95,7 @@ from gsutils.experiments.meta_saliency import (
     to_final_curves,
     train_test_map,
 )
-from gsutils.experiments.classifier_training import snapshot_precision
+from gsutils.experiments.classifier_snapshots import snapshot_precision
 from gsutils.plots.normgrad_layers import plot_fig2, plot_fig3, plot_fig4
 
 ledger = Ledger(chapter="normgrad/05_meta_saliency", profile=cfg)

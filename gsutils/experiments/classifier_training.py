@@ -44,7 +44,6 @@ from __future__ import annotations
 import copy
 import io
 import json
-import warnings
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -326,26 +325,11 @@ def restore_shipped(profile: Profile, arch: str) -> bool:
     state = torch.load(io.BytesIO(read_checked(src / "model.pt")), map_location="cpu", weights_only=True)
     history = (src / "history.json").read_text()
     store = Store(profile.results_dir)
-    _restore_snapshots(store, src, cfg, state)
+    from gsutils.experiments.classifier_snapshots import restore_snapshots
+
+    restore_snapshots(store, src, cfg, state)
     store.save(KIND, cfg, {"state_dict": state, "history": history}, fmt="pt")
     return True
-
-
-def _restore_snapshots(store: Store, src: Path, cfg: dict[str, Any], final: dict[str, torch.Tensor]) -> None:
-    """The shipped epoch snapshots into the store (marked float16), the final epoch's from ``final``."""
-    from gsutils.experiments.shipped import unpack_half
-
-    if not (src / SHIPPED_SNAPSHOTS).is_file():
-        return
-    try:
-        states = unpack_half(read_checked(src / SHIPPED_SNAPSHOTS))
-    except Exception as err:  # checksum mismatch, unreadable: the snapshots stay absent
-        warnings.warn(f"ignoring the shipped snapshots in {src}: {err}", stacklevel=3)
-        return
-    for epoch, st in states.items():
-        store.save(SNAPSHOT_KIND, {**cfg, "epoch": epoch}, {"state_dict": st, "precision": "float16"}, fmt="pt")
-    store.save(SNAPSHOT_KIND, {**cfg, "epoch": cfg["epochs"]}, {"state_dict": final, "precision": "float32"},
-               fmt="pt")
 
 
 def export_shipped(profile: Profile, arch: str) -> Path:
@@ -399,36 +383,6 @@ def train_or_load_classifier(profile: Profile, arch: str, *, progress: bool = Tr
     model = deployed_model(cfg)
     model.load_state_dict(result["state_dict"])
     return model.to(torch.device(profile.device)).eval()
-
-
-def classifier_snapshot(profile: Profile, arch: str, epoch: int) -> nn.Module | None:
-    """The deployed network after ``epoch`` epochs of training, or ``None`` when it was not kept.
-
-    Snapshots exist where the network was trained (not where it was restored
-    from the shipped networks); ``epoch == epochs`` is the final network.
-    """
-    cfg = classifier_config(profile, arch)
-    if not 1 <= epoch <= cfg["epochs"]:
-        raise ValueError(f"epoch must be in 1..{cfg['epochs']}, got {epoch!r}")
-    store = Store(profile.results_dir)
-    if not store.exists(SNAPSHOT_KIND, {**cfg, "epoch": epoch}, "pt"):
-        return None
-    model = deployed_model(cfg)
-    model.load_state_dict(store.load(SNAPSHOT_KIND, {**cfg, "epoch": epoch}, "pt")["state_dict"])
-    return model.to(torch.device(profile.device)).eval()
-
-
-def snapshot_precision(profile: Profile, arch: str) -> str | None:
-    """``"float32"`` (trained here), ``"float16"`` (restored from the shipped snapshots) or ``None`` (absent).
-
-    Judged on the first epoch's snapshot; the final epoch's is always the
-    float32 network.
-    """
-    cfg = classifier_config(profile, arch)
-    store = Store(profile.results_dir)
-    if not store.exists(SNAPSHOT_KIND, {**cfg, "epoch": 1}, "pt"):
-        return None
-    return store.load(SNAPSHOT_KIND, {**cfg, "epoch": 1}, "pt").get("precision", "float32")
 
 
 def classifier_history(profile: Profile, arch: str) -> list[dict[str, Any]]:

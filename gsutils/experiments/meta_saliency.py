@@ -26,6 +26,7 @@ import torch
 
 from gsutils.data.scenes import DIGIT_CLASSES
 from gsutils.experiments import classifier_training as ct
+from gsutils.experiments.classifier_snapshots import classifier_snapshot
 from gsutils.experiments.layer_combination import probe_train_split
 from gsutils.experiments.normgrad_data import STAND_IN, NormGradData
 from gsutils.experiments.store import Store
@@ -96,7 +97,7 @@ def meta_training_run(profile: Profile, arch: str, *, progress: bool = False,
         return store.load("normgrad_meta_training", config, "pt")
     epochs = int(profile.normgrad.epochs)
     ct.train_or_load_classifier(profile, arch, progress=progress)
-    snaps = [ct.classifier_snapshot(profile, arch, e) for e in range(1, epochs + 1)]
+    snaps = [classifier_snapshot(profile, arch, e) for e in range(1, epochs + 1)]
     if any(s is None for s in snaps):
         return None
 
