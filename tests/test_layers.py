@@ -126,3 +126,14 @@ def test_allowed_imports_are_not_reported(tmp_path):
     path.write_text("from gsutils.io import atomic_write_bytes\nfrom . import voc\nimport numpy\n"
                     "def f():\n    from ..metrics import pointing\n")
     assert violations(path, root) == []
+
+
+#: a module past this many lines does more than one job: split it (issue "one house for the library")
+MAX_MODULE_LINES = 500
+
+
+def test_no_module_of_the_library_is_over_the_line_budget():
+    root = Path(__file__).resolve().parents[1] / "gsutils"
+    long = {str(p.relative_to(root)): n for p in root.rglob("*.py")
+            if (n := len(p.read_text().splitlines())) > MAX_MODULE_LINES}
+    assert not long, f"modules over {MAX_MODULE_LINES} lines: {long}"
