@@ -216,7 +216,8 @@ plt.show()
 # assumed: a study of the recipe and the architecture on the unbiased
 # network's training stream (one thread; mean digit IoU on 300 unbiased test
 # images; one learning-rate cycle per trial; `benchmarks/slim_unet_recipes.py`
-# re-measures the first and the last rows of each block):
+# re-measures the quick-recipe rows and the rows with both changes, at 1,000
+# steps by default and with `--steps 3000` or `6000` for the longer runs):
 #
 # | network and change (against the quick recipe) | steps | digit mIoU |
 # |---|---|---|
