@@ -110,3 +110,20 @@ def test_restored_network_brings_its_epoch_snapshots(quick, arch):
     first = snaps.classifier_snapshot(quick, arch, 1)
     assert first is not None and first.state_dict().keys() == model.state_dict().keys()
     assert any(not torch.equal(first.state_dict()[k], v) for k, v in model.state_dict().items())
+
+
+def test_a_corrupt_shipped_snapshot_leaves_the_epochs_absent_with_a_warning(quick, tmp_path, monkeypatch):
+    import shutil
+
+    cfg = ct.classifier_config(quick, "resnet50")
+    src = ct._shipped_dir(quick, cfg)
+    root = tmp_path / "checkpoints"
+    dst = root / quick.name / src.name
+    shutil.copytree(src, dst)
+    (dst / ct.SHIPPED_SNAPSHOTS.format(epoch=3)).write_bytes(b"junk")
+    monkeypatch.setattr(ct, "SHIPPED_ROOT", root)
+    with pytest.warns(UserWarning, match="ignoring the shipped snapshots"):
+        assert ct.restore_shipped(quick, "resnet50")
+    assert snaps.classifier_snapshot(quick, "resnet50", 1) is None  # all or none
+    assert snaps.classifier_snapshot(quick, "resnet50", quick.normgrad.epochs) is not None
+    assert snaps.snapshot_precision(quick, "resnet50") is None

@@ -34,7 +34,7 @@
 # training need the network after every epoch: the training code keeps these
 # snapshots where it trains a network (`normgrad_classifier_snapshots` in the
 # result store, float32). The repository ships them beside the final networks
-# at half precision (`snapshots.pt`, 13.5 MB for both networks instead of 27 MB;
+# at half precision (`snapshot-epoch<e>.pt`, 13.5 MB for both networks instead of 27 MB;
 # the final epoch is the float32 network itself), so that a fresh checkout
 # draws Fig. 2 and 3; the page prints which precision it used. Rounding the
 # weights to float16 moves the curves little: measured when the snapshots were

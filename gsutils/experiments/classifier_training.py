@@ -78,8 +78,9 @@ RECIPE_VERSION = 5
 #: where shipped networks live: ``<repo>/checkpoints/<profile>/normgrad_classifier-<key>/``
 SHIPPED_ROOT = REPO_ROOT / "checkpoints"
 SHIPPED_FILES = ("model.pt", "model.pt.sha256", "config.json", "history.json")
-#: the epoch snapshots of a shipped network (float16, see :func:`gsutils.experiments.shipped.pack_half`)
-SHIPPED_SNAPSHOTS = "snapshots.pt"
+#: the epoch snapshots of a shipped network, one file per epoch (float16, see
+#: :func:`gsutils.experiments.shipped.pack_half`)
+SHIPPED_SNAPSHOTS = "snapshot-epoch{epoch}.pt"
 
 
 def check_profile_arch(profile: Profile, arch: str) -> None:
@@ -351,7 +352,8 @@ def export_shipped(profile: Profile, arch: str) -> Path:
     if len(snaps) == cfg["epochs"] - 1:  # all but the final epoch, which is model.pt
         from gsutils.experiments.shipped import pack_half
 
-        write_checked(dst / SHIPPED_SNAPSHOTS, pack_half(snaps))
+        for e, state in snaps.items():
+            write_checked(dst / SHIPPED_SNAPSHOTS.format(epoch=e), pack_half({e: state}))
     from gsutils.experiments.shipped import machine
 
     atomic_write_text(dst / "provenance.json", json.dumps({**machine(), "threads": torch.get_num_threads()},

@@ -18,9 +18,10 @@ verifies; anything else is ignored with a warning and the network is trained.
 initialisation and compares the logged losses bit for bit.
 
 Training snapshots (the weights after each epoch, for the meta-saliency
-curves of NormGrad D) ship at half precision in one file, ``snapshots.pt``
-(:func:`pack_half` / :func:`unpack_half`): a quarter of the size of the
-float32 weights, which the pages say where they use them.
+curves of NormGrad D) ship at half precision, one file per epoch
+(``snapshot-epoch<e>.pt``, :func:`pack_half` / :func:`unpack_half`): a
+quarter of the size of the float32 weights, which the pages say where they
+use them.
 
 Retrain instead of restoring (for instance after changing the recipe)::
 
