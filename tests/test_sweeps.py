@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def small_profile(results_dir: Path):
-    """A shrunken quick profile: a one-epoch tiny network on 64 images, 3 grid steps, 3 images per network."""
+    """A shrunken quick profile: one one-epoch tiny network on 64 images, 3 grid steps, 3 images per network."""
     p = get_profile("quick", device="cpu", results_dir=results_dir)
     return dataclasses.replace(
         p,
@@ -32,7 +32,7 @@ def small_profile(results_dir: Path):
         saliency=dataclasses.replace(p.saliency, grid_steps=3),
         sweeps=dataclasses.replace(p.sweeps, lam=(0.0125, 0.025, 0.05, 0.1, 0.2), lr=(0.2,), momentum=(0.5,),
                                    init=(0.5, 1.0), greys=((0.0, 0.25, 0.5, 0.75, 1.0), (0.5,)),
-                                   images_bias_digit=2, images_other_digit=1),
+                                   bias_textures=(0,), images_bias_digit=2, images_other_digit=1),
     )
 
 
@@ -185,3 +185,15 @@ def test_lambda_trend_is_spearman_of_the_lambda_rows():
     tr = S.lambda_trend(t)
     assert tr["area"] == pytest.approx(-1.0) and tr["mcbl"] == pytest.approx(1.0)
     assert -1.0 < tr["mcbd_biased"] < -0.8  # a tie: 0.5, 0.5
+
+
+def test_quick_sweeps_average_over_two_shipped_textures():
+    # Fig. S11 at quick: the 17 settings on the shipped weak-bias tiny networks of textures 0 and 1
+    from gsutils.experiments import shipped
+    from gsutils.experiments.segmentation import model_dir
+
+    q = get_profile("quick", device="cpu")
+    nets = S.sweep_networks(q)
+    assert [r.label for r in nets] == ["tiny/weak-d2-t0/s0", "tiny/weak-d2-t1/s0"]
+    assert len(S.sweep_tasks(q)) == 2 * 17
+    assert all(shipped.shipped_dir(q, model_dir(q, r).name).is_dir() for r in nets)

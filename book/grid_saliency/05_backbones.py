@@ -47,15 +47,17 @@
 # layout at widths 8-16-32-32-32, `slim_mobilenet_v2`: MobileNetV2 at width
 # 0.35, `slim_resnet18`: ResNet18's BasicBlock layout at widths 16-24-40;
 # encoder depth 4, bottleneck at 1/16; 129-135 k parameters each), trains
-# **N and weak bias on digit 2 with texture 0, one seed, 16 epochs (2,000
-# steps)** instead of 48, and explains 8 test images of the bias digit and 2
-# of every other digit per network. These six networks were trained once by
-# the project's own code and ship in `checkpoints/quick/` (3.4 MB, with
-# config, training log and checksum; restored only when the config matches,
-# retrained otherwise by `python -m gsutils.experiments.backbones --profile
-# quick --train-only`). With one texture, one digit and one seed, the standard
-# deviations of Fig. S8/S9 and the error bars of Fig. S10 are zero at quick
-# (they are drawn, and estimated at the gpu and paper profiles). The claims
+# **N (seeds 0 and 1) and weak bias on digit 2 (textures 0 and 1 x seeds 0 and
+# 1), 16 epochs (2,000 steps)** instead of 48, and explains 8 test images of
+# the bias digit and 2 of every other digit per weakly biased network. These
+# eighteen networks were trained once by the project's own code and ship in
+# `checkpoints/quick/` (about 10 MB, with config, training log and checksum;
+# restored only when the config matches, retrained otherwise by `python -m
+# gsutils.experiments.backbones --profile quick --train-only`). The standard
+# deviations of Fig. S8/S9 are over 2 networks for N and 4 for the weak bias
+# (two textures x two seeds), and the error bars of Fig. S10 over the two
+# textures (one bias digit at quick); the gpu and paper profiles use their
+# full grids. The claims
 # are judged only when every backbone's N passes the profile's gate (fixed
 # before measuring; at quick, N's mean digit IoU >= 0.75): these short-trained
 # slim networks on 32 px images do not, so at quick the claims are recorded
@@ -66,9 +68,9 @@
 #
 # The settings used (the paper profile's value in brackets where it differs).
 # Measured time of this page at the quick profile on two shared CPU cores, one
-# thread, from an empty result store: 45 s (restoring the six shipped
-# networks, evaluating them, and the four methods' saliency of the three
-# biased ones); with the results stored, a re-run takes a few seconds.
+# thread, from an empty result store: 81 s (restoring the eighteen shipped
+# networks, evaluating them, and the four methods' saliency of the twelve
+# weakly biased ones); with the results stored, a re-run takes a few seconds.
 
 # %% tags=["parameters"]
 profile = "quick"
@@ -201,11 +203,12 @@ print(cbl.round(3).to_string())
 
 # %%
 n_runs = [r for r in bk.backbone_runs(bcfg) if r.bias.strength == "none"]
-fig = plot_training_curves({backbone_label(r.backbone): seg.training_history(bcfg, r) for r in n_runs})
+fig = plot_training_curves({f"{backbone_label(r.backbone)}, seed {r.seed}": seg.training_history(bcfg, r)
+                            for r in n_runs})
 plt.show()
 
 # %% [markdown]
-# Read with the numbers below: after the second epoch the three networks sit
+# Read with the numbers below: after the second epoch the six networks sit
 # on a plateau whose pixel accuracy is close to the all-background value, and
 # the one-cycle schedule has annealed the learning rate to almost zero by the
 # last of the 16 epochs (the last epoch changes the loss by less than 0.001).
@@ -252,7 +255,7 @@ for r in n_runs:
     hist = seg.training_history(bcfg, r)
     change = hist[-1]["loss"] - hist[-2]["loss"]
     ev = mixed_pixel_report(bcfg, r)
-    print(f"{backbone_label(r.backbone):>18}: loss {hist[0]['loss']:.3f} (epoch 1) -> {hist[-1]['loss']:.3f} "
+    print(f"{backbone_label(r.backbone):>18} seed {r.seed}: loss {hist[0]['loss']:.3f} (epoch 1) -> {hist[-1]['loss']:.3f} "
           f"(epoch {len(hist)}; change in the last epoch {change:+.3f}), training pixel accuracy "
           f"{hist[-1]['pixel_acc']:.3f}; digit-pixel accuracy {ev['acc_pure_digit']:.3f} pure, "
           f"{ev['acc_mixed_digit']:.3f} mixed")
