@@ -6,7 +6,8 @@ MobileNetV2, ResNet18) on the *weakly* biased networks only. This module:
 * derives the comparison's profile (:func:`backbone_profile`): the profile's
   recipe and saliency settings with the sub-grid and schedule of
   ``profile.backbone_cmp`` (at quick: reduced smp U-Nets of the three
-  families, N and weak bias on digit 2 with textures 0 and 1, 16 epochs);
+  families, N per seed and weak bias on digit 2 with textures 0 and 1 x seeds 0 and 1,
+  16 epochs);
 * lists its networks (:func:`backbone_runs`: per backbone the unbiased N per
   seed, then weak bias x bias digit x texture x seed), trains and evaluates
   them through the shared segmentation runners
