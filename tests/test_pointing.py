@@ -280,17 +280,11 @@ def test_pointing_game_run_on_the_stand_in(tmp_path, results_env, monkeypatch):
 @pytest.mark.slow
 def test_pointing_game_run_on_a_voc_directory(tmp_path, monkeypatch):
     import gsutils.experiments.pointing_runs as clf
-    from gsutils.data.voc import VOC_CLASSES, VOCObject, write_image_set, write_voc_image
     from gsutils.models.classifiers import build_classifier
+    from tests.voc_fixtures import write_dog_and_cat_split
 
-    rng = np.random.default_rng(0)
     voc = tmp_path / "VOCdevkit" / "VOC2007"
-    dog, cat = VOC_CLASSES.index("dog"), VOC_CLASSES.index("cat")
-    write_voc_image(voc, "000001", rng.integers(0, 256, (40, 56, 3), dtype=np.uint8),
-                    [VOCObject("dog", dog, (2, 3, 10, 30), False), VOCObject("cat", cat, (30, 5, 50, 35), True)])
-    write_voc_image(voc, "000002", rng.integers(0, 256, (48, 36, 3), dtype=np.uint8),
-                    [VOCObject("cat", cat, (0, 0, 35, 47), False)])
-    write_image_set(voc, "test", ["000001", "000002"])
+    dog, cat = write_dog_and_cat_split(voc, cat_box=(30, 5, 50, 35), lone_cat_box=(0, 0, 35, 47))
     ckdir = tmp_path / "ckpt"
     ckdir.mkdir()
     torch.manual_seed(0)

@@ -237,16 +237,11 @@ def test_coco_bad_inputs(coco_fixture, tmp_path):
 
 def test_a_real_voc_split_of_mixed_sizes_loads_at_one_side(tmp_path):
     from gsutils.data.scenes import load_voc_split, resized_objects
-    from gsutils.data.voc import VOC_CLASSES, VOCObject, write_image_set, write_voc_image
+    from gsutils.data.voc import VOC_CLASSES, VOCObject
+    from tests.voc_fixtures import write_dog_and_cat_split
 
-    rng = np.random.default_rng(0)
     voc = tmp_path / "VOC2007"
-    dog, cat = VOC_CLASSES.index("dog"), VOC_CLASSES.index("cat")
-    write_voc_image(voc, "000001", rng.integers(0, 256, (40, 56, 3), dtype=np.uint8),
-                    [VOCObject("dog", dog, (2, 3, 10, 30), False), VOCObject("cat", cat, (30, 5, 55, 39), True)])
-    write_voc_image(voc, "000002", rng.integers(0, 256, (48, 36, 3), dtype=np.uint8),
-                    [VOCObject("cat", cat, (0, 0, 0, 0), False)])
-    write_image_set(voc, "test", ["000001", "000002"])
+    dog, cat = write_dog_and_cat_split(voc, cat_box=(30, 5, 55, 39), lone_cat_box=(0, 0, 0, 0))
     with pytest.raises(ValueError, match="one size"):
         load_voc_split(voc, "test", VOC_CLASSES)
     s = load_voc_split(voc, "test", VOC_CLASSES, side=32)
