@@ -1,20 +1,21 @@
 # The two commands of the README:
 #   make book   create the environment if missing, execute every chapter at the
 #               quick profile (papermill) and build the book (jupyter-book)
-#   make test   unit tests, nbval on the executed notebooks, the strict book
-#               build and the rendered-page check in headless Chromium
+#   make test   unit tests (and the numeric ones again on the generic CPU code
+#               path), nbval on the executed notebooks, the strict book build and
+#               the rendered-page check in headless Chromium
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PROFILE ?= quick
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: book test env unit notebooks nbval build-strict rendered benchmarks clean
+.PHONY: book test env unit unit-portable notebooks nbval build-strict rendered benchmarks clean
 
 book: env
 	$(PY) -m gsutils.book --profile $(PROFILE) --jobs 2
 
-test: env unit notebooks nbval build-strict rendered
+test: env unit unit-portable notebooks nbval build-strict rendered
 
 env: $(STAMP)
 
@@ -27,6 +28,12 @@ $(STAMP): pyproject.toml requirements-lock.txt
 
 unit:
 	$(PY) -m pytest -q -p no:cacheprovider tests --ignore=tests/test_rendered_book.py
+
+# the numeric tests again on the generic CPU code path and 2 threads: what another x86-64 CPU
+# (Intel or AMD, with or without AVX-512/AMX) may compute differently
+unit-portable:
+	ATEN_CPU_CAPABILITY=default ONEDNN_MAX_CPU_ISA=AVX2 GSUTILS_RERUN_THREADS=2 \
+	  $(PY) -m pytest -q -p no:cacheprovider -m numeric tests --ignore=tests/test_rendered_book.py
 
 notebooks:
 	$(PY) -m gsutils.book --profile quick --no-build --jobs 2

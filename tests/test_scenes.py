@@ -27,6 +27,9 @@ from gsutils.data.voc import VOCDataset
 from gsutils.metrics.pointing import is_difficult_pair
 from gsutils.profiles import get_profile
 
+#: compares floats or bytes to what the same code made elsewhere: also run with a forced CPU kernel set
+pytestmark = pytest.mark.numeric
+
 
 @pytest.fixture(scope="module")
 def sources():

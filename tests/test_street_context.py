@@ -93,44 +93,6 @@ def test_deeplab_has_deeplabs_atrous_rates_and_loads_smp_state_dicts(tmp_path):
         m(torch.rand(1, 3, 30, 64))
 
 
-def _shipped_deeplabs():
-    from gsutils.experiments.shipped import SHIPPED_ROOT
-
-    return sorted((SHIPPED_ROOT / "quick").glob("deeplab-*/config.json"))
-
-
-@pytest.mark.parametrize("config_file", _shipped_deeplabs(), ids=lambda p: p.parent.name)
-def test_shipped_deeplab_first_steps_rerun(config_file):
-    """A shipped DeepLab's first logged training losses are re-run from its initialisation and data."""
-    import json
-
-    from gsutils.experiments import coco_context, street_context
-    from gsutils.experiments.deeplab_training import DeepLabRecipe, first_step_losses, model_dir
-    from gsutils.experiments.shipped import machine, provenance
-    from gsutils.profiles import get_profile
-
-    torch.set_num_threads(1)
-    profile = get_profile("quick", device="cpu")
-    cfg = json.loads(config_file.read_text())
-    recipe = DeepLabRecipe(**cfg["recipe"])
-    street = street_context.street_data(profile, progress=False)
-    if cfg["data"] == street.key:
-        x, y = street.train_x, street.train_y
-    else:
-        coco = coco_context.coco_data(profile)
-        assert cfg["data"] == coco.key, "a shipped DeepLab whose data the quick profile does not make"
-        x, y = coco.train_x, coco.train_y
-    assert model_dir(profile, recipe, cfg["data"]).name == config_file.parent.name
-    logged = json.loads((config_file.parent / "history.json").read_text())[0]["first_losses"]
-    rerun = first_step_losses(recipe, x, y, n=len(logged))
-    prov = provenance(profile)
-    same_machine = prov is not None and all(prov.get(k) == v for k, v in machine().items())
-    if same_machine:
-        assert rerun == logged
-    else:
-        assert np.allclose(rerun, logged, rtol=1e-5, atol=1e-6)
-
-
 def test_shipped_network_restores_only_with_equal_config(tmp_path, monkeypatch):
     import json
 

@@ -19,6 +19,9 @@ from gsutils.data.textures import (
     texture_bank,
 )
 
+#: compares floats or bytes to what the same code made elsewhere: also run with a forced CPU kernel set
+pytestmark = pytest.mark.numeric
+
 SHARED_TEXTURES = Path(__file__).resolve().parents[2] / "shared" / "data" / "textures"
 
 

@@ -25,6 +25,9 @@ from gsutils.data.toy import (
 )
 from gsutils.profiles import get_profile
 
+#: compares floats or bytes to what the same code made elsewhere: also run with a forced CPU kernel set
+pytestmark = pytest.mark.numeric
+
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 STRONG2 = ToyConfig(bias=BiasConfig("strong", digit=2, texture=1))
 
@@ -367,3 +370,18 @@ def test_cli_weak_bias_puts_the_bias_texture_on_other_digits_at_the_pool_rate(tm
     rate = d.is_biased[others].mean()
     assert abs(rate - POOL_RATE) < 4 * np.sqrt(POOL_RATE * (1 - POOL_RATE) / others.sum())
     assert d.is_biased[~others].all()
+
+
+def test_quick_training_data_matches_its_stored_digest():
+    """The quick profile's first training batch of a strongly biased network, byte for byte as
+    rendered when the shipped networks were trained (on any CPU and kernel set)."""
+    import torch  # noqa: F401  (the renderer may use torch kernels)
+
+    from gsutils.experiments import segmentation as seg
+
+    prof = get_profile("quick", device="cpu")
+    run = seg.grid_runs(prof)[1]
+    d = make_toy_dataset(seg.run_toy_config(prof, run.bias, run.seed), "train", 256, epoch=0)
+    images = hashlib.sha256(np.ascontiguousarray(d.images).tobytes()).hexdigest()[:16]
+    labels = hashlib.sha256(np.ascontiguousarray(d.labels).tobytes()).hexdigest()[:16]
+    assert (images, labels) == ("565ecce9045ca8b0", "c6637ff5e63f043a")

@@ -16,6 +16,9 @@ from gsutils.experiments.training import (
     mix_seed,
 )
 
+#: compares floats or bytes to what the same code made elsewhere: also run with a forced CPU kernel set
+pytestmark = pytest.mark.numeric
+
 X = torch.linspace(-1, 1, 64).reshape(16, 4)
 Y = (X.sum(1, keepdim=True) > 0).float()
 

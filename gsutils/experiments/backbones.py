@@ -55,8 +55,8 @@ def backbone_profile(profile: Profile) -> Profile:
     The returned profile's ``grid`` holds the comparison's bias digits,
     textures, seeds and backbones and only the weak strength; ``train.epochs``
     and ``saliency.images_per_digit`` are replaced where
-    ``profile.backbone_cmp`` sets them. Everything else (data, recipe,
-    results folder, gate) is the profile's.
+    ``profile.backbone_cmp`` sets them, and so are the data (``toy``) and recipe
+    (``train``) when it sets those. Everything else (results folder, gate) is the profile's.
     """
     if not isinstance(profile, Profile):
         raise TypeError(f"profile must be a gsutils.profiles.Profile (from get_profile), got {type(profile).__name__}")
@@ -69,10 +69,12 @@ def backbone_profile(profile: Profile) -> Profile:
         strengths=("weak",),
         backbones=tuple(b.backbones),
     )
-    train = profile.train if b.epochs is None else dataclasses.replace(profile.train, epochs=b.epochs)
+    train = profile.train if b.train is None else b.train
+    train = train if b.epochs is None else dataclasses.replace(train, epochs=b.epochs)
+    toy = profile.toy if b.toy is None else b.toy
     sal = profile.saliency if b.images_per_digit is None else dataclasses.replace(
         profile.saliency, images_per_digit=b.images_per_digit)
-    return dataclasses.replace(profile, grid=grid, train=train, saliency=sal)
+    return dataclasses.replace(profile, grid=grid, train=train, toy=toy, saliency=sal)
 
 
 def backbone_runs(profile: Profile, *, biased_only: bool = False) -> list[SegRun]:

@@ -58,7 +58,7 @@ from gsutils.experiments.training import (
 )
 from gsutils.io import CorruptEntry, config_key, load_checked, write_checked
 from gsutils.metrics.segmentation import ConfusionMeter, mean_iou
-from gsutils.models.unet import TINY_WIDTHS, BACKBONES, UNet, build_unet, load_checkpoint_into
+from gsutils.models.unet import HAND_WIDTHS, TINY_WIDTHS, BACKBONES, UNet, build_unet, load_checkpoint_into
 from gsutils.models.smp_unet import architecture_config
 from gsutils.profiles import Profile, check_profile
 
@@ -99,7 +99,8 @@ def train_config(profile: Profile, run: SegRun) -> dict[str, Any]:
         # the tiny encoder's widths and the smp U-Nets' specs are module constants: hash them so a
         # change retrains
         "tiny_widths": list(TINY_WIDTHS) if run.backbone == "tiny" else None,
-        **({} if run.backbone == "tiny" else {"architecture": architecture_config(run.backbone)}),
+        **({"widths": list(HAND_WIDTHS[run.backbone])} if run.backbone == "small" else {}),
+        **({} if run.backbone in HAND_WIDTHS else {"architecture": architecture_config(run.backbone)}),
         "num_classes": NUM_CLASSES,
         "in_channels": 1,
         "seed": run.seed,
@@ -119,6 +120,7 @@ def train_config(profile: Profile, run: SegRun) -> dict[str, Any]:
             # only where it differs from plain cross entropy, so that the keys of networks
             # trained without it stay what they were
             **({} if t.background_weight == 1.0 else {"background_weight": float(t.background_weight)}),
+            **({} if t.autocast is None else {"autocast": t.autocast}),
         },
     }
 
@@ -142,9 +144,14 @@ def _load_bytes(data: bytes) -> Any:
     return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
 
 
-def _fresh_state(profile: Profile, run: SegRun, rec: dict[str, Any], device: torch.device):
-    """A freshly initialised network (seeded by the run), its optimizer and scheduler."""
+def _fresh_state(profile: Profile, run: SegRun, rec: dict[str, Any], device: torch.device,
+                 dtype: torch.dtype | None = None):
+    """A freshly initialised network (seeded by the run), its optimizer and scheduler.
+
+    ``dtype`` (e.g. float64) converts the initial weights after they are drawn in float32."""
     net = build_unet(run.backbone, NUM_CLASSES, 1, seed=mix_seed(run.seed, 1))
+    if dtype is not None:
+        net = net.to(dtype)
     net = net.to(device=device, memory_format=MEMORY_FORMAT)
     opt = make_optimizer(rec["optimizer"], net.parameters(), rec["lr"])
     return net, opt, make_scheduler(rec, opt, math.ceil(profile.toy.n_train / rec["batch_size"]))
@@ -159,11 +166,27 @@ def seg_loss(rec: dict[str, Any]) -> nn.Module:
     return nn.CrossEntropyLoss(weight=weight)
 
 
+AUTOCAST_DTYPES = {"bfloat16": torch.bfloat16}
+
+
+def _autocast(rec: dict[str, Any], device: torch.device, dtype: torch.dtype | None = None):
+    """The recipe's autocast context for the forward pass (disabled without one, or when the
+    step runs at an explicit ``dtype`` such as float64)."""
+    name = rec.get("autocast")
+    if name is not None and name not in AUTOCAST_DTYPES:
+        raise ValueError(f"recipe autocast must be one of {sorted(AUTOCAST_DTYPES)} or None, got {name!r}")
+    enabled = name is not None and dtype is None
+    return torch.autocast(device.type, dtype=AUTOCAST_DTYPES.get(name, torch.bfloat16), enabled=enabled)
+
+
 def _train_step(model: nn.Module, opt: torch.optim.Optimizer, sched, loss_fn: nn.Module,
-                xb: torch.Tensor, yb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+                xb: torch.Tensor, yb: torch.Tensor, autocast=None) -> tuple[torch.Tensor, torch.Tensor]:
     """One optimisation step on images ``xb`` ``(B, 1, H, W)`` and labels ``yb`` ``(B, H, W)``."""
-    logits = model(xb.contiguous(memory_format=MEMORY_FORMAT))  # (B, 11, H, W)
-    loss = loss_fn(logits, yb)
+    import contextlib
+
+    with autocast if autocast is not None else contextlib.nullcontext():
+        logits = model(xb.contiguous(memory_format=MEMORY_FORMAT))  # (B, 11, H, W)
+    loss = loss_fn(logits.float() if logits.dtype == torch.bfloat16 else logits, yb)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
@@ -172,24 +195,32 @@ def _train_step(model: nn.Module, opt: torch.optim.Optimizer, sched, loss_fn: nn
     return logits, loss
 
 
-def first_step_losses(profile: Profile, run: SegRun, n_steps: int = FIRST_STEPS) -> list[str]:
+def first_step_losses(profile: Profile, run: SegRun, n_steps: int = FIRST_STEPS,
+                      dtype: torch.dtype | None = None) -> list[str]:
     """The losses (float hex) of ``run``'s first ``n_steps`` training steps, from its initialisation.
 
-    Exactly what :func:`train_unet` logs as ``first_step_losses`` in the first
-    epoch's history record; a shipped network's log must match it bit for bit.
+    With ``dtype=None``: exactly what :func:`train_unet` logs as
+    ``first_step_losses`` (the recipe's precision). With ``dtype=torch.float64``:
+    the same steps with the network, data and optimizer in float64 and no
+    autocast, the trace that the provenance tests compare across CPUs
+    (:mod:`gsutils.experiments.provenance`).
     """
     rec = train_config(profile, run)["recipe"]
     device = torch.device(profile.device)
-    model, opt, sched = _fresh_state(profile, run, rec, device)
+    model, opt, sched = _fresh_state(profile, run, rec, device, dtype=dtype)
     bs = rec["batch_size"]
     # the stream is prefix-stable: the first n_steps batches of epoch 0, without rendering the rest
     n = min(n_steps * bs, profile.toy.n_train)
     x_all, y_all = _data_tensors(make_toy_dataset(run_toy_config(profile, run.bias, run.seed), "train", n, epoch=0))
-    out, loss_fn = [], seg_loss(rec).to(device)
+    if dtype is not None:
+        x_all = x_all.to(dtype)
+    out, loss_fn = [], seg_loss(rec).to(device=device, dtype=dtype or torch.float32)
     model.train()
+    ac = _autocast(rec, device, dtype)
     with deterministic():
         for i in range(0, n, bs):
-            _, loss = _train_step(model, opt, sched, loss_fn, x_all[i:i + bs].to(device), y_all[i:i + bs].to(device))
+            _, loss = _train_step(model, opt, sched, loss_fn, x_all[i:i + bs].to(device), y_all[i:i + bs].to(device),
+                                  autocast=ac)
             out.append(float(loss.detach()).hex())
     return out
 
@@ -221,6 +252,7 @@ def train_unet(
     device = torch.device(profile.device)
     toy_cfg, n, bs = run_toy_config(profile, run.bias, run.seed), profile.toy.n_train, rec["batch_size"]
     loss_fn = seg_loss(rec).to(device)
+    ac = _autocast(rec, device)
 
     def fresh() -> TrainState:
         return TrainState(*_fresh_state(profile, run, rec, device))
@@ -237,7 +269,7 @@ def train_unet(
         lr_first, first_losses = opt.param_groups[0]["lr"], []
         for i in range(0, n, bs):
             yb = y_all[i:i + bs].to(device)  # (B, H, W)
-            logits, loss = _train_step(model, opt, sched, loss_fn, x_all[i:i + bs].to(device), yb)
+            logits, loss = _train_step(model, opt, sched, loss_fn, x_all[i:i + bs].to(device), yb, autocast=ac)
             value = float(loss.detach())
             loss_sum += value * len(yb)
             if epoch == 0 and len(first_losses) < FIRST_STEPS:
@@ -252,6 +284,8 @@ def train_unet(
         }
         if first_losses:  # the exact losses of the first steps, as float hex (see tests/test_shipped.py)
             record["first_step_losses"] = first_losses
+        if epoch == 0:  # the same steps in float64: the trace the provenance tests compare on any CPU
+            record["first_step_losses_float64"] = first_step_losses(profile, run, FIRST_STEPS, torch.float64)
         return record
 
     ckpt = out / "checkpoint.pt"

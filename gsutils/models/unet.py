@@ -7,6 +7,9 @@
     three poolings) and a global context block for the quick profile (the
     eleven shipped quick networks; built by this module, bit for bit as
     trained);
+``"small"``
+    the same design with five levels (widths :data:`SMALL_WIDTHS`, four
+    poolings, 1.3M parameters): the quick profile's S1 network at 64 px;
 ``"vgg16"``, ``"mobilenet_v2"``, ``"resnet18"``
     segmentation-models-pytorch U-Nets with torchvision's encoders (the
     paper's three backbones, S1.5), randomly initialised
@@ -46,7 +49,7 @@ import torch
 from torch import nn
 
 #: the encoders :func:`build_unet` knows
-BACKBONES: tuple[str, ...] = ("tiny", "vgg16", "mobilenet_v2", "resnet18",
+BACKBONES: tuple[str, ...] = ("tiny", "small", "vgg16", "mobilenet_v2", "resnet18",
                               "slim_vgg16", "slim_mobilenet_v2", "slim_resnet18")
 
 #: channel widths of the tiny encoder's four resolutions (1, 1/2, 1/4, 1/8). Measured on
@@ -56,6 +59,15 @@ BACKBONES: tuple[str, ...] = ("tiny", "vgg16", "mobilenet_v2", "resnet18",
 #: fourth level stays at 64 channels so that the shipped quick networks stay small
 #: (323k parameters, 1.3 MB each).
 TINY_WIDTHS: tuple[int, ...] = (16, 32, 64, 64)
+
+#: channel widths of the "small" encoder's five resolutions (1 ... 1/16): the quick profile's
+#: network at the paper's 64 px (Grid Saliency S1.2). Chosen by ``benchmarks/s1_network_study.py``:
+#: rendered and trained at 64 px, this 1.3M-parameter U-Net passes the quick gate (mean digit
+#: IoU >= 0.75) where every 32 px variant stays below it.
+SMALL_WIDTHS: tuple[int, ...] = (16, 32, 64, 128, 128)
+
+#: the hand-written encoders' widths by backbone name
+HAND_WIDTHS: dict[str, tuple[int, ...]] = {"tiny": TINY_WIDTHS, "small": SMALL_WIDTHS}
 
 #: marks a checkpoint written by :func:`save_unet`
 CHECKPOINT_FORMAT = "gsutils.unet/1"
@@ -136,13 +148,14 @@ def _tiny_features(in_channels: int, widths: tuple[int, ...]) -> nn.Sequential:
 
 
 def _make_encoder(backbone: str, in_channels: int) -> nn.Module:
-    """The hand-written encoder of the tiny U-Net (every other backbone is an smp U-Net)."""
-    if backbone == "tiny":
-        feats = _tiny_features(in_channels, TINY_WIDTHS)
-        n = len(TINY_WIDTHS)
+    """The hand-written encoder of the tiny and small U-Nets (every other backbone is an smp U-Net)."""
+    if backbone in HAND_WIDTHS:
+        widths = HAND_WIDTHS[backbone]
+        feats = _tiny_features(in_channels, widths)
+        n = len(widths)
         # level l ends at index 7 * l + 5 (6 layers per level, plus a pool before it)
         taps = tuple(7 * lvl + 5 for lvl in range(n - 1))
-        return SequentialEncoder(feats, taps, TINY_WIDTHS, input_skip=False)
+        return SequentialEncoder(feats, taps, widths, input_skip=False)
     raise AssertionError(backbone)  # unreachable: checked by the caller
 
 
@@ -249,6 +262,8 @@ def _guess_backbone(keys: set[str]) -> str:
         return "vgg16"
     if f"{prefix}features.27.fc.weight" in keys:  # the global context block after four levels
         return "tiny"
+    if f"{prefix}features.34.fc.weight" in keys:  # the global context block after five levels
+        return "small"
     if "segmentation_head.0.weight" in keys:
         return "an smp U-Net of another encoder"
     return "an unknown architecture"
@@ -376,7 +391,7 @@ def build_unet(
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise ValueError(f"{name} must be a positive int, got {v!r}")
     def make() -> nn.Module:
-        if backbone == "tiny":
+        if backbone in HAND_WIDTHS:
             return UNet(backbone, num_classes, in_channels)
         from gsutils.models.smp_unet import build_smp_unet
 
