@@ -147,10 +147,13 @@ def _tiny_features(in_channels: int, widths: tuple[int, ...]) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-def _make_encoder(backbone: str, in_channels: int) -> nn.Module:
-    """The hand-written encoder of the tiny and small U-Nets (every other backbone is an smp U-Net)."""
+def _make_encoder(backbone: str, in_channels: int, widths: tuple[int, ...] | None = None) -> nn.Module:
+    """The hand-written encoder of the tiny and small U-Nets (every other backbone is an smp U-Net);
+    ``widths`` (one per resolution) replaces the backbone's (for studies of other sizes)."""
     if backbone in HAND_WIDTHS:
-        widths = HAND_WIDTHS[backbone]
+        widths = HAND_WIDTHS[backbone] if widths is None else tuple(int(w) for w in widths)
+        if len(widths) < 2 or min(widths) < 1:
+            raise ValueError(f"widths must hold at least two positive channel counts, got {widths!r}")
         feats = _tiny_features(in_channels, widths)
         n = len(widths)
         # level l ends at index 7 * l + 5 (6 layers per level, plus a pool before it)
@@ -219,12 +222,13 @@ class UNet(nn.Module):
     returns logits ``(N, num_classes, H, W)``.
     """
 
-    def __init__(self, backbone: str, num_classes: int, in_channels: int) -> None:
+    def __init__(self, backbone: str, num_classes: int, in_channels: int,
+                 widths: tuple[int, ...] | None = None) -> None:
         super().__init__()
         self.backbone = backbone
         self.num_classes = num_classes
         self.in_channels = in_channels
-        self.encoder = _make_encoder(backbone, in_channels)
+        self.encoder = _make_encoder(backbone, in_channels, widths)
         self.decoder = Decoder(self.encoder.channels)
         self.head = nn.Conv2d(self.decoder.out_channels, num_classes, kernel_size=1)
         #: input height and width must be multiples of this

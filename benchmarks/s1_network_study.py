@@ -1,0 +1,191 @@
+"""Which U-Net, resolution and precision pass the S1 gate on a CPU, per step and per CPU second.
+
+The Grid Saliency S1.3-S1.6 claims are judged only when the unbiased network N
+reaches a mean digit IoU of at least 0.75 on the quick profile's unbiased test
+set (the gate, fixed beforehand). This study trains N with the quick recipe
+(AdamW, weight decay 1e-4, one learning-rate cycle peaking at 3e-3 with 15 %
+warm-up, batch 32, a fresh draw of 4,000 training images every epoch, plain
+cross entropy) for each trial and measures the mean digit IoU on the first 300
+unbiased test images at the trial's resolution every ``--eval-every`` steps,
+with the CPU seconds spent training so far (``time.process_time``, one thread)
+and the wall seconds:
+
+=============  =====================================  ==========  =========  =====
+trial          U-Net (widths per resolution)          data        precision  cycle
+=============  =====================================  ==========  =========  =====
+tiny32         16-32-64-64 (the former quick network)  32 px [1]   float32    3,000
+small64        16-32-64-128-128 (5 levels)             64 px       float32    3,000
+small64_bf16   16-32-64-128-128                        64 px       bf16 [2]   3,000
+small64_short  16-32-64-128-128                        64 px       bf16       1,500
+narrow64       8-16-32-64-64 (5 levels, 1/4 params)    64 px       bf16       3,000
+deep4_64       16-32-64-128 (4 levels)                 64 px       bf16       3,000
+=============  =====================================  ==========  =========  =====
+
+[1] rendered at 64 px and area-downsampled, as the quick profile did before.
+[2] the forward pass under ``torch.autocast("cpu", torch.bfloat16)``.
+
+Every trial starts from the quick N network's initialisation seed. Each finished
+trial is written to ``results/benchmarks/s1_network_study/<trial>.json`` and
+skipped when the script is run again (``--force`` re-runs), so an interrupted
+study resumes; the table at the end is printed from all finished trials.
+
+Usage: ``python benchmarks/s1_network_study.py [--trials small64_bf16 tiny32 ...]
+[--eval-every 500] [--steps-scale 1.0] [--force]``. A trial of 3,000 steps costs
+about 6 (tiny32) to 28 (small64, float32) CPU minutes on one thread of this
+project's machine; ``--steps-scale 0.01`` runs every trial for a few steps (a check).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+
+
+@dataclass(frozen=True)
+class Trial:
+    widths: tuple[int, ...]
+    resolution: int
+    render_resolution: int | None
+    bf16: bool
+    steps: int
+
+
+TRIALS: dict[str, Trial] = {
+    "tiny32": Trial((16, 32, 64, 64), 32, 64, False, 3000),
+    "small64": Trial((16, 32, 64, 128, 128), 64, None, False, 3000),
+    "small64_bf16": Trial((16, 32, 64, 128, 128), 64, None, True, 3000),
+    "small64_short": Trial((16, 32, 64, 128, 128), 64, None, True, 1500),
+    "narrow64": Trial((8, 16, 32, 64, 64), 64, None, True, 3000),
+    "deep4_64": Trial((16, 32, 64, 128), 64, None, True, 3000),
+}
+GATE = 0.75
+N_TEST = 300
+
+
+def digit_miou(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    """Mean IoU over the ten digit classes of ``net``'s float32 predictions."""
+    net.eval()
+    with torch.no_grad():
+        pred = torch.cat([net(x[i:i + 100].contiguous(memory_format=torch.channels_last)).argmax(1)
+                          for i in range(0, len(x), 100)])
+    net.train()
+    cm = torch.bincount(y.flatten() * 11 + pred.flatten(), minlength=121).reshape(11, 11).double()
+    tp = cm.diag()
+    return float((tp / (cm.sum(0) + cm.sum(1) - tp))[:10].mean())
+
+
+def run_trial(name: str, trial: Trial, steps: int, eval_every: int) -> dict:
+    import dataclasses
+
+    from gsutils.data.toy import make_toy_dataset
+    from gsutils.experiments import segmentation as seg
+    from gsutils.experiments.training import mix_seed
+    from gsutils.models.unet import UNet
+    from gsutils.profiles import get_profile
+
+    prof = get_profile("quick", device="cpu")
+    prof = dataclasses.replace(prof, toy=dataclasses.replace(prof.toy, resolution=trial.resolution,
+                                                             render_resolution=trial.render_resolution))
+    run = seg.grid_runs(prof)[0]  # N
+    toy = seg.run_toy_config(prof, run.bias, run.seed)
+    test = seg.unbiased_test_set(prof)
+    xt, yt = torch.from_numpy(test.images[:N_TEST]).float(), torch.from_numpy(test.labels[:N_TEST]).long()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(mix_seed(run.seed, 1))
+        net = UNet("small", 11, 1, widths=trial.widths)
+    net = net.to(memory_format=torch.channels_last).train()
+    opt = torch.optim.AdamW(net.parameters(), lr=3e-3, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, pct_start=0.15, total_steps=steps)
+    loss_fn = nn.CrossEntropyLoss()
+    curve, step, epoch, cpu, wall = [], 0, 0, 0.0, 0.0
+    while step < steps:
+        d = make_toy_dataset(toy, "train", prof.toy.n_train, epoch=epoch)
+        x, y = torch.from_numpy(d.images).float(), torch.from_numpy(d.labels).long()
+        epoch += 1
+        for i in range(0, len(x) - 31, 32):
+            c0, w0 = time.process_time(), time.perf_counter()
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=trial.bf16):
+                logits = net(x[i:i + 32].contiguous(memory_format=torch.channels_last))
+            loss = loss_fn(logits.float(), y[i:i + 32])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            cpu += time.process_time() - c0
+            wall += time.perf_counter() - w0
+            step += 1
+            if step % eval_every == 0 or step == steps:
+                m = digit_miou(net, xt, yt)
+                curve.append({"step": step, "digit_miou": m, "cpu_s": cpu, "wall_s": wall})
+                print(f"{name} step {step}: digit mIoU {m:.3f}, {cpu:.0f} CPU s", flush=True)
+            if step == steps:
+                break
+    params = sum(p.numel() for p in net.parameters())
+    return {"trial": name, **dataclasses.asdict(trial), "steps": steps, "params": params, "curve": curve,
+            "threads": torch.get_num_threads(), "cpu": _cpu_model()}
+
+
+def _cpu_model() -> str:
+    from gsutils.experiments.shipped import machine
+
+    return machine()["cpu"]
+
+
+def table(rows: list[dict]) -> str:
+    """A markdown table: per trial, the digit mIoU at each evaluation and the first gate pass."""
+    out = ["| trial | params | data | precision | cycle | digit mIoU at steps (CPU min) | first >= 0.75 |",
+           "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        pts = ", ".join(f"{c['step']}: {c['digit_miou']:.2f} ({c['cpu_s'] / 60:.0f})" for c in r["curve"])
+        first = next((c for c in r["curve"] if c["digit_miou"] >= GATE), None)
+        gate = "never" if first is None else f"step {first['step']}, {first['cpu_s'] / 60:.0f} CPU min"
+        data = f"{r['resolution']} px" + (f" (from {r['render_resolution']})" if r["render_resolution"] else "")
+        out.append(f"| {r['trial']} | {r['params'] / 1e6:.2f}M | {data} | {'bf16' if r['bf16'] else 'float32'} "
+                   f"| {r['steps']} | {pts} | {gate} |")
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from gsutils.paths import results_root
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--trials", nargs="+", default=list(TRIALS), choices=list(TRIALS))
+    ap.add_argument("--eval-every", type=int, default=500)
+    ap.add_argument("--steps-scale", type=float, default=1.0,
+                    help="multiply every trial's cycle (0.01: a quick check of the script)")
+    ap.add_argument("--force", action="store_true", help="re-run finished trials")
+    ap.add_argument("--out", default=None, help="folder of the trials' JSON (default results/benchmarks/...)")
+    a = ap.parse_args(argv)
+    if a.eval_every < 1 or a.steps_scale <= 0:
+        ap.error("--eval-every and --steps-scale must be positive")
+    torch.set_num_threads(1)
+    out = Path(a.out) if a.out else results_root() / "benchmarks" / "s1_network_study"
+    out.mkdir(parents=True, exist_ok=True)
+    for name in a.trials:
+        path = out / f"{name}.json"
+        if path.is_file() and not a.force:
+            print(f"{name}: finished earlier ({path})")
+            continue
+        steps = max(1, round(TRIALS[name].steps * a.steps_scale))
+        res = run_trial(name, TRIALS[name], steps, min(a.eval_every, steps))
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(res, indent=1))
+        tmp.replace(path)
+    rows = [json.loads((out / f"{n}.json").read_text()) for n in TRIALS if (out / f"{n}.json").is_file()]
+    print(table(rows))
+    print(f"(one thread; {N_TEST} unbiased test images; gate {GATE}; results in {out})", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
