@@ -63,13 +63,43 @@ def _setup_toy_data(p: argparse.ArgumentParser) -> None:
     p.add_argument("--progress", action="store_true", help="show a progress bar")
 
 
+def _available_memory() -> int | None:
+    """Bytes of memory available to a new allocation (Linux ``MemAvailable``), ``None`` if unknown."""
+    import os
+
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def _gb(nbytes: float) -> str:
+    return f"{nbytes / 1e9:.3g} GB"
+
+
 def _check_toy_args(args: argparse.Namespace) -> None:
     """Reject what the generator would silently ignore or only fail on after rendering."""
     import os
     from pathlib import Path
 
+    from gsutils.data.toy import toy_dataset_nbytes
+
     if args.n < 1:
         raise ValueError(f"--n must be at least 1 (an empty dataset is of no use), got {args.n}")
+    need = toy_dataset_nbytes(args.n, args.resolution, args.parts, compress=not args.no_compress)
+    free = _available_memory()
+    if free is not None and need > free:
+        most = max(int(args.n * free / need), 0)
+        raise ValueError(f"--n {args.n} at --resolution {args.resolution} needs about {_gb(need)} of "
+                         f"memory but only {_gb(free)} is available; generate at most about {most} "
+                         "samples per file (or a lower --resolution)")
     if args.bias == "none" and args.digit is not None:
         raise ValueError(f"--digit {args.digit} is ignored with --bias none; pass --bias strong or "
                          "--bias weak to bias that digit, or drop --digit")
@@ -79,6 +109,7 @@ def _check_toy_args(args: argparse.Namespace) -> None:
                              "--textures-source folder; drop it or choose one of those sources")
         if not Path(args.data_root).expanduser().is_dir():
             raise FileNotFoundError(f"--data-root {args.data_root!r} is not a folder")
+        args.data_root = str(Path(args.data_root).expanduser().resolve())
     out = Path(args.out).expanduser()
     if out.is_dir():
         raise IsADirectoryError(f"--out {args.out!r} is a directory; give a file name such as "
@@ -105,8 +136,13 @@ def _run_toy_data(args: argparse.Namespace) -> int:
     data = make_toy_dataset(config, args.split, args.n, epoch=args.epoch, progress=args.progress,
                             workers=args.workers)
     path = data.save(args.out, compress=not args.no_compress)
-    print(f"wrote {len(data)} {args.split} samples ({int(data.is_biased.sum())} with the bias texture) "
-          f"to {path}")
+    k = int(data.is_biased.sum())
+    if args.bias == "none":  # the marked texture is one of the pool's: some images draw it anyway
+        why = (f"{k} with the bias texture {args.texture}: unbiased data draw it from the texture pool "
+               "like any other texture, whatever the digit")
+    else:
+        why = f"{k} with the bias texture"
+    print(f"wrote {len(data)} {args.split} samples ({why}) to {path}")
     return 0
 
 
@@ -174,7 +210,10 @@ def _run_delegated(command: str, argv: Sequence[str]) -> int:
     module, _ = DELEGATED[command]
     if not {"-h", "--help"} & set(argv):
         _check_profile_arguments(command, argv)
-    status = importlib.import_module(module).main(list(argv))
+    from gsutils.cli import command_prog
+
+    with command_prog(module, f"python -m gsutils {command}"):  # usage and errors name the command
+        status = importlib.import_module(module).main(list(argv))
     return int(status or 0)
 
 

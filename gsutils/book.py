@@ -11,7 +11,10 @@ Usage::
 Each chapter ``book/<part>/<NN_slug>.py`` (jupytext percent format) is
 converted to a notebook, executed by papermill with the parameters
 ``profile``, ``device``, ``seed`` and ``data_root``, and written next to its
-source as ``<NN_slug>.ipynb`` (git-ignored). Jupyter Book then renders those
+source as ``<NN_slug>.ipynb`` (git-ignored). The kernels run in the chapter's
+folder, so ``--data-root`` and the path variables ``GSUTILS_RESULTS`` and
+``GSUTILS_CACHE`` are first made absolute against the folder the command
+runs in. Jupyter Book then renders those
 notebooks with execution off.
 
 A chapter is not re-executed when its source, its parameters and the library
@@ -42,7 +45,7 @@ import sys
 import time
 from pathlib import Path
 
-from gsutils.paths import REPO_ROOT
+from gsutils.paths import REPO_ROOT, absolute_path_environment
 
 BOOK = REPO_ROOT / "book"
 #: chapters that read what the others wrote: always executed, and last
@@ -165,7 +168,10 @@ def execute(chapter: str, params: dict, stamp_dir: Path, lib: str, force: bool =
     profile, parameters, source and library). ``"restored"``: it held another
     profile's run, and this profile's copy in ``stamp_dir`` still matches, so
     that copy is put back. Otherwise the chapter is executed, and the result
-    written both to the book and to ``stamp_dir``.
+    written both to the book and to ``stamp_dir``. The kernel runs in the
+    chapter's folder: paths in ``params`` must be absolute, and relative path
+    variables of the environment are made absolute (against the current
+    folder) first.
     """
     import jupytext
     import nbformat
@@ -175,6 +181,7 @@ def execute(chapter: str, params: dict, stamp_dir: Path, lib: str, force: bool =
     out = src.with_suffix(".ipynb")
     stamp_file = stamp_dir / (chapter.replace("/", "__") + ".stamp")
     copy = stamp_dir / (chapter.replace("/", "__") + ".ipynb")
+    absolute_path_environment()  # the kernel runs in the chapter's folder
     stamp = _stamp(chapter, params, lib)
     always = Path(chapter).name in ALWAYS_RUN
     if not force and not always:
@@ -307,8 +314,11 @@ def main(argv: list[str] | None = None) -> int:
 
     from gsutils import claims
 
+    # relative paths (--data-root, $GSUTILS_RESULTS, $GSUTILS_CACHE) are made absolute here: the
+    # kernels run in book/<part>/ and the part processes of --jobs in the repository
     cfg = profile_or_exit(p, args.profile, device=args.device, seed=args.seed,
                           data_root=args.data_root or None)
+    args.data_root = "" if cfg.data_root is None else str(cfg.data_root)
     if not args.build_only:
         todo = chapters()
         if args.only:

@@ -10,12 +10,23 @@ row, so an interrupted run keeps what it measured) to
 
 A verdict is computed from the measurement by the criterion the chapter
 states; it is never typed in by hand.
+
+Two kinds of row share the ledger. A *claim* is something a paper states; a
+*gate* is this project's own precondition for judging claims (a network good
+enough to be explained), fixed before measuring. A gate that fails says
+nothing about the paper, so rows carry their kind and the report counts the
+papers' claims apart from the gates (:func:`paper_claims`, :func:`gates`). A
+row is a gate when the chapter says so (``Ledger.check(..., kind="gate")``)
+or, for rows written before the kind existed, when its id is ``gate``, ends in
+``_gate`` or holds ``_gate_``, or its section ends in ``(gate)``
+(:func:`is_gate_row`).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +38,19 @@ REPRODUCED = "reproduced"
 NOT_REPRODUCED = "not reproduced"
 NOT_MEASURED = "not measured at this profile"
 VERDICTS = (REPRODUCED, NOT_REPRODUCED, NOT_MEASURED)
+#: the kinds of row: a paper's claim, or a gate of this project's (not a paper claim)
+CLAIM = "claim"
+GATE = "gate"
+KINDS = (CLAIM, GATE)
+#: how a gate's verdict reads in the report (its row stores the claims' vocabulary)
+GATE_OUTCOME = {REPRODUCED: "gate passed", NOT_REPRODUCED: "gate failed", NOT_MEASURED: "gate not measured"}
+
+_GATE_ID = re.compile(r"(^|_)gate($|_)")
+
+
+def is_gate_row(id: str, section: str = "") -> bool:
+    """Whether a row written without an explicit kind is a gate (by its id or section)."""
+    return bool(_GATE_ID.search(id)) or section.rstrip().endswith("(gate)")
 
 
 @dataclass(frozen=True)
@@ -44,6 +68,17 @@ class Claim:
     verdict: str
     chapter: str
     note: str = ""
+    #: :data:`CLAIM` (a paper's claim) or :data:`GATE` (this project's precondition)
+    kind: str = CLAIM
+
+    @property
+    def is_gate(self) -> bool:
+        return self.kind == GATE
+
+    @property
+    def outcome(self) -> str:
+        """The verdict as the report shows it: a gate passes or fails, a claim is (not) reproduced."""
+        return GATE_OUTCOME[self.verdict] if self.is_gate else self.verdict
 
 
 def _clean(value: Any) -> Any:
@@ -105,8 +140,17 @@ class Ledger:
         criterion: str,
         reported: Any = None,
         note: str = "",
+        kind: str | None = None,
     ) -> Claim:
-        """Record one claim; ``passed=None`` means not measurable at this profile."""
+        """Record one claim; ``passed=None`` means not measurable at this profile.
+
+        ``kind``: :data:`CLAIM` or :data:`GATE`; default: :data:`GATE` when
+        :func:`is_gate_row` recognises the id or section, else :data:`CLAIM`.
+        """
+        if kind is None:
+            kind = GATE if is_gate_row(id, section) else CLAIM
+        if kind not in KINDS:
+            raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
         if passed is None:
             verdict = NOT_MEASURED
         elif isinstance(passed, bool) or type(passed).__name__ == "bool_":
@@ -125,6 +169,7 @@ class Ledger:
             verdict=verdict,
             chapter=self.chapter,
             note=note,
+            kind=kind,
         )
         self.claims[id] = row
         self.save()
@@ -139,7 +184,7 @@ class Ledger:
         """One line per claim, for printing at the end of a chapter."""
         lines = []
         for c in self.claims.values():
-            lines.append(f"[{c.verdict}] {c.section} {c.id}: measured {c.measured}"
+            lines.append(f"[{c.outcome}] {c.section} {c.id}: measured {c.measured}"
                          + (f" (paper {c.reported})" if c.reported is not None else ""))
         return "\n".join(lines)
 
@@ -160,14 +205,30 @@ def collect(results_dir: str | Path) -> Path:
     return out
 
 
+def _row(r: dict) -> Claim:
+    if "kind" not in r:  # written before rows carried their kind
+        r = dict(r, kind=GATE if is_gate_row(r["id"], r.get("section", "")) else CLAIM)
+    return Claim(**r)
+
+
 def load(results_dir: str | Path) -> list[Claim]:
-    """Every claim recorded at a profile (merging the chapters' files first)."""
+    """Every row recorded at a profile, claims and gates (merging the chapters' files first)."""
     path = collect(results_dir)
-    return [Claim(**r) for r in json.loads(path.read_text())]
+    return [_row(r) for r in json.loads(path.read_text())]
+
+
+def paper_claims(rows: list[Claim]) -> list[Claim]:
+    """The rows that are the papers' claims (gates left out)."""
+    return [r for r in rows if not r.is_gate]
+
+
+def gates(rows: list[Claim]) -> list[Claim]:
+    """The gate rows: this project's preconditions, not paper claims."""
+    return [r for r in rows if r.is_gate]
 
 
 def claims_frame(claims: list[Claim]):
     import pandas as pd
 
-    cols = ["section", "claim", "reported", "measured", "criterion", "verdict", "note", "profile"]
-    return pd.DataFrame([{k: getattr(c, k) for k in cols} for c in claims], columns=cols)
+    cols = ["kind", "section", "claim", "reported", "measured", "criterion", "verdict", "note", "profile"]
+    return pd.DataFrame([{**{k: getattr(c, k) for k in cols}, "verdict": c.outcome} for c in claims], columns=cols)

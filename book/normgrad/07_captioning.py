@@ -174,6 +174,7 @@ _ = ledger.check(
               "(fixed before measuring)",
     note="BLEU-4, ROUGE-L and CIDEr are shown for information (CIDEr's document frequencies "
          "come from this test set)",
+    kind="gate",
 )
 
 # %% [markdown]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,7 +62,15 @@ class COCOSample:
 
 
 def open_coco(image_dir: str | os.PathLike, annotation_file: str | os.PathLike):
-    """``(image folder, pycocotools.coco.COCO)`` of a COCO instances file, each checked to exist."""
+    """``(image folder, pycocotools.coco.COCO)`` of a COCO instances file, each checked to exist.
+
+    Raises
+    ------
+    FileNotFoundError
+        A missing folder or file.
+    ValueError
+        An annotation file that is not JSON (naming the file).
+    """
     from pycocotools.coco import COCO
 
     folder = Path(image_dir).expanduser()
@@ -70,8 +79,12 @@ def open_coco(image_dir: str | os.PathLike, annotation_file: str | os.PathLike):
         raise FileNotFoundError(f"image_dir {str(folder)!r} is not a directory")
     if not annotation_file.is_file():
         raise FileNotFoundError(f"annotation_file {str(annotation_file)!r} does not exist")
-    with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress
-        coco = COCO(str(annotation_file))
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress
+            coco = COCO(str(annotation_file))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"annotation_file {str(annotation_file)!r} is not valid JSON ({err}); it may be "
+                         "truncated: download or extract it again") from err
     return folder, coco
 
 
@@ -94,6 +107,13 @@ class COCODataset(torch.utils.data.Dataset):
         cat_ids = sorted(self.coco.getCatIds())
         if not cat_ids:
             raise ValueError(f"annotation_file {str(annotation_file)!r} defines no categories")
+        unknown = sorted({a["category_id"] for a in self.coco.anns.values()} - set(cat_ids))
+        if unknown:
+            first = next(a for a in self.coco.anns.values() if a["category_id"] == unknown[0])
+            raise ValueError(f"annotation_file {str(annotation_file)!r}: annotation {first.get('id')} has "
+                             f"category_id {unknown[0]}, which its 'categories' do not define (undefined "
+                             f"ids: {unknown}); add the category to 'categories' or drop "
+                             "those annotations")
         self.cat_ids = tuple(cat_ids)
         self.cat_to_index = {c: i for i, c in enumerate(cat_ids)}
         self.class_names = tuple(self.coco.loadCats(c)[0]["name"] for c in cat_ids)

@@ -48,18 +48,21 @@ class COCOSemantic(torch.utils.data.Dataset):
     image_dir, annotation_file:
         The images' folder and the instances JSON.
     categories:
-        Category names, in class order (class ``k + 1`` is ``categories[k]``).
+        Category names, in class order (class ``k + 1`` is ``categories[k]``);
+        one string is one category.
     size:
         Optional ``(H, W)`` to resize to (image: area, labels: nearest).
     """
 
     def __init__(self, image_dir: str | os.PathLike, annotation_file: str | os.PathLike,
                  categories: Sequence[str], *, size: tuple[int, int] | None = None) -> None:
+        if isinstance(categories, str):
+            categories = (categories,)  # "person" is one category, not six letters
         self.image_dir, self.coco = open_coco(image_dir, annotation_file)
         by_name = {c["name"]: c["id"] for c in self.coco.loadCats(self.coco.getCatIds())}
         missing = [c for c in categories if c not in by_name]
         if missing:
-            raise ValueError(f"{annotation_file.name} has no category {missing}; its categories are "
+            raise ValueError(f"{Path(annotation_file).name} has no category {missing}; its categories are "
                              f"{sorted(by_name)}. Choose categories the file defines")
         if not categories:
             raise ValueError("categories must name at least one category")

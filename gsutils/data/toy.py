@@ -352,6 +352,19 @@ def make_toy_dataset(
                    config=config, split=split)
 
 
+def toy_dataset_nbytes(n: int, resolution: int, n_parts: int = 2, *, compress: bool = True) -> int:
+    """An estimate of the peak memory, in bytes, of generating ``n`` samples and saving them.
+
+    :func:`make_toy_dataset` holds the output arrays, 8 bytes per pixel and
+    sample (float32 image, uint8 labels, three bool masks), and the random
+    draws, about ``64 * (n_parts + 3)`` bytes per sample; :meth:`ToyData.save`
+    then builds the file in memory, counted as the arrays' size once more
+    (twice without compression). Rendering works in blocks and adds little.
+    """
+    arrays = 8 * int(resolution) ** 2
+    return int(n) * (arrays * (2 if compress else 3) + 64 * (int(n_parts) + 3))
+
+
 def toy_config(profile, bias: BiasConfig) -> ToyConfig:
     """The :class:`ToyConfig` of a :class:`gsutils.profiles.Profile` for one bias setting.
 

@@ -97,11 +97,20 @@ class VOCSample:
 
 
 def parse_voc_annotation(path: str | os.PathLike) -> dict[str, Any]:
-    """Parse one VOC XML file into torchvision's ``VOCDetection`` target dictionary."""
+    """Parse one VOC XML file into torchvision's ``VOCDetection`` target dictionary.
+
+    A missing file raises ``FileNotFoundError``, one that is not well-formed
+    XML (a truncated download) ``ValueError``; both name the file.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"VOC annotation {str(path)!r} does not exist")
-    return VOCDetection.parse_voc_xml(ET.parse(path).getroot())
+    try:
+        root = ET.parse(path).getroot()
+    except ET.ParseError as err:
+        raise ValueError(f"VOC annotation {str(path)!r} is not valid XML ({err}); it may be truncated: "
+                         "download or extract the data set again") from err
+    return VOCDetection.parse_voc_xml(root)
 
 
 def objects_from_annotation(annotation: dict[str, Any], class_names: Sequence[str]) -> tuple[VOCObject, ...]:

@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from gsutils.experiments.segmentation import training_history
+
 from gsutils.references import BIAS_DIGIT_IOU_POSTER as REFERENCE_IOU
 from gsutils.references import HIGH_IOU, ORDER_MARGIN, REFERENCE_TOL
 
@@ -393,3 +395,15 @@ def network_gate(frame, threshold: float, backbone: str | None = None) -> dict[s
     return {"threshold": float(threshold), "digit_miou": value, "passed": bool(value >= threshold),
             "backbone": backbone if backbone is not None else ",".join(sorted(f.backbone.unique())),
             "n_networks": int(len(per_net))}
+
+
+def training_summary(profile, runs: Sequence[Any]):
+    """One row per trained network: epochs, final training loss and pixel accuracy, training seconds."""
+    import pandas as pd
+
+    rows = []
+    for run in runs:
+        hist = training_history(profile, run)
+        rows.append({"network": run.label, "epochs": len(hist), "final loss": hist[-1]["loss"],
+                     "train pixel acc": hist[-1]["pixel_acc"], "seconds": sum(h["seconds"] for h in hist)})
+    return pd.DataFrame(rows).set_index("network")

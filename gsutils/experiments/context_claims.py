@@ -90,6 +90,7 @@ def gate_claim(gate: dict[str, Any], section: str) -> dict[str, Any]:
         claim="the unbiased network segments the digits well enough to carry saliency claims",
         measured=gate["digit_miou"], passed=bool(gate["passed"]),
         criterion=f"mean digit IoU of N on unbiased test data >= {gate['threshold']:.2f} (fixed beforehand)",
+        kind="gate",
     )
 
 

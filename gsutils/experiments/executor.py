@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from typing import Any
+
+from gsutils.paths import absolute_path_environment
 from gsutils.profiles import Profile
 
 
@@ -88,6 +90,7 @@ def run_dask(
     gpu = str(profile.device).startswith("cuda")
     resources = {"GPU": 1} if gpu else None
     cluster = None
+    absolute_path_environment()  # workers inherit the environment, not the working directory
     if address is None:
         with dask.config.set({"distributed.nanny.pre-spawn-environ": _worker_environ()}):
             cluster = LocalCluster(
@@ -124,7 +127,11 @@ def make_cluster(kind: str, jobs: int, **kwargs: Any):
 
     ``kwargs`` go to ``SLURMCluster`` / ``PBSCluster`` (``queue``, ``walltime``,
     ``memory``, ``account``, ``job_extra_directives`` ...); every job runs one
-    single-threaded worker (``cores=1``, ``processes=1``) unless given.
+    single-threaded worker (``cores=1``, ``processes=1``) unless given. The
+    path variables of the environment that are set (``GSUTILS_RESULTS``,
+    ``GSUTILS_CACHE``) are exported, as absolute paths, at the top of every
+    job script (``job_script_prologue``): a job starts in another folder, and
+    PBS does not pass the submitting environment on.
     """
     try:
         import dask_jobqueue
@@ -141,6 +148,11 @@ def make_cluster(kind: str, jobs: int, **kwargs: Any):
     if shutil.which(submit) is None:  # otherwise the jobs fail in the background and the sweep waits forever
         raise RuntimeError(f"{submit} is not on PATH: --cluster {kind} must run where {kind.upper()} jobs "
                            f"can be submitted (a login node); use --executor dask [--address ...] elsewhere")
+    import shlex
+
+    exports = [f"export {k}={shlex.quote(v)}" for k, v in absolute_path_environment().items()]
+    key = "env_extra" if "env_extra" in kwargs else "job_script_prologue"  # env_extra: its old name
+    kwargs[key] = exports + list(kwargs.get(key) or [])
     kwargs.setdefault("cores", 1)
     kwargs.setdefault("processes", 1)
     kwargs.setdefault("memory", "8GB")

@@ -32,7 +32,8 @@ def gate_row(miou: float, gate: float, iou: dict[str, float], section: str) -> d
                 claim="the explained DeepLab segments the held-out frames well enough to be explained",
                 measured=round(miou, 4), passed=bool(miou >= gate),
                 criterion=f"mIoU on the held-out split over its {len(iou)} classes >= {gate} (fixed before measuring)",
-                note="below the gate every saliency claim of this section is recorded as not measured")
+                note="below the gate every saliency claim of this section is recorded as not measured",
+                kind="gate")
 
 
 def table_s1(res: dict):

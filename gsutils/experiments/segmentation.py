@@ -55,6 +55,7 @@ from gsutils.experiments.training import (
     make_optimizer,
     make_scheduler,
     mix_seed,
+    recipe_autocast,
 )
 from gsutils.io import CorruptEntry, config_key, load_checked, write_checked
 from gsutils.metrics.segmentation import ConfusionMeter, mean_iou
@@ -166,25 +167,11 @@ def seg_loss(rec: dict[str, Any]) -> nn.Module:
     return nn.CrossEntropyLoss(weight=weight)
 
 
-AUTOCAST_DTYPES = {"bfloat16": torch.bfloat16}
-
-
-def _autocast(rec: dict[str, Any], device: torch.device, dtype: torch.dtype | None = None):
-    """The recipe's autocast context for the forward pass (disabled without one, or when the
-    step runs at an explicit ``dtype`` such as float64)."""
-    name = rec.get("autocast")
-    if name is not None and name not in AUTOCAST_DTYPES:
-        raise ValueError(f"recipe autocast must be one of {sorted(AUTOCAST_DTYPES)} or None, got {name!r}")
-    enabled = name is not None and dtype is None
-    return torch.autocast(device.type, dtype=AUTOCAST_DTYPES.get(name, torch.bfloat16), enabled=enabled)
-
-
 def _train_step(model: nn.Module, opt: torch.optim.Optimizer, sched, loss_fn: nn.Module,
-                xb: torch.Tensor, yb: torch.Tensor, autocast=None) -> tuple[torch.Tensor, torch.Tensor]:
-    """One optimisation step on images ``xb`` ``(B, 1, H, W)`` and labels ``yb`` ``(B, H, W)``."""
-    import contextlib
-
-    with autocast if autocast is not None else contextlib.nullcontext():
+                xb: torch.Tensor, yb: torch.Tensor, autocast) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimisation step on images ``xb`` ``(B, 1, H, W)`` and labels ``yb`` ``(B, H, W)``,
+    the forward pass inside ``autocast`` (:func:`gsutils.experiments.training.recipe_autocast`)."""
+    with autocast:
         logits = model(xb.contiguous(memory_format=MEMORY_FORMAT))  # (B, 11, H, W)
     loss = loss_fn(logits.float() if logits.dtype == torch.bfloat16 else logits, yb)
     opt.zero_grad(set_to_none=True)
@@ -199,11 +186,8 @@ def first_step_losses(profile: Profile, run: SegRun, n_steps: int = FIRST_STEPS,
                       dtype: torch.dtype | None = None) -> list[str]:
     """The losses (float hex) of ``run``'s first ``n_steps`` training steps, from its initialisation.
 
-    With ``dtype=None``: exactly what :func:`train_unet` logs as
-    ``first_step_losses`` (the recipe's precision). With ``dtype=torch.float64``:
-    the same steps with the network, data and optimizer in float64 and no
-    autocast, the trace that the provenance tests compare across CPUs
-    (:mod:`gsutils.experiments.provenance`).
+    ``dtype=None``: what :func:`train_unet` logs as ``first_step_losses``; ``torch.float64``: the
+    float64 trace it logs too, which :mod:`gsutils.experiments.provenance` compares across CPUs.
     """
     rec = train_config(profile, run)["recipe"]
     device = torch.device(profile.device)
@@ -216,7 +200,7 @@ def first_step_losses(profile: Profile, run: SegRun, n_steps: int = FIRST_STEPS,
         x_all = x_all.to(dtype)
     out, loss_fn = [], seg_loss(rec).to(device=device, dtype=dtype or torch.float32)
     model.train()
-    ac = _autocast(rec, device, dtype)
+    ac = recipe_autocast(rec, device, dtype)
     with deterministic():
         for i in range(0, n, bs):
             _, loss = _train_step(model, opt, sched, loss_fn, x_all[i:i + bs].to(device), y_all[i:i + bs].to(device),
@@ -252,7 +236,7 @@ def train_unet(
     device = torch.device(profile.device)
     toy_cfg, n, bs = run_toy_config(profile, run.bias, run.seed), profile.toy.n_train, rec["batch_size"]
     loss_fn = seg_loss(rec).to(device)
-    ac = _autocast(rec, device)
+    ac = recipe_autocast(rec, device)
 
     def fresh() -> TrainState:
         return TrainState(*_fresh_state(profile, run, rec, device))
@@ -375,23 +359,6 @@ def training_history(profile: Profile, run: SegRun) -> list[dict]:
     if not path.exists():
         raise FileNotFoundError(f"no training history for {run.label} at {path}; train it first")
     return json.loads(path.read_text())
-
-
-def training_summary(profile: Profile, runs: Sequence[SegRun]):
-    """One row per run: epochs, final training loss and pixel accuracy, training seconds."""
-    import pandas as pd
-
-    rows = []
-    for run in runs:
-        hist = training_history(profile, run)
-        rows.append({
-            "network": run.label,
-            "epochs": len(hist),
-            "final loss": hist[-1]["loss"],
-            "train pixel acc": hist[-1]["pixel_acc"],
-            "seconds": sum(h["seconds"] for h in hist),
-        })
-    return pd.DataFrame(rows).set_index("network")
 
 
 # ----------------------------------------------------------------------------------------------

@@ -127,12 +127,45 @@ def provenance(profile: Profile) -> dict[str, Any] | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+#: backbones whose shipped ``model.pt`` holds float16 weights: the 1.3M-parameter 64 px U-Nets
+#: would take 5.2 MB each at float32 (57 MB for the quick grid), 2.6 MB at float16. The
+#: results folder gets the same float16-rounded weights (:func:`export` restores them there), so
+#: the network every page evaluates and explains is the shipped one, on any machine.
+HALF_PRECISION_BACKBONES = ("small",)
+
+
+def half_model_bytes(data: bytes) -> bytes:
+    """A :func:`gsutils.models.unet.save_unet`-format checkpoint with its floating-point weights
+    stored as float16 (refused when a value exceeds float16's range)."""
+    import io
+
+    import torch
+
+    obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    if obj.get("stored_precision") == "float16":
+        return data
+    state = {}
+    for name, t in obj["state_dict"].items():
+        if t.is_floating_point():
+            if bool((t.abs() > torch.finfo(torch.float16).max).any()):
+                raise ValueError(f"{name} exceeds float16's range; ship it at float32")
+            t = t.to(torch.float16)
+        state[name] = t.contiguous()
+    buf = io.BytesIO()
+    torch.save({**obj, "state_dict": state, "stored_precision": "float16"}, buf)
+    return buf.getvalue()
+
+
 def export(profile: Profile, runs: Sequence[Any]) -> list[Path]:
     """Copy the finished networks of ``runs`` from the results folder to ``checkpoints/``.
 
     Also writes ``PROVENANCE.json`` beside them (:func:`machine`, one training thread).
+    Networks of :data:`HALF_PRECISION_BACKBONES` ship at float16, and their copy in the
+    results folder is replaced by the shipped one (so that this machine, too, evaluates
+    exactly what a fresh checkout restores).
     """
     from gsutils.experiments.segmentation import model_dir
+    from gsutils.io import write_checked
 
     root = SHIPPED_ROOT / profile.name
     root.mkdir(parents=True, exist_ok=True)
@@ -145,9 +178,32 @@ def export(profile: Profile, runs: Sequence[Any]) -> list[Path]:
         dst = shipped_dir(profile, src.name)
         dst.mkdir(parents=True, exist_ok=True)
         for f in FILES:
-            shutil.copyfile(src / f, dst / f)
+            if f == "model.pt.sha256":
+                continue
+            if f == "model.pt" and run.backbone in HALF_PRECISION_BACKBONES:
+                data = half_model_bytes(read_checked(src / f))
+                write_checked(dst / f, data)
+                write_checked(src / f, data)
+            elif f == "model.pt":
+                write_checked(dst / f, read_checked(src / f))
+            else:
+                shutil.copyfile(src / f, dst / f)
         written.append(dst)
     return written
+
+
+def remove_unused(profile: Profile, keep: Sequence[Path], backbones: Sequence[str]) -> list[Path]:
+    """Delete shipped U-Net folders of ``backbones`` under ``checkpoints/<profile>/`` that are not in
+    ``keep`` (networks of an earlier recipe that no config of the profile restores any more)."""
+    keep = {Path(k).resolve() for k in keep}
+    removed = []
+    for conf in sorted((SHIPPED_ROOT / profile.name).glob("*/config.json")):
+        folder = conf.parent
+        cfg = json.loads(conf.read_text())
+        if cfg.get("what") == "unet" and cfg.get("backbone") in backbones and folder.resolve() not in keep:
+            shutil.rmtree(folder)
+            removed.append(folder)
+    return removed
 
 
 def manifest(profile: Profile, runs: Sequence[Any]) -> list[dict[str, Any]]:
@@ -228,8 +284,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             if not (model_dir(prof, run) / "model.pt").is_file():
                 train_unet(prof, run)
     if a.export:
-        for path in export(prof, runs):
+        written = export(prof, runs)
+        for path in written:
             print(f"exported {path}")
+        if a.grid == "bias":
+            old = {r.backbone for r in runs} | {"tiny"}
+            for path in remove_unused(prof, written, sorted(old)):
+                print(f"removed {path} (no config of the profile restores it)")
     for row in manifest(prof, runs):
         print(json.dumps(row))
     return 0

@@ -37,7 +37,7 @@ from torch import nn
 from gsutils.io import config_key, quarantine, read_checked, write_checked
 
 __all__ = ["TrainState", "fit", "mix_seed", "deterministic", "discard_checkpoint", "lr_at", "make_optimizer",
-           "make_scheduler", "OPTIMIZERS", "SCHEDULES"]
+           "make_scheduler", "recipe_autocast", "OPTIMIZERS", "SCHEDULES", "AUTOCAST_DTYPES"]
 
 StepFn = Callable[[float], None]
 EpochFn = Callable[[int, "TrainState", StepFn], dict[str, Any]]
@@ -212,3 +212,17 @@ def make_scheduler(rec: dict[str, Any], opt: torch.optim.Optimizer, steps_per_ep
         return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=rec["lr"], pct_start=0.15,
                                                    total_steps=rec["epochs"] * steps_per_epoch)
     raise ValueError(f"schedule must be one of {SCHEDULES}, got {rec['schedule']!r}")
+
+
+#: the recipes' reduced precisions for the forward pass of training (``rec["autocast"]``)
+AUTOCAST_DTYPES = {"bfloat16": torch.bfloat16}
+
+
+def recipe_autocast(rec: dict[str, Any], device: torch.device, dtype: torch.dtype | None = None):
+    """The recipe's autocast context for a training forward pass: enabled when ``rec`` names an
+    ``"autocast"`` precision and the step is not run at an explicit ``dtype`` (e.g. float64)."""
+    name = rec.get("autocast")
+    if name is not None and name not in AUTOCAST_DTYPES:
+        raise ValueError(f"recipe autocast must be one of {sorted(AUTOCAST_DTYPES)} or None, got {name!r}")
+    return torch.autocast(device.type, dtype=AUTOCAST_DTYPES.get(name, torch.bfloat16),
+                          enabled=name is not None and dtype is None)

@@ -74,6 +74,15 @@ def _masks(x: Any, name: str, shape: tuple[int, ...]) -> np.ndarray:
     return arr
 
 
+def _check_context(requests: np.ndarray) -> np.ndarray:
+    """The number of context pixels per image, ``(N,)``; a request covering its whole image raises."""
+    n_ctx = (~requests).reshape(len(requests), -1).sum(1)  # (N,)
+    if (n_ctx == 0).any():
+        raise ValueError(f"requests cover the whole image in images {np.flatnonzero(n_ctx == 0).tolist()}: "
+                         "there is no context to measure; give request masks smaller than their images")
+    return n_ctx
+
+
 def cbd(maps: Any, requests: Any) -> np.ndarray:
     """Context bias detection per image, float64 ``(N,)`` in ``[0, 1]``.
 
@@ -100,11 +109,8 @@ def cbd(maps: Any, requests: Any) -> np.ndarray:
             "maps must hold finite values in [0, 1] for CBD (normalise gradient maps first, "
             f"see gsutils.saliency.gradient.context_maps); got range [{s.min()}, {s.max()}]"
         )
-    ctx = ~r  # (N, H, W)
-    n_ctx = ctx.reshape(len(s), -1).sum(1)  # (N,)
-    if (n_ctx == 0).any():
-        raise ValueError(f"requests cover the whole image in images {np.flatnonzero(n_ctx == 0).tolist()}")
-    return (s * ctx).reshape(len(s), -1).sum(1) / n_ctx  # (N,)
+    n_ctx = _check_context(r)  # (N,)
+    return (s * ~r).reshape(len(s), -1).sum(1) / n_ctx  # (N,)
 
 
 def chance_cbl(requests: Any, biased: Any) -> np.ndarray:
@@ -162,6 +168,12 @@ def cbl(maps: Any, requests: Any, biased: Any, *, empty: str = "chance", tol: fl
         A map is empty when its context mass is at most ``tol`` times the
         number of context pixels (:func:`empty_maps`); the default 0 means
         exactly no mass. Pass :data:`EMPTY_TOL` for maps in ``[0, 1]``.
+
+    Raises
+    ------
+    ValueError
+        Shapes differ, maps negative or not finite, or an image without
+        context (a request covering the whole image, as for :func:`cbd`).
     """
     if empty not in ("chance", "nan"):
         raise ValueError(f"empty must be 'chance' or 'nan', got {empty!r}")
@@ -172,6 +184,7 @@ def cbl(maps: Any, requests: Any, biased: Any, *, empty: str = "chance", tol: fl
     b = _masks(biased, "biased", s.shape) & ~r
     if not np.isfinite(s).all() or s.min(initial=0.0) < 0:
         raise ValueError(f"maps must be finite and non-negative for CBL, got minimum {s.min()}")
+    _check_context(r)
     n = len(s)
     total = (s * ~r).reshape(n, -1).sum(1)  # (N,) context saliency mass
     inside = (s * b).reshape(n, -1).sum(1)  # (N,) mass on the biased part

@@ -81,7 +81,11 @@ def explain(
     Returns
     -------
     GridSaliencyResult
-        With a leading batch dimension even for a single image.
+        With a leading batch dimension even for a single image. ``maps`` are
+        the optimised masks upsampled by ``upsample`` (recorded as
+        ``result.upsample``), in ``[0, 1]`` and, for ``"context"``, zero in
+        the request region; ``empty[i]`` is True exactly where ``maps[i]`` is
+        zero everywhere (no context is needed to keep the prediction).
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")

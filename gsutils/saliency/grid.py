@@ -35,7 +35,9 @@ Notes on choices the papers leave open
 * The grey value is chosen per image as the candidate with the lowest loss at
   ``M = 0`` (first candidate on ties). After optimisation the loss of the
   final mask is evaluated once more (a forward pass); where the empty mask's
-  loss is strictly lower, the empty mask is returned.
+  loss is strictly lower, the empty mask is returned. A result whose map is
+  zero everywhere (every cell clipped to zero) is returned as the empty mask
+  too, so ``empty`` is exactly "the map is zero" (:class:`GridSaliencyResult`).
 * The optimisation is batched: every image's loss depends on its own mask
   only, and the total loss is the *sum* of the per-image losses, so each
   mask's gradient, momentum and update are exactly those of optimising that
@@ -77,8 +79,11 @@ class GridSaliencyConfig:
     Attributes
     ----------
     grid:
-        Resolution ``(rows, cols)`` of the optimised mask, upsampled to the
-        image by nearest neighbour.
+        Resolution ``(rows, cols)`` of the optimised mask. How it is upsampled
+        to the image is not a setting of the config but an argument of the
+        call: nearest neighbour for :func:`context_saliency` and
+        :func:`grid_saliency` (the toy chapters), bilinear by default for
+        :func:`gsutils.explain`; :attr:`GridSaliencyResult.upsample` records it.
     greys:
         Candidate constant grey values ``a`` (each in ``[0, 1]``).
     erosion:
@@ -144,10 +149,11 @@ class GridSaliencyResult:
     Attributes
     ----------
     maps:
-        ``(N, H, W)`` saliency maps in ``[0, 1]``: the upsampled mask (zero
-        inside the request region for context saliency).
+        ``(N, H, W)`` saliency maps in ``[0, 1]``: the returned mask upsampled
+        by :attr:`upsample` (and, for context saliency, zeroed inside the
+        request region).
     grid_masks:
-        ``(N, rows, cols)`` the optimised low-resolution masks.
+        ``(N, rows, cols)`` the returned low-resolution masks.
     grey:
         ``(N,)`` the chosen grey value per image.
     loss:
@@ -155,9 +161,18 @@ class GridSaliencyResult:
     empty_loss:
         ``(N,)`` the loss of the empty mask (at the chosen grey value).
     empty:
-        ``(N,)`` bool, True where the empty mask was returned.
+        ``(N,)`` bool, True exactly where ``maps`` is zero everywhere: no
+        context (for grid saliency: no pixel) is needed to explain the
+        request. That is where the empty mask's loss was lower than the
+        optimised one's (``keep_empty_if_better``), where the optimisation
+        itself clipped every cell to zero, and (context saliency) where the
+        mask kept nothing outside the request region. An empty result's
+        ``grid_masks`` are zero and its ``loss`` is ``empty_loss``.
     context:
         True for context saliency, False for plain grid saliency.
+    upsample:
+        How the low-resolution mask was upsampled to ``maps``: ``"nearest"``
+        or ``"bilinear"`` (see :data:`UPSAMPLING`).
     """
 
     maps: Tensor
@@ -168,6 +183,7 @@ class GridSaliencyResult:
     empty: Tensor
     context: bool
     config: GridSaliencyConfig = field(default_factory=GridSaliencyConfig)
+    upsample: str = "nearest"
 
 
 # --------------------------------------------------------------------------- helpers
@@ -359,10 +375,14 @@ def _optimise_chunk(
         empty = (empty_loss < final_loss) if cfg.keep_empty_if_better else torch.zeros_like(
             final_loss, dtype=torch.bool)
         m = torch.where(empty[:, None, None, None], torch.zeros_like(m), m)
-        final_loss = torch.where(empty, empty_loss, final_loss)
         maps = upsample_mask(m, (h, w), upsample)[:, 0]  # (B, H, W)
         if context:
             maps = maps * (1 - r[:, 0])  # context map: zero inside R
+        # empty == the map is zero everywhere (also when the optimisation clipped every cell to
+        # zero, or kept only cells without effect outside R): then the returned mask is the empty one
+        empty = empty | (maps.flatten(1).amax(1) == 0)
+        m = torch.where(empty[:, None, None, None], torch.zeros_like(m), m)
+        final_loss = torch.where(empty, empty_loss, final_loss)
     return dict(maps=maps, grid_masks=m[:, 0], grey=grey, loss=final_loss,
                 empty_loss=empty_loss, empty=empty)
 # [grid-core-end]
@@ -412,7 +432,7 @@ def optimise_masks(model: nn.Module, images: Tensor, requests: Tensor, classes: 
         if bar is not None:
             bar.close()
     cat = {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
-    return GridSaliencyResult(context=context, config=cfg, **cat)
+    return GridSaliencyResult(context=context, config=cfg, upsample=upsample, **cat)
 
 
 def context_saliency(
@@ -475,7 +495,8 @@ def saliency_views(
 
     Returns a dict of tensors on CPU: ``input`` ``(N, C, H, W)``,
     ``input_probs`` ``(N, K, H, W)``, ``perturbed`` (the context replaced by the
-    grey value, i.e. ``M = 0``), ``perturbed_probs``, ``optimised`` (``x'(M*)``),
+    grey value, i.e. ``M = 0``), ``perturbed_probs``, ``optimised`` (``x'(M*)``,
+    with the mask upsampled as the result records, ``result.upsample``),
     ``optimised_probs`` and ``map`` ``(N, H, W)``.
     """
     req, _ = validate_request(images, requests, 0)
@@ -484,8 +505,8 @@ def saliency_views(
         r = req.to(images.dtype)[:, None]  # (N, 1, H, W)
         grey = result.grey.to(images)[:, None, None, None].expand_as(images)  # (N, C, H, W)
         p = images * r + grey * (1 - r) if result.context else grey.clone()
-        m = F.interpolate(result.grid_masks.to(images)[:, None], size=images.shape[2:],
-                          mode="nearest")  # (N, 1, H, W)
+        m = upsample_mask(result.grid_masks.to(images)[:, None], tuple(images.shape[2:]),
+                          result.upsample)  # (N, 1, H, W), as the optimisation did
         x_opt = p + m * (images - p)  # (N, C, H, W)
         views = {
             "input": images,

@@ -10,8 +10,9 @@ correlation, :func:`spearman_rows`).
 names the blocks of the two classifier architectures, top first. A block is
 re-initialised with its modules' own ``reset_parameters`` (PyTorch's default
 initialisation, as Quantus's ``MPRT`` does), each module under its own seed,
-in a forked random state that leaves the caller's untouched. The trained model
-itself is never modified: each stage is a copy.
+in a forked random state (CPU and the model's devices) that leaves the
+caller's untouched. The trained model itself is never modified: each stage is
+a copy.
 """
 
 from __future__ import annotations
@@ -90,8 +91,12 @@ def cascading_randomization(
         (top first for the cascading test), e.g. ``RANDOMIZATION_BLOCKS["vgg16"]``
         or :func:`layer_blocks` (one module at a time).
     seed, module_seed:
-        Each module is re-initialised right after ``torch.manual_seed(module_seed(path))``
-        (default :func:`default_module_seed` of ``seed``), in a forked RNG state.
+        Each module is re-initialised right after seeding, with
+        ``module_seed(path)`` (default :func:`default_module_seed` of ``seed``),
+        the CPU generator and the generators of the CUDA (or MPS) devices the
+        model's parameters live on (what ``torch.manual_seed`` would set for
+        them). All of them are forked: the caller's random state, CPU and
+        device, is left as it was, and no other device's generator is touched.
 
     Yields
     ------
@@ -108,13 +113,26 @@ def cascading_randomization(
         raise ValueError("blocks is empty: name at least one block to randomise")
     seeds = module_seed or default_module_seed(seed)
     work = copy.deepcopy(model)
+    cuda = sorted({p.device.index or 0 for p in work.parameters() if p.device.type == "cuda"})
+    mps = any(p.device.type == "mps" for p in work.parameters())
     for name, prefixes in blocks:
         if isinstance(prefixes, str):
             raise TypeError(f"block {name!r}: give its module paths as a sequence of strings, not one string")
-        with torch.random.fork_rng(devices=[]):
-            for path, module in _block_modules(work, prefixes):
-                torch.manual_seed(int(seeds(path)))
-                module.reset_parameters()
+        # torch.manual_seed would reseed every device's generator, and fork_rng restores only these
+        mps_state = torch.mps.get_rng_state() if mps else None
+        try:
+            with torch.random.fork_rng(devices=cuda, device_type="cuda"):
+                for path, module in _block_modules(work, prefixes):
+                    s = int(seeds(path))
+                    torch.default_generator.manual_seed(s)
+                    for d in cuda:
+                        torch.cuda.default_generators[d].manual_seed(s)
+                    if mps:
+                        torch.mps.manual_seed(s)
+                    module.reset_parameters()
+        finally:
+            if mps_state is not None:
+                torch.mps.set_rng_state(mps_state)
         yield name, work
 
 
