@@ -81,7 +81,7 @@ def _available_memory() -> int | None:
 
 
 def _gb(nbytes: float) -> str:
-    return f"{nbytes / 1e9:.3g} GB"
+    return f"{nbytes / 1e9:,.1f} GB"
 
 
 def _check_toy_args(args: argparse.Namespace) -> None:

@@ -11,11 +11,11 @@ Usage::
 Each chapter ``book/<part>/<NN_slug>.py`` (jupytext percent format) is
 converted to a notebook, executed by papermill with the parameters
 ``profile``, ``device``, ``seed`` and ``data_root``, and written next to its
-source as ``<NN_slug>.ipynb`` (git-ignored). The kernels run in the chapter's
-folder, so ``--data-root`` and the path variables ``GSUTILS_RESULTS`` and
+source as ``<NN_slug>.ipynb`` (git-ignored). Jupyter Book then renders those
+notebooks with execution off. The kernels run in the chapter's folder, so
+``--data-root`` and the path variables ``GSUTILS_RESULTS`` and
 ``GSUTILS_CACHE`` are first made absolute against the folder the command
-runs in. Jupyter Book then renders those
-notebooks with execution off.
+runs in.
 
 A chapter is not re-executed when its source, its parameters and the library
 (every ``gsutils/**/*.py``) are unchanged since its last successful run; the

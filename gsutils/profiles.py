@@ -343,7 +343,6 @@ _SECTIONS: dict[str, dict[str, Any]] = {
         train=TrainSettings(backbone="small", epochs=24, batch_size=32, lr=3e-3, lr_late=3e-4,
                             optimizer="adamw", schedule="onecycle", autocast="bfloat16", executor="dask",
                             workers=2, gate_digit_miou=0.75),
-        # all five bias textures on one bias digit, both strengths: 10 biased networks + N
         grid=BiasGridSettings(
             bias_digits=(2,), bias_textures=(0, 1, 2, 3, 4), seeds=(0,), backbones=("small",)
         ),
@@ -392,8 +391,7 @@ _SECTIONS: dict[str, dict[str, Any]] = {
             bias_textures=(0, 1), seeds=(0, 1), epochs=16, images_per_digit=8,
             toy=_QUICK32_TOY, train=_QUICK32_TRAIN,
         ),
-        # S1.6 at quick: the shipped weak-bias small networks of textures 0 and 1, 6 images of the
-        # bias digit + 1 of each other digit, 17 distinct grid configs (the S1.2 one shared)
+        # S1.6: the weak small networks of textures 0, 1; 6 + 9 x 1 images; 17 grid configs (S1.2's shared)
         sweeps=SweepSettings(lr=(0.05, 0.1, 0.2, 0.4), momentum=(0.0, 0.25, 0.5, 0.9),
                              strengths=("weak",), bias_digits=(2,), bias_textures=(0, 1), seeds=(0,),
                              images_bias_digit=6, images_other_digit=1),
