@@ -50,11 +50,10 @@
 #   the scenes with and without the class over the total variance, averaged
 #   over classes; `gsutils.experiments.layer_combination.feature_spread`).
 #
-# The paper's Table 3 values are not transcribed into this project's
-# references, so the table below shows our gains only; the claims are the
-# paper's qualitative findings. Depth claims are judged only when both
-# classifiers pass the gate fixed before measuring (test mAP at least
-# `gate_map`).
+# The supplement's Table 3 (VOC07, ImageNet-pretrained networks) stands beside
+# our gains row for row; the claims are its findings, judged on our gains.
+# Depth claims are judged only when both classifiers pass the gate fixed
+# before measuring (test mAP at least `gate_map`).
 #
 # **On real data.** With the parameters `voc_root` (a VOC2007 folder holding
 # `Annotations/`, `JPEGImages/` and `ImageSets/Main/`) and `checkpoint_dir`
@@ -104,7 +103,14 @@ from gsutils.experiments.layer_combination import (
     single_layer_table,
     table3,
 )
+from gsutils.experiments.normgrad_claims import (
+    accuracy_most_consistent,
+    spread_vgg16_claim,
+    table3_comparison,
+    table3_differences,
+)
 from gsutils.plots.normgrad_layers import plot_fig1_weights, plot_raw_measures, plot_table3_gains
+from gsutils.references import source_line
 
 ledger = Ledger(chapter="normgrad/04_layer_combination", profile=cfg)
 archs = cfg.normgrad.archs
@@ -174,6 +180,26 @@ tables[archs[1]].round(1)
 fig = plot_table3_gains(tables)
 
 # %% [markdown]
+# ### Beside the supplement's Table 3
+#
+# Our gain and the supplement's for every row (network, method, sum or
+# product, weighting) on all pairs and on the difficult subset, in points;
+# `same sign` marks the rows where both subsets have the supplement's sign.
+# The supplement's accuracy-weighted gains are all positive, between 0.2 and
+# 2.9 points, and its eight VGG16 spread-weighted gains are all negative; the
+# lines under the table say where ours differ.
+
+# %%
+t3 = table3_comparison(tables)
+print(source_line("TABLE3_GAINS"))
+t3.round(2)
+
+# %%
+# NBVAL_CHECK_OUTPUT
+for line in table3_differences(tables):
+    print(line)
+
+# %% [markdown]
 # ## Reading the results
 #
 # (Numbers as measured when this page was written, with the shipped quick
@@ -192,6 +218,16 @@ fig = plot_table3_gains(tables)
 # feature spread, as we define it, keeps rising to the last block instead of
 # falling in the last two layers; the paper gives no formula for its spread,
 # so this row compares our definition's trend with theirs.
+#
+# Beside the supplement's Table 3 (the lines under it): our VGG16 gains are
+# several times the supplement's (its accuracy-weighted gains range from 0.2
+# to 2.9 points, ours on VGG16 from 5 to 12), and VGG16's spread-weighted
+# rows have the opposite sign: all eight are negative in the supplement
+# (-2.9 to -7.2 points), where its spread falls in the last two layers, and
+# all eight are positive here (2.4 to 10.7), where our spread keeps rising.
+# On ResNet50 the supplement's gains are all positive; ours are negative for
+# most linear-approximation rows (accuracy weights: -2.5 to -7.2). Over the
+# 64 cells our gain has the supplement's sign in 34.
 
 # %% [markdown]
 # ## Claims
@@ -220,12 +256,14 @@ ledger.check(
     "combination_accuracy_most_consistent", "C (Table 3)",
     "Accuracy weights give the most consistent gains",
     measured={w: f"{v}/{n_cells}" for w, v in positive.items()},
-    reported="accuracy weights improve every cell of Table 3",
-    passed=gated(g, positive["accuracy"] > max(v for w, v in positive.items() if w != "accuracy")),
-    criterion=f"accuracy weighting has strictly more positive gains than any other weighting over the "
+    reported="accuracy weights improve all 16 cells of Table 3 (linear weights too)",
+    passed=gated(g, accuracy_most_consistent(positive)),
+    criterion=f"no other weighting has more positive gains than the accuracy weighting over the "
               f"{n_cells} cells (network x method x sum/product x all/difficult)",
-    note=g["note"],
+    note="at least as many, not strictly more: in the supplement's Table 3 the linear weights also gain in "
+         "all 16 cells; " + g["note"],
 )
+ledger.check(**spread_vgg16_claim(tables, g))
 for arch, w in weights.items():
     acc = w["accuracy"]
     ledger.check(

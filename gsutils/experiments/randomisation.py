@@ -9,6 +9,13 @@ meta-saliency (:mod:`gsutils.saliency.meta`, one step of size
 map is compared with the trained model's map of the same kind (plain with
 plain, meta with meta) by the Spearman rank correlation (the statistic), as
 in Adebayo et al.'s sanity checks, and scored in the pointing game.
+
+Two rankings are kept. The *signed* one ranks the maps' values as they are
+(what the chapter's claims use, and Quantus's ``MPRT`` with ``abs=False``);
+the *absolute-value* one ranks ``|map|``, the variant Adebayo et al. also
+report, which ignores a sign flip. They differ only for maps that take both
+signs (linear approximation); selective NormGrad's maps are non-negative, so
+its two rankings coincide.
 """
 
 from __future__ import annotations
@@ -28,7 +35,7 @@ from gsutils.saliency.extract_aggregate import extract_aggregate
 from gsutils.saliency.meta import meta_saliency
 from gsutils.saliency.randomize import RANDOMIZATION_BLOCKS, cascading_randomization, spearman_rows
 
-VERSION = 2  # 2: maps keyed by (kind, method, layer) tuples
+VERSION = 3  # 2: maps keyed by (kind, method, layer) tuples; 3: the absolute-value ranking too
 #: the methods of Fig. 5
 RANDOM_METHODS: tuple[str, ...] = ("linear_approx", "selective_normgrad")
 #: how many of the sampled pairs keep their maps for the figure
@@ -81,7 +88,8 @@ def randomisation_run(profile: Profile, arch: str, *, progress: bool = False,
     dict
         ``stages`` (``"original"`` then the block names); ``spearman``:
         ``{key: (stages, P) array}`` per key ``("plain" | "meta", method,
-        layer)``; ``hits``: the same keys, pointing hits
+        layer)``, the signed ranking; ``spearman_abs``: the same for the
+        absolute values of the maps; ``hits``: the same keys, pointing hits
         ``(stages, P)``; ``figure_maps``: the maps of the first
         :data:`FIGURE_PAIRS` pairs, ``{key: (stages, FIGURE_PAIRS, S, S)}``;
         ``pairs``: ``(image index, class)`` of the sample.
@@ -107,26 +115,54 @@ def randomisation_run(profile: Profile, arch: str, *, progress: bool = False,
                                      total=len(blocks), desc=f"randomise {arch}", disable=not progress, leave=False):
             stages.append(name)
             per_stage.append(_maps(randomised.eval(), x, target, layers, lr))
-        spearman, hits, figure = {}, {}, {}
+        spearman, spearman_abs, hits, figure = {}, {}, {}, {}
         for key in original:
             spearman[key] = torch.from_numpy(
                 np.stack([spearman_rows(original[key], s[key]) for s in per_stage]))  # (stages, P)
+            spearman_abs[key] = torch.from_numpy(
+                np.stack([spearman_rows(original[key].abs(), s[key].abs()) for s in per_stage]))  # (stages, P)
             hits[key] = torch.tensor([[is_hit(s[key][i], g, region=r) for i, (g, r) in enumerate(zip(gts, regions))]
                                       for s in per_stage])  # (stages, P) bool
             figure[key] = torch.stack([s[key][:FIGURE_PAIRS, 0] for s in per_stage]).half()  # (stages, F, S, S)
-        return {"arch": arch, "stages": stages, "spearman": spearman, "hits": hits, "figure_maps": figure,
+        return {"arch": arch, "stages": stages, "spearman": spearman, "spearman_abs": spearman_abs,
+                "hits": hits, "figure_maps": figure,
                 "pairs": [(int(p.index), int(p.class_id)) for p in pairs]}
 
     return Store(profile.results_dir).get_or_compute("normgrad_randomisation",
                                                      randomisation_config(profile, arch, data), compute, fmt="pt")
 
 
-def randomisation_curves(run: dict[str, Any]):
-    """Mean Spearman correlation with the original map per stage (rows: stage; columns: map kind)."""
+def randomisation_curves(run: dict[str, Any], *, absolute: bool = False):
+    """Mean Spearman correlation with the original map per stage (rows: stage; columns: map kind).
+
+    ``absolute``: rank the maps' absolute values instead of their signed values.
+    """
     import pandas as pd
 
-    return pd.DataFrame({k: np.nanmean(np.asarray(v), axis=1) for k, v in run["spearman"].items()},
+    key = "spearman_abs" if absolute else "spearman"
+    return pd.DataFrame({k: np.nanmean(np.asarray(v), axis=1) for k, v in run[key].items()},
                         index=run["stages"])
+
+
+def ranking_comparison(run: dict[str, Any], tol: float = 1e-9):
+    """The signed and absolute-value curves side by side, for the map kinds where they disagree.
+
+    Returns
+    -------
+    (pandas.DataFrame, list)
+        The curves (columns ``(kind, method, layer, "signed" | "absolute")``) of the map kinds
+        whose two curves differ by more than ``tol`` at some stage, and the map kinds whose
+        curves coincide.
+    """
+    import pandas as pd
+
+    signed, absolute = randomisation_curves(run), randomisation_curves(run, absolute=True)
+    differ = [k for k in signed.columns
+              if np.nanmax(np.abs(signed[k].to_numpy() - absolute[k].to_numpy()), initial=0.0) > tol]
+    same = [k for k in signed.columns if k not in differ]
+    frame = pd.DataFrame({(*k, variant): c[k] for k in differ
+                          for variant, c in (("signed", signed), ("absolute", absolute))}, index=signed.index)
+    return frame, same
 
 
 def randomisation_hits(run: dict[str, Any]):
@@ -144,5 +180,6 @@ __all__ = [
     "randomisation_config",
     "randomisation_run",
     "randomisation_curves",
+    "ranking_comparison",
     "randomisation_hits",
 ]

@@ -16,7 +16,7 @@ import numpy as np
 from gsutils.data.scenes import SceneSet
 from gsutils.experiments.classifier_training import classifier_history
 from gsutils.experiments.normgrad_maps import FIG7_LAYERS
-from gsutils.experiments.pointing_runs import TORCHRAY_VOC07, best_layers, center_accuracy, pointing_accuracies
+from gsutils.experiments.pointing_runs import center_accuracy, pointing_accuracies
 from gsutils.metrics.pointing import SUBSETS
 from gsutils.saliency.extract_aggregate import METHODS
 from gsutils.plots.common import method_label
@@ -108,26 +108,6 @@ def classifier_summary(profile: Profile, runs: Sequence[dict[str, Any]]):
     return pd.DataFrame(rows).set_index("arch")
 
 
-def published_table(runs: Sequence[dict[str, Any]]):
-    """Table 2 (best layer per method, all / difficult %) beside TorchRay's published VOC07 numbers.
-
-    The published numbers come from full-size networks fine-tuned on PASCAL
-    VOC 2007 and evaluated on its test set (a different dataset): context,
-    not a target.
-    """
-    import pandas as pd
-
-    frames = []
-    for run in runs:
-        best = best_layers(run)
-        pub = TORCHRAY_VOC07.get(run["arch"], {})
-        best["TorchRay VOC07 all %"] = [pub.get(m, (np.nan, np.nan))[0] for m in best.index]
-        best["TorchRay VOC07 difficult %"] = [pub.get(m, (np.nan, np.nan))[1] for m in best.index]
-        best.insert(0, "arch", run["arch"])
-        frames.append(best)
-    return pd.concat(frames).reset_index().set_index(["arch", "method"])
-
-
 def plot_fig7(data: dict[str, np.ndarray], image: int = 0):
     """Fig. 7's layout for one scene: methods in rows, VGG16 layers in columns.
 
@@ -184,7 +164,6 @@ __all__ = [
     "plot_fig7",
     "plot_pointing_by_layer",
     "plot_scene_examples",
-    "published_table",
 ]
 
 
