@@ -35,8 +35,8 @@
 # The quick profile trains small networks on a CPU: a five-level U-Net of 1.3M
 # parameters (`"small"`) on the paper's 64 px images, AdamW with one
 # learning-rate cycle instead of RMSprop, 3,000 steps with a bfloat16 forward
-# pass, and a grid of one bias digit (2) with five bias textures and one seed;
-# the eleven networks ship with the project. The section on the recipe below
+# pass, and a grid of one bias digit (2) with three of the five bias textures
+# (0-2) and one seed; the seven networks ship with the project. The section on the recipe below
 # gives each change and the measurement behind it. The gpu and paper profiles
 # keep the paper's recipe.
 
@@ -44,7 +44,7 @@
 # ## Parameters
 #
 # The profile's settings (a value the paper sets differently shows the paper's
-# beside it). At the quick profile this page restores the eleven shipped
+# beside it). At the quick profile this page restores the seven shipped
 # networks and evaluates them; the time it took is printed below.
 
 # %% tags=["parameters"]
@@ -106,8 +106,8 @@ ledger = Ledger(chapter="grid_saliency/02_setup_and_bias", profile=cfg)
 # and background, and no U-Net we tried reached the gate within a CPU budget;
 # at 64 px this one does.
 #
-# Eleven such networks (N, and strong and weak bias on digit 2 with each of
-# the five bias textures) take about two hours on two cores, more than a
+# Seven such networks (N, and strong and weak bias on digit 2 with bias
+# textures 0, 1 and 2) take over an hour on two cores, more than a
 # book build may spend. **The quick networks are therefore shipped**: trained
 # by this project's own code with exactly this recipe and committed under
 # `checkpoints/quick/<config hash>/` with their config, training log and
@@ -205,7 +205,7 @@ for backbone in cfg.grid.backbones:
 # %% [markdown]
 # ## Per bias texture
 #
-# IoU of the bias digit on unbiased test data for each of the five bias
+# IoU of the bias digit on unbiased test data for each of the profile's bias
 # textures (means over bias digits and seeds; N's value repeated).
 
 # %%
