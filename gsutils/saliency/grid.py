@@ -13,36 +13,26 @@ a constant grey value ``a``:
 
 with ``f_c`` the softmax score of class ``c`` at every pixel.
 
-* **Plain grid saliency** perturbs with ``p = a`` everywhere (the request
-  region itself may be salient).
-* **Context saliency** always keeps the request region:
-  ``p = p(x, R) = x \\circ R + a \\circ (1 - R)``, so the mask can only
-  explain the prediction by the *context* ``1 - R``; the returned map is zero
-  inside ``R``.
+* **Plain grid saliency** perturbs with ``p = a`` everywhere (the request region may be salient).
+* **Context saliency** keeps the request region, ``p = x \\circ R + a \\circ (1 - R)``, so the
+  mask explains the prediction by the *context* ``1 - R`` only; the map is zero inside ``R``.
 
 The S1.2 settings of the supplement are the defaults of
 :class:`GridSaliencyConfig`; each can be overridden.
 
 Notes on choices the papers leave open
 --------------------------------------
-* ``||M||_1`` is the plain sum over the cells of the optimised low-resolution
-  mask (16 cells at 4x4), the literal formula. With ``lam = 0.05`` a cell that
-  does not help the request loses ``lr * lam = 0.01`` per step and reaches the
-  0.2 clipping threshold within the 100 steps, which is what the clipping rule
-  is for.
+* ``||M||_1`` is the plain sum over the cells of the low-resolution mask (the literal
+  formula): with ``lam = 0.05`` a cell that does not help the request loses ``lr * lam =
+  0.01`` per step and reaches the 0.2 clipping threshold within the 100 steps.
 * The request region is eroded (3x3) *only* in the preservation loss; if the
   erosion empties it, the uneroded region is used for that image.
 * The grey value is chosen per image as the candidate with the lowest loss at
-  ``M = 0`` (first candidate on ties). After optimisation the loss of the
-  final mask is evaluated once more (a forward pass); where the empty mask's
-  loss is strictly lower, the empty mask is returned. A result whose map is
-  zero everywhere (every cell clipped to zero) is returned as the empty mask
-  too, so ``empty`` is exactly "the map is zero" (:class:`GridSaliencyResult`).
-* The optimisation is batched: every image's loss depends on its own mask
-  only, and the total loss is the *sum* of the per-image losses, so each
-  mask's gradient, momentum and update are exactly those of optimising that
-  image alone (the model must therefore be in eval mode: batch-norm in train
-  mode couples the images of a batch).
+  ``M = 0`` (first candidate on ties). Where the empty mask's loss is strictly
+  lower than the final mask's, or the map is zero everywhere, the empty mask is returned.
+* The optimisation is batched: the total loss is the *sum* of the per-image losses, so each
+  mask's update is exactly that of optimising its image alone (the model must be in eval
+  mode: batch-norm in train mode couples the images of a batch).
 """
 
 from __future__ import annotations
@@ -79,11 +69,8 @@ class GridSaliencyConfig:
     Attributes
     ----------
     grid:
-        Resolution ``(rows, cols)`` of the optimised mask. How it is upsampled
-        to the image is not a setting of the config but an argument of the
-        call: nearest neighbour for :func:`context_saliency` and
-        :func:`grid_saliency` (the toy chapters), bilinear by default for
-        :func:`gsutils.explain`; :attr:`GridSaliencyResult.upsample` records it.
+        Resolution ``(rows, cols)`` of the optimised mask; its upsampling is an argument of the
+        call (recorded in :attr:`GridSaliencyResult.upsample`), not of the config.
     greys:
         Candidate constant grey values ``a`` (each in ``[0, 1]``).
     erosion:
@@ -161,18 +148,13 @@ class GridSaliencyResult:
     empty_loss:
         ``(N,)`` the loss of the empty mask (at the chosen grey value).
     empty:
-        ``(N,)`` bool, True exactly where ``maps`` is zero everywhere: no
-        context (for grid saliency: no pixel) is needed to explain the
-        request. That is where the empty mask's loss was lower than the
-        optimised one's (``keep_empty_if_better``), where the optimisation
-        itself clipped every cell to zero, and (context saliency) where the
-        mask kept nothing outside the request region. An empty result's
-        ``grid_masks`` are zero and its ``loss`` is ``empty_loss``.
+        ``(N,)`` bool, True exactly where ``maps`` is zero everywhere (the empty mask beat the
+        optimised one, or every cell outside the request was clipped to zero); an empty
+        result's ``grid_masks`` are zero and its ``loss`` is ``empty_loss``.
     context:
         True for context saliency, False for plain grid saliency.
     upsample:
-        How the low-resolution mask was upsampled to ``maps``: ``"nearest"``
-        or ``"bilinear"`` (see :data:`UPSAMPLING`).
+        ``"nearest"`` or ``"bilinear"``: how the mask was upsampled to ``maps``.
     """
 
     maps: Tensor
@@ -378,8 +360,7 @@ def _optimise_chunk(
         maps = upsample_mask(m, (h, w), upsample)[:, 0]  # (B, H, W)
         if context:
             maps = maps * (1 - r[:, 0])  # context map: zero inside R
-        # empty == the map is zero everywhere (also when the optimisation clipped every cell to
-        # zero, or kept only cells without effect outside R): then the returned mask is the empty one
+        # empty == the map is zero everywhere; then the returned mask is the empty one
         empty = empty | (maps.flatten(1).amax(1) == 0)
         m = torch.where(empty[:, None, None, None], torch.zeros_like(m), m)
         final_loss = torch.where(empty, empty_loss, final_loss)
