@@ -17,8 +17,7 @@ with ``f_c`` the softmax score of class ``c`` at every pixel.
 * **Context saliency** keeps the request region, ``p = x \\circ R + a \\circ (1 - R)``, so the
   mask explains the prediction by the *context* ``1 - R`` only; the map is zero inside ``R``.
 
-The S1.2 settings of the supplement are the defaults of
-:class:`GridSaliencyConfig`; each can be overridden.
+The S1.2 settings of the supplement are the defaults of :class:`GridSaliencyConfig`.
 
 Notes on choices the papers leave open
 --------------------------------------
