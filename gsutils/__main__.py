@@ -193,16 +193,28 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _check_profile_arguments(command: str, argv: Sequence[str]) -> None:
-    """Exit with a one-line error when a shared profile argument in ``argv`` is bad."""
-    from gsutils.cli import Parser, add_profile_arguments, fail, resolve_profile
+    """Exit with a one-line error when a shared profile argument in ``argv`` is bad, or when the
+    profile's results folder cannot be written."""
+    from gsutils.cli import (
+        Parser,
+        add_profile_arguments,
+        check_writable_folder,
+        error_message,
+        fail,
+        resolve_profile,
+    )
 
     pre = Parser(prog=f"python -m gsutils {command}", add_help=False, allow_abbrev=False)
     add_profile_arguments(pre)
+    pre.add_argument("--results-dir", default=None)  # the commands that have it (train)
     args, _ = pre.parse_known_args(list(argv))
     try:
-        resolve_profile(args.profile, device=args.device, seed=args.seed, data_root=args.data_root)
-    except (ValueError, TypeError) as err:
-        fail(pre, err)
+        cfg = resolve_profile(args.profile, device=args.device, seed=args.seed, data_root=args.data_root,
+                              results_dir=args.results_dir)
+        # before anything runs: a results folder that cannot be written fails now, not after the work
+        check_writable_folder(cfg.results_dir)
+    except (ValueError, TypeError, OSError) as err:
+        fail(pre, error_message(err))
 
 
 def _run_delegated(command: str, argv: Sequence[str]) -> int:
@@ -220,23 +232,35 @@ def _run_delegated(command: str, argv: Sequence[str]) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse ``argv`` (default: ``sys.argv[1:]``) and run the command.
 
-    Bad values (``ValueError``, ``TypeError``) and files that cannot be
-    read or written (``OSError``) are reported in one line on stderr with
-    exit status 2, without a traceback.
+    For every command, bad values (``ValueError``, ``TypeError``), files
+    that cannot be read or written (``OSError``: a read-only or
+    non-directory folder, a full disk) and truncated or corrupt input files
+    are reported in one line on stderr, naming the problem and its fix
+    (:func:`gsutils.cli.error_message`), with exit status 2, without a
+    traceback. A results folder that cannot be written is reported before
+    the command starts.
     """
-    from gsutils.cli import one_line
+    from gsutils.cli import USER_ERRORS, error_message
 
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in DELEGATED:
-        return _run_delegated(argv[0], argv[1:])
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    _, run = COMMANDS[args.command]
+        command, run = argv[0], lambda: _run_delegated(argv[0], argv[1:])
+    else:
+        args = build_parser().parse_args(argv)
+        command, run = args.command, lambda: int(COMMANDS[args.command][1](args) or 0)
     try:
-        return int(run(args) or 0)
-    except (ValueError, TypeError, OSError) as err:
-        print(f"{parser.prog} {args.command}: error: {one_line(err)}", file=sys.stderr)
+        return run()
+    except USER_ERRORS as err:
+        _close_progress_bars()
+        print(f"python -m gsutils {command}: error: {error_message(err)}", file=sys.stderr)
         return 2
+
+
+def _close_progress_bars() -> None:
+    """Close the tqdm bars an error left open, so that the error starts a line of its own."""
+    tqdm = sys.modules.get("tqdm")
+    for bar in list(getattr(getattr(tqdm, "tqdm", None), "_instances", ())):
+        bar.close()
 
 
 if __name__ == "__main__":

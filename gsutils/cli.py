@@ -10,9 +10,14 @@ own errors one line too (the usage is left to ``--help``).
 from __future__ import annotations
 
 import argparse
+import errno
+import os
+import pickle
 import sys
+import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, NoReturn
 
 #: profiles sized for a GPU: running one on the CPU is allowed but worth a warning
@@ -22,6 +27,63 @@ GPU_PROFILES = ("gpu", "paper")
 def one_line(message: object) -> str:
     """``message`` with its lines joined (an error report is one line)."""
     return " ".join(str(message).split())
+
+
+#: what a command reports as a one-line user error (see :func:`error_message`): bad values, and
+#: files that cannot be read or written (``OSError``) or that are truncated or corrupt
+USER_ERRORS: tuple[type[BaseException], ...] = (
+    ValueError, TypeError, OSError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError)
+
+_MOVE_RESULTS = "set GSUTILS_RESULTS (results) and GSUTILS_CACHE (caches) to folders"
+#: errno -> the fix named after the problem
+_OS_FIXES: dict[int, str] = {
+    errno.ENOSPC: f"free some disk space, or {_MOVE_RESULTS} on a disk with room",
+    errno.EDQUOT: f"free some of your disk quota, or {_MOVE_RESULTS} on a disk with room",
+    errno.EROFS: f"{_MOVE_RESULTS} on a writable disk",
+    errno.EACCES: f"change its permissions, or {_MOVE_RESULTS} you can write",
+    errno.EPERM: f"change its permissions, or {_MOVE_RESULTS} you can write",
+    errno.ENOTDIR: "a file stands where a folder is needed: move the file or choose another folder",
+    errno.EEXIST: "a file stands where a folder is needed: move the file or choose another folder",
+    errno.EISDIR: "a folder stands where a file is needed: give a file name",
+    errno.ENOENT: "check the path (a relative one is taken from the current folder)",
+}
+
+
+def error_message(err: BaseException) -> str:
+    """The one-line report of a :data:`USER_ERRORS` exception: the problem, then its fix.
+
+    An ``OSError`` with an error number names the file and the fix (a full
+    disk, a read-only or non-directory folder, a missing file); a truncated
+    or corrupt file (``EOFError``, a bad zip or pickle) says so; any other
+    message is the exception's own, joined into one line.
+    """
+    if isinstance(err, OSError) and err.errno in _OS_FIXES:
+        where = " -> ".join(repr(str(f)) for f in (err.filename, err.filename2) if f is not None)
+        problem = f"{where}: {err.strerror}" if where else (err.strerror or os.strerror(err.errno))
+        return one_line(f"{problem}; {_OS_FIXES[err.errno]}")
+    if isinstance(err, (EOFError, zipfile.BadZipFile, pickle.UnpicklingError)):
+        return one_line(f"a truncated or corrupt input file ({type(err).__name__}: {err}); delete it "
+                        "(a result is then recomputed) or download it again")
+    return one_line(err)
+
+
+def check_writable_folder(path: str | os.PathLike, what: str = "the results folder") -> None:
+    """Raise ``OSError`` (one-line message naming the fix) unless ``path`` is, or can be made, a writable folder.
+
+    The folders of ``path`` that do not exist yet count as creatable when
+    their nearest existing parent is a writable folder.
+    """
+    path = Path(path)
+    parent = path
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise NotADirectoryError(f"{what} {str(path)!r} cannot be created: {str(parent)!r} is a file, not a "
+                                 "folder; move the file or set GSUTILS_RESULTS to another folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise PermissionError(f"{what} {str(path)!r} cannot be written: {str(parent)!r} is read-only (for "
+                              "you, or its disk is); make it writable or set GSUTILS_RESULTS to a writable "
+                              "folder")
 
 
 #: ``{module's prog: prog to show}`` while :func:`command_prog` is active

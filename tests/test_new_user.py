@@ -1,7 +1,9 @@
-"""Issue #24, "The first hour of a new user": paths, data readers, explain, metrics, command lines."""
+"""Issue #24, "The first hour of a new user": paths, data readers, explain, metrics, command lines,
+files on the command line, a small saliency run, the shipped networks, explain's cost."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -376,3 +378,301 @@ def test_profile_arguments_have_help_with_their_defaults():
     helps = {a.dest: a.help or "" for a in p._actions}
     for dest, default in (("profile", "quick"), ("device", "auto"), ("seed", "0"), ("data_root", "none")):
         assert f"default: {default}" in helps[dest], (dest, helps[dest])
+
+
+# ------------------------------------------------------------------------------ A. files on the command line
+
+
+def _status(argv: list[str]) -> int:
+    """``python -m gsutils ARGV``'s exit status, whether ``main`` returns it or exits with it."""
+    from gsutils.__main__ import main
+
+    try:
+        return main(argv)
+    except SystemExit as exc:
+        return exc.code
+
+
+def _error_line(err: str, command: str, *words: str) -> str:
+    """The one error line of ``err`` (which may also hold progress bars), starting a line of its own."""
+    lines = [ln for ln in err.splitlines() if "error:" in ln]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert lines[0].startswith(f"python -m gsutils {command}: error: "), lines[0]
+    for w in words:
+        assert w in lines[0], (w, lines[0])
+    return lines[0]
+
+
+def _fake_shipped(src: Path) -> None:
+    from gsutils.experiments.shipped import FILES
+
+    src.mkdir()
+    for f in FILES:
+        (src / f).write_bytes(f.encode() * 1000)
+
+
+@pytest.mark.parametrize("failing", ["model.pt", "config.json"])
+def test_a_full_disk_while_restoring_a_shipped_network_leaves_no_temp_file(tmp_path, monkeypatch, failing):
+    import errno
+    import shutil
+
+    from gsutils.experiments import shipped
+
+    src, out = tmp_path / "shipped", tmp_path / "models" / "key"
+    _fake_shipped(src)
+    real = shutil.copyfile
+
+    def copyfile(a, b):
+        if Path(a).name == failing:  # half the bytes reach the disk, then it is full
+            Path(b).write_bytes(Path(a).read_bytes()[:100])
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(b))
+        return real(a, b)
+
+    monkeypatch.setattr(shipped.shutil, "copyfile", copyfile)
+    with pytest.raises(OSError) as err:
+        shipped.copy_shipped(src, out)
+    assert err.value.errno == errno.ENOSPC
+    assert sorted(p.name for p in out.iterdir()) == []  # no *.restoring, no half-restored network
+    monkeypatch.setattr(shipped.shutil, "copyfile", real)
+    shipped.copy_shipped(src, out)  # with room, the restore completes
+    assert sorted(p.name for p in out.iterdir()) == sorted(shipped.FILES)
+
+
+def test_a_read_only_results_folder_is_refused_before_any_work(tmp_path, monkeypatch, capsys):
+    import importlib
+
+    from gsutils.__main__ import DELEGATED
+
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    try:
+        if os.access(ro, os.W_OK):
+            pytest.skip("the folder stays writable (running as root)")
+        monkeypatch.setenv("GSUTILS_RESULTS", str(ro))
+        module, _ = DELEGATED["saliency"]
+        monkeypatch.setattr(importlib.import_module(module), "main", lambda argv: pytest.fail("work started"))
+        assert _status(["saliency", "--device", "cpu"]) == 2
+        _error_line(capsys.readouterr().err, "saliency", str(ro / "quick"), "read-only", "GSUTILS_RESULTS")
+    finally:
+        ro.chmod(0o755)
+
+
+def test_a_results_folder_below_a_file_is_refused_for_every_command(tmp_path, monkeypatch, capsys):
+    import importlib
+
+    from gsutils.__main__ import DELEGATED
+
+    blocker = tmp_path / "results"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("GSUTILS_RESULTS", str(blocker))
+    for command, (module, _) in DELEGATED.items():
+        monkeypatch.setattr(importlib.import_module(module), "main", lambda argv: pytest.fail("work started"))
+        assert _status([command, "--device", "cpu"]) == 2, command
+        _error_line(capsys.readouterr().err, command, str(blocker), "is a file, not a folder", "GSUTILS_RESULTS")
+
+
+@pytest.fixture
+def small_saliency(tmp_path, monkeypatch, results_env):
+    """``python -m gsutils saliency`` on a shrunken quick profile (few test images and steps) whose
+    networks are small fixed-seed convolutional models (their labels are recorded in ``loads``)."""
+    from gsutils import cli
+    from gsutils.experiments import context_saliency as cs
+
+    real = cli.resolve_profile
+
+    def shrunk(name, **kwargs):
+        prof = real(name, **kwargs)
+        sal = dataclasses.replace(prof.saliency, images_per_digit=4, grid_steps=2, ig_steps=2, sg_samples=2,
+                                  batch_size=16, gallery_images=1)
+        return dataclasses.replace(prof, toy=dataclasses.replace(prof.toy, n_test=120), saliency=sal)
+
+    loads: list[str] = []
+
+    def fake_load(profile, run, progress=False):
+        loads.append(run.label)
+        torch.manual_seed(run.bias.texture)
+        return nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.Tanh(), nn.Conv2d(4, 11, 3, padding=1)).eval()
+
+    monkeypatch.setattr(cli, "resolve_profile", shrunk)
+    monkeypatch.setattr(cs, "train_or_load", fake_load)
+    prof = shrunk("quick", device="cpu")
+    return prof, cs.biased_runs(prof), loads
+
+
+@pytest.mark.parametrize("code", ["ENOSPC", "EROFS"])
+def test_a_failed_write_during_a_command_is_one_line(small_saliency, monkeypatch, capsys, code):
+    import errno
+
+    import gsutils.io
+
+    prof, _, _ = small_saliency
+
+    def full(path, data):
+        raise OSError(getattr(errno, code), os.strerror(getattr(errno, code)), str(path))
+
+    monkeypatch.setattr(gsutils.io, "atomic_write_bytes", full)
+    assert _status(["saliency", "--device", "cpu"]) == 2
+    fix = "free some disk space" if code == "ENOSPC" else "on a writable disk"
+    _error_line(capsys.readouterr().err, "saliency", str(prof.results_dir), os.strerror(getattr(errno, code)),
+                fix, "GSUTILS_RESULTS")
+
+
+def test_unreadable_and_corrupt_input_files_are_one_line(tmp_path, monkeypatch, capsys):
+    import gzip
+    import importlib
+    import zipfile
+
+    from gsutils.__main__ import DELEGATED
+
+    good = tmp_path / "data.npz"
+    np.savez(good, a=np.arange(1000))
+    (tmp_path / "truncated.npz").write_bytes(good.read_bytes()[:200])
+    (tmp_path / "truncated.gz").write_bytes(gzip.compress(b"x" * 10_000)[:40])
+    (tmp_path / "bad.json").write_text('{"a": ')
+    (tmp_path / "folder.json").mkdir()
+    readers = {  # what the data readers meet in a damaged data root
+        "truncated.npz": lambda p: np.load(p)["a"],
+        "truncated.gz": lambda p: gzip.decompress(p.read_bytes()),
+        "bad.json": lambda p: json.loads(p.read_text()),
+        "folder.json": lambda p: p.read_text(),
+        "missing.png": lambda p: Image.open(p),
+    }
+    module, _ = DELEGATED["train"]
+    for name, read in readers.items():
+        monkeypatch.setattr(importlib.import_module(module), "main",
+                            lambda argv, read=read, name=name: read(tmp_path / name))
+        assert _status(["train", "--device", "cpu"]) == 2, name
+        _error_line(capsys.readouterr().err, "train")
+    with pytest.raises(zipfile.BadZipFile):  # the npz case above is a zip error, not an OSError
+        np.load(tmp_path / "truncated.npz")["a"]
+
+
+# ------------------------------------------------------------------------------ B. a small saliency run
+
+
+def test_the_saliency_command_can_be_made_small(small_saliency, capsys):
+    prof, runs, loads = small_saliency
+    chosen = [runs[1].label, "0"]
+    assert _status(["saliency", "--device", "cpu", "--networks", *chosen, "--images", "2"]) == 0
+    assert loads == [runs[1].label, runs[0].label] * 2  # the two networks, for both saliency runs
+    out, err = capsys.readouterr()
+    assert "networks" in err and "2/2" in err  # the progress bar
+    last = out.strip().splitlines()[-1]
+    assert last.startswith(f"saliency of 2 networks: wrote 4 result files under {prof.results_dir}: "), last
+    names = last.split(": ", 2)[2].split(", ")
+    assert len(names) == 4 and all((prof.results_dir / n).is_file() for n in names)
+    assert all(n.startswith("context_saliency") and n.endswith(".npz") for n in names)
+    # a second run loads them, and says so
+    assert _status(["saliency", "--device", "cpu", "--networks", *chosen, "--images", "2"]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert "wrote 0 result files" in last and "4 already there (loaded)" in last, last
+
+
+def test_an_unknown_saliency_network_lists_the_valid_ones(small_saliency, capsys):
+    _, runs, loads = small_saliency
+    for bad, why in (("small/strong-d7-t0/s0", "is not a biased network"), ("small/N/s0", "unbiased"),
+                     (str(len(runs)), "is not a biased network")):
+        assert _status(["saliency", "--device", "cpu", "--networks", bad]) == 2
+        line = _error_line(capsys.readouterr().err, "saliency", repr(bad), why)
+        assert all(f"{i} {r.label}" in line for i, r in enumerate(runs)), line
+    assert _status(["saliency", "--device", "cpu", "--images", "0"]) == 2
+    _error_line(capsys.readouterr().err, "saliency", "--images")
+    assert loads == []
+
+
+# ------------------------------------------------------------------------------ C. shipped networks
+
+
+@pytest.fixture
+def fake_grid_loads(monkeypatch):
+    """``train_or_load`` and the test sets replaced by recorders (nothing is loaded or rendered)."""
+    from gsutils.experiments import context_saliency as cs
+    from gsutils.experiments import segmentation as seg
+
+    seen: list[tuple] = []
+
+    def fake_load(profile, run, **kwargs):
+        seen.append(("network", profile, run))
+        return nn.Sequential(nn.Conv2d(1, 11, 1), nn.Dropout()).train()
+
+    monkeypatch.setattr(seg, "train_or_load", fake_load)
+    monkeypatch.setattr(cs, "biased_test_set", lambda profile, run: seen.append(("biased", profile, run)) or "B")
+    monkeypatch.setattr(seg, "unbiased_test_set", lambda profile: seen.append(("unbiased", profile)) or "U")
+    return seen
+
+
+def test_load_network_and_test_set_pick_the_grid_network(fake_grid_loads):
+    from gsutils.profiles import get_profile
+
+    seen = fake_grid_loads
+    g = get_profile("quick", device="cpu").grid
+    digit, texture, seed = g.bias_digits[-1], g.bias_textures[-1], g.seeds[-1]
+    net = gsutils.load_network("quick", bias="weak", digit=digit, texture=texture, seed=seed)
+    assert not net.training  # eval mode
+    what, prof, run = seen.pop()
+    assert (prof.name, prof.device) == ("quick", "cpu")
+    assert (run.bias.strength, run.bias.digit, run.bias.texture, run.seed) == ("weak", digit, texture, seed)
+    assert run.backbone == prof.train.backbone
+    assert gsutils.load_network(bias="none") is not None
+    assert seen.pop()[2].bias.strength == "none"
+    assert gsutils.load_test_set("quick", bias="strong", digit=digit, texture=g.bias_textures[0]) == "B"
+    what, _, run = seen.pop()
+    assert what == "biased" and (run.bias.strength, run.bias.texture) == ("strong", g.bias_textures[0])
+    assert gsutils.load_test_set(bias="none") == "U" and seen.pop()[0] == "unbiased"
+
+
+def test_load_network_lists_the_grid_for_a_combination_it_lacks(fake_grid_loads):
+    from gsutils.profiles import get_profile
+
+    g = get_profile("quick", device="cpu").grid
+    lacking = next(d for d in range(10) if d not in g.bias_digits)
+    grid = [f"digit in {tuple(g.bias_digits)}", f"texture in {tuple(g.bias_textures)}", f"seed in {tuple(g.seeds)}"]
+    for kwargs, words in (
+        ({"digit": lacking, "bias": g.strengths[0]}, [f"digit={lacking}", *grid]),
+        ({"seed": max(g.seeds) + 1}, [f"seed={max(g.seeds) + 1}", *grid]),
+        ({"bias": "medium"}, ["'medium'", "'strong', 'weak', 'none'"]),
+        ({"device": "tpu"}, ["tpu"]),
+        ({"profile": "fast"}, ["'fast'", "quick"]),
+    ):
+        for load in (gsutils.load_network, gsutils.load_test_set):
+            with pytest.raises(ValueError) as err:
+                load(**kwargs)
+            assert "\n" not in str(err.value)
+            for w in words:
+                assert w in str(err.value), (w, str(err.value))
+    with pytest.raises(TypeError, match="digit must be an int"):
+        gsutils.load_network(digit="2")
+    assert fake_grid_loads == []
+
+
+def test_the_public_functions_keep_the_package_import_light():
+    import subprocess
+    import sys
+
+    code = ("import sys, gsutils; f = (gsutils.load_network, gsutils.load_test_set, 'load_network' in "
+            "dir(gsutils)); print(f[2], 'torch' in sys.modules)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["True", "False"]
+
+
+# ------------------------------------------------------------------------------ D. explain's cost
+
+
+def test_explain_shows_its_progress_and_documents_its_cost(capsys):
+    import inspect
+
+    from gsutils.saliency.grid import GridSaliencyConfig
+
+    param = inspect.signature(gsutils.explain).parameters.get("progress")
+    assert param is not None and param.default is False
+    doc = gsutils.explain.__doc__
+    assert "deeplabv3_mobilenet_v3_large" in doc and "s of wall time" in doc and "one torch thread" in doc
+    x, r = _scene(2)
+    cfg = GridSaliencyConfig(greys=(0.0,), steps=5)
+    gsutils.explain(_PatchContext().eval(), x, r, 1, config=cfg)
+    assert capsys.readouterr().err == ""
+    gsutils.explain(_PatchContext().eval(), x, r, 1, config=cfg, progress=True)
+    err = capsys.readouterr().err
+    assert "grid saliency" in err and "/10 " in err, err  # images x steps

@@ -28,9 +28,11 @@ Each network's result is one :class:`gsutils.experiments.store.Store` entry,
 keyed by the network's weights key, the test data and the saliency settings,
 so a re-run loads it; each entry records the seconds its computation took.
 
-Command line::
+Command line (``--networks`` and ``--images`` make a run small; it closes
+with a line naming the result files)::
 
-    python -m gsutils.experiments.context_saliency --profile gpu
+    python -m gsutils saliency --profile gpu
+    python -m gsutils saliency --networks small/strong-d2-t0/s0 --images 2
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -54,7 +57,8 @@ from gsutils.saliency.grid import GridSaliencyConfig, GridSaliencyResult, contex
 from gsutils.profiles import Profile, check_profile
 
 __all__ = ["METHODS", "METHOD_LABELS", "ContextSaliencyResults", "diagonal_split", "biased_runs",
-           "biased_test_set", "collect", "collect_fixed_grey", "run_context_saliency", "run_fixed_grey"]
+           "biased_test_set", "collect", "collect_fixed_grey", "result_paths", "run_context_saliency",
+           "run_fixed_grey", "select_runs"]
 
 #: method keys (in the order of the supplement's figures) and their labels
 METHOD_LABELS: dict[str, str] = {"vg": "VG", "sg": "SG", "ig": "IG", "grid": "Grid"}
@@ -275,6 +279,20 @@ def run_context_saliency(profile: Profile, run: SegRun, *, progress: bool = Fals
         "context_saliency", saliency_key_config(profile, run), compute, fmt="npz")
 
 
+def fixed_grey_key_config(profile: Profile, run: SegRun, grey: float = FIXED_GREY) -> dict[str, Any]:
+    """Everything that determines :func:`run_fixed_grey`'s result (its cache key)."""
+    counts = [profile.saliency.images_per_digit if d == run.bias.digit else 0 for d in range(10)]
+    return dict(saliency_key_config(profile, run), what="context_saliency_fixed_grey",
+                counts=counts, grid=dataclasses.asdict(grid_config(profile, greys=(grey,))))
+
+
+def result_paths(profile: Profile, run: SegRun, grey: float = FIXED_GREY) -> list[Path]:
+    """The store entries of ``run``: :func:`run_context_saliency`'s and :func:`run_fixed_grey`'s ``.npz``."""
+    store = Store(profile.results_dir)
+    return [store.path("context_saliency", saliency_key_config(profile, run), "npz"),
+            store.path("context_saliency_fixed_grey", fixed_grey_key_config(profile, run, grey), "npz")]
+
+
 def compute_fixed_grey(
     model: torch.nn.Module, data: ToyData, index: np.ndarray, *, grid: GridSaliencyConfig, batch_size: int,
 ) -> dict[str, np.ndarray]:
@@ -306,14 +324,12 @@ def run_fixed_grey(profile: Profile, run: SegRun, grey: float = FIXED_GREY) -> d
     check_profile(profile)
     check_biased(run)
     cfg = grid_config(profile, greys=(grey,))
-    counts = [profile.saliency.images_per_digit if d == run.bias.digit else 0 for d in range(10)]
-    conf = dict(saliency_key_config(profile, run), what="context_saliency_fixed_grey",
-                counts=counts, grid=dataclasses.asdict(cfg))
+    conf = fixed_grey_key_config(profile, run, grey)
 
     def compute() -> dict[str, np.ndarray]:
         model = train_or_load(profile, run, progress=False)
         data = biased_test_set(profile, run)
-        return compute_fixed_grey(model, data, select_images(data.digits, counts), grid=cfg,
+        return compute_fixed_grey(model, data, select_images(data.digits, conf["counts"]), grid=cfg,
                                   batch_size=profile.saliency.batch_size)
 
     return Store(profile.results_dir).get_or_compute("context_saliency_fixed_grey", conf, compute, fmt="npz")
@@ -326,9 +342,40 @@ def _results(profile: Profile, runs: list[SegRun], results: list, methods: tuple
                                   strengths=tuple(s for s in g.strengths if s != "none"), methods=methods)
 
 
-def collect(profile: Profile, *, progress: bool = True) -> ContextSaliencyResults:
-    """Run (or load) :func:`run_context_saliency` for every biased network of the profile."""
+def select_runs(profile: Profile, networks: Sequence[str | int] | None = None) -> list[SegRun]:
+    """The biased networks named by ``networks``: labels (``small/strong-d2-t0/s0``) or indices into
+    :func:`biased_runs` (ints or digit strings), in the order given; ``None``: all of them.
+
+    Raises
+    ------
+    ValueError
+        An unknown label or index, in one line listing the valid ones.
+    """
     runs = biased_runs(profile)
+    if networks is None:
+        return runs
+    by_label = {r.label: r for r in runs}
+    valid = ", ".join(f"{i} {r.label}" for i, r in enumerate(runs))
+    out: list[SegRun] = []
+    for n in networks:
+        key = str(n).strip()
+        if key.isdigit() and int(key) < len(runs):
+            run = runs[int(key)]
+        elif key in by_label:
+            run = by_label[key]
+        else:
+            why = ("is unbiased: only biased networks are explained" if "/N/" in key
+                   else f"is not a biased network of profile {profile.name!r}")
+            raise ValueError(f"network {key!r} {why}; give labels or indices among: {valid}")
+        if run not in out:
+            out.append(run)
+    return out
+
+
+def collect(profile: Profile, *, runs: Sequence[SegRun] | None = None,
+            progress: bool = True) -> ContextSaliencyResults:
+    """Run (or load) :func:`run_context_saliency` for ``runs`` (default: every biased network of the profile)."""
+    runs = biased_runs(profile) if runs is None else list(runs)
     it = runs
     if progress:
         from tqdm.auto import tqdm
@@ -338,9 +385,10 @@ def collect(profile: Profile, *, progress: bool = True) -> ContextSaliencyResult
     return _results(profile, runs, results, METHODS)
 
 
-def collect_fixed_grey(profile: Profile, grey: float = FIXED_GREY, *, progress: bool = True) -> ContextSaliencyResults:
-    """Run (or load) :func:`run_fixed_grey` for every biased network (grid saliency only)."""
-    runs = biased_runs(profile)
+def collect_fixed_grey(profile: Profile, grey: float = FIXED_GREY, *, runs: Sequence[SegRun] | None = None,
+                       progress: bool = True) -> ContextSaliencyResults:
+    """Run (or load) :func:`run_fixed_grey` for ``runs`` (default: every biased network; grid saliency only)."""
+    runs = biased_runs(profile) if runs is None else list(runs)
     it = runs
     if progress:
         from tqdm.auto import tqdm
@@ -349,19 +397,56 @@ def collect_fixed_grey(profile: Profile, grey: float = FIXED_GREY, *, progress: 
     return _results(profile, runs, [run_fixed_grey(profile, run, grey) for run in it], ("grid",))
 
 
+def _stamp(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return st.st_ino, st.st_mtime_ns
+
+
 def main(argv: Sequence[str] | None = None) -> None:
-    """Compute every biased network's context saliency for a profile (for GPU machines)."""
-    from gsutils.cli import Parser, add_profile_arguments, parse_with_profile
+    """Compute the biased networks' context saliency for a profile (all of them: for GPU machines).
+
+    Ends with one line naming the result store entries written (and those
+    that were already there and only loaded).
+    """
+    from gsutils.cli import Parser, add_profile_arguments, fail, parse_with_profile
 
     ap = Parser(prog="python -m gsutils.experiments.context_saliency",
-                description="Compute every biased network's context saliency (S1.3, S1.4) for a profile.")
+                description="Compute the biased networks' context saliency (S1.3, S1.4) for a profile.")
     add_profile_arguments(ap)
-    _, prof = parse_with_profile(ap, argv)
-    res = collect(prof, progress=True)
-    collect_fixed_grey(prof, progress=True)
+    ap.add_argument("--networks", nargs="+", default=None, metavar="NETWORK",
+                    help="the networks to explain: labels such as small/strong-d2-t0/s0, or indices into "
+                         "the profile's biased networks (default: all; a bad one lists them)")
+    ap.add_argument("--images", type=int, default=None, metavar="N",
+                    help="test images of the bias digit explained per network (each other digit gets "
+                         f"N // {OTHER_DIGIT_DIVISOR}, at least 1; default: the profile's images_per_digit)")
+    a, prof = parse_with_profile(ap, argv)
+    if a.images is not None:
+        if a.images < 1:
+            fail(ap, f"--images must be at least 1, got {a.images}")
+        prof = dataclasses.replace(prof, saliency=dataclasses.replace(prof.saliency, images_per_digit=a.images))
+    try:
+        runs = select_runs(prof, a.networks)
+    except ValueError as err:
+        fail(ap, err)
+    paths = [p for run in runs for p in result_paths(prof, run)]
+    before = {p: _stamp(p) for p in paths}
+    res = collect(prof, runs=runs, progress=True)
+    collect_fixed_grey(prof, runs=runs, progress=True)
     for s in res.strengths:
-        on, off = diagonal_split(res.cbd_matrix(s, "grid"), res.bias_digits)
-        print(f"{s}: grid CBD on the biased digit {on:.3f}, elsewhere {off:.3f}")
+        if any(r.bias.strength == s for r in runs):
+            on, off = diagonal_split(res.cbd_matrix(s, "grid"), res.bias_digits)
+            print(f"{s}: grid CBD on the biased digit {on:.3f}, elsewhere {off:.3f}")
+    root = Path(prof.results_dir)
+    written = [str(p.relative_to(root)) for p in paths if _stamp(p) != before[p]]
+    kept = [str(p.relative_to(root)) for p in paths if _stamp(p) == before[p]]
+    line = (f"saliency of {len(runs)} network{'s' * (len(runs) != 1)}: wrote {len(written)} result "
+            f"file{'s' * (len(written) != 1)} under {root}" + (f": {', '.join(written)}" if written else ""))
+    if kept:
+        line += f"; {len(kept)} already there (loaded): {', '.join(kept)}"
+    print(line)
 
 
 if __name__ == "__main__":

@@ -79,11 +79,25 @@ def verified_shipped(src: Path, config: Any, what: str, files: tuple[str, ...] =
 
 
 def copy_shipped(src: Path, out: Path, files: tuple[str, ...] = FILES) -> None:
-    """Copy the shipped folder's ``files`` into ``out``, each atomically (copy, then rename)."""
+    """Copy the shipped folder's ``files`` into ``out``: each to a ``<name>.restoring`` temp file,
+    then, when every copy succeeded, each renamed into place.
+
+    A failed copy (a full disk, a read-only folder, an interrupt) removes the
+    temp files and renames nothing, then re-raises: ``out`` keeps what it held.
+    """
+    import contextlib
+
     out.mkdir(parents=True, exist_ok=True)
-    for f in files:
-        tmp = out / (f + ".restoring")
-        shutil.copyfile(src / f, tmp)
+    tmps = [out / (f + ".restoring") for f in files]
+    try:
+        for f, tmp in zip(files, tmps):
+            shutil.copyfile(src / f, tmp)
+    except BaseException:
+        for tmp in tmps:
+            with contextlib.suppress(OSError):  # the copy's error is the one to report
+                tmp.unlink(missing_ok=True)
+        raise
+    for f, tmp in zip(files, tmps):
         tmp.replace(out / f)
 
 

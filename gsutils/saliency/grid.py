@@ -68,8 +68,8 @@ class GridSaliencyConfig:
     Attributes
     ----------
     grid:
-        Resolution ``(rows, cols)`` of the optimised mask; its upsampling is an argument of the
-        call (recorded in :attr:`GridSaliencyResult.upsample`), not of the config.
+        Resolution ``(rows, cols)`` of the optimised mask; its upsampling (nearest for the toy
+        chapters, bilinear for ``explain``) is an argument of the call, recorded in the result.
     greys:
         Candidate constant grey values ``a`` (each in ``[0, 1]``).
     erosion:
