@@ -197,3 +197,21 @@ def test_quick_sweeps_average_over_two_shipped_textures():
     assert [r.label for r in nets] == ["small/weak-d2-t0/s0", "small/weak-d2-t1/s0"]
     assert len(S.sweep_tasks(q)) == 2 * 17
     assert all(shipped.shipped_dir(q, model_dir(q, r).name).is_dir() for r in nets)
+
+
+def test_claims_need_informative_maps_at_the_chosen_setting():
+    """All-empty maps make every sweep point equal: no claim may hold on them."""
+    import pandas as pd
+
+    rows = []
+    for param in ("lam", "lr", "momentum", "init"):
+        for i, v in enumerate(("0.1", "0.2", "0.4")):
+            rows.append({"param": param, "value": v, "chosen": i == 1, "gap": 0.0, "mcbl": 0.5, "area": 0.0,
+                         "mcbd_biased": 0.0, "empty_rate": 1.0})
+    empty = pd.DataFrame(rows)
+    claims = S.sweep_claims(None, empty)
+    assert [c["passed"] for c in claims] == [False, False, False]
+    assert all("informative maps" in c["criterion"] for c in claims)
+    # the same table with maps that are all non-empty: the smooth and median claims hold
+    full = empty.assign(empty_rate=0.0)
+    assert [c["passed"] for c in S.sweep_claims(None, full)] == [True, False, True]

@@ -257,7 +257,19 @@ def lambda_trend(table) -> dict[str, float]:
 
 
 def sweep_claims(profile: Profile, table) -> list[dict[str, Any]]:
-    """The S1.6 claims as keyword dicts for :meth:`gsutils.claims.Ledger.check` (not yet gated)."""
+    """The S1.6 claims as keyword dicts for :meth:`gsutils.claims.Ledger.check` (not yet gated).
+
+    As in S1.3/S1.4, a claim holds only on informative maps: at the S1.2 setting at least
+    :data:`gsutils.references.INFORMATIVE_NONEMPTY` of the bias digit's maps are non-empty (on
+    networks whose bias grid saliency does not find, every sweep point is the same empty map,
+    and "smooth" or "as good as the median" would hold for no reason).
+    """
+    from gsutils.references import INFORMATIVE_NONEMPTY
+
+    nonempty = 1.0 - float(table[table.chosen].iloc[0]["empty_rate"])
+    informative = nonempty >= INFORMATIVE_NONEMPTY
+    info = (f"; and informative maps: >= {INFORMATIVE_NONEMPTY:.0%} of the bias digit's maps non-empty "
+            f"at the S1.2 setting")
     claims = []
     jumps = {}
     for param in ORDERED_PARAMS:  # the grey options have no order, so no neighbours
@@ -271,19 +283,21 @@ def sweep_claims(profile: Profile, table) -> list[dict[str, Any]]:
     claims.append(dict(
         id="s16_smooth_around_setting", section="S1.6 / Fig. S11",
         claim="the results degrade smoothly around the chosen setting (no cliff next to it)",
-        measured=jumps, passed=bool(all(v <= SMOOTH_TOL for v in jumps.values())),
+        measured={**jumps, "non-empty (bias digit, S1.2 setting)": round(nonempty, 4)},
+        passed=bool(informative and all(v <= SMOOTH_TOL for v in jumps.values())),
         criterion=(f"for every ordered swept parameter (λ, lr, momentum, initial mask), the mCBD gap "
                    f"(bias digit - others) and the mCBL at the values next to the S1.2 value differ from "
-                   f"the S1.2 point's by at most {SMOOTH_TOL}"),
+                   f"the S1.2 point's by at most {SMOOTH_TOL}" + info),
         reported="smooth changes; the chosen setting is robust"))
     trend = lambda_trend(table)
     claims.append(dict(
         id="s16_lambda_trades_detection_for_localisation", section="S1.6 / Fig. S11",
         claim="λ trades detection against localisation: a higher λ gives a smaller salient region "
               "(lower mCBD) and a more concentrated one (higher mCBL)",
-        measured=trend,
-        passed=bool(trend["area"] <= -0.8 and trend["mcbd_biased"] <= -0.8 and trend["mcbl"] >= 0.8),
-        criterion="Spearman ρ(λ, salient area) <= -0.8, ρ(λ, mCBD bias digit) <= -0.8 and ρ(λ, mCBL) >= 0.8",
+        measured={**trend, "non-empty (bias digit, S1.2 setting)": round(nonempty, 4)},
+        passed=bool(informative and _le(trend["area"], -0.8) and _le(trend["mcbd_biased"], -0.8)
+                    and _le(0.8, trend["mcbl"])),
+        criterion="Spearman ρ(λ, salient area) <= -0.8, ρ(λ, mCBD bias digit) <= -0.8 and ρ(λ, mCBL) >= 0.8" + info,
         reported="higher λ: smaller salient regions, better localisation, weaker detection"))
     chosen = table[table.chosen].iloc[0]
     med_gap, med_cbl = float(table["gap"].median()), float(table["mcbl"].median())
@@ -291,11 +305,16 @@ def sweep_claims(profile: Profile, table) -> list[dict[str, Any]]:
         id="s16_chosen_setting_keeps_both_high", section="S1.6 / Fig. S11",
         claim="the chosen (S1.2) setting keeps both detection (mCBD) and localisation (mCBL) high",
         measured={"gap": float(chosen["gap"]), "mcbl": float(chosen["mcbl"]),
-                  "median_gap": med_gap, "median_mcbl": med_cbl},
-        passed=bool(chosen["gap"] >= med_gap and chosen["mcbl"] >= med_cbl),
-        criterion="the S1.2 point's mCBD gap and mCBL are each at least the median over all sweep points",
+                  "median_gap": med_gap, "median_mcbl": med_cbl, "non-empty (bias digit, S1.2 setting)": round(nonempty, 4)},
+        passed=bool(informative and chosen["gap"] >= med_gap and chosen["mcbl"] >= med_cbl),
+        criterion="the S1.2 point's mCBD gap and mCBL are each at least the median over all sweep points" + info,
         reported="both high at the red points"))
     return claims
+
+
+def _le(a: Any, b: Any) -> bool:
+    """``a <= b``, False when either is missing (a correlation of constant values is undefined)."""
+    return a is not None and b is not None and bool(np.isfinite(a) and np.isfinite(b) and a <= b)
 
 
 # ------------------------------------------------------------------------------------- command line
