@@ -246,3 +246,23 @@ def test_figures_handle_many_textures():
         n_groups = len(textures) * len(digits) + 1
         assert len(fig.axes) == -(-n_groups // 4)
         plt.close(fig)
+
+
+def test_network_evidence_rows(monkeypatch):
+    """Per network: its bias digit's IoU drop from N's beside each method's CBD, empty share and CBL."""
+    from gsutils.experiments import segmentation as seg
+
+    res = _results(textures=(0,), on={m: [0.3] for m in METHODS}, off={m: [0.02] for m in METHODS},
+                   cbl={m: 0.8 for m in METHODS}, empty={"vg": 0.0, "sg": 0.0, "ig": 0.0, "grid": 0.5})
+
+    def fake_iou(profile, run):
+        return {"iou": [0.9] * 11 if run.bias.strength == "none" else [0.9, 0.9, 0.1] + [0.9] * 8}
+
+    monkeypatch.setattr(seg, "evaluate_iou", fake_iou)
+    ev = cc.network_evidence(None, res)
+    assert list(ev.index) == ["tiny/strong-d2-t0/s0", "tiny/weak-d2-t0/s0"]
+    row = ev.loc["tiny/strong-d2-t0/s0"]
+    assert row["bias digit IoU"] == pytest.approx(0.1) and row["drop from N"] == pytest.approx(0.8)
+    assert row["VG CBD bias digit"] == pytest.approx(0.3) and row["VG CBD others"] == pytest.approx(0.02)
+    assert row["Grid empty"] == pytest.approx(0.5) and row["Grid CBD bias digit"] == pytest.approx(0.15)
+    assert row["VG CBL"] == pytest.approx(0.8) and row["Grid CBL"] == pytest.approx(0.65)

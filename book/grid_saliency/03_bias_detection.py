@@ -232,6 +232,22 @@ for strength in results.strengths:
     plt.show()
 
 # %% [markdown]
+# ## Why, per network
+#
+# The evidence behind the verdicts below, one row per biased network: how much
+# the network uses its bias (its IoU on the bias digit on unbiased test data,
+# and the drop from N's; a network that lost nothing has no bias to find), and
+# per method the mean CBD on the bias digit's images and on the other digits',
+# and the share of the bias digit's maps that are empty.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+evidence = cc.network_evidence(cfg, results)
+cols = ["bias digit IoU", "drop from N"] + [f"{m} {k}" for m in ("Grid", "VG", "SG")
+                                            for k in ("CBD bias digit", "CBD others", "empty")]
+print(evidence[cols].round(3).to_string())
+
+# %% [markdown]
 # ## Claims
 #
 # Criteria, fixed in `gsutils.experiments.context_claims` before measuring:

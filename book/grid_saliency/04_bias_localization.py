@@ -210,6 +210,21 @@ print()
 print("\n".join(cc.evidence_lines(results, scores)))
 
 # %% [markdown]
+# ## Why, per network
+#
+# The evidence behind the verdicts below, one row per biased network: how much
+# the network uses its bias (its bias digit's IoU drop from N's), and per
+# method the mean CBL over the biased images of the bias digit (empty maps
+# scored as chance, about 0.5) and the share of the bias digit's maps that are
+# empty.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+evidence = cc.network_evidence(cfg, results)
+cols = ["drop from N"] + [f"{m} {k}" for m in ("Grid", "VG", "SG", "IG") for k in ("CBL", "empty")]
+print(evidence[cols].round(3).to_string())
+
+# %% [markdown]
 # ## Claims
 #
 # Criteria, fixed in `gsutils.experiments.context_claims` before measuring,

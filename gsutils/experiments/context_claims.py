@@ -398,3 +398,33 @@ def evidence_lines(results: ContextSaliencyResults, scores: list[dict[str, float
                 s += ", and grid saliency keeps context in every map of the bias digit."
         out.append(s)
     return out
+
+
+def network_evidence(profile: Profile, results: ContextSaliencyResults):
+    """Why a claim holds or not, per biased network: how much the network uses its bias (the bias
+    digit's IoU on unbiased test data, and its drop from N's) beside each method's CBD on the bias
+    digit, the other digits' CBD, the bias digit's empty-map share and its CBL (empty maps = chance)."""
+    import pandas as pd
+
+    from gsutils.data.toy import BiasConfig
+    from gsutils.experiments import segmentation as seg
+
+    n_iou = {}
+    rows = []
+    for run, res in zip(results.runs, results.results):
+        d = run.bias.digit
+        if run.seed not in n_iou:
+            n_run = seg.SegRun(BiasConfig(strength="none"), run.backbone, run.seed)
+            n_iou[run.seed] = seg.evaluate_iou(profile, n_run)["iou"]
+        iou = seg.evaluate_iou(profile, run)["iou"]
+        on = res["digits"] == d
+        biased = on & res["is_biased"]
+        row = {"network": run.label, "bias digit IoU": iou[d], "drop from N": n_iou[run.seed][d] - iou[d]}
+        for m in results.methods:
+            lab = LABELS[m]
+            row[f"{lab} CBD bias digit"] = float(results._values(res, "cbd", m)[on].mean())
+            row[f"{lab} CBD others"] = float(results._values(res, "cbd", m)[~on].mean())
+            row[f"{lab} empty"] = float(results._values(res, "empty", m)[on].mean())
+            row[f"{lab} CBL"] = float(results._values(res, "cbl", m)[biased].mean()) if biased.any() else float("nan")
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("network")
