@@ -73,15 +73,15 @@ N_TEST = 300
 
 
 def digit_miou(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
-    """Mean IoU over the ten digit classes of ``net``'s float32 predictions."""
+    """Mean IoU over the ten digit classes of ``net``'s float32 predictions (the library's metric)."""
+    from gsutils.experiments.segmentation import predict
+    from gsutils.metrics.segmentation import ConfusionMeter, mean_iou
+
     net.eval()
-    with torch.no_grad():
-        pred = torch.cat([net(x[i:i + 100].contiguous(memory_format=torch.channels_last)).argmax(1)
-                          for i in range(0, len(x), 100)])
+    meter = ConfusionMeter(11)
+    meter.update(predict(net, x), y)
     net.train()
-    cm = torch.bincount(y.flatten() * 11 + pred.flatten(), minlength=121).reshape(11, 11).double()
-    tp = cm.diag()
-    return float((tp / (cm.sum(0) + cm.sum(1) - tp))[:10].mean())
+    return mean_iou(meter.iou()[:10])
 
 
 def run_trial(name: str, trial: Trial, steps: int, eval_every: int) -> dict:
