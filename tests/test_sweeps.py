@@ -32,7 +32,8 @@ def small_profile(results_dir: Path):
         saliency=dataclasses.replace(p.saliency, grid_steps=3),
         sweeps=dataclasses.replace(p.sweeps, lam=(0.0125, 0.025, 0.05, 0.1, 0.2), lr=(0.2,), momentum=(0.5,),
                                    init=(0.5, 1.0), greys=((0.0, 0.25, 0.5, 0.75, 1.0), (0.5,)),
-                                   bias_textures=(0,), images_bias_digit=2, images_other_digit=1),
+                                   bias_textures=(0,), images_bias_digit=2, images_other_digit=1,
+                                   informative_networks=None),
     )
 
 
@@ -58,8 +59,9 @@ def test_points_vary_one_parameter_around_the_s12_setting():
     chosen = [p for p in points if S.is_chosen(p, prof)]
     assert sorted(p.param for p in chosen) == sorted(S.PARAMS)  # the S1.2 value is on every sweep
     # the S1.2 config is one task per network, shared by the five sweeps
-    n_nets = len(S.sweep_networks(prof))
-    assert len(S.sweep_tasks(prof)) == n_nets * (len(points) - len(S.PARAMS) + 1)
+    every = dataclasses.replace(prof, sweeps=dataclasses.replace(prof.sweeps, informative_networks=None))
+    n_nets = len(S.sweep_networks(every))
+    assert len(S.sweep_tasks(every)) == n_nets * (len(points) - len(S.PARAMS) + 1)
     assert {p.label for p in points if p.param == "greys"} == {"choice", "0", "0.5", "1"}
 
 
@@ -187,31 +189,42 @@ def test_lambda_trend_is_spearman_of_the_lambda_rows():
     assert -1.0 < tr["mcbd_biased"] < -0.8  # a tie: 0.5, 0.5
 
 
-def test_quick_sweeps_average_over_two_shipped_textures():
-    # Fig. S11 at quick: the 17 settings on the shipped weak-bias small networks of textures 0 and 1
+def test_quick_sweeps_take_the_first_two_informative_strong_networks():
+    # Fig. S11 at quick: the 17 settings on the first two shipped strongly biased small networks whose
+    # maps at the S1.2 setting are informative (chosen at run time, before the sweep)
     from gsutils.experiments import shipped
     from gsutils.experiments.segmentation import model_dir
 
     q = get_profile("quick", device="cpu")
-    nets = S.sweep_networks(q)
-    assert [r.label for r in nets] == ["small/weak-d2-t0/s0", "small/weak-d2-t1/s0"]
-    assert len(S.sweep_tasks(q)) == 2 * 17
-    assert all(shipped.shipped_dir(q, model_dir(q, r).name).is_dir() for r in nets)
+    cands = S.candidate_networks(q)
+    assert [r.label for r in cands] == [f"small/strong-d2-t{t}/s0" for t in range(5)]
+    assert q.sweeps.informative_networks == 2
+    assert all(shipped.shipped_dir(q, model_dir(q, r).name).is_dir() for r in cands)
 
 
-def test_claims_need_informative_maps_at_the_chosen_setting():
-    """All-empty maps make every sweep point equal: no claim may hold on them."""
-    import pandas as pd
+def _fake_result(run, empty):
+    digits = np.array([run.bias.digit] * 4 + [(run.bias.digit + 1) % 10])
+    return {"digits": digits, "empty": np.array(empty + [False]), "cbd": np.zeros(5)}
 
-    rows = []
-    for param in ("lam", "lr", "momentum", "init"):
-        for i, v in enumerate(("0.1", "0.2", "0.4")):
-            rows.append({"param": param, "value": v, "chosen": i == 1, "gap": 0.0, "mcbl": 0.5, "area": 0.0,
-                         "mcbd_biased": 0.0, "empty_rate": 1.0})
-    empty = pd.DataFrame(rows)
-    claims = S.sweep_claims(None, empty)
-    assert [c["passed"] for c in claims] == [False, False, False]
-    assert all("informative maps" in c["criterion"] for c in claims)
-    # the same table with maps that are all non-empty: the smooth and median claims hold
-    full = empty.assign(empty_rate=0.0)
-    assert [c["passed"] for c in S.sweep_claims(None, full)] == [True, False, True]
+
+def test_networks_with_empty_s12_maps_are_passed_over(tmp_path):
+    """The selection reads each candidate's S1.2 point and keeps the first n with >= 90 % non-empty maps."""
+    p = get_profile("quick", device="cpu", results_dir=tmp_path / "results")
+    prof = dataclasses.replace(p, sweeps=dataclasses.replace(p.sweeps, bias_textures=(0, 1, 2),
+                                                             informative_networks=1))
+    calls = []
+
+    def task(profile, t, progress=False):
+        run, cfg = t
+        calls.append((run.bias.texture, cfg == S.base_config(profile)))
+        empty = {0: [True] * 4, 1: [False, False, False, True], 2: [False] * 4}[run.bias.texture]
+        return _fake_result(run, empty)
+
+    nets = S.sweep_networks(prof, task)
+    assert [r.bias.texture for r in nets] == [2]  # texture 0: all empty, texture 1: 75 % non-empty
+    assert calls == [(0, True), (1, True), (2, True)]  # only S1.2 points were computed, in grid order
+    none = dataclasses.replace(prof, sweeps=dataclasses.replace(prof.sweeps, bias_textures=(0,)))
+    assert [r.bias.texture for r in S.sweep_networks(none, task)] == [0]  # none qualifies: the first n
+    with pytest.raises(ValueError, match="informative_networks"):
+        S.sweep_networks(dataclasses.replace(prof, sweeps=dataclasses.replace(prof.sweeps,
+                                                                              informative_networks=0)), task)

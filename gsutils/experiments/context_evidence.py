@@ -23,11 +23,12 @@ from gsutils.data.toy import BiasConfig, ToyData, make_toy_dataset
 from gsutils.experiments.context_saliency import (
     check_biased,
     as_tensors,
+    explained_model,
     biased_test_set,
     grid_config,
     saliency_key_config,
 )
-from gsutils.experiments.segmentation import SegRun, run_toy_config, train_or_load
+from gsutils.experiments.segmentation import SegRun, run_toy_config
 from gsutils.experiments.store import Store
 from gsutils.saliency.gradient import request_objective
 from gsutils.saliency.grid import context_saliency, saliency_views, segmentation_probs
@@ -109,7 +110,7 @@ def context_scores(profile: Profile, run: SegRun, *, n_images: int | None = None
                     run.seed)))
 
     def compute() -> dict[str, float]:
-        model = train_or_load(profile, run, progress=False)
+        model = explained_model(profile, run)
         biased = biased_test_set(profile, run)
         sel = np.flatnonzero(biased.digits == run.bias.digit)[:n]
         return compute_context_scores(model, biased, ordinary_test_set(profile, run), sel, greys)
@@ -134,7 +135,7 @@ def gallery_views(profile: Profile, run: SegRun, *, n_bias: int | None = None, n
                 n_bias=n_bias, n_other=n_other)
 
     def compute() -> dict[str, np.ndarray]:
-        model = train_or_load(profile, run, progress=False)
+        model = explained_model(profile, run)
         data = biased_test_set(profile, run)
         d = run.bias.digit
         idx = list(np.flatnonzero(data.digits == d)[:n_bias])

@@ -52,12 +52,13 @@ from gsutils.experiments.segmentation import SegRun, run_toy_config, grid_runs, 
 from gsutils.experiments.store import Store
 from gsutils.io import config_key
 from gsutils.metrics.context_bias import EMPTY_TOL, cbd, cbl, chance_cbl, empty_maps
+from gsutils.models.precision import autocast_model
 from gsutils.saliency.gradient import gradient_context_saliency, request_objective
 from gsutils.saliency.grid import GridSaliencyConfig, GridSaliencyResult, context_saliency, segmentation_probs
 from gsutils.profiles import Profile, check_profile
 
 __all__ = ["METHODS", "METHOD_LABELS", "ContextSaliencyResults", "diagonal_split", "biased_runs",
-           "biased_test_set", "collect", "collect_fixed_grey", "result_paths", "run_context_saliency",
+           "biased_test_set", "collect", "collect_fixed_grey", "explained_model", "result_paths", "run_context_saliency",
            "run_fixed_grey", "select_runs"]
 
 #: method keys (in the order of the supplement's figures) and their labels
@@ -155,6 +156,11 @@ def saliency_key_config(profile: Profile, run: SegRun) -> dict[str, Any]:
         "empty_tol": EMPTY_TOL,
         "seed": profile.seed,
     }
+
+
+def explained_model(profile: Profile, run: SegRun, *, progress: bool = False) -> torch.nn.Module:
+    """``run``'s trained network as the saliency runs call it: at ``profile.saliency.autocast``'s precision."""
+    return autocast_model(train_or_load(profile, run, progress=progress), profile.saliency.autocast)
 
 
 def _device_of(model: torch.nn.Module) -> torch.device:
@@ -266,7 +272,7 @@ def run_context_saliency(profile: Profile, run: SegRun, *, progress: bool = Fals
     s = profile.saliency
 
     def compute() -> dict[str, np.ndarray]:
-        model = train_or_load(profile, run, progress=progress)
+        model = explained_model(profile, run, progress=progress)
         data = biased_test_set(profile, run)
         index = select_images(data.digits, explained_counts(profile, run))
         return compute_context_saliency(
@@ -327,7 +333,7 @@ def run_fixed_grey(profile: Profile, run: SegRun, grey: float = FIXED_GREY) -> d
     conf = fixed_grey_key_config(profile, run, grey)
 
     def compute() -> dict[str, np.ndarray]:
-        model = train_or_load(profile, run, progress=False)
+        model = explained_model(profile, run)
         data = biased_test_set(profile, run)
         return compute_fixed_grey(model, data, select_images(data.digits, conf["counts"]), grid=cfg,
                                   batch_size=profile.saliency.batch_size)

@@ -145,7 +145,7 @@ def provenance(profile: Profile) -> dict[str, Any] | None:
 #: would take 5.2 MB each at float32 (57 MB for the quick grid), 2.6 MB at float16. The
 #: results folder gets the same float16-rounded weights (:func:`export` restores them there), so
 #: the network every page evaluates and explains is the shipped one, on any machine.
-HALF_PRECISION_BACKBONES = ("small",)
+HALF_PRECISION_BACKBONES = ("small", "small_vgg16", "small_mobilenet_v2", "small_resnet18")
 
 
 def half_model_bytes(data: bytes) -> bytes:
@@ -285,6 +285,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--retrain", action="store_true",
                     help="train every network of the grid from scratch into the results folder")
     ap.add_argument("--export", action="store_true", help="copy the trained networks to checkpoints/")
+    ap.add_argument("--only", nargs="+", metavar="LABEL", default=None,
+                    help="restrict --retrain to these networks, by label (e.g. small/strong-d2-t3/s0)")
     a, prof = parse_with_profile(ap, argv)
     if a.grid == "backbones":
         from gsutils.experiments.backbones import backbone_profile, backbone_runs
@@ -293,8 +295,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         runs = backbone_runs(prof)
     else:
         runs = grid_runs(prof)
+    if a.only is not None:
+        labels = [r.label for r in runs]
+        unknown = [x for x in a.only if x not in labels]
+        if unknown:
+            ap.error(f"--only: no network labelled {', '.join(unknown)} in this grid; choose from {', '.join(labels)}")
     if a.retrain:
         for run in runs:
+            if a.only is not None and run.label not in a.only:
+                continue
             if not (model_dir(prof, run) / "model.pt").is_file():
                 train_unet(prof, run)
     if a.export:

@@ -39,7 +39,7 @@ import numpy as np
 
 from gsutils.data.toy import BiasConfig
 from gsutils.experiments.executor import make_cluster
-from gsutils.experiments.context_saliency import biased_test_set, compute_fixed_grey, select_images
+from gsutils.experiments.context_saliency import biased_test_set, compute_fixed_grey, explained_model, select_images
 from gsutils.experiments.segmentation import SegRun, train_config, train_or_load
 from gsutils.experiments.store import Store
 from gsutils.io import config_key
@@ -47,7 +47,8 @@ from gsutils.metrics.context_bias import EMPTY_TOL
 from gsutils.profiles import Profile
 from gsutils.saliency.grid import GridSaliencyConfig
 
-__all__ = ["PARAMS", "PARAM_LABELS", "SweepPoint", "base_config", "sweep_points", "sweep_networks",
+__all__ = ["PARAMS", "PARAM_LABELS", "SweepPoint", "base_config", "sweep_points", "candidate_networks",
+           "nonempty_share", "sweep_networks",
            "sweep_tasks", "task_key_config", "run_task", "run_sweeps", "sweep_table", "lambda_trend",
            "sweep_claims", "make_cluster"]
 
@@ -105,8 +106,8 @@ def is_chosen(point: SweepPoint, profile: Profile) -> bool:
     return point.config == base_config(profile)
 
 
-def sweep_networks(profile: Profile) -> list[SegRun]:
-    """The biased networks the sweeps explain (``profile.sweeps``'s sub-grid, ``None`` = the grid's)."""
+def candidate_networks(profile: Profile) -> list[SegRun]:
+    """The biased networks of ``profile.sweeps``'s sub-grid (``None`` fields = the grid's), in grid order."""
     s, g = profile.sweeps, profile.grid
     digits = s.bias_digits if s.bias_digits is not None else g.bias_digits
     textures = s.bias_textures if s.bias_textures is not None else g.bias_textures
@@ -116,6 +117,41 @@ def sweep_networks(profile: Profile) -> list[SegRun]:
         raise ValueError(f"profile.sweeps.strengths must be 'weak' and/or 'strong', got {bad}")
     return [SegRun(BiasConfig(strength=st, digit=d, texture=t, probability=1.0), profile.train.backbone, sd)
             for st in s.strengths for d in digits for t in textures for sd in seeds]
+
+
+def nonempty_share(run: SegRun, result: dict[str, Any]) -> float:
+    """Share of ``run``'s bias-digit maps that are not empty in one task's ``result``."""
+    on = result["digits"] == run.bias.digit
+    return float(1.0 - result["empty"][on].mean()) if on.any() else 0.0
+
+
+def sweep_networks(profile: Profile, task: Callable[..., dict] | None = None) -> list[SegRun]:
+    """The networks the sweeps explain.
+
+    Every :func:`candidate_networks` when ``profile.sweeps.informative_networks`` is ``None``;
+    else the first ``n`` candidates whose bias-digit maps at the S1.2 setting are at least
+    :data:`gsutils.references.INFORMATIVE_NONEMPTY` non-empty (the S1.3/S1.4 safeguard, applied
+    before the sweep; the S1.2 point of each candidate is computed, or read from the store, to
+    decide). When fewer qualify, those that do; when none does, the first ``n`` candidates (the
+    claims then fail their informative-maps condition).
+    """
+    from gsutils.references import INFORMATIVE_NONEMPTY
+
+    cands, n = candidate_networks(profile), profile.sweeps.informative_networks
+    if n is None:
+        return cands
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"profile.sweeps.informative_networks must be None or a positive int, got {n!r}")
+    task = run_task if task is None else task
+    base, chosen, store = base_config(profile), [], Store(profile.results_dir)
+    for run in cands:
+        stored = store.exists("grid_sweep", task_key_config(profile, run, base), fmt="npz")
+        result = (run_task if stored else task)(profile, (run, base))
+        if nonempty_share(run, result) >= INFORMATIVE_NONEMPTY:
+            chosen.append(run)
+            if len(chosen) == n:
+                break
+    return chosen or cands[:n]
 
 
 def _counts(profile: Profile, run: SegRun) -> list[int]:
@@ -135,14 +171,15 @@ def task_key_config(profile: Profile, run: SegRun, config: GridSaliencyConfig) -
         "counts": _counts(profile, run),
         "grid": dataclasses.asdict(config),
         "batch_size": profile.saliency.batch_size,
+        **({"autocast": profile.saliency.autocast} if profile.saliency.autocast is not None else {}),
         "empty_tol": EMPTY_TOL,
     }
 
 
-def sweep_tasks(profile: Profile) -> list[tuple[SegRun, GridSaliencyConfig]]:
+def sweep_tasks(profile: Profile, task: Callable[..., dict] | None = None) -> list[tuple[SegRun, GridSaliencyConfig]]:
     """The distinct (network, grid config) pairs of the sweeps, in a stable order."""
     seen, out = set(), []
-    for run in sweep_networks(profile):
+    for run in sweep_networks(profile, task):
         for p in sweep_points(profile):
             if (run, p.config) not in seen:
                 seen.add((run, p.config))
@@ -155,7 +192,7 @@ def run_task(profile: Profile, task: tuple[SegRun, GridSaliencyConfig], progress
     run, config = task
 
     def compute() -> dict[str, np.ndarray]:
-        model = train_or_load(profile, run, progress=progress)
+        model = explained_model(profile, run, progress=progress)
         data = biased_test_set(profile, run)
         return compute_fixed_grey(model, data, select_images(data.digits, _counts(profile, run)), grid=config,
                                   batch_size=profile.saliency.batch_size)
@@ -187,7 +224,7 @@ def run_sweeps(
         raise ValueError(f"executor must be 'local' or 'dask', got {executor!r}")
     if address is not None and executor != "dask":
         raise ValueError("address is only used with executor='dask'")
-    tasks = sweep_tasks(profile)
+    tasks = sweep_tasks(profile, task)
     store = Store(profile.results_dir)
     todo = [t for t in tasks if not store.exists("grid_sweep", task_key_config(profile, *t), fmt="npz")]
     if todo:
@@ -221,10 +258,11 @@ def sweep_table(profile: Profile, results: Sequence[dict[str, Any]] | None = Non
     if results is None:
         results = run_sweeps(profile, progress=False)
     by_task = dict(zip(tasks, results))
+    nets = list(dict.fromkeys(r for r, _ in tasks))
     rows = []
     for p in sweep_points(profile):
         per = {k: [] for k in ("mcbd_biased", "mcbd_unbiased", "mcbl", "chance", "area", "empty_rate", "seconds")}
-        for run in sweep_networks(profile):
+        for run in nets:
             r = by_task[(run, p.config)]
             on = r["digits"] == run.bias.digit
             biased = on & r["is_biased"]

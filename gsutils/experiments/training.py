@@ -34,6 +34,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from gsutils.models.precision import AUTOCAST_DTYPES
 from gsutils.io import config_key, quarantine, read_checked, write_checked
 
 __all__ = ["TrainState", "fit", "mix_seed", "deterministic", "discard_checkpoint", "lr_at", "make_optimizer",
@@ -215,7 +216,6 @@ def make_scheduler(rec: dict[str, Any], opt: torch.optim.Optimizer, steps_per_ep
 
 
 #: the recipes' reduced precisions for the forward pass of training (``rec["autocast"]``)
-AUTOCAST_DTYPES = {"bfloat16": torch.bfloat16}
 
 
 def recipe_autocast(rec: dict[str, Any], device: torch.device, dtype: torch.dtype | None = None):

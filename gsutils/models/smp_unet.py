@@ -17,6 +17,9 @@ backbone               encoder                                                  
 ``slim_vgg16``         VGG16's 2-2-3-3-3 convs, widths 8-16-32-32-32, depth 4       135 k
 ``slim_mobilenet_v2``  MobileNetV2 at width 0.35, depth 4                           129 k
 ``slim_resnet18``      ResNet18's BasicBlocks, stem 16, stages 16-24-40, depth 4    133 k
+X
+``small_mobilenet_v2`` MobileNetV2 at width 0.5, depth 5                           2.53 M
+``small_resnet18``     ResNet18's BasicBlocks, stem 32, stages 32-64-128-128, depth 5  1.95 M
 =====================  ==========================================================  ========
 
 The full networks are the paper's (S1.5: "VGG16, MobileNetV2, ResNet18").
@@ -26,6 +29,11 @@ pixels at 32 px), with a decoder of widths ``(32, 16, 16, 16)``; about 83 k of
 each one's parameters are in the encoder, so the three are of one size. They are
 registered in smp's encoder table under ``gsutils_slim_*`` so that smp builds
 them like its own encoders.
+
+The small ones are the quick profile's networks at the paper's 64 px: encoder
+depth 5 (bottleneck at 2x2 pixels), a decoder of widths ``(128, 64, 32, 16, 16)``,
+about the size of the quick profile's own five-level U-Net (``"small"`` in
+:mod:`gsutils.models.unet`); the slim ones at 32 px never reached the gate.
 
 Module names follow torchvision's, as smp keeps them: ``encoder.features.29``
 is the ReLU after VGG16's ``conv5_3``; ``encoder.layer4`` is ResNet18's last
@@ -48,17 +56,20 @@ from gsutils.models.unet import check_unet_input
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # smp imports the hub client; never reach out
 
-__all__ = ["SMP_BACKBONES", "SLIM_BACKBONES", "FAMILY", "SmpSpec", "SPECS", "SmpUNet", "build_smp_unet",
+__all__ = ["SMP_BACKBONES", "SLIM_BACKBONES", "SMALL_BACKBONES", "FAMILY", "SmpSpec", "SPECS", "SmpUNet", "build_smp_unet",
            "architecture_config"]
 
 #: the paper's three encoders (S1.5), at full size
 SMP_BACKBONES: tuple[str, ...] = ("vgg16", "mobilenet_v2", "resnet18")
-#: the quick profile's reduced variants of the same three families
+#: reduced variants of the same three families for 32 px images (depth 4)
 SLIM_BACKBONES: tuple[str, ...] = ("slim_vgg16", "slim_mobilenet_v2", "slim_resnet18")
+#: reduced variants of the same three families for 64 px images (depth 5)
+SMALL_BACKBONES: tuple[str, ...] = ("small_vgg16", "small_mobilenet_v2", "small_resnet18")
 #: the family of every smp backbone (for tables and labels)
-FAMILY: dict[str, str] = {"vgg16": "VGG16", "mobilenet_v2": "MobileNetV2", "resnet18": "ResNet18",
-                          "slim_vgg16": "VGG16", "slim_mobilenet_v2": "MobileNetV2",
-                          "slim_resnet18": "ResNet18"}
+FAMILY: dict[str, str] = {f"{size}{name}": family
+                          for name, family in (("vgg16", "VGG16"), ("mobilenet_v2", "MobileNetV2"),
+                                               ("resnet18", "ResNet18"))
+                          for size in ("", "slim_", "small_")}
 
 #: VGG16's layer layout (configuration "D": 2-2-3-3-3 convs) at 1/8 of its widths, capped at 32
 SLIM_VGG_CONFIG: list[int | str] = [8, 8, "M", 16, 16, "M", 32, 32, 32, "M", 32, 32, 32, "M", 32, 32, 32, "M"]
@@ -66,6 +77,13 @@ SLIM_VGG_CONFIG: list[int | str] = [8, 8, "M", 16, 16, "M", 32, 32, 32, "M", 32,
 SLIM_MOBILENET_WIDTH = 0.35
 #: ResNet18 stage widths of the slim variant (torchvision: 64, 128, 256, 512)
 SLIM_RESNET_WIDTHS: tuple[int, ...] = (16, 24, 40, 80)
+#: VGG16's layout at 1/4 of its widths, capped at 128 (the small variant)
+SMALL_VGG_CONFIG: list[int | str] = [16, 16, "M", 32, 32, "M", 64, 64, 64, "M", 128, 128, 128, "M",
+                                     128, 128, 128, "M"]
+#: MobileNetV2 width multiplier of the small variant
+SMALL_MOBILENET_WIDTH = 0.5
+#: ResNet18 stage widths of the small variant
+SMALL_RESNET_WIDTHS: tuple[int, ...] = (32, 64, 128, 128)
 
 
 @dataclass(frozen=True)
@@ -84,6 +102,16 @@ SPECS: dict[str, SmpSpec] = {
     "slim_vgg16": SmpSpec("gsutils_slim_vgg16", 4, (32, 16, 16, 16)),
     "slim_mobilenet_v2": SmpSpec("gsutils_slim_mobilenet_v2", 4, (32, 16, 16, 16)),
     "slim_resnet18": SmpSpec("gsutils_slim_resnet18", 4, (32, 16, 16, 16)),
+    "small_vgg16": SmpSpec("gsutils_small_vgg16", 5, (128, 64, 32, 16, 16)),
+    "small_mobilenet_v2": SmpSpec("gsutils_small_mobilenet_v2", 5, (128, 64, 32, 16, 16)),
+    "small_resnet18": SmpSpec("gsutils_small_resnet18", 5, (128, 64, 32, 16, 16)),
+}
+
+#: the layer widths of every reduced variant: (VGG config, MobileNetV2 multiplier, ResNet widths)
+REDUCED_WIDTHS: dict[str, Any] = {
+    "slim_vgg16": SLIM_VGG_CONFIG, "slim_mobilenet_v2": SLIM_MOBILENET_WIDTH,
+    "slim_resnet18": list(SLIM_RESNET_WIDTHS), "small_vgg16": SMALL_VGG_CONFIG,
+    "small_mobilenet_v2": SMALL_MOBILENET_WIDTH, "small_resnet18": list(SMALL_RESNET_WIDTHS),
 }
 
 
@@ -161,28 +189,30 @@ def _out_channels(widths: list[int]) -> list[int]:
 
 
 def _register() -> None:
-    """Add the slim encoders to smp's encoder table (idempotent)."""
+    """Add the reduced encoders to smp's encoder table (idempotent)."""
     from segmentation_models_pytorch.encoders import encoders
-
-    if "gsutils_slim_vgg16" in encoders:
-        return
-    vgg_stage = [c for i, c in enumerate(SLIM_VGG_CONFIG[:-1]) if SLIM_VGG_CONFIG[i + 1] == "M"]
-    encoders["gsutils_slim_vgg16"] = {
-        "encoder": _slim_vgg_encoder_class(), "pretrained_settings": {},
-        "params": {"out_channels": [*vgg_stage, vgg_stage[-1]], "config": SLIM_VGG_CONFIG},
-    }
     from torchvision.models._utils import _make_divisible
 
-    mw = [_make_divisible(c * SLIM_MOBILENET_WIDTH, 8) for c in (16, 24, 32, 96, 320)]
-    encoders["gsutils_slim_mobilenet_v2"] = {
-        "encoder": _slim_mobilenet_encoder_class(), "pretrained_settings": {},
-        "params": {"out_channels": _out_channels([*mw[:4], 1280]), "width_mult": SLIM_MOBILENET_WIDTH},
-    }
-    rw = SLIM_RESNET_WIDTHS
-    encoders["gsutils_slim_resnet18"] = {
-        "encoder": _slim_resnet_encoder_class(), "pretrained_settings": {},
-        "params": {"out_channels": _out_channels([rw[0], rw[0], rw[1], rw[2], rw[3]]), "widths": rw},
-    }
+    for size in ("slim", "small"):
+        if f"gsutils_{size}_vgg16" in encoders:
+            continue
+        vgg = REDUCED_WIDTHS[f"{size}_vgg16"]
+        vgg_stage = [c for i, c in enumerate(vgg[:-1]) if vgg[i + 1] == "M"]
+        encoders[f"gsutils_{size}_vgg16"] = {
+            "encoder": _slim_vgg_encoder_class(), "pretrained_settings": {},
+            "params": {"out_channels": [*vgg_stage, vgg_stage[-1]], "config": vgg},
+        }
+        width = REDUCED_WIDTHS[f"{size}_mobilenet_v2"]
+        mw = [_make_divisible(c * width, 8) for c in (16, 24, 32, 96, 320)]
+        encoders[f"gsutils_{size}_mobilenet_v2"] = {
+            "encoder": _slim_mobilenet_encoder_class(), "pretrained_settings": {},
+            "params": {"out_channels": _out_channels([*mw[:4], 1280]), "width_mult": width},
+        }
+        rw = tuple(REDUCED_WIDTHS[f"{size}_resnet18"])
+        encoders[f"gsutils_{size}_resnet18"] = {
+            "encoder": _slim_resnet_encoder_class(), "pretrained_settings": {},
+            "params": {"out_channels": _out_channels([rw[0], rw[0], rw[1], rw[2], rw[3]]), "widths": rw},
+        }
 
 
 def _no_inplace(module: nn.Module) -> nn.Module:
@@ -251,10 +281,8 @@ def architecture_config(backbone: str) -> dict[str, Any]:
         raise ValueError(f"backbone must be one of {', '.join(map(repr, SPECS))}; got {backbone!r}")
     spec = SPECS[backbone]
     out: dict[str, Any] = {"encoder": spec.encoder, "depth": spec.depth, "decoder": list(spec.decoder)}
-    widths = {"slim_vgg16": SLIM_VGG_CONFIG, "slim_mobilenet_v2": SLIM_MOBILENET_WIDTH,
-              "slim_resnet18": list(SLIM_RESNET_WIDTHS)}
-    if backbone in widths:
-        out["widths"] = widths[backbone]
+    if backbone in REDUCED_WIDTHS:
+        out["widths"] = REDUCED_WIDTHS[backbone]
     return out
 
 

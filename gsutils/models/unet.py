@@ -14,7 +14,7 @@
     segmentation-models-pytorch U-Nets with torchvision's encoders (the
     paper's three backbones, S1.5), randomly initialised
     (``encoder_weights=None``);
-``"slim_vgg16"``, ``"slim_mobilenet_v2"``, ``"slim_resnet18"``
+``"slim_vgg16"``, ``"slim_mobilenet_v2"``, ``"slim_resnet18"`` and ``"small_*"``
     smp U-Nets with reduced variants of the same three encoder families (the
     quick profile's backbone comparison).
 
@@ -50,7 +50,8 @@ from torch import nn
 
 #: the encoders :func:`build_unet` knows
 BACKBONES: tuple[str, ...] = ("tiny", "small", "vgg16", "mobilenet_v2", "resnet18",
-                              "slim_vgg16", "slim_mobilenet_v2", "slim_resnet18")
+                              "slim_vgg16", "slim_mobilenet_v2", "slim_resnet18",
+                              "small_vgg16", "small_mobilenet_v2", "small_resnet18")
 
 #: channel widths of the tiny encoder's four resolutions (1, 1/2, 1/4, 1/8). Measured on
 #: the quick profile's 32 px data (AdamW + one cycle, batch 32, one thread): three levels
@@ -363,7 +364,7 @@ def build_unet(
     ----------
     backbone:
         One of :data:`BACKBONES`: ``"tiny"`` (this module's), ``"vgg16"``,
-        ``"mobilenet_v2"``, ``"resnet18"`` and their ``"slim_*"`` variants
+        ``"mobilenet_v2"``, ``"resnet18"`` and their ``"slim_*"`` and ``"small_*"`` variants
         (smp U-Nets, :mod:`gsutils.models.smp_unet`).
     num_classes:
         Output channels (11 for textured MNIST: digits 0-9 and background 10).
