@@ -25,9 +25,10 @@ deep4_64       16-32-64-128 (4 levels)                 64 px       bf16       3,
 [2] the forward pass under ``torch.autocast("cpu", torch.bfloat16)``.
 
 Every trial starts from the quick N network's initialisation seed. Each finished
-trial is written to ``results/benchmarks/s1_network_study/<trial>.json`` and
-skipped when the script is run again (``--force`` re-runs), so an interrupted
-study resumes; the table at the end is printed from all finished trials.
+trial is written to ``benchmarks/results/s1_network_study/<trial>.json`` (kept
+in the repository, so a study spread over several sessions ships each finished
+trial) and skipped when the script is run again (``--force`` re-runs), so an
+interrupted study resumes; the table at the end is printed from all finished trials.
 
 Usage: ``python benchmarks/s1_network_study.py [--trials small64_bf16 tiny32 ...]
 [--eval-every 500] [--steps-scale 1.0] [--force]``. A trial of 3,000 steps costs
@@ -164,12 +165,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps-scale", type=float, default=1.0,
                     help="multiply every trial's cycle (0.01: a quick check of the script)")
     ap.add_argument("--force", action="store_true", help="re-run finished trials")
-    ap.add_argument("--out", default=None, help="folder of the trials' JSON (default results/benchmarks/...)")
+    ap.add_argument("--out", default=None, help="folder of the trials' JSON (default benchmarks/results/s1_network_study)")
     a = ap.parse_args(argv)
     if a.eval_every < 1 or a.steps_scale <= 0:
         ap.error("--eval-every and --steps-scale must be positive")
     torch.set_num_threads(1)
-    out = Path(a.out) if a.out else results_root() / "benchmarks" / "s1_network_study"
+    if a.out:
+        out = Path(a.out)
+    elif a.steps_scale == 1.0:  # the study itself: its trials are kept with the code
+        out = Path(__file__).resolve().parent / "results" / "s1_network_study"
+    else:  # a shortened check never mixes with the study's trials
+        out = results_root() / "benchmarks" / "s1_network_study_check"
     out.mkdir(parents=True, exist_ok=True)
     for name in a.trials:
         path = out / f"{name}.json"
