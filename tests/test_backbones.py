@@ -20,27 +20,27 @@ def test_every_quick_comparison_network_is_shipped_and_compact():
     p = bk.backbone_profile(get_profile("quick", device="cpu"))
     rows = shipped.manifest(p, bk.backbone_runs(p))
     assert all(r["shipped"] for r in rows), [r["network"] for r in rows if not r["shipped"]]
-    assert max(r["kB"] for r in rows) < 700  # about 0.6 MB per slim network
-    assert sum(r["kB"] for r in rows) * 1024 < 12_000_000  # 18 networks: under 12 MB in all
+    assert max(r["kB"] for r in rows) < 6_000  # float16: at most about 5 MB (MobileNetV2's 2.5M parameters)
+    assert sum(r["kB"] for r in rows) * 1024 < 40_000_000  # 9 networks
 
 
 def test_backbone_profile_is_the_weak_sub_grid():
     q = get_profile("quick", device="cpu")
     p = bk.backbone_profile(q)
     assert p.grid.strengths == ("weak",)
-    assert p.grid.backbones == ("slim_vgg16", "slim_mobilenet_v2", "slim_resnet18")
-    assert (p.grid.bias_digits, p.grid.bias_textures, p.grid.seeds) == ((2,), (0, 1), (0, 1))
-    assert p.train.epochs == 16 and p.saliency.images_per_digit == 8
-    # the slim networks keep the 32 px data and float32 recipe they were trained with
-    assert p.toy == q.backbone_cmp.toy and p.toy.resolution == 32 and p.toy.render_resolution == 64
-    assert p.train.autocast is None and p.train.lr == q.train.lr and p.results_dir == q.results_dir
+    assert p.grid.backbones == ("small_vgg16", "small_mobilenet_v2", "small_resnet18")
+    assert (p.grid.bias_digits, p.grid.bias_textures, p.grid.seeds) == ((2,), (0, 1), (0,))
+    assert p.saliency.images_per_digit == 8
+    # the small networks share the S1.2 networks' 64 px data and recipe
+    assert p.toy == q.toy and p.toy.resolution == 64 and p.toy.render_resolution is None
+    assert p.train == q.train and p.results_dir == q.results_dir
     g0 = bk.backbone_profile(get_profile("gpu", device="cpu"))
     assert g0.toy == get_profile("gpu", device="cpu").toy  # unset: the profile's own data
     runs = bk.backbone_runs(q)
-    assert [r.label for r in runs[:4]] == ["slim_vgg16/N/s0", "slim_vgg16/N/s1", "slim_vgg16/weak-d2-t0/s0",
-                                           "slim_vgg16/weak-d2-t0/s1"]
-    assert runs[6].label == "slim_mobilenet_v2/N/s0"
-    assert len(runs) == 18 and len(bk.backbone_runs(q, biased_only=True)) == 12
+    assert [r.label for r in runs[:3]] == ["small_vgg16/N/s0", "small_vgg16/weak-d2-t0/s0",
+                                           "small_vgg16/weak-d2-t1/s0"]
+    assert runs[3].label == "small_mobilenet_v2/N/s0"
+    assert len(runs) == 9 and len(bk.backbone_runs(q, biased_only=True)) == 6
     g = bk.backbone_profile(get_profile("gpu", device="cpu"))
     assert g.grid.backbones == ("vgg16", "mobilenet_v2", "resnet18")  # the paper's encoders at gpu/paper
     paper = get_profile("paper", device="cpu")
@@ -140,15 +140,16 @@ def test_end_to_end_on_a_shrunken_profile(tmp_path):
     np.testing.assert_array_equal(again.to_numpy(), cbd.to_numpy())
 
 
-def test_slim_widths_are_part_of_the_cache_key(monkeypatch):
-    # a change of a slim encoder's widths must retrain, never load a network of another shape
+def test_reduced_widths_are_part_of_the_cache_key(monkeypatch):
+    # a change of a reduced encoder's widths must retrain, never load a network of another shape
     from gsutils.experiments.segmentation import model_dir
     from gsutils.models import smp_unet
 
     q = bk.backbone_profile(get_profile("quick", device="cpu"))
     runs = {r.backbone: r for r in bk.backbone_runs(q) if r.bias.strength == "none"}
     before = {b: model_dir(q, r).name for b, r in runs.items()}
-    monkeypatch.setattr(smp_unet, "SLIM_RESNET_WIDTHS", (32, 48, 80, 160))
+    monkeypatch.setitem(smp_unet.REDUCED_WIDTHS, "small_resnet18", [32, 48, 80, 160])
     after = {b: model_dir(q, r).name for b, r in runs.items()}
-    assert after["slim_resnet18"] != before["slim_resnet18"]
-    assert after["slim_vgg16"] == before["slim_vgg16"] and after["slim_mobilenet_v2"] == before["slim_mobilenet_v2"]
+    assert after["small_resnet18"] != before["small_resnet18"]
+    assert after["small_vgg16"] == before["small_vgg16"]
+    assert after["small_mobilenet_v2"] == before["small_mobilenet_v2"]

@@ -14,11 +14,14 @@ __all__ = ["backbone_label", "plot_iou_mean_std", "plot_cbd_panels", "plot_cbl_b
 
 
 def backbone_label(backbone: str) -> str:
-    """``"VGG16"``, ``"MobileNetV2"``, ``"ResNet18"`` (``"slim "`` prefixed for the quick variants)."""
+    """``"VGG16"``, ``"MobileNetV2"``, ``"ResNet18"`` (``"slim "``/``"small "`` prefixed for reduced variants)."""
     from gsutils.models.smp_unet import FAMILY
 
     name = FAMILY.get(backbone, backbone)
-    return f"slim {name}" if backbone.startswith("slim_") else name
+    for size in ("slim", "small"):
+        if backbone.startswith(f"{size}_"):
+            return f"{size} {name}"
+    return name
 
 
 def _iou_rows(results: Sequence[dict[str, Any]], backbone: str) -> tuple[list[str], np.ndarray, np.ndarray]:
