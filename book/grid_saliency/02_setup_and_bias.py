@@ -97,7 +97,9 @@ ledger = Ledger(chapter="grid_saliency/02_setup_and_bias", profile=cfg)
 # - 24 epochs of 4,000 fresh images (3,000 steps) per network, the forward
 #   pass under bfloat16 autocast (weights, optimiser and evaluation stay
 #   float32), which made a training step about 1.9 times faster than float32
-#   on the AMD EPYC that trained them and learned as well.
+#   on the AMD EPYC that trained most of them and learned as well (the
+#   networks of textures 3 and 4 were trained on an Intel Xeon with AMX; each
+#   network's machine is recorded with it).
 #
 # Why 64 px: a study (`python benchmarks/s1_network_study.py`, in the appendix
 # on how the networks were obtained) trained the unbiased network with this
@@ -106,8 +108,8 @@ ledger = Ledger(chapter="grid_saliency/02_setup_and_bias", profile=cfg)
 # and background, and no U-Net we tried reached the gate within a CPU budget;
 # at 64 px this one does.
 #
-# Seven such networks (N, and strong and weak bias on digit 2 with bias
-# textures 0, 1 and 2) take over an hour on two cores, more than a
+# Eleven such networks (N, and strong and weak bias on digit 2 with each of the
+# five bias textures) take over an hour on two cores, more than a
 # book build may spend. **The quick networks are therefore shipped**: trained
 # by this project's own code with exactly this recipe and committed under
 # `checkpoints/quick/<config hash>/` with their config, training log and
