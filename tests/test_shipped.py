@@ -74,3 +74,19 @@ def test_restore_refuses_another_config_and_a_bad_checksum(tiny_shipped):
     with pytest.warns(UserWarning, match="ignoring shipped network"):
         assert not shipped.restore(prof, run)
     assert not (seg.model_dir(prof, run) / "model.pt").exists()
+
+
+def test_each_exported_network_records_the_machine_that_trained_it(tiny_shipped):
+    """A network trained on another machine than the rest carries its own provenance.json; the
+    profile's PROVENANCE.json (the machine of the networks without one) is not overwritten."""
+    prof, run, folder = tiny_shipped
+    root = shipped.SHIPPED_ROOT / prof.name
+    assert json.loads((folder / "provenance.json").read_text()) == {**shipped.machine(), "threads": 1}
+    other = {"torch": "0.0", "cpu_capability": "DEFAULT", "cpu": "another CPU", "threads": 1}
+    (root / "PROVENANCE.json").write_text(json.dumps(other))
+    trained = dataclasses.replace(prof, results_dir=prof.results_dir.parent / "trained")
+    shipped.export(trained, [run])
+    assert json.loads((root / "PROVENANCE.json").read_text()) == other
+    assert shipped.provenance(prof, folder) == {**shipped.machine(), "threads": 1}
+    (folder / "provenance.json").unlink()
+    assert shipped.provenance(prof, folder) == other == shipped.provenance(prof)

@@ -179,11 +179,12 @@ def _unet_traces(profile, runs, float64: bool) -> list[ShippedTrace]:
     for run in runs:
         folder = shipped_dir(profile, seg.model_dir(profile, run).name)
         hist = json.loads((folder / "history.json").read_text()) if (folder / "history.json").is_file() else [{}]
-        key = "first_step_losses_float64" if float64 else "first_step_losses"
+        f64 = float64 or "first_step_losses_float64" in hist[0]  # the float64 trace when it was logged
+        key = "first_step_losses_float64" if f64 else "first_step_losses"
         logged = as_floats(hist[0].get(key, []))
-        dtype = torch.float64 if float64 else None
+        dtype = torch.float64 if f64 else None
         out.append(ShippedTrace(
-            run.label, "unet-float64" if float64 else "unet-float32", folder, logged, provenance(profile),
+            run.label, "unet-float64" if f64 else "unet-float32", folder, logged, provenance(profile, folder),
             _one_thread(lambda n, run=run, dtype=dtype: seg.first_step_losses(profile, run, n, dtype))))
     return out
 

@@ -135,9 +135,11 @@ def machine() -> dict[str, str]:
             "cpu": model}
 
 
-def provenance(profile: Profile) -> dict[str, Any] | None:
-    """``checkpoints/<profile>/PROVENANCE.json``: the machine the shipped networks were trained on."""
-    path = SHIPPED_ROOT / profile.name / "PROVENANCE.json"
+def provenance(profile: Profile, folder: Path | None = None) -> dict[str, Any] | None:
+    """The machine a shipped network was trained on: its folder's ``provenance.json`` when it has
+    one, else ``checkpoints/<profile>/PROVENANCE.json`` (the machine of the rest)."""
+    own = None if folder is None else Path(folder) / "provenance.json"
+    path = own if own is not None and own.is_file() else SHIPPED_ROOT / profile.name / "PROVENANCE.json"
     return json.loads(path.read_text()) if path.is_file() else None
 
 
@@ -173,7 +175,9 @@ def half_model_bytes(data: bytes) -> bytes:
 def export(profile: Profile, runs: Sequence[Any]) -> list[Path]:
     """Copy the finished networks of ``runs`` from the results folder to ``checkpoints/``.
 
-    Also writes ``PROVENANCE.json`` beside them (:func:`machine`, one training thread).
+    Also writes each network's ``provenance.json`` (:func:`machine` of this machine, which
+    trained it, one training thread) into its folder, and ``PROVENANCE.json`` beside them when
+    there is none yet (the machine of the networks without their own file).
     Networks of :data:`HALF_PRECISION_BACKBONES` ship at float16, and their copy in the
     results folder is replaced by the shipped one (so that this machine, too, evaluates
     exactly what a fresh checkout restores).
@@ -183,7 +187,9 @@ def export(profile: Profile, runs: Sequence[Any]) -> list[Path]:
 
     root = SHIPPED_ROOT / profile.name
     root.mkdir(parents=True, exist_ok=True)
-    (root / "PROVENANCE.json").write_text(json.dumps({**machine(), "threads": 1}, indent=1) + "\n")
+    here = json.dumps({**machine(), "threads": 1}, indent=1) + "\n"
+    if not (root / "PROVENANCE.json").is_file():
+        (root / "PROVENANCE.json").write_text(here)
     written = []
     for run in runs:
         src = model_dir(profile, run)
@@ -202,6 +208,7 @@ def export(profile: Profile, runs: Sequence[Any]) -> list[Path]:
                 write_checked(dst / f, read_checked(src / f))
             else:
                 shutil.copyfile(src / f, dst / f)
+        (dst / "provenance.json").write_text(here)
         written.append(dst)
     return written
 

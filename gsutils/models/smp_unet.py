@@ -52,7 +52,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from gsutils.models.unet import check_unet_input
+from gsutils.models.input_check import check_unet_input
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # smp imports the hub client; never reach out
 

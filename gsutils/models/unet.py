@@ -48,6 +48,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from gsutils.models.input_check import check_unet_input
+
 #: the encoders :func:`build_unet` knows
 BACKBONES: tuple[str, ...] = ("tiny", "small", "vgg16", "mobilenet_v2", "resnet18",
                               "slim_vgg16", "slim_mobilenet_v2", "slim_resnet18",
@@ -203,17 +205,6 @@ class Decoder(nn.Module):
         return x
 
 
-
-def check_unet_input(x: torch.Tensor, in_channels: int, multiple: int, backbone: str) -> None:
-    """Raise unless ``x`` is ``(N, in_channels, H, W)`` with ``H`` and ``W`` positive multiples of ``multiple``."""
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
-    m = multiple
-    if x.ndim != 4 or x.shape[1] != in_channels or x.shape[2] % m or x.shape[3] % m or x.shape[2] == 0:
-        raise ValueError(
-            f"x must have shape (N, {in_channels}, H, W) with H and W positive multiples of "
-            f"{m} for the {backbone!r} U-Net; got {tuple(x.shape)}"
-        )
 
 class UNet(nn.Module):
     """Encoder, decoder with a skip at every resolution, and a 1x1 ``head``.
