@@ -196,16 +196,20 @@ def export(profile: Profile, runs: Sequence[Any]) -> list[Path]:
         if not (src / "model.pt").is_file():
             raise FileNotFoundError(f"{run.label} is not trained ({src / 'model.pt'} is missing); train it first")
         dst = shipped_dir(profile, src.name)
+        data = read_checked(src / "model.pt")
+        if run.backbone in HALF_PRECISION_BACKBONES:
+            data = half_model_bytes(data)
+        if (dst / "model.pt").is_file() and read_checked(dst / "model.pt") == data:
+            written.append(dst)  # already shipped (restored here, or exported before): left as it is
+            continue
         dst.mkdir(parents=True, exist_ok=True)
         for f in FILES:
             if f == "model.pt.sha256":
                 continue
-            if f == "model.pt" and run.backbone in HALF_PRECISION_BACKBONES:
-                data = half_model_bytes(read_checked(src / f))
+            if f == "model.pt":
                 write_checked(dst / f, data)
-                write_checked(src / f, data)
-            elif f == "model.pt":
-                write_checked(dst / f, read_checked(src / f))
+                if run.backbone in HALF_PRECISION_BACKBONES:
+                    write_checked(src / f, data)
             else:
                 shutil.copyfile(src / f, dst / f)
         (dst / "provenance.json").write_text(here)
@@ -293,7 +297,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     help="train every network of the grid from scratch into the results folder")
     ap.add_argument("--export", action="store_true", help="copy the trained networks to checkpoints/")
     ap.add_argument("--only", nargs="+", metavar="LABEL", default=None,
-                    help="restrict --retrain to these networks, by label (e.g. small/strong-d2-t3/s0)")
+                    help="restrict --retrain and --export to these networks, by label (e.g. small/strong-d2-t3/s0)")
     a, prof = parse_with_profile(ap, argv)
     if a.grid == "backbones":
         from gsutils.experiments.backbones import backbone_profile, backbone_runs
@@ -314,11 +318,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             if not (model_dir(prof, run) / "model.pt").is_file():
                 train_unet(prof, run)
     if a.export:
-        written = export(prof, runs)
+        written = export(prof, runs if a.only is None else [r for r in runs if r.label in a.only])
         for path in written:
             print(f"exported {path}")
-        if a.grid == "bias":
-            old = {r.backbone for r in runs} | {"tiny"}
+        if a.only is None:  # the grid's earlier networks (of this and of earlier backbones) go
+            from gsutils.models.smp_unet import SLIM_BACKBONES
+
+            old = {r.backbone for r in runs} | ({"tiny"} if a.grid == "bias" else set(SLIM_BACKBONES))
             for path in remove_unused(prof, written, sorted(old)):
                 print(f"removed {path} (no config of the profile restores it)")
     for row in manifest(prof, runs):
