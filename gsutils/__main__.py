@@ -8,9 +8,12 @@ writing those two functions and one entry in :data:`COMMANDS`.
 The commands of :data:`DELEGATED` are the command lines of other modules:
 ``python -m gsutils train ARGS`` runs
 ``gsutils.experiments.segmentation.main(ARGS)``, and so on; ``--help`` after
-the command shows that module's arguments. The profile arguments they share
+the command shows that module's arguments. They are parsed here first, by the
+command's parser in :mod:`gsutils.cli_commands`, which imports no torch: ``--help``
+and a usage error take a fraction of a second, and the module (and torch) is
+imported only to run the command. The profile arguments they share
 (``--profile``, ``--device``, ``--seed``, ``--data-root``:
-:func:`gsutils.cli.add_profile_arguments`) are checked here first, so a bad
+:func:`gsutils.cli.add_profile_arguments`) are checked here too, so a bad
 value is a one-line error for every command.
 
 Examples::
@@ -169,9 +172,9 @@ DELEGATED: dict[str, tuple[str, str]] = {
                   "train, evaluate and explain the S1.5 backbone comparison (locally or on Dask)"),
     "sweeps": ("gsutils.experiments.sweeps",
                "sweep grid saliency's optimisation parameters (S1.6), locally, on Dask or Slurm/PBS"),
-    "captioning": ("gsutils.experiments.captioning",
+    "captioning": ("gsutils.experiments.caption_saliency",
                    "train (or restore), evaluate and explain the NormGrad supplement-F captioner"),
-    "scenes": ("gsutils.experiments.deeplab_training",
+    "scenes": ("gsutils.experiments.scene_networks",
                "train (or restore) the DeepLabv3+ networks of the S2 (street scenes) and S3 (COCO) chapters"),
     "book": ("gsutils.book", "execute the chapters and build the Jupyter Book"),
 }
@@ -192,38 +195,33 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _check_profile_arguments(command: str, argv: Sequence[str]) -> None:
-    """Exit with a one-line error when a shared profile argument in ``argv`` is bad, or when the
-    profile's results folder cannot be written."""
-    from gsutils.cli import (
-        Parser,
-        add_profile_arguments,
-        check_writable_folder,
-        error_message,
-        fail,
-        resolve_profile,
-    )
+def _check_profile_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Exit with a one-line error when a shared profile argument is bad, or when the profile's
+    results folder cannot be written."""
+    from gsutils.cli import check_writable_folder, error_message, fail, resolve_profile
 
-    pre = Parser(prog=f"python -m gsutils {command}", add_help=False, allow_abbrev=False)
-    add_profile_arguments(pre)
-    pre.add_argument("--results-dir", default=None)  # the commands that have it (train)
-    args, _ = pre.parse_known_args(list(argv))
     try:
-        cfg = resolve_profile(args.profile, device=args.device, seed=args.seed, data_root=args.data_root,
-                              results_dir=args.results_dir)
+        cfg = resolve_profile(args.profile, device=args.device, seed=args.seed, data_root=args.data_root or None,
+                              results_dir=getattr(args, "results_dir", None))  # the commands that have it (train)
         # before anything runs: a results folder that cannot be written fails now, not after the work
         check_writable_folder(cfg.results_dir)
     except (ValueError, TypeError, OSError) as err:
-        fail(pre, error_message(err))
+        fail(parser, error_message(err))
 
 
 def _run_delegated(command: str, argv: Sequence[str]) -> int:
-    """Run ``command``'s module ``main(argv)``; its return value (``None``: 0) is the exit status."""
-    module, _ = DELEGATED[command]
-    if not {"-h", "--help"} & set(argv):
-        _check_profile_arguments(command, argv)
-    from gsutils.cli import command_prog
+    """Run ``command``'s module ``main(argv)``; its return value (``None``: 0) is the exit status.
 
+    The arguments are parsed first by the command's parser of :mod:`gsutils.cli_commands`,
+    which imports no torch: ``--help`` and a usage error are answered in a fraction of a
+    second, before the module (and with it torch, matplotlib or Dask) is imported.
+    """
+    from gsutils.cli import command_prog
+    from gsutils.cli_commands import command_parser
+
+    module, _ = DELEGATED[command]
+    parser = command_parser(command)
+    _check_profile_arguments(parser, parser.parse_args(list(argv)))
     with command_prog(module, f"python -m gsutils {command}"):  # usage and errors name the command
         status = importlib.import_module(module).main(list(argv))
     return int(status or 0)

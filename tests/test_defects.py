@@ -114,7 +114,7 @@ def test_book_summary_flags_mixed_profiles(fake_book):
 
 
 def test_boxes_are_clipped_and_off_image_boxes_rejected():
-    from gsutils.metrics.pointing import boxes_to_mask
+    from gsutils.data.boxes import boxes_to_mask
 
     with pytest.raises(ValueError, match=r"box 0 = \[-5, -5, -2, -2\].*outside"):
         boxes_to_mask([[-5, -5, -2, -2]], 32, 32)  # used to wrap around: 961 pixels

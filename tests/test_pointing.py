@@ -14,11 +14,10 @@ import numpy as np
 import pytest
 import torch
 
+from gsutils.data.boxes import boxes_to_mask, is_difficult_pair
 from gsutils.metrics.pointing import (
     PointingGame,
-    boxes_to_mask,
     hit_region,
-    is_difficult_pair,
     is_hit,
     map_argmax_point,
     pointing_accuracy,
@@ -136,6 +135,15 @@ def test_difficult_subset_and_skipped_pairs():
     assert game.skipped == 1
     assert game.accuracy("difficult") == 1.0
     assert game.accuracy("all") == pytest.approx(0.5)
+
+
+def test_the_ground_truth_geometry_is_also_the_pointing_games():
+    """Box and mask geometry lives in ``gsutils.data.boxes`` (the datasets use it); the pointing game re-exports it."""
+    from gsutils.data import boxes
+    from gsutils.metrics import pointing
+
+    for name in ("boxes_to_mask", "is_difficult_pair", "DIFFICULT_AREA_FRACTION"):
+        assert getattr(pointing, name) is getattr(boxes, name) and name in pointing.__all__
 
 
 def test_pointing_accuracy_convenience():

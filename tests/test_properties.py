@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from torch import nn
 
+from gsutils.data import boxes as box_geometry
 from gsutils.metrics import context_bias, pointing
 from gsutils.metrics import segmentation as segm
 from gsutils.saliency import extract_aggregate as ea
@@ -246,7 +247,7 @@ def test_context_bias_metrics(n, h, w, rmask, bmask, values, as_numpy):
        st.integers(1, 4), MASKS, DTYPES)
 def test_pointing_entry_points(h, w, boxes, tolerance, gkind, dtype):
     gen = torch.Generator().manual_seed(h * 31 + w)
-    expect(lambda: pointing.boxes_to_mask(boxes, h, w), ("box", "height", "width"),
+    expect(lambda: box_geometry.boxes_to_mask(boxes, h, w), ("box", "height", "width"),
            lambda m: (m.shape == (h, w) and m.dtype == torch.bool) or pytest.fail("mask shape"))
     gt = _mask(gkind, 1, h, w, gen)[0]
 

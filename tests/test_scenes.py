@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from gsutils.data.boxes import is_difficult_pair
 from gsutils.data.mnist import load_digits
 from gsutils.data.scenes import (
     DIFFICULT_VISIBLE,
@@ -24,7 +25,6 @@ from gsutils.data.scenes import (
 )
 from gsutils.data.textures import texture_bank
 from gsutils.data.voc import VOCDataset
-from gsutils.metrics.pointing import is_difficult_pair
 from gsutils.profiles import get_profile
 
 #: compares floats or bytes to what the same code made elsewhere: also run with a forced CPU kernel set

@@ -53,6 +53,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from gsutils.data.boxes import boxes_to_mask, is_difficult_pair
 from gsutils.data.voc import VOCDataset, VOCObject, read_object_masks, write_image_set, write_voc_image
 from gsutils.io import atomic_directory, atomic_write_text, config_key
 from gsutils.paths import cache_root
@@ -341,8 +342,6 @@ class SceneSet:
 
     def gt_mask(self, index: int, class_id: int) -> torch.Tensor:
         """``(S, S)`` bool union of the class's boxes (VOC's pointing-game ground truth)."""
-        from gsutils.metrics.pointing import boxes_to_mask
-
         h, w = self.image_size
         return boxes_to_mask(self.class_boxes(index, class_id), h, w)
 
@@ -358,8 +357,6 @@ class SceneSet:
 
     def pairs(self) -> list[PointingPair]:
         """Every (image, present class) pair with its pointing-game flags."""
-        from gsutils.metrics.pointing import is_difficult_pair
-
         out = []
         for i, objs in enumerate(self.objects):
             present = sorted({o.class_id for o in objs})

@@ -92,6 +92,8 @@ from gsutils.data.toy_config import (  # noqa: F401  (re-exported: the public na
 from gsutils.data.toy_render import (  # noqa: F401
     DIGIT_THRESHOLD,
     BLOCK,
+    RenderParams,
+    TextureStack,
     output_arrays,
     render_block,
     render_loop,
@@ -112,41 +114,19 @@ def _digits(source: str, split: str, data_root: str | None) -> tuple[np.ndarray,
     return images, labels
 
 
-@dataclass(frozen=True)
-class _Stack:
-    """The bank as one array of ``T`` 8-bit textures cropped to a common ``(sh, sw)``.
-
-    Rendering works on 8-bit texture values (the authors' PNG textures are
-    8-bit; the procedural ones are rounded to the nearest of 256 levels) and
-    converts to float32 ``value / 255`` at the end: a quarter of the memory
-    traffic, and the whole stack fits in a CPU cache.
-    """
-
-    tex: np.ndarray  # (T, sh, sw) uint8
-    bias: tuple[int, ...]
-
-    @property
-    def sh(self) -> int:
-        return int(self.tex.shape[1])
-
-    @property
-    def sw(self) -> int:
-        return int(self.tex.shape[2])
-
-
 def quantize(texture: np.ndarray) -> np.ndarray:
     """A float texture in ``[0, 1]`` as the 8-bit values the renderer uses (uint8, same shape)."""
     return np.rint(np.clip(texture, 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
 @functools.lru_cache(maxsize=4)
-def _stack(source: str, data_root: str | None) -> _Stack:
+def _stack(source: str, data_root: str | None) -> TextureStack:
     bank = texture_bank(source, data_root)
     sh = min(t.shape[0] for t in bank.textures)
     sw = min(t.shape[1] for t in bank.textures)
     tex = np.stack([quantize(t[:sh, :sw]) for t in bank.textures])  # (T, sh, sw) uint8
     tex.setflags(write=False)
-    return _Stack(tex, tuple(bank.bias_indices))
+    return TextureStack(tex, tuple(bank.bias_indices))
 
 
 def digit_order(n: int, n_available: int, split: str, seed: int, epoch: int = 0) -> np.ndarray:
@@ -157,35 +137,13 @@ def digit_order(n: int, n_available: int, split: str, seed: int, epoch: int = 0)
     return np.concatenate(perms)[:n] if perms else np.zeros(0, dtype=np.int64)
 
 
-@dataclass
-class _Params:
-    """Every random choice of ``n`` samples (see :func:`sample_params`)."""
-
-    digit_index: np.ndarray  # (n,) index into the split's digits
-    digits: np.ndarray  # (n,) int64 class
-    fg_tex: np.ndarray  # (n,) texture id of the digit
-    fg_y: np.ndarray  # (n,) crop corner
-    fg_x: np.ndarray
-    bg_tex: np.ndarray  # (n, parts) texture id of each background part
-    bg_y: np.ndarray  # (n, parts)
-    bg_x: np.ndarray
-    bias_tex: int  # texture id of the (marked) bias texture
-    is_biased: np.ndarray  # (n,) bool: some part holds the bias texture
-    part: np.ndarray  # (n,) the part that holds the bias texture, -1 when none
-
-    @property
-    def bias_parts(self) -> np.ndarray:
-        """``(n, parts)`` bool: the parts filled with the bias texture."""
-        return self.bg_tex == self.bias_tex
-
-
 def _pick(u: np.ndarray, pool: np.ndarray) -> np.ndarray:
     """``pool[floor(u * len(pool))]`` for uniform ``u`` in ``[0, 1)``: a uniform draw from ``pool``."""
     return pool[np.minimum((u * len(pool)).astype(np.int64), len(pool) - 1)]
 
 
-def sample_params(config: ToyConfig, split: str, n: int, labels: np.ndarray, st: _Stack,
-                  epoch: int = 0) -> _Params:
+def sample_params(config: ToyConfig, split: str, n: int, labels: np.ndarray, st: TextureStack,
+                  epoch: int = 0) -> RenderParams:
     """Draw the random choices of ``n`` samples (digits, textures, crops, bias)."""
     res, parts, bias = config.render_side, config.n_parts, config.bias
     seed = config.seed if split == "train" else 0
@@ -231,7 +189,7 @@ def sample_params(config: ToyConfig, split: str, n: int, labels: np.ndarray, st:
     has = bg_tex == bias_tex  # (n, parts); all False when unbiased
     is_biased = has.any(axis=1)
     part = np.where(override, cat["part"], np.where(is_biased, has.argmax(axis=1), -1))
-    return _Params(
+    return RenderParams(
         digit_index=order,
         digits=digits,
         fg_tex=fg_tex,

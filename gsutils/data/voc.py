@@ -30,8 +30,8 @@ import torch
 from PIL import Image
 from torchvision.datasets import VOCDetection
 
+from gsutils.data.boxes import boxes_to_mask
 from gsutils.io import atomic_write_bytes, atomic_write_text
-from gsutils.metrics.pointing import boxes_to_mask
 
 #: The 20 PASCAL VOC classes in their standard order.
 VOC_CLASSES: tuple[str, ...] = (

@@ -12,6 +12,11 @@ The layer maps are combined by the weighted product of
 weigh more). Every map's sharpness is measured with
 :mod:`gsutils.metrics.captions`: its mass on the objects the caption names,
 its normalised entropy and its half-maximum area.
+
+:func:`main` is the chapter's command line, which trains (or restores),
+evaluates and explains the captioner::
+
+    python -m gsutils captioning --profile quick [--retrain] [--export]
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from gsutils.data.captions import DIGIT_CLASSES, Vocabulary, tokenize
 from gsutils.experiments.captioning import (
     captioner_config,
     evaluate_captioner,
+    export_shipped,
     load_split,
     normalize,
     train_or_load_captioner,
@@ -214,3 +220,28 @@ def layer_grids(model: Captioner, image_size: int, layers: Sequence[str] = EXPLA
         for m, flag in flags:
             m.training = flag
     return {n: seen[n] for n in layers}
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Train (or restore), evaluate and explain the profile's captioner; one line per result."""
+    from gsutils.cli import Parser, add_profile_arguments, parse_with_profile
+
+    parser = Parser(prog="python -m gsutils.experiments.caption_saliency",
+                    description="Train, evaluate and explain the NormGrad supplement-F captioner")
+    add_profile_arguments(parser)
+    parser.add_argument("--retrain", action="store_true", help="train instead of restoring a shipped captioner")
+    parser.add_argument("--export", action="store_true", help="copy the trained captioner to checkpoints/")
+    args, profile = parse_with_profile(parser, argv)
+    train_or_load_captioner(profile, progress=True, shipped=not args.retrain)
+    if args.export:
+        print(f"exported to {export_shipped(profile)}")
+    ev = evaluate_captioner(profile, progress=True)
+    print(", ".join(f"{k} {v:.3f}" for k, v in ev["scores"].items()))
+    if ev["mentions"] is not None:
+        print(f"object-mention F1 {ev['mentions']['f1']:.3f} (gate {ev['gate']['threshold']})")
+    for name, v in sharpness_summary(explain_captions(profile, progress=True)).items():
+        print(name, v)
+
+
+if __name__ == "__main__":
+    main()

@@ -23,7 +23,8 @@
   combination with linear weights (:mod:`gsutils.saliency.combine`), and the
   sharpness of every map (cached, ``caption_maps/<key>.npz``).
 
-From the command line::
+From the command line (train, evaluate and explain:
+:func:`gsutils.experiments.caption_saliency.main`)::
 
     python -m gsutils captioning --profile quick [--retrain] [--export]
 """
@@ -32,7 +33,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -427,29 +428,3 @@ def evaluate_captioner(profile: Profile, *, progress: bool = False) -> dict[str,
                 "captions": gen, "references": [list(r) for r in test.captions], "n": len(test)}
 
     return Store(profile.results_dir).get_or_compute("captioner_eval", cfg, compute, fmt="json")
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    """Train (or restore), evaluate and explain the profile's captioner; one line per result."""
-    from gsutils.cli import Parser, add_profile_arguments, parse_with_profile
-    from gsutils.experiments.caption_saliency import explain_captions, sharpness_summary
-
-    parser = Parser(prog="python -m gsutils.experiments.captioning",
-                    description="Train, evaluate and explain the NormGrad supplement-F captioner")
-    add_profile_arguments(parser)
-    parser.add_argument("--retrain", action="store_true", help="train instead of restoring a shipped captioner")
-    parser.add_argument("--export", action="store_true", help="copy the trained captioner to checkpoints/")
-    args, profile = parse_with_profile(parser, argv)
-    train_or_load_captioner(profile, progress=True, shipped=not args.retrain)
-    if args.export:
-        print(f"exported to {export_shipped(profile)}")
-    ev = evaluate_captioner(profile, progress=True)
-    print(", ".join(f"{k} {v:.3f}" for k, v in ev["scores"].items()))
-    if ev["mentions"] is not None:
-        print(f"object-mention F1 {ev['mentions']['f1']:.3f} (gate {ev['gate']['threshold']})")
-    for name, v in sharpness_summary(explain_captions(profile, progress=True)).items():
-        print(name, v)
-
-
-if __name__ == "__main__":
-    main()

@@ -45,6 +45,7 @@ import copy
 import io
 import json
 import math
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,7 @@ from torch import nn
 
 from gsutils.data.scenes import DIGIT_CLASSES, SceneSet, load_voc_split, scene_config, write_scenes
 from gsutils.data.voc import VOCDataset
+from gsutils.experiments.shipped import machine, pack_half, unpack_half, verified_shipped
 from gsutils.experiments.store import Store
 from gsutils.experiments.training import TrainState, discard_checkpoint, fit, mix_seed
 from gsutils.io import atomic_write_text, config_key, read_checked, write_checked
@@ -310,6 +312,28 @@ def _shipped_dir(profile: Profile, cfg: dict[str, Any]) -> Path:
     return SHIPPED_ROOT / profile.name / f"{KIND}-{config_key(cfg)}"
 
 
+def restore_snapshots(store: Store, src: Path, cfg: dict[str, Any], final: dict[str, torch.Tensor]) -> None:
+    """The final epoch's snapshot from ``final`` (float32), and the shipped earlier ones (marked float16).
+
+    The earlier epochs are restored all or none: a missing or corrupt file
+    leaves them absent, with a warning.
+    """
+    store.save(SNAPSHOT_KIND, {**cfg, "epoch": cfg["epochs"]}, {"state_dict": final, "precision": "float32"},
+               fmt="pt")
+    files = [src / SHIPPED_SNAPSHOTS.format(epoch=e) for e in range(1, cfg["epochs"])]
+    if not any(f.is_file() for f in files):
+        return
+    states: dict[int, dict[str, torch.Tensor]] = {}
+    try:
+        for f in files:
+            states.update(unpack_half(read_checked(f)))
+    except Exception as err:  # missing, checksum mismatch, unreadable: the snapshots stay absent
+        warnings.warn(f"ignoring the shipped snapshots in {src}: {err}", stacklevel=3)
+        return
+    for epoch, st in states.items():
+        store.save(SNAPSHOT_KIND, {**cfg, "epoch": epoch}, {"state_dict": st, "precision": "float16"}, fmt="pt")
+
+
 def restore_shipped(profile: Profile, arch: str) -> bool:
     """Put the shipped network of ``arch`` into the result store; ``True`` when it did.
 
@@ -317,8 +341,6 @@ def restore_shipped(profile: Profile, arch: str) -> bool:
     whose ``model.pt`` matches its checksum is used; anything else is ignored
     with a warning (the network is then trained).
     """
-    from gsutils.experiments.shipped import verified_shipped
-
     cfg = classifier_config(profile, arch)
     src = _shipped_dir(profile, cfg)
     if not verified_shipped(src, cfg, f"the {arch} classifier", SHIPPED_FILES):
@@ -326,8 +348,6 @@ def restore_shipped(profile: Profile, arch: str) -> bool:
     state = torch.load(io.BytesIO(read_checked(src / "model.pt")), map_location="cpu", weights_only=True)
     history = (src / "history.json").read_text()
     store = Store(profile.results_dir)
-    from gsutils.experiments.classifier_snapshots import restore_snapshots
-
     restore_snapshots(store, src, cfg, state)
     store.save(KIND, cfg, {"state_dict": state, "history": history}, fmt="pt")
     return True
@@ -350,12 +370,8 @@ def export_shipped(profile: Profile, arch: str) -> Path:
     snaps = {e: store.load(SNAPSHOT_KIND, {**cfg, "epoch": e}, "pt")["state_dict"] for e in range(1, cfg["epochs"])
              if store.exists(SNAPSHOT_KIND, {**cfg, "epoch": e}, "pt")}
     if len(snaps) == cfg["epochs"] - 1:  # all but the final epoch, which is model.pt
-        from gsutils.experiments.shipped import pack_half
-
         for e, state in snaps.items():
             write_checked(dst / SHIPPED_SNAPSHOTS.format(epoch=e), pack_half({e: state}))
-    from gsutils.experiments.shipped import machine
-
     atomic_write_text(dst / "provenance.json", json.dumps({**machine(), "threads": torch.get_num_threads()},
                                                           indent=1) + "\n")
     return dst

@@ -190,35 +190,3 @@ def train_deeplab(profile: Profile, recipe: DeepLabRecipe, images: Tensor, label
     (folder / "history.json").write_text(json.dumps(history, indent=1) + "\n")
     discard_checkpoint(folder / "checkpoint.pt")
     return state.model.eval(), history
-
-
-def scene_networks(profile: Profile, *, progress: bool = True) -> list[Path]:
-    """Train (or load) every DeepLab of the S2 and S3 chapters; their result folders."""
-    from gsutils.experiments import coco_context, street_context
-
-    data = street_context.street_data(profile, progress=progress)
-    street_context.street_network(profile, data, progress=progress)
-    out = [model_dir(profile, street_context.street_recipe(profile), data.key)]
-    coco = coco_context.coco_data(profile)
-    for recipe in coco_context.coco_recipes(profile, coco):
-        train_deeplab(profile, recipe, coco.train_x, coco.train_y, data_key=coco.key, progress=progress)
-        out.append(model_dir(profile, recipe, coco.key))
-    return out
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m gsutils scenes --profile quick [--export]``: train (or load) the S2/S3 DeepLabs."""
-    from gsutils.cli import Parser, add_profile_arguments, parse_with_profile
-
-    ap = Parser(prog="python -m gsutils scenes",
-                description="train (or load) the S2/S3 DeepLabs; --export copies them to checkpoints/")
-    add_profile_arguments(ap)
-    ap.add_argument("--export", action="store_true", help="copy the trained networks to checkpoints/<profile>")
-    a, profile = parse_with_profile(ap, argv)
-    for folder in scene_networks(profile):
-        print(folder, "->", export_shipped(profile, folder) if a.export else "(not exported)")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

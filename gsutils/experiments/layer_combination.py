@@ -39,21 +39,19 @@ import numpy as np
 import torch
 from torch import nn
 
-from gsutils.data.scenes import DIGIT_CLASSES, load_voc_split
 from gsutils.experiments.classifier_training import (  # noqa: F401  (gate, gated re-exported)
     check_profile_arch,
     gate,
     gated,
     classifier_config,
     evaluate_classifier,
-    scenes_root,
 )
-from gsutils.experiments.pointing_runs import (encode_hits, paired_bootstrap, pointing_accuracies, stand_in_hits,
-                                               with_decoded_hits)
+from gsutils.experiments.pointing_runs import (encode_hits, game_accuracy, num_classes, paired_bootstrap,
+                                               pointing_accuracies, stand_in_hits, with_decoded_hits)
 from gsutils.experiments.normgrad_data import STAND_IN, NormGradData
 from gsutils.experiments.store import Store
 from gsutils.metrics.pointing import SUBSETS, hit_region, is_hit
-from gsutils.models.classifiers import CANDIDATE_LAYERS, IMAGENET_NORMALIZATION
+from gsutils.models.classifiers import CANDIDATE_LAYERS
 from gsutils.profiles import Profile
 from gsutils.saliency.combine import MODES, combine_maps, linear_weights, uniform_weights
 from gsutils.saliency.extract_aggregate import extract_aggregate
@@ -152,21 +150,6 @@ def feature_spread(features: np.ndarray, labels: np.ndarray) -> float:
     if not shares:
         raise ValueError("no class is present in some but not all scenes: the spread is undefined")
     return float(np.mean(shares))
-
-
-def probe_train_split(profile: Profile, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The first ``n`` training scenes: normalised images ``(n, 3, S, S)`` and labels ``(n, 10)``."""
-    root = scenes_root(profile)
-    split = "probe_train"
-    ids = (root / "ImageSets" / "Main" / "train.txt").read_text().split()[:n]
-    # a VOC image set holding the first n training ids, written once beside the others
-    path = root / "ImageSets" / "Main" / f"{split}_{n}.txt"
-    if not path.is_file() or path.read_text().split() != ids:
-        from gsutils.io import atomic_write_text
-
-        atomic_write_text(path, "\n".join(ids) + "\n")
-    s = load_voc_split(root, f"{split}_{n}", DIGIT_CLASSES, normalization=IMAGENET_NORMALIZATION)
-    return s.images, s.labels
 
 
 def weights_config(profile: Profile, arch: str, data: NormGradData = STAND_IN) -> dict[str, Any]:
@@ -278,8 +261,6 @@ def combination_run(profile: Profile, arch: str, *, progress: bool = False,
 
 
 def _accuracy(run: dict[str, Any], key: tuple[str, ...], subset: str) -> float:
-    from gsutils.experiments.pointing_runs import game_accuracy, num_classes
-
     return 100 * game_accuracy(run["hits"][key], run["class_id"], run["difficult"], subset, num_classes(run))
 
 

@@ -27,8 +27,7 @@ import torch
 from gsutils.data.scenes import DIGIT_CLASSES
 from gsutils.experiments import classifier_training as ct
 from gsutils.experiments.classifier_snapshots import classifier_snapshot
-from gsutils.experiments.layer_combination import probe_train_split
-from gsutils.experiments.normgrad_data import STAND_IN, NormGradData
+from gsutils.experiments.normgrad_data import STAND_IN, NormGradData, probe_train_split
 from gsutils.experiments.store import Store
 from gsutils.models.classifiers import CANDIDATE_LAYERS
 from gsutils.profiles import Profile

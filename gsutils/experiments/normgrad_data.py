@@ -19,12 +19,15 @@ With a VOC-format directory and a VOC-trained checkpoint (e.g. TorchRay's
   reported, not required.
 
 :func:`normgrad_data` builds the description from a page's ``voc_root`` and
-``checkpoint_dir`` parameters; :meth:`NormGradData.key` enters the result
-store's keys, so stand-in and VOC results never mix.
+``checkpoint_dir`` parameters (:func:`torchray_checkpoint` finds the
+checkpoint); :meth:`NormGradData.key` enters the result store's keys, so
+stand-in and VOC results never mix. :func:`probe_train_split` is the
+stand-in's share of training scenes the layer probes of section C learn from.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,14 +37,47 @@ from torch import nn
 
 from gsutils.data.scenes import DIGIT_CLASSES, SceneSet, load_voc_split
 from gsutils.data.voc import VOC_CLASSES
+from gsutils.experiments.classifier_training import gate, scenes_root, test_scenes, train_or_load_classifier
+from gsutils.io import atomic_write_text
+from gsutils.models.classifiers import IMAGENET_NORMALIZATION
 from gsutils.profiles import Profile
 
-__all__ = ["NormGradData", "STAND_IN", "normgrad_data", "classifier_gate"]
+__all__ = ["NormGradData", "STAND_IN", "normgrad_data", "classifier_gate", "probe_train_split",
+           "torchray_checkpoint"]
 
 #: the papers' pointing tolerance on VOC's ~500 px images
 VOC_TOLERANCE_PX = 15
 #: the side VOC's tolerance refers to
 VOC_SIDE_PX = 500
+
+
+def probe_train_split(profile: Profile, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first ``n`` training scenes: normalised images ``(n, 3, S, S)`` and labels ``(n, 10)``."""
+    root = scenes_root(profile)
+    split = "probe_train"
+    ids = (root / "ImageSets" / "Main" / "train.txt").read_text().split()[:n]
+    # a VOC image set holding the first n training ids, written once beside the others
+    path = root / "ImageSets" / "Main" / f"{split}_{n}.txt"
+    if not path.is_file() or path.read_text().split() != ids:
+        atomic_write_text(path, "\n".join(ids) + "\n")
+    s = load_voc_split(root, f"{split}_{n}", DIGIT_CLASSES, normalization=IMAGENET_NORMALIZATION)
+    return s.images, s.labels
+
+
+def torchray_checkpoint(checkpoint_dir: str | os.PathLike, arch: str, dataset: str = "voc") -> Path:
+    """The TorchRay checkpoint of ``arch`` for ``dataset`` in a folder (``<arch>_<dataset>*.pth*``)."""
+    folder = Path(checkpoint_dir).expanduser()
+    if not folder.is_dir():
+        raise FileNotFoundError(f"checkpoint_dir {str(folder)!r} is not a folder")
+    if dataset not in ("voc", "coco"):
+        raise ValueError(f"dataset must be 'voc' or 'coco', got {dataset!r}")
+    found = sorted(folder.glob(f"{arch}_{dataset}*.pth*"))
+    found = [f for f in found if not f.name.endswith(".sha256")]
+    if not found:
+        raise FileNotFoundError(
+            f"no {arch}_{dataset}*.pth* in {str(folder)!r} (TorchRay's files are named like "
+            f"vgg16_voc-b050e8c3.pth.tar); present: {sorted(p.name for p in folder.iterdir())}")
+    return found[0]
 
 
 @dataclass(frozen=True)
@@ -89,10 +125,8 @@ class NormGradData:
     def model(self, profile: Profile, arch: str, *, progress: bool = False) -> nn.Module:
         """The classifier in eval mode on the profile's device."""
         if not self.is_voc:
-            from gsutils.experiments.classifier_training import train_or_load_classifier
-
             return train_or_load_classifier(profile, arch, progress=progress)
-        from gsutils.models.classifiers import build_classifier
+        from gsutils.models.classifiers import build_classifier  # looked up here: tests narrow it
 
         model = build_classifier(arch, len(VOC_CLASSES), checkpoint=self.checkpoint)
         return model.to(torch.device(profile.device)).eval()
@@ -100,23 +134,17 @@ class NormGradData:
     def test(self, profile: Profile) -> SceneSet:
         """The test scenes, normalised as the classifier expects."""
         if not self.is_voc:
-            from gsutils.experiments.classifier_training import test_scenes
-
             return test_scenes(profile)
         return self._split(profile, "test")
 
     def probe_train(self, profile: Profile, n: int) -> tuple[torch.Tensor, torch.Tensor]:
         """The first ``n`` training scenes: normalised images ``(n, 3, S, S)`` and multi-hot labels."""
         if not self.is_voc:
-            from gsutils.experiments.layer_combination import probe_train_split
-
             return probe_train_split(profile, n)
         s = self._split(profile, "trainval")
         return s.images[:n], s.labels[:n]
 
     def _split(self, profile: Profile, split: str) -> SceneSet:
-        from gsutils.models.classifiers import IMAGENET_NORMALIZATION
-
         return load_voc_split(Path(self.voc_root).expanduser(), split, VOC_CLASSES,
                               normalization=IMAGENET_NORMALIZATION, side=int(profile.normgrad.image_size))
 
@@ -132,15 +160,11 @@ def normgrad_data(arch: str, voc_root: str = "", checkpoint_dir: str = "") -> No
     if not checkpoint_dir:
         raise ValueError(f"voc_root={voc_root!r} was given without checkpoint_dir, the folder holding "
                          "TorchRay's VOC checkpoints (vgg16_voc-*.pth.tar, resnet50_voc-*.pth.tar)")
-    from gsutils.experiments.pointing_runs import torchray_checkpoint
-
     return NormGradData(str(voc_root), str(torchray_checkpoint(checkpoint_dir, arch, "voc")))
 
 
 def classifier_gate(profile: Profile, test_maps: dict[str, float], data: dict[str, NormGradData]) -> dict[str, Any]:
     """The gate of the depth claims: the stand-in classifiers' test mAP; published VOC checkpoints are not gated."""
-    from gsutils.experiments.classifier_training import gate
-
     ours = {a: m for a, m in test_maps.items() if not data[a].is_voc}
     if not ours:
         return {"threshold": None, "maps": dict(test_maps), "passed": True,

@@ -30,14 +30,15 @@ from gsutils.experiments.classifier_training import (
     classifier_config,
     evaluate_classifier,
 )
+from gsutils.data.boxes import is_difficult_pair
 from gsutils.data.voc import VOC_CLASSES, VOCDataset
+from gsutils.experiments.normgrad_data import STAND_IN, torchray_checkpoint
 from gsutils.experiments.store import Store
 from gsutils.metrics.pointing import (
     DEFAULT_TOLERANCE,
     SUBSETS,
     PointingGame,
     hit_region,
-    is_difficult_pair,
     is_hit,
 )
 from gsutils.models.classifiers import CANDIDATE_LAYERS, build_classifier, input_normalization, normalize_images
@@ -171,8 +172,6 @@ def stand_in_hits(profile: Profile, arch: str, score: Callable[..., dict[tuple[s
     stand-in) may name a VOC directory and checkpoint instead.
     """
     from tqdm.auto import tqdm
-
-    from gsutils.experiments.normgrad_data import STAND_IN
 
     data = STAND_IN if data is None else data
     tol = data.tolerance(profile)
@@ -316,22 +315,6 @@ def runs_gate(profile: Profile, runs: Sequence[dict[str, Any]]) -> dict[str, Any
     if not maps:
         return {"threshold": None, "maps": {}, "passed": True, "note": "published VOC checkpoints: no gate"}
     return gate(profile, maps)
-
-
-def torchray_checkpoint(checkpoint_dir: str | os.PathLike, arch: str, dataset: str = "voc") -> Path:
-    """The TorchRay checkpoint of ``arch`` for ``dataset`` in a folder (``<arch>_<dataset>*.pth*``)."""
-    folder = Path(checkpoint_dir).expanduser()
-    if not folder.is_dir():
-        raise FileNotFoundError(f"checkpoint_dir {str(folder)!r} is not a folder")
-    if dataset not in ("voc", "coco"):
-        raise ValueError(f"dataset must be 'voc' or 'coco', got {dataset!r}")
-    found = sorted(folder.glob(f"{arch}_{dataset}*.pth*"))
-    found = [f for f in found if not f.name.endswith(".sha256")]
-    if not found:
-        raise FileNotFoundError(
-            f"no {arch}_{dataset}*.pth* in {str(folder)!r} (TorchRay's files are named like "
-            f"vgg16_voc-b050e8c3.pth.tar); present: {sorted(p.name for p in folder.iterdir())}")
-    return found[0]
 
 
 def pointing_data_args(arch: str, voc_root: str = "", checkpoint_dir: str = "") -> dict[str, Any]:

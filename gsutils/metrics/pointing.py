@@ -15,6 +15,10 @@ a hit needs ``dx**2 + dy**2 < tolerance**2`` (strictly), which is TorchRay's
 One deliberate difference: the mean over classes here skips classes that had
 no pair at all (TorchRay counts them as accuracy 0), which matters for the
 difficult subset of a small test set.
+
+The ground truth's geometry (boxes to masks, the difficult subset's rule) is
+:mod:`gsutils.data.boxes`, which the datasets use too; its public names are
+re-exported here.
 """
 
 from __future__ import annotations
@@ -25,73 +29,17 @@ import numpy as np
 import torch
 from scipy import ndimage
 
+from gsutils.data.boxes import (  # noqa: F401  (the ground truth's geometry, re-exported in __all__)
+    DIFFICULT_AREA_FRACTION,
+    as_2d,
+    as_bool_mask,
+    boxes_to_mask,
+    is_difficult_pair,
+)
+
 #: The papers' tolerance in pixels.
 DEFAULT_TOLERANCE = 15
-#: A class is "small" when its ground truth covers less than this fraction of the image.
-DIFFICULT_AREA_FRACTION = 0.25
 SUBSETS = ("all", "difficult")
-
-
-def _as_2d(t, name: str) -> torch.Tensor:
-    """A ``(H, W)`` tensor from a tensor or array of shape ``(H, W)`` or ``(1, H, W)``."""
-    if isinstance(t, np.ndarray):
-        t = torch.from_numpy(t)
-    if not isinstance(t, torch.Tensor):
-        raise TypeError(f"{name} must be a (H, W) tensor or array, got {type(t).__name__}")
-    if t.dim() == 3 and t.shape[0] == 1:
-        t = t[0]
-    if t.dim() != 2:
-        raise ValueError(f"{name} must have shape (H, W) or (1, H, W), got {tuple(t.shape)}")
-    return t
-
-
-def _as_bool_mask(gt, name: str = "gt") -> torch.Tensor:
-    """A ``(H, W)`` bool tensor from a tensor or array (``(1, H, W)`` is squeezed)."""
-    gt = _as_2d(gt, name)
-    if gt.dtype != torch.bool:
-        if gt.is_floating_point() or gt.dtype in (torch.uint8, torch.int32, torch.int64):
-            gt = gt != 0
-        else:
-            raise TypeError(f"{name} must be boolean or numeric, got dtype {gt.dtype}")
-    return gt
-
-
-def boxes_to_mask(boxes: Sequence[Sequence[int]] | torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """Union of boxes as a ``(height, width)`` bool mask.
-
-    Parameters
-    ----------
-    boxes:
-        ``(K, 4)`` integer boxes ``(xmin, ymin, xmax, ymax)`` in 0-based pixel
-        coordinates, both ends inclusive (VOC's 1-based XML values minus one).
-        A box that reaches past the image is clipped to it (VOC's XML holds
-        the odd ``0`` or ``width + 1``).
-    height, width:
-        Image size.
-
-    Raises
-    ------
-    ValueError
-        A box that is not four numbers, is degenerate (``xmax < xmin`` or
-        ``ymax < ymin``) or lies entirely outside the image; the message
-        names the box and its index.
-    """
-    for name, v in (("height", height), ("width", width)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-            raise ValueError(f"{name} must be a positive int, got {v!r}")
-    mask = torch.zeros(height, width, dtype=torch.bool)
-    for i, box in enumerate(boxes.tolist() if isinstance(boxes, torch.Tensor) else boxes):
-        if len(box) != 4:
-            raise ValueError(f"each box must be (xmin, ymin, xmax, ymax), got box {i} = {box!r}")
-        x0, y0, x1, y1 = (int(v) for v in box)
-        if x1 < x0 or y1 < y0:
-            raise ValueError(f"box {i} = {box!r} has xmax < xmin or ymax < ymin")
-        if x1 < 0 or y1 < 0 or x0 >= width or y0 >= height:
-            raise ValueError(f"box {i} = {box!r} lies entirely outside the {height}x{width} image "
-                             "(0-based inclusive coordinates)")
-        # clip to the image: a negative bound must not wrap around as a Python slice
-        mask[max(y0, 0): min(y1, height - 1) + 1, max(x0, 0): min(x1, width - 1) + 1] = True
-    return mask
 
 
 def map_argmax_point(saliency: torch.Tensor) -> tuple[int, int]:
@@ -102,7 +50,7 @@ def map_argmax_point(saliency: torch.Tensor) -> tuple[int, int]:
     saliency:
         ``(H, W)`` or ``(1, H, W)`` map.
     """
-    saliency = _as_2d(saliency, "saliency map")
+    saliency = as_2d(saliency, "saliency map")
     if not torch.isfinite(saliency).all():
         raise ValueError("saliency map contains NaN or infinite values")
     width = saliency.shape[1]
@@ -123,7 +71,7 @@ def hit_region(gt: torch.Tensor | np.ndarray, tolerance: int = DEFAULT_TOLERANCE
     tolerance:
         Radius in pixels (a positive int).
     """
-    gt = _as_bool_mask(gt)
+    gt = as_bool_mask(gt)
     if not bool(gt.any()):
         raise ValueError("ground truth mask gt is empty (no pixel of the class); the pair cannot be scored")
     if isinstance(tolerance, bool) or not isinstance(tolerance, int) or tolerance < 1:
@@ -134,13 +82,6 @@ def hit_region(gt: torch.Tensor | np.ndarray, tolerance: int = DEFAULT_TOLERANCE
     yy, xx = np.indices(g.shape)
     d2 = (yy - iy) ** 2 + (xx - ix) ** 2  # (H, W) exact squared integer distances
     return torch.from_numpy(d2 < tolerance**2)
-
-
-def is_difficult_pair(gt: torch.Tensor | np.ndarray, n_classes_present: int) -> bool:
-    """The difficult subset: the class covers < 1/4 of the image and another class is present."""
-    gt = _as_bool_mask(gt)
-    frac = float(gt.sum()) / gt.numel()
-    return frac < DIFFICULT_AREA_FRACTION and n_classes_present > 1
 
 
 def is_hit(map_or_point, gt: torch.Tensor | np.ndarray, tolerance: int = DEFAULT_TOLERANCE, *,
@@ -163,7 +104,7 @@ def is_hit(map_or_point, gt: torch.Tensor | np.ndarray, tolerance: int = DEFAULT
         Optional precomputed :func:`hit_region` of ``gt`` (to score many
         maps against the same ground truth quickly).
     """
-    gt = _as_bool_mask(gt)
+    gt = as_bool_mask(gt)
     if region is None:
         region = hit_region(gt, tolerance)
     else:
@@ -244,7 +185,7 @@ class PointingGame:
             The class, ``0 <= class_id < num_classes``.
         difficult:
             Whether the pair belongs to the difficult subset (see
-            :func:`is_difficult_pair`).
+            :func:`gsutils.data.boxes.is_difficult_pair`).
         skip:
             Skip the pair (e.g. all its VOC boxes are marked difficult).
         region:
