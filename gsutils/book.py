@@ -155,6 +155,33 @@ def inject_profile(nb, params: dict, stamp: str):
     return nb
 
 
+#: Jupyter Book's cell tags that decide how a cell is shown
+_SHOW_TAGS = ("remove-cell", "remove-input", "remove-output", "hide-cell", "hide-input", "hide-output")
+
+
+def present_cells(nb):
+    """Tag ``nb``'s cells for reading: the page shows prose, outputs and figures; code is one click away.
+
+    The ``parameters`` cell and papermill's ``injected-parameters`` cell are removed from the
+    page (the profile note says what ran); every other code cell gets ``hide-input`` unless
+    the page gave it a display tag of its own (``show-input`` keeps the code visible, for a
+    cell whose code the page explains). Returns ``nb`` (changed in place).
+    """
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        tags = list(cell.get("metadata", {}).get("tags", []))
+        if "parameters" in tags or "injected-parameters" in tags:
+            add = "remove-cell"
+        elif "show-input" in tags or any(t in tags for t in _SHOW_TAGS):
+            continue
+        else:
+            add = "hide-input"
+        if add not in tags:
+            cell.setdefault("metadata", {})["tags"] = tags + [add]
+    return nb
+
+
 def _atomic_copy(src: Path, dst: Path) -> None:
     from gsutils.io import atomic_write_bytes
 
@@ -205,6 +232,7 @@ def execute(chapter: str, params: dict, stamp_dir: Path, lib: str, force: bool =
         str(tmp_in), str(tmp_out), parameters=params, cwd=str(src.parent),
         kernel_name="python3", progress_bar=False, log_output=False,
     )
+    nbformat.write(present_cells(nbformat.read(tmp_out, as_version=4)), tmp_out)
     # the executed notebook appears only once complete; this profile keeps its own copy
     _atomic_copy(tmp_out, copy)
     os.replace(tmp_out, out)
@@ -293,21 +321,10 @@ def build(strict: bool = False) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from gsutils.cli import Parser, add_profile_arguments, fail, profile_or_exit
+    from gsutils.cli import fail, profile_or_exit
+    from gsutils.cli_commands import command_parser
 
-    p = Parser(prog="python -m gsutils.book", description=__doc__.split("\n")[0])
-    add_profile_arguments(p, data_root_default="")
-    p.add_argument("--only", nargs="+", metavar="CHAPTER",
-                   help="chapter ids such as grid_saliency/01_toy_dataset (the report is re-run too)")
-    p.add_argument("--force", action="store_true", help="re-execute even if unchanged")
-    p.add_argument("--no-build", action="store_true", help="execute only")
-    p.add_argument("--build-only", action="store_true", help="build the book from executed notebooks")
-    p.add_argument("--strict", action="store_true", help="build with -W -n --keep-going")
-    p.add_argument("--no-report", action="store_true",
-                   help="with --only: do not re-run the reproduction report")
-    p.add_argument("--jobs", type=int, default=1,
-                   help="run the book's parts (chains of dependent chapters) in up to JOBS "
-                        "parallel processes, each kernel limited to one thread")
+    p = command_parser("book", prog="python -m gsutils.book")
     args = p.parse_args(argv)
     if args.jobs < 1:
         fail(p, f"--jobs must be at least 1, got {args.jobs}")

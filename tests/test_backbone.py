@@ -179,6 +179,28 @@ def test_executor_runs_a_chapter_and_reports_a_failing_one(tmp_path, monkeypatch
     out = (part / "01_ok.ipynb").read_text()
     assert "profile is quick" in out
     assert book.execute("p/01_ok", {"profile": "quick"}, stamps, "lib") == "cached"
+    import nbformat
+
+    tags = [c.metadata.get("tags", []) for c in nbformat.read(part / "01_ok.ipynb", as_version=4).cells
+            if c.cell_type == "code"]
+    # for reading: the parameters and papermill's injected cell leave the page, the code folds away
+    assert ["parameters", "remove-cell"] in tags and ["injected-parameters", "remove-cell"] in tags
+    assert ["hide-input"] in tags
     with pytest.raises(Exception, match="boom in chapter"):
         book.execute("p/02_bad", {"profile": "quick"}, stamps, "lib")
     assert not (part / "02_bad.ipynb").exists(), "a failed chapter leaves no executed notebook"
+
+
+def test_present_cells_keeps_a_page_s_own_display_tags():
+    import nbformat
+
+    from gsutils.book import present_cells
+
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("x = 1", metadata={"tags": ["show-input"]}),
+        nbformat.v4.new_code_cell("y = 2", metadata={"tags": ["remove-input"]}),
+        nbformat.v4.new_code_cell("z = 3"),
+        nbformat.v4.new_markdown_cell("text"),
+    ])
+    present_cells(present_cells(nb))  # idempotent
+    assert [c.metadata.get("tags") for c in nb.cells] == [["show-input"], ["remove-input"], ["hide-input"], None]
