@@ -13,17 +13,8 @@
 # %% [markdown]
 # # Reproduction report
 #
-# Every claim the chapters of this book check, in one table: the section of the
-# supplement, the claim, the paper's number where it gives one, the number
-# measured here, the criterion the verdict was computed with, and the verdict.
-# The rows are written by the chapters as they run (`gsutils.claims`); this page
-# only reads them.
-#
-# Gates are listed apart. A gate is this project's own precondition, fixed
-# before measuring (for example, a network that segments the digits well
-# enough to be explained); when it fails, the claims that rest on it read "not
-# measured", and the failure says nothing about the paper. So the counts below
-# give the papers' claims first and the gates separately.
+# Every claim the chapters of this book check, read from the ledger the
+# chapters write as they run (`gsutils.claims`); this page only reads it.
 
 # %% tags=["parameters"]
 profile = "quick"
@@ -31,39 +22,57 @@ device = "auto"
 seed = 0
 data_root = ""
 
-# %%
+# %% tags=["hide-input"]
 from gsutils import claims
 from gsutils.profiles import get_profile
-from gsutils.claims import gates, paper_claims
-from gsutils.report import ledger_html, verdict_counts
+from gsutils.report import Report
 
 cfg = get_profile(profile, device=device, seed=seed, data_root=data_root or None)
-rows = claims.load(cfg.results_dir)
+report = Report(claims.load(cfg.results_dir))
+
+# %% tags=["remove-input"]
+# NBVAL_CHECK_OUTPUT
+report.intro()
 
 # %% [markdown]
-# ## Summary
+# A *claim* is something a paper states. A *gate* is this project's own
+# precondition, fixed before measuring (for example, a network that segments
+# the digits well enough to be explained); when a gate fails, the claims that
+# rest on it read "not measured", and the failure says nothing about the
+# paper. So claims and gates are counted apart.
+#
+# ## By chapter
+#
+# Each chapter's claims by verdict, and its gates; a chapter's name leads to
+# its page.
 
-# %%
+# %% tags=["remove-input"]
 # NBVAL_CHECK_OUTPUT
-verdict_counts(rows)
+report.summary()
 
 # %% [markdown]
 # ## Grid Saliency (Hoyer et al., 2019)
+#
+# Per chapter: the section of the supplement (a link to the chapter), the
+# claim, the paper's number where it gives one, the number measured here and
+# the verdict. The criterion the verdict was computed with, fixed before
+# measuring, and the chapter's note unfold under each claim.
 
-# %%
-ledger_html([r for r in paper_claims(rows) if r.paper == "grid_saliency"])
+# %% tags=["remove-input"]
+report.claims("grid_saliency")
 
 # %% [markdown]
 # ## There and Back Again (Rebuffi et al., 2020)
 
-# %%
-ledger_html([r for r in paper_claims(rows) if r.paper == "normgrad"])
+# %% tags=["remove-input"]
+report.claims("normgrad")
 
 # %% [markdown]
 # ## Gates
 #
-# The preconditions each chapter fixed before measuring; not claims of either
-# paper.
+# The preconditions the chapters fixed before measuring; not claims of either
+# paper. A gate that several chapters record (the same network, the same
+# number) is listed once, with the chapters that record it.
 
-# %%
-ledger_html(gates(rows))
+# %% tags=["remove-input"]
+report.gates()

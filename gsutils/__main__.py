@@ -9,7 +9,8 @@ The commands of :data:`DELEGATED` are the command lines of other modules:
 ``python -m gsutils train ARGS`` runs
 ``gsutils.experiments.segmentation.main(ARGS)``, and so on; ``--help`` after
 the command shows that module's arguments. They are parsed here first, by the
-command's parser in :mod:`gsutils.cli_commands`, which imports no torch: ``--help``
+command's parser in :mod:`gsutils.cli_commands` (the module's ``main`` parses
+with the same one), which imports no torch: ``--help``
 and a usage error take a fraction of a second, and the module (and torch) is
 imported only to run the command. The profile arguments they share
 (``--profile``, ``--device``, ``--seed``, ``--data-root``:
@@ -167,7 +168,8 @@ DELEGATED: dict[str, tuple[str, str]] = {
                  "train the NormGrad stand-in classifiers of the pointing game and print their test mAP"),
     "layers": ("gsutils.experiments.layer_combination",
                "NormGrad sections C, D and E: layer combination, meta-saliency, weight randomisation"),
-    "shipped": ("gsutils.experiments.shipped", "retrain, export or list the shipped networks of a profile"),
+    "shipped": ("gsutils.experiments.shipped_unets",
+                "retrain, export or list the shipped Grid Saliency U-Nets of a profile"),
     "backbones": ("gsutils.experiments.backbones",
                   "train, evaluate and explain the S1.5 backbone comparison (locally or on Dask)"),
     "sweeps": ("gsutils.experiments.sweeps",

@@ -161,7 +161,8 @@ def add_executor_arguments(parser: argparse.ArgumentParser, *, executor: str | N
 
     ``--executor``, ``--address``, ``--workers`` and the dask-jobqueue options
     ``--cluster``, ``--jobs``, ``--queue``, ``--walltime``, ``--memory``,
-    ``--account``. Resolve them with :func:`executor_or_exit`.
+    ``--account``. Resolve them with :func:`gsutils.experiments.executor.executor_or_exit`,
+    which starts the cluster.
     """
     parser.add_argument("--executor", default=executor, choices=("local", "dask"),
                         help="where the tasks run (default: " + (executor or "the profile's") + ")")
@@ -183,42 +184,6 @@ def grid_parser(prog: str, description: str, *, executor: str | None = "local",
     add_profile_arguments(parser)
     add_executor_arguments(parser, executor=executor, workers=workers)
     return parser
-
-
-@contextmanager
-def executor_or_exit(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Iterator[tuple[Any, Any, Any]]:
-    """``(executor, address, workers)`` from :func:`add_executor_arguments`' options.
-
-    A bad combination is a one-line error. With ``--cluster`` the jobqueue
-    cluster is started here and closed when the block ends; an address (given
-    or the cluster's) implies the Dask executor.
-    """
-    if args.workers is not None and args.workers < 1:
-        fail(parser, f"--workers must be at least 1, got {args.workers}")
-    if args.cluster and args.address:
-        fail(parser, "give either --cluster or --address, not both")
-    if args.jobs < 1:
-        fail(parser, f"--jobs must be at least 1, got {args.jobs}")
-    if args.address is not None and args.executor == "local":
-        fail(parser, "--address is only used with --executor dask")
-    cluster, address, executor = None, args.address, args.executor
-    if args.cluster:
-        from gsutils.experiments.executor import make_cluster
-
-        kw = {k: v for k, v in {"queue": args.queue, "walltime": args.walltime, "memory": args.memory,
-                                "account": args.account}.items() if v is not None}
-        try:
-            cluster = make_cluster(args.cluster, args.jobs, **kw)
-        except (ImportError, ValueError, RuntimeError, OSError) as err:
-            fail(parser, f"could not start the {args.cluster} cluster: {err}")
-        address = cluster.scheduler_address
-    if address is not None:
-        executor = "dask"
-    try:
-        yield executor, address, args.workers
-    finally:
-        if cluster is not None:
-            cluster.close()
 
 
 def resolve_profile(name: str, **kwargs: Any):

@@ -4,14 +4,16 @@ The runners of the commands (``gsutils.experiments.*``, ``gsutils.book``)
 import torch, matplotlib or Dask when they are imported, which takes seconds.
 ``python -m gsutils`` parses a command's arguments with
 :func:`command_parser` first, so ``--help`` and a usage error are answered
-before any of that is imported; the runner's ``main`` then parses the same
-arguments again and does the work.
+before any of that is imported. Each runner's ``main`` builds its parser
+here too (``command_parser(command, prog=...)``) and adds only its checks
+after parsing, so every argument of every command is defined once, in this
+module; ``tests/test_cli_fast_help.py`` checks that each runner does.
 
 This module imports only :mod:`gsutils.cli` (and through it
 :mod:`gsutils.profiles`). The few names it needs from heavy modules are
 copied here (:data:`UNET_BACKBONES`, :data:`CLASSIFIER_ARCHS`,
 :data:`OTHER_DIGIT_DIVISOR`); ``tests/test_cli_fast_help.py`` checks that
-they, and every parser here, equal what the runners use.
+they equal the originals.
 """
 
 from __future__ import annotations
@@ -127,7 +129,8 @@ def _book(prog: str) -> argparse.ArgumentParser:
     return ap
 
 
-#: command -> the builder of its parser (``gsutils.__main__.DELEGATED`` names the module that runs it)
+#: command -> the builder of its parser, ``builder(prog)`` (``gsutils.__main__.DELEGATED`` names the
+#: module whose ``main`` runs the command and builds its parser with :func:`command_parser`)
 PARSERS: dict[str, Callable[[str], argparse.ArgumentParser]] = {
     "train": _train,
     "saliency": _saliency,
@@ -143,7 +146,13 @@ PARSERS: dict[str, Callable[[str], argparse.ArgumentParser]] = {
 
 
 def command_parser(command: str, prog: str | None = None) -> argparse.ArgumentParser:
-    """The parser of ``python -m gsutils <command>`` (its usage names ``prog``, by default that command line)."""
+    """The parser of ``python -m gsutils <command>`` (its usage names ``prog``, by default that command line).
+
+    The one definition of the command's arguments: ``python -m gsutils`` parses
+    with it before importing the runner, and the runner's ``main`` parses with
+    it (``prog`` naming the runner's module, which ``python -m gsutils``
+    renames through :func:`gsutils.cli.command_prog`).
+    """
     if command not in PARSERS:
         raise ValueError(f"no command {command!r}; the commands with a runner module are {', '.join(PARSERS)}")
     return PARSERS[command](prog or f"python -m gsutils {command}")

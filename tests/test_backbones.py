@@ -15,10 +15,10 @@ from gsutils.profiles import get_profile
 
 
 def test_every_quick_comparison_network_is_shipped_and_compact():
-    from gsutils.experiments import shipped
+    from gsutils.experiments import shipped_unets
 
     p = bk.backbone_profile(get_profile("quick", device="cpu"))
-    rows = shipped.manifest(p, bk.backbone_runs(p))
+    rows = shipped_unets.manifest(p, bk.backbone_runs(p))
     assert all(r["shipped"] for r in rows), [r["network"] for r in rows if not r["shipped"]]
     assert max(r["kB"] for r in rows) < 6_000  # float16: at most about 5 MB (MobileNetV2's 2.5M parameters)
     assert sum(r["kB"] for r in rows) * 1024 < 40_000_000  # 9 networks

@@ -28,31 +28,16 @@ from import_graph import (
     without,
 )
 
-# ------------------------------------------------------------------------------ what is left (issue 25)
-# The cycles and upward imports below sit in files that are being changed elsewhere. Each entry names
-# the edges to remove and what has to move; delete the entry with them (a test fails on an entry whose
-# edge is gone or no longer closes a cycle, so the lists only shrink).
+# ------------------------------------------------------------------------------ allowlists
+# An import that breaks the layering or closes a cycle may be listed here, named after what has to move,
+# while the change that removes it is under way (issue 25 emptied both). A test fails on an entry whose
+# edge is gone or no longer closes a cycle, so the lists only shrink.
 
 #: cycle -> the edges that close it (with them left out, the graph has no cycle)
-KNOWN_CYCLES: dict[str, tuple[tuple[str, str], ...]] = {
-    # segmentation -> shipped -> backbones -> context_saliency -> segmentation, and segmentation <-> shipped:
-    # the shipped type should take a config and a train function instead of importing the Grid Saliency
-    # runners (model_dir, train_config, grid_runs, train_unet from segmentation; backbone_profile,
-    # backbone_runs from backbones)
-    "shipped networks <-> Grid Saliency runners": (
-        ("gsutils.experiments.shipped", "gsutils.experiments.backbones"),
-        ("gsutils.experiments.shipped", "gsutils.experiments.segmentation"),
-    ),
-}
+KNOWN_CYCLES: dict[str, tuple[tuple[str, str], ...]] = {}
 
 #: upward import -> the edges
-KNOWN_UPWARD: dict[str, tuple[tuple[str, str], ...]] = {
-    # cli.executor_or_exit starts a dask-jobqueue cluster with experiments.executor.make_cluster: it moves
-    # beside make_cluster (experiments/executor.py), and segmentation, backbones and sweeps import it there
-    "cli starts a cluster": (
-        ("gsutils.cli", "gsutils.experiments.executor"),
-    ),
-}
+KNOWN_UPWARD: dict[str, tuple[tuple[str, str], ...]] = {}
 
 
 def _known(table: dict[str, tuple[tuple[str, str], ...]]) -> set[tuple[str, str]]:

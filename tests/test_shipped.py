@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from gsutils.experiments import segmentation as seg
-from gsutils.experiments import shipped
+from gsutils.experiments import shipped, shipped_unets
 from gsutils.profiles import get_profile
 
 #: compares floats or bytes to what the same code made elsewhere: also run with a forced CPU kernel set
@@ -24,11 +24,18 @@ def quick(tmp_path):
 
 
 def test_every_quick_network_is_shipped(quick):
-    rows = shipped.manifest(quick, seg.grid_runs(quick))
+    rows = shipped_unets.manifest(quick, seg.grid_runs(quick))
     missing = [r["network"] for r in rows if not r["shipped"]]
     assert not missing, (f"no shipped network for {missing}: train them with "
-                         "`python -m gsutils.experiments.shipped --profile quick --retrain --export`")
-    assert sum(r["kB"] for r in rows) < 20_000  # compact: a few MB in all
+                         "`python -m gsutils shipped --profile quick --retrain --export`")
+    assert max(r["kB"] for r in rows) < 3_000  # compact: 2.6 MB each (1.3M float16 weights)
+
+
+def test_the_manifest_takes_the_key_of_other_runs(quick):
+    from types import SimpleNamespace
+
+    rows = shipped.manifest(quick, [SimpleNamespace(label="x")], key=lambda profile, run: "no-such-key")
+    assert rows == [{"network": "x", "key": "no-such-key", "shipped": False, "sha256": None, "kB": None}]
 
 
 @pytest.fixture
@@ -40,7 +47,7 @@ def tiny_shipped(tmp_path, monkeypatch):
     monkeypatch.setattr(shipped, "SHIPPED_ROOT", tmp_path / "checkpoints")
     run = seg.grid_runs(prof)[1]
     seg.train_or_load(prof, run, progress=False, shipped=False)
-    (folder,) = shipped.export(prof, [run])
+    (folder,) = shipped_unets.export(prof, [run])
     fresh = dataclasses.replace(prof, results_dir=tmp_path / "fresh")
     return fresh, run, folder
 
@@ -58,13 +65,18 @@ def test_restore_loads_the_shipped_weights_without_training(tiny_shipped, monkey
         assert torch.equal(v.cpu(), weights[k].to(v.dtype)), k
 
 
+def _restore(prof, run) -> bool:
+    out = seg.model_dir(prof, run)
+    return shipped.restore(shipped.shipped_dir(prof, out.name), out, seg.train_config(prof, run), run.label)
+
+
 def test_restore_refuses_another_config_and_a_bad_checksum(tiny_shipped):
     prof, run, folder = tiny_shipped
     cfg = json.loads((folder / "config.json").read_text())
     cfg["recipe"]["lr"] = 1.0
     (folder / "config.json").write_text(json.dumps(cfg))
     with pytest.warns(UserWarning, match="config differs"):
-        assert not shipped.restore(prof, run)
+        assert not _restore(prof, run)
     shutil.rmtree(prof.results_dir, ignore_errors=True)
     cfg["recipe"]["lr"] = seg.train_config(prof, run)["recipe"]["lr"]
     (folder / "config.json").write_text(json.dumps(cfg))
@@ -72,7 +84,7 @@ def test_restore_refuses_another_config_and_a_bad_checksum(tiny_shipped):
     data[-1] ^= 1
     (folder / "model.pt").write_bytes(bytes(data))
     with pytest.warns(UserWarning, match="ignoring shipped network"):
-        assert not shipped.restore(prof, run)
+        assert not _restore(prof, run)
     assert not (seg.model_dir(prof, run) / "model.pt").exists()
 
 
@@ -85,7 +97,7 @@ def test_each_exported_network_records_the_machine_that_trained_it(tiny_shipped)
     other = {"torch": "0.0", "cpu_capability": "DEFAULT", "cpu": "another CPU", "threads": 1}
     (root / "PROVENANCE.json").write_text(json.dumps(other))
     trained = dataclasses.replace(prof, results_dir=prof.results_dir.parent / "trained")
-    shipped.export(trained, [run])
+    shipped_unets.export(trained, [run])
     assert json.loads((root / "PROVENANCE.json").read_text()) == other
     assert shipped.provenance(prof, folder) == {**shipped.machine(), "threads": 1}
     (folder / "provenance.json").unlink()

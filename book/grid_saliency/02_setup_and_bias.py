@@ -44,7 +44,7 @@
 # ## Parameters
 #
 # The profile's settings (a value the paper sets differently shows the paper's
-# beside it). At the quick profile this page restores the seven shipped
+# beside it). At the quick profile this page restores the eleven shipped
 # networks and evaluates them; the time it took is printed below.
 
 # %% tags=["parameters"]
@@ -69,7 +69,7 @@ from IPython.display import display
 from gsutils.claims import Ledger
 from gsutils.experiments import bias_results as br
 from gsutils.experiments import segmentation as seg
-from gsutils.experiments import shipped
+from gsutils.experiments import shipped_unets
 
 ledger = Ledger(chapter="grid_saliency/02_setup_and_bias", profile=cfg)
 
@@ -117,8 +117,8 @@ ledger = Ledger(chapter="grid_saliency/02_setup_and_bias", profile=cfg)
 # config equals the run's; a unit test re-runs each network's first training
 # steps in float64 from the same initialisation and compares them with the
 # float64 trace logged when it was trained (`gsutils.experiments.provenance`).
-# To retrain them instead: `python -m gsutils.experiments.shipped --profile
-# quick --retrain` (then `--export` to replace the shipped ones). The table
+# To retrain them instead: `python -m gsutils shipped --profile quick
+# --retrain` (then `--export` to replace the shipped ones). The table
 # lists both recipes.
 
 # %%
@@ -149,7 +149,7 @@ print(f"training: {summary['seconds'].sum():.0f} s summed over the {len(runs)} n
       f"{cfg.train.workers} one-thread worker processes)")
 
 # %%
-display(pd.DataFrame(shipped.manifest(cfg, runs)).set_index("network"))
+display(pd.DataFrame(shipped_unets.manifest(cfg, runs)).set_index("network"))
 
 # %% [markdown]
 # ## The gate

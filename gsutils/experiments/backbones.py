@@ -297,11 +297,11 @@ def backbone_claims(miou: Any, cbd: Any, cbl: Any) -> list[dict[str, Any]]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Train, evaluate and explain the comparison's networks (e.g. on a GPU or a Dask cluster)."""
-    from gsutils.cli import executor_or_exit, grid_parser, parse_with_profile
+    from gsutils.cli import parse_with_profile
+    from gsutils.cli_commands import command_parser
+    from gsutils.experiments.executor import executor_or_exit
 
-    ap = grid_parser("python -m gsutils.experiments.backbones",
-                     "S1.5: train, evaluate and explain the backbone comparison's networks.")
-    ap.add_argument("--train-only", action="store_true", help="train and evaluate, skip the saliency")
+    ap = command_parser("backbones", prog="python -m gsutils.experiments.backbones")
     a, prof = parse_with_profile(ap, argv)
     with executor_or_exit(ap, a) as (executor, address, workers):
         for res in train_and_evaluate(prof, executor=executor, address=address, workers=workers):

@@ -224,13 +224,10 @@ def layer_grids(model: Captioner, image_size: int, layers: Sequence[str] = EXPLA
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Train (or restore), evaluate and explain the profile's captioner; one line per result."""
-    from gsutils.cli import Parser, add_profile_arguments, parse_with_profile
+    from gsutils.cli import parse_with_profile
+    from gsutils.cli_commands import command_parser
 
-    parser = Parser(prog="python -m gsutils.experiments.caption_saliency",
-                    description="Train, evaluate and explain the NormGrad supplement-F captioner")
-    add_profile_arguments(parser)
-    parser.add_argument("--retrain", action="store_true", help="train instead of restoring a shipped captioner")
-    parser.add_argument("--export", action="store_true", help="copy the trained captioner to checkpoints/")
+    parser = command_parser("captioning", prog="python -m gsutils.experiments.caption_saliency")
     args, profile = parse_with_profile(parser, argv)
     train_or_load_captioner(profile, progress=True, shipped=not args.retrain)
     if args.export:

@@ -458,16 +458,10 @@ def gated(gate_result: dict[str, Any], ok: bool) -> bool | None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """The command line; a user error is one line on stderr with exit status 2."""
-    from gsutils.cli import Parser, add_profile_arguments, parse_with_profile
+    from gsutils.cli import parse_with_profile
+    from gsutils.cli_commands import command_parser
 
-    parser = Parser(prog="python -m gsutils pointing",
-                    description="Train the NormGrad stand-in classifiers")
-    add_profile_arguments(parser)
-    parser.add_argument("--arch", nargs="+", default=list(ARCHS), choices=ARCHS)
-    parser.add_argument("--retrain", action="store_true",
-                        help="train even when a shipped network matches (it is not restored)")
-    parser.add_argument("--export", action="store_true",
-                        help="copy the trained networks to checkpoints/<profile>/")
+    parser = command_parser("pointing")
     args, profile = parse_with_profile(parser, argv)
     scenes = test_scenes(profile)
     for arch in args.arch:

@@ -417,17 +417,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     Ends with one line naming the result store entries written (and those
     that were already there and only loaded).
     """
-    from gsutils.cli import Parser, add_profile_arguments, fail, parse_with_profile
+    from gsutils.cli import fail, parse_with_profile
+    from gsutils.cli_commands import command_parser
 
-    ap = Parser(prog="python -m gsutils.experiments.context_saliency",
-                description="Compute the biased networks' context saliency (S1.3, S1.4) for a profile.")
-    add_profile_arguments(ap)
-    ap.add_argument("--networks", nargs="+", default=None, metavar="NETWORK",
-                    help="the networks to explain: labels such as small/strong-d2-t0/s0, or indices into "
-                         "the profile's biased networks (default: all; a bad one lists them)")
-    ap.add_argument("--images", type=int, default=None, metavar="N",
-                    help="test images of the bias digit explained per network (each other digit gets "
-                         f"N // {OTHER_DIGIT_DIVISOR}, at least 1; default: the profile's images_per_digit)")
+    ap = command_parser("saliency", prog="python -m gsutils.experiments.context_saliency")
     a, prof = parse_with_profile(ap, argv)
     if a.images is not None:
         if a.images < 1:

@@ -84,15 +84,11 @@ def restore_shipped(profile: Profile, folder: Path, config: dict) -> bool:
     """Copy a shipped network (``checkpoints/<profile>/<folder name>/``) into ``folder``.
 
     Only when its ``config.json`` equals ``config`` and its weights match their
-    checksum (as :mod:`gsutils.experiments.shipped` does for the U-Nets).
+    checksum (:func:`gsutils.experiments.shipped.restore`, as for the U-Nets).
     """
-    from gsutils.experiments.shipped import copy_shipped, shipped_dir, verified_shipped
+    from gsutils.experiments.shipped import restore, shipped_dir
 
-    src = shipped_dir(profile, folder.name)
-    if not verified_shipped(src, config, f"the DeepLab in {folder.name}"):
-        return False
-    copy_shipped(src, folder)
-    return True
+    return restore(shipped_dir(profile, folder.name), folder, config, f"the DeepLab in {folder.name}")
 
 
 def export_shipped(profile: Profile, folder: Path) -> Path:

@@ -12,13 +12,21 @@ worker processes is started for the call and closed afterwards; with an
 every task asks for the worker resource ``GPU: 1``, so start GPU workers with
 ``dask worker <scheduler> --nthreads 1 --resources "GPU=1"`` (one per GPU, with
 ``CUDA_VISIBLE_DEVICES`` set). Each task limits torch to one thread.
+
+Slurm/PBS: :func:`make_cluster` starts a dask-jobqueue cluster, and
+:func:`executor_or_exit` turns the executor options every grid command shares
+(:func:`gsutils.cli.add_executor_arguments`) into an executor, a scheduler
+address and a number of workers, starting and closing that cluster.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import argparse
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
+from gsutils.cli import fail
 from gsutils.paths import absolute_path_environment
 from gsutils.profiles import Profile
 
@@ -159,3 +167,37 @@ def make_cluster(kind: str, jobs: int, **kwargs: Any):
     cluster = classes[kind](**kwargs)
     cluster.scale(jobs=jobs)
     return cluster
+
+
+@contextmanager
+def executor_or_exit(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Iterator[tuple[Any, Any, Any]]:
+    """``(executor, address, workers)`` from :func:`gsutils.cli.add_executor_arguments`' options.
+
+    A bad combination is a one-line error. With ``--cluster`` the jobqueue
+    cluster is started here (:func:`make_cluster`) and closed when the block
+    ends; an address (given or the cluster's) implies the Dask executor.
+    """
+    if args.workers is not None and args.workers < 1:
+        fail(parser, f"--workers must be at least 1, got {args.workers}")
+    if args.cluster and args.address:
+        fail(parser, "give either --cluster or --address, not both")
+    if args.jobs < 1:
+        fail(parser, f"--jobs must be at least 1, got {args.jobs}")
+    if args.address is not None and args.executor == "local":
+        fail(parser, "--address is only used with --executor dask")
+    cluster, address, executor = None, args.address, args.executor
+    if args.cluster:
+        kw = {k: v for k, v in {"queue": args.queue, "walltime": args.walltime, "memory": args.memory,
+                                "account": args.account}.items() if v is not None}
+        try:
+            cluster = make_cluster(args.cluster, args.jobs, **kw)
+        except (ImportError, ValueError, RuntimeError, OSError) as err:
+            fail(parser, f"could not start the {args.cluster} cluster: {err}")
+        address = cluster.scheduler_address
+    if address is not None:
+        executor = "dask"
+    try:
+        yield executor, address, args.workers
+    finally:
+        if cluster is not None:
+            cluster.close()

@@ -327,15 +327,12 @@ def positive_gains(tables: dict[str, Any]) -> dict[str, int]:
 
 def main(argv: Any = None) -> None:
     """``python -m gsutils layers``: compute (or load) sections C, D and E for the profile's networks."""
-    from gsutils.cli import Parser, add_profile_arguments, parse_with_profile
+    from gsutils.cli import parse_with_profile
+    from gsutils.cli_commands import command_parser
     from gsutils.experiments.meta_saliency import meta_training_run
     from gsutils.experiments.randomisation import randomisation_curves, randomisation_run
-    from gsutils.models.classifiers import ARCHS
 
-    parser = Parser(prog="python -m gsutils layers",
-                    description="NormGrad sections C, D and E: layer combination, meta-saliency, randomisation")
-    add_profile_arguments(parser)
-    parser.add_argument("--arch", nargs="+", default=list(ARCHS), choices=ARCHS)
+    parser = command_parser("layers")
     args, profile = parse_with_profile(parser, argv)
     for arch in args.arch:
         w = layer_weights(profile, arch, progress=True)
@@ -370,3 +367,7 @@ __all__ = [
     "depth_trend",
     "positive_gains",
 ]
+
+
+if __name__ == "__main__":
+    main()

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gsutils.cli import Parser, add_profile_arguments, parse_with_profile
+from gsutils.cli import parse_with_profile
+from gsutils.cli_commands import command_parser
 from gsutils.experiments import coco_context, street_context
 from gsutils.experiments.deeplab_training import export_shipped, model_dir, train_deeplab
 from gsutils.profiles import Profile
@@ -34,10 +35,7 @@ def scene_networks(profile: Profile, *, progress: bool = True) -> list[Path]:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m gsutils scenes --profile quick [--export]``: train (or load) the S2/S3 DeepLabs."""
-    ap = Parser(prog="python -m gsutils scenes",
-                description="train (or load) the S2/S3 DeepLabs; --export copies them to checkpoints/")
-    add_profile_arguments(ap)
-    ap.add_argument("--export", action="store_true", help="copy the trained networks to checkpoints/<profile>")
+    ap = command_parser("scenes")
     a, profile = parse_with_profile(ap, argv)
     for folder in scene_networks(profile):
         print(folder, "->", export_shipped(profile, folder) if a.export else "(not exported)")

@@ -41,7 +41,7 @@ import torch
 from torch import nn
 
 from gsutils.data.toy import BACKGROUND, BiasConfig, ToyData, make_toy_dataset, toy_config
-from gsutils.experiments.shipped import restore as restore_shipped
+from gsutils.experiments.shipped import restore as restore_shipped, shipped_dir
 from gsutils.experiments.store import Store
 from gsutils.experiments.seg_runs import SegRun, grid_runs
 from gsutils.experiments.training import (
@@ -59,7 +59,7 @@ from gsutils.experiments.training import (
 )
 from gsutils.io import CorruptEntry, config_key, load_checked, write_checked
 from gsutils.metrics.segmentation import ConfusionMeter, mean_iou
-from gsutils.models.unet import HAND_WIDTHS, TINY_WIDTHS, BACKBONES, UNet, build_unet, load_checkpoint_into
+from gsutils.models.unet import HAND_WIDTHS, TINY_WIDTHS, UNet, build_unet, load_checkpoint_into
 from gsutils.models.smp_unet import architecture_config
 from gsutils.profiles import Profile, check_profile
 
@@ -129,6 +129,8 @@ def train_config(profile: Profile, run: SegRun) -> dict[str, Any]:
 def model_dir(profile: Profile, run: SegRun) -> Path:
     """``<results_dir>/models/<key>``: the network's checkpoint, weights and history."""
     return Path(profile.results_dir) / "models" / config_key(train_config(profile, run))
+
+
 
 
 def _data_tensors(data: ToyData) -> tuple[torch.Tensor, torch.Tensor]:
@@ -343,7 +345,8 @@ def train_or_load(
     model = load_trained(profile, run)
     if model is not None:
         return model
-    if shipped and restore_shipped(profile, run):
+    out = model_dir(profile, run)
+    if shipped and restore_shipped(shipped_dir(profile, out.name), out, train_config(profile, run), run.label):
         model = load_trained(profile, run)
         if model is not None:
             return model
@@ -477,12 +480,11 @@ def run_grid(
 
 def main(argv: Sequence[str] | None = None) -> None:
     """The command line; a user error is one line on stderr with exit status 2."""
-    from gsutils.cli import executor_or_exit, grid_parser, parse_with_profile
+    from gsutils.cli import parse_with_profile
+    from gsutils.cli_commands import command_parser
+    from gsutils.experiments.executor import executor_or_exit
 
-    ap = grid_parser("python -m gsutils.experiments.segmentation", "Train and evaluate the S1.2 bias grid.")
-    ap.add_argument("--results-dir", default=None)
-    ap.add_argument("--backbones", nargs="*", default=None, choices=BACKBONES,
-                    help="default: the profile's grid backbones")
+    ap = command_parser("train", prog="python -m gsutils.experiments.segmentation")
     a, cfg = parse_with_profile(ap, argv)
     runs = grid_runs(cfg, a.backbones or cfg.grid.backbones)
     with executor_or_exit(ap, a) as (executor, address, workers):

@@ -360,11 +360,11 @@ def _le(a: Any, b: Any) -> bool:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run a profile's sweeps locally, on Dask, or on a Slurm/PBS cluster; print the table."""
-    from gsutils.cli import executor_or_exit, grid_parser, parse_with_profile
+    from gsutils.cli import parse_with_profile
+    from gsutils.cli_commands import command_parser
+    from gsutils.experiments.executor import executor_or_exit
 
-    ap = grid_parser("python -m gsutils.experiments.sweeps",
-                     "S1.6: sweep grid saliency's lambda, lr, momentum, initial mask and grey value.",
-                     executor=None, workers=None)
+    ap = command_parser("sweeps", prog="python -m gsutils.experiments.sweeps")
     a, prof = parse_with_profile(ap, argv)
     with executor_or_exit(ap, a) as (executor, address, workers):
         results = run_sweeps(prof, executor=executor, address=address, workers=workers)
