@@ -24,6 +24,12 @@ deep4_64       16-32-64-128 (4 levels)                 64 px       bf16       3,
 [1] rendered at 64 px and area-downsampled, as the quick profile did before.
 [2] the forward pass under ``torch.autocast("cpu", torch.bfloat16)``.
 
+The S1.5 families (``gsutils.models.smp_unet``'s small 64 px variants, bf16,
+the same recipe) with a cycle twice as long: ``resnet18_6k`` and
+``mobilenet_v2_6k`` (at 3,000 steps, ResNet18's N reached 0.648 and VGG16's
+0.758 on the 500 test images of the S1.5 page), ``vgg16_3k`` for reference.
+While a trial runs, its curve so far is kept in ``<trial>.partial.json``.
+
 Every trial starts from the quick N network's initialisation seed. Each finished
 trial is written to ``benchmarks/results/s1_network_study/<trial>.json`` (kept
 in the repository, so a study spread over several sessions ships each finished
@@ -59,6 +65,8 @@ class Trial:
     render_resolution: int | None
     bf16: bool
     steps: int
+    #: ``"small"`` (the hand-written U-Net at ``widths``) or an smp backbone of ``build_unet``
+    backbone: str = "small"
 
 
 TRIALS: dict[str, Trial] = {
@@ -68,6 +76,9 @@ TRIALS: dict[str, Trial] = {
     "small64_short": Trial((16, 32, 64, 128, 128), 64, None, True, 1500),
     "narrow64": Trial((8, 16, 32, 64, 64), 64, None, True, 3000),
     "deep4_64": Trial((16, 32, 64, 128), 64, None, True, 3000),
+    "vgg16_3k": Trial((), 64, None, True, 3000, "small_vgg16"),
+    "resnet18_6k": Trial((), 64, None, True, 6000, "small_resnet18"),
+    "mobilenet_v2_6k": Trial((), 64, None, True, 6000, "small_mobilenet_v2"),
 }
 GATE = 0.75
 N_TEST = 300
@@ -85,13 +96,13 @@ def digit_miou(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
     return mean_iou(meter.iou()[:10])
 
 
-def run_trial(name: str, trial: Trial, steps: int, eval_every: int) -> dict:
+def run_trial(name: str, trial: Trial, steps: int, eval_every: int, partial: Path | None = None) -> dict:
     import dataclasses
 
     from gsutils.data.toy import make_toy_dataset
     from gsutils.experiments import segmentation as seg
     from gsutils.experiments.training import mix_seed
-    from gsutils.models.unet import UNet
+    from gsutils.models.unet import UNet, build_unet
     from gsutils.profiles import get_profile
 
     prof = get_profile("quick", device="cpu")
@@ -103,7 +114,8 @@ def run_trial(name: str, trial: Trial, steps: int, eval_every: int) -> dict:
     xt, yt = torch.from_numpy(test.images[:N_TEST]).float(), torch.from_numpy(test.labels[:N_TEST]).long()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(mix_seed(run.seed, 1))
-        net = UNet("small", 11, 1, widths=trial.widths)
+        net = (UNet("small", 11, 1, widths=trial.widths) if trial.backbone == "small"
+               else build_unet(trial.backbone, num_classes=11, in_channels=1))
     net = net.to(memory_format=torch.channels_last).train()
     opt = torch.optim.AdamW(net.parameters(), lr=3e-3, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, pct_start=0.15, total_steps=steps)
@@ -129,6 +141,8 @@ def run_trial(name: str, trial: Trial, steps: int, eval_every: int) -> dict:
                 m = digit_miou(net, xt, yt)
                 curve.append({"step": step, "digit_miou": m, "cpu_s": cpu, "wall_s": wall})
                 print(f"{name} step {step}: digit mIoU {m:.3f}, {cpu:.0f} CPU s", flush=True)
+                if partial is not None:
+                    partial.write_text(json.dumps({"trial": name, "steps": steps, "curve": curve}, indent=1))
             if step == steps:
                 break
     params = sum(p.numel() for p in net.parameters())
@@ -151,7 +165,7 @@ def table(rows: list[dict]) -> str:
         first = next((c for c in r["curve"] if c["digit_miou"] >= GATE), None)
         gate = "never" if first is None else f"step {first['step']}, {first['cpu_s'] / 60:.0f} CPU min"
         data = f"{r['resolution']} px" + (f" (from {r['render_resolution']})" if r["render_resolution"] else "")
-        out.append(f"| {r['trial']} | {r['params'] / 1e6:.2f}M | {data} | {'bf16' if r['bf16'] else 'float32'} "
+        out.append(f"| {r['trial']} ({r.get('backbone', 'small')}) | {r['params'] / 1e6:.2f}M | {data} | {'bf16' if r['bf16'] else 'float32'} "
                    f"| {r['steps']} | {pts} | {gate} |")
     return "\n".join(out)
 
@@ -183,10 +197,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name}: finished earlier ({path})")
             continue
         steps = max(1, round(TRIALS[name].steps * a.steps_scale))
-        res = run_trial(name, TRIALS[name], steps, min(a.eval_every, steps))
+        partial = out / f"{name}.partial.json"
+        res = run_trial(name, TRIALS[name], steps, min(a.eval_every, steps), partial)
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(res, indent=1))
         tmp.replace(path)
+        partial.unlink(missing_ok=True)
     rows = [json.loads((out / f"{n}.json").read_text()) for n in TRIALS if (out / f"{n}.json").is_file()]
     print(table(rows))
     print(f"(one thread; {N_TEST} unbiased test images; gate {GATE}; results in {out})", file=sys.stderr)
