@@ -239,6 +239,13 @@ def test_figures_handle_many_textures():
         fig = plot_cbd_matrices(mats, digits, textures, title="t")
         assert len([a for a in fig.axes if a.get_visible() and a.images]) == len(METHODS)
         plt.close(fig)
+        # the supplement's layout: (a) the IoU drop, then the methods, in one row
+        drop = -rng.random((len(textures), len(digits), 10))
+        fig = plot_cbd_matrices(mats, digits, textures, iou_drop=drop, title="t")
+        panels = [a for a in fig.axes if a.images]
+        assert len(panels) == len(METHODS) + 1 and panels[0].get_title().startswith("a) IoU drop")
+        assert len({round(a.get_position().y0, 3) for a in panels}) == 1  # one row
+        plt.close(fig)
         cbl = {m: rng.random((len(textures), len(digits))) for m in METHODS}
         excl = {m: np.where(rng.random((len(textures), len(digits))) > 0.5, np.nan, 0.7) for m in METHODS}
         fig = plot_cbl(cbl, np.full((len(textures), len(digits)), 0.5), digits, textures, excluded=excl,

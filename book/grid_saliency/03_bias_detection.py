@@ -78,9 +78,11 @@ import matplotlib.pyplot as plt
 from IPython.display import display
 
 from gsutils.claims import Ledger
+from gsutils.experiments import bias_results as br
 from gsutils.experiments import context_claims as cc
 from gsutils.experiments import context_evidence as ev
 from gsutils.experiments import context_saliency as cs
+from gsutils.experiments import segmentation as seg
 from gsutils.plots.context import plot_cbd_matrices, plot_method_maps
 
 t_page = time.perf_counter()
@@ -156,16 +158,21 @@ for strength in results.strengths:
 # %% [markdown]
 # ## Fig. S4 (strong bias) and Fig. S5 (weak bias): CBD matrices
 #
-# One panel per method (each with its own colour scale); rows: the networks,
-# by bias texture $t$ and bias digit $d$, then the mean over textures;
-# columns: the test digit. The framed cells (test digit = bias digit) are the
-# ones where a bias exists to be detected.
+# As in the supplement: column (a) is the biased network's IoU on unbiased
+# test data minus N's (the bias it picked up), columns (b)-(e) the CBD of VG,
+# SG, IG and grid saliency on the biased test data (one colour scale for the
+# four). Rows: the networks, by bias texture $t$ and bias digit $d$, then the
+# mean over textures; columns: the test digit. The framed cells (test digit =
+# bias digit) are the ones where a bias exists to be detected.
 
 # %%
+iou_frame = br.results_frame(seg.run_grid(cfg, seg.grid_runs(cfg), progress=False))
 for strength in results.strengths:
+    drop = br.iou_drop_by_texture(iou_frame, strength, cfg.train.backbone, results.textures, results.bias_digits)
     fig = plot_cbd_matrices({m: results.cbd_matrix(strength, m) for m in cs.METHODS},
-                            results.bias_digits, results.textures,
-                            title=f"CBD, {strength} bias (Fig. {'S4' if strength == 'strong' else 'S5'})")
+                            results.bias_digits, results.textures, iou_drop=drop,
+                            title=f"{strength.capitalize()} bias (Fig. {'S4' if strength == 'strong' else 'S5'}): "
+                                  "IoU drop on unbiased data (a) and CBD of each method (b-e)")
     plt.show()
 
 # %% [markdown]

@@ -98,6 +98,21 @@ def iou_matrix(frame, strength: str, backbone: str):
     return mat, mat - mat.loc["N"]
 
 
+def iou_drop_by_texture(frame, strength: str, backbone: str, textures, bias_digits) -> np.ndarray:
+    """Fig. S4a/S5a per bias texture: ``(textures, bias digits, 10)`` IoU of the biased network on each
+    test digit minus N's (mean over seeds; NaN where no network was evaluated)."""
+    f = frame[frame.backbone == backbone]
+    n = f[f.strength == "none"].groupby("test_digit")["iou"].mean()
+    out = np.full((len(textures), len(bias_digits), 10), np.nan)
+    b = f[f.strength == strength]
+    for ti, t in enumerate(textures):
+        for di, d in enumerate(bias_digits):
+            cell = b[(b.texture == t) & (b.bias_digit == d)].groupby("test_digit")["iou"].mean()
+            for j in cell.index:
+                out[ti, di, int(j)] = cell[j] - n.get(j, np.nan)
+    return out
+
+
 def biased_digit_frame(frame):
     """One row per biased network: the IoU on its bias digit and the mean over the other digits.
 

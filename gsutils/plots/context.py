@@ -35,20 +35,46 @@ def _cell_rows(textures: Sequence[int], bias_digits: Sequence[int]) -> list[tupl
     return rows + [(None, di, d) for di, d in enumerate(bias_digits)]
 
 
+def _strip(ax, panel, rows, labels, *, cmap, vmin, vmax, bias_rows, n_mean):
+    """One column of Fig. S4/S5: a row per network (texture, digit) and the mean rows, cells written."""
+    import matplotlib.pyplot as plt
+
+    im = ax.imshow(panel, cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto")
+    mid = (vmin + vmax) / 2
+    for (i, j), v in np.ndenumerate(panel):
+        if np.isfinite(v):
+            txt = f"{v:+.2f}" if vmin < 0 else (f"{v:.2f}"[1:] if 0 <= v < 1 else f"{v:.1f}")
+            dark = (abs(v) > 0.5 * vmax) if vmin < 0 else (v < mid)
+            ax.text(j, i, txt.replace("+0.", "+.").replace("-0.", "-."), ha="center", va="center",
+                    fontsize=8, color="white" if dark else "black")
+    for i, (_, _, d) in enumerate(rows):  # frame the cells where a bias exists
+        ax.add_patch(plt.Rectangle((d - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="red", linewidth=1.8))
+    ax.axhline(len(rows) - n_mean - 0.5, color="white", linewidth=3)
+    ax.set_xticks(range(10))
+    if bias_rows:  # the first column names the rows; the others share them
+        ax.set_yticks(range(len(rows)), labels)
+    else:
+        ax.tick_params(labelleft=False)
+    ax.tick_params(labelsize=9)
+    ax.set_xlabel("test digit", fontsize=9)
+    return im
+
+
 def plot_cbd_matrices(
     matrices: Mapping[str, np.ndarray],
     bias_digits: Sequence[int],
     textures: Sequence[int],
     *,
+    iou_drop: np.ndarray | None = None,
     title: str | None = None,
-    ncols: int = 2,
 ):
-    """CBD matrices of Fig. S4/S5, one panel per method (``ncols`` panels a row).
+    """Fig. S4/S5 in the supplement's layout: (a) the IoU drop, then one column per method.
 
-    Each panel: one row per (bias texture, bias digit) network cell, then one
-    row per bias digit with the mean over textures; one column per test digit;
-    the cells of the bias digit framed in red. Each panel has its own colour
-    scale.
+    Each column holds one row per network (bias texture t, bias digit d), then
+    one row per bias digit with the mean over textures; one cell per test
+    digit; the cells of the bias digit framed in red. The methods' columns
+    share one CBD colour scale (0 to the largest value), so that columns can be
+    compared; the IoU drop has its own diverging scale.
 
     Parameters
     ----------
@@ -56,6 +82,9 @@ def plot_cbd_matrices(
         ``method -> (textures, bias digits, 10)`` mean CBD.
     bias_digits, textures:
         Labels of the matrices' first two axes.
+    iou_drop:
+        ``(textures, bias digits, 10)``: the biased network's IoU on unbiased test data minus
+        N's (column a; :func:`gsutils.experiments.bias_results.iou_drop_by_texture`).
     title:
         Figure title.
     """
@@ -63,37 +92,38 @@ def plot_cbd_matrices(
 
     methods = list(matrices)
     rows = _cell_rows(textures, bias_digits)
-    ncols = max(1, min(ncols, len(methods)))
-    nrows = -(-len(methods) // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(5.6 * ncols, (0.3 * len(rows) + 1.3) * nrows),
-                             squeeze=False, constrained_layout=True)
-    labels = [f"t{textures[t]} d{d}" if t is not None else f"mean d{d}" for t, _, d in rows]
-    for k, method in enumerate(methods):
-        ax = axes[k // ncols, k % ncols]
-        mat = np.asarray(matrices[method], dtype=np.float64)  # (T, D, 10)
+    labels = [f"t{textures[t]}, d{d}" if t is not None else f"mean, d{d}" for t, _, d in rows]
+
+    def stack(mat):
+        mat = np.asarray(mat, dtype=np.float64)  # (T, D, 10)
         with warnings.catch_warnings():  # an all-NaN cell stays NaN
             warnings.simplefilter("ignore", RuntimeWarning)
             mean = np.nanmean(mat, axis=0)
-        panel = np.stack([mat[t, di] if t is not None else mean[di] for t, di, _ in rows])  # (rows, 10)
-        vmax = max(float(np.nanmax(panel)) if np.isfinite(panel).any() else 0.0, 1e-3)
-        im = ax.imshow(panel, cmap="viridis", vmin=0.0, vmax=vmax, aspect="auto")
-        for (i, j), v in np.ndenumerate(panel):
-            if np.isfinite(v):
-                ax.text(j, i, f"{v:.2f}"[1:] if 0 <= v < 1 else f"{v:.1f}", ha="center", va="center",
-                        fontsize=6.5, color="black" if v > 0.6 * vmax else "white")
-        for i, (_, _, d) in enumerate(rows):  # frame the cells where a bias exists
-            ax.add_patch(plt.Rectangle((d - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="red", linewidth=1.5))
-        ax.axhline(len(rows) - len(bias_digits) - 0.5, color="white", linewidth=2)
-        ax.set_xticks(range(10))
-        ax.set_yticks(range(len(rows)), labels)
-        ax.tick_params(labelsize=7)
-        ax.set_xlabel("test digit", fontsize=8)
-        ax.set_title(method_label(method), fontsize=9)
-        if k % ncols == 0:
-            ax.set_ylabel("network: bias texture t, digit d\n(mean: over textures)", fontsize=8)
-        fig.colorbar(im, ax=ax, shrink=0.9, pad=0.01, label="CBD")
-    for k in range(len(methods), nrows * ncols):
-        axes[k // ncols, k % ncols].set_visible(False)
+        return np.stack([mat[t, di] if t is not None else mean[di] for t, di, _ in rows])  # (rows, 10)
+
+    panels = [(f"{chr(97 + k + (iou_drop is not None))}) {method_label(m)}", stack(matrices[m])) for k, m in
+              enumerate(methods)]
+    cbd_max = max([float(np.nanmax(p)) for _, p in panels if np.isfinite(p).any()] + [1e-3])
+    n = len(panels) + (iou_drop is not None)
+    fig, axes = plt.subplots(1, n, figsize=(3.0 * n + 1.2, 0.42 * len(rows) + 1.6), squeeze=False,
+                             constrained_layout=True, sharey=True)
+    axes = axes[0]
+    k0 = 0
+    if iou_drop is not None:
+        drop = stack(iou_drop)
+        lim = max(float(np.nanmax(np.abs(drop))) if np.isfinite(drop).any() else 0.0, 1e-3)
+        im = _strip(axes[0], drop, rows, labels, cmap="RdBu", vmin=-lim, vmax=lim, bias_rows=True,
+                    n_mean=len(bias_digits))
+        axes[0].set_title("a) IoU drop vs N", fontsize=10)
+        fig.colorbar(im, ax=axes[0], location="bottom", shrink=0.9, pad=0.02, label="IoU - IoU of N")
+        k0 = 1
+    for k, (name, panel) in enumerate(panels):
+        ax = axes[k0 + k]
+        im = _strip(ax, panel, rows, labels, cmap="viridis", vmin=0.0, vmax=cbd_max, bias_rows=(k0 + k == 0),
+                    n_mean=len(bias_digits))
+        ax.set_title(name, fontsize=10)
+    fig.colorbar(im, ax=list(axes[k0:]), location="bottom", shrink=0.5, pad=0.02, label="CBD")
+    axes[0].set_ylabel("network: bias texture t, digit d", fontsize=9)
     if title:
         fig.suptitle(title)
     return fig
