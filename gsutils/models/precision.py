@@ -5,7 +5,8 @@ forward pass (``TrainSettings.autocast``); ``SaliencySettings.autocast``
 explains them the same way. The wrapper runs the wrapped network under
 ``torch.autocast`` and returns float32 outputs, so every saliency method (they
 all take a callable ``model``) runs unchanged: masks, images, the optimiser and
-the metrics stay float32; only the network's layers compute in bfloat16.
+the metrics stay float32; only the network's layers compute in bfloat16, in
+the channels-last memory layout their training used (faster on a CPU).
 ``benchmarks/saliency_precision.py`` measures what this changes in the maps
 and the CBD/CBL metrics, and how much faster it is.
 """
@@ -42,6 +43,8 @@ class AutocastModel(nn.Module):
         self.dtype_name = dtype
 
     def forward(self, x: torch.Tensor) -> Any:
+        if x.ndim == 4:  # the layout training used; gradients flow back to x as they are
+            x = x.contiguous(memory_format=torch.channels_last)
         with torch.autocast(x.device.type, dtype=AUTOCAST_DTYPES[self.dtype_name]):
             out = self.model(x)
         if isinstance(out, dict):
@@ -50,7 +53,8 @@ class AutocastModel(nn.Module):
 
 
 def autocast_model(model: nn.Module, dtype: str | None) -> nn.Module:
-    """``model`` itself when ``dtype`` is ``None``, else an :class:`AutocastModel` around it (eval mode kept).
+    """``model`` itself when ``dtype`` is ``None``, else an :class:`AutocastModel` around it (eval mode
+    kept; the model's weights are put in the channels-last layout, in place).
 
     Raises
     ------
@@ -60,4 +64,4 @@ def autocast_model(model: nn.Module, dtype: str | None) -> nn.Module:
     _check(dtype)
     if dtype is None:
         return model
-    return AutocastModel(model, dtype).train(model.training)
+    return AutocastModel(model.to(memory_format=torch.channels_last), dtype).train(model.training)

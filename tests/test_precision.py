@@ -1,0 +1,30 @@
+"""The reduced-precision wrapper the quick profile's saliency runs use (gsutils.models.precision)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from gsutils.models.precision import AutocastModel, autocast_model
+from gsutils.models.unet import build_unet
+
+
+def test_none_is_the_model_itself_and_a_bad_name_is_refused():
+    net = build_unet("tiny", seed=0).eval()
+    assert autocast_model(net, None) is net
+    with pytest.raises(ValueError, match="autocast must be one of"):
+        autocast_model(net, "float8")
+
+
+def test_bfloat16_forward_gives_float32_outputs_close_to_float32_and_input_gradients():
+    net = build_unet("tiny", seed=0).eval()
+    x = torch.rand(2, 1, 32, 32, generator=torch.Generator().manual_seed(0))
+    ref = net(x).softmax(1)
+    wrapped = autocast_model(net, "bfloat16")
+    assert isinstance(wrapped, AutocastModel) and not wrapped.training
+    xg = x.clone().requires_grad_(True)
+    out = wrapped(xg)
+    assert out.dtype == torch.float32 and out.shape == ref.shape
+    assert (out.softmax(1) - ref).abs().max() < 0.05  # bfloat16 layers: close, not equal
+    out[:, 3].sum().backward()
+    assert xg.grad is not None and xg.grad.dtype == torch.float32 and xg.grad.abs().sum() > 0
