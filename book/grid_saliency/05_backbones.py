@@ -49,16 +49,15 @@
 # encoder depth 5, a 2x2 bottleneck, decoder widths 128-64-32-16-16), about the
 # size of the S1.2 networks (their parameter counts are printed below). They are
 # trained with the S1.2 networks' quick recipe (3,000 steps, bfloat16 forward
-# pass), for **N and weak bias on digit 2 with textures 0 and 1 (one seed)**,
-# and each weakly biased network explains 8 test images of the bias digit and 2
-# of every other digit. The nine networks were trained once by the project's
-# own code and ship in `checkpoints/quick/` (with config, training log and
-# checksum; `python -m gsutils shipped --profile quick --grid backbones
-# --retrain` retrains them). The standard deviations of Fig. S9 are over the
-# two textures (N is one network), and the error bars of Fig. S10 over the two
-# textures (one bias digit at quick). The claims are judged only when every
-# backbone's N passes the gate fixed before measuring (at quick, N's mean digit
-# IoU >= 0.75).
+# pass), for **N and weak bias on digit 2 with texture 0 (one seed)**, and each
+# weakly biased network explains 8 test images of the bias digit and 2 of every
+# other digit. The six networks were trained once by the project's own code and
+# ship in `checkpoints/quick/` (with config, training log and checksum;
+# `python -m gsutils shipped --profile quick --grid backbones --retrain`
+# retrains them). With one network per cell, the standard deviations of Fig. S9
+# and the error bars of Fig. S10 are zero at quick. The claims are judged only
+# when every backbone's N passes the gate fixed before measuring (at quick, N's
+# mean digit IoU >= 0.75).
 #
 # An earlier quick profile used variants a tenth of this size (about 130k
 # parameters, encoder depth 4) on 32 px images rendered at 64 px and
