@@ -102,3 +102,22 @@ def test_each_exported_network_records_the_machine_that_trained_it(tiny_shipped)
     assert shipped.provenance(prof, folder) == {**shipped.machine(), "threads": 1}
     (folder / "provenance.json").unlink()
     assert shipped.provenance(prof, folder) == other == shipped.provenance(prof)
+
+
+def test_half_precision_keeps_a_tensor_beyond_float16_at_float32(tmp_path):
+    """A batch-norm running variance above 65,504 stays float32; loading restores every value."""
+    import io
+
+    from gsutils.models.unet import build_unet, load_checkpoint_into, save_unet
+
+    net = build_unet("tiny", seed=0).eval()
+    bn = next(m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    bn.running_var.fill_(1e6)
+    data = shipped.half_model_bytes(save_unet(net, tmp_path / "m.pt").read_bytes())
+    state = torch.load(io.BytesIO(data), weights_only=True)["state_dict"]
+    dtypes = {t.dtype for t in state.values() if t.is_floating_point()}
+    assert dtypes == {torch.float16, torch.float32}
+    (tmp_path / "h.pt").write_bytes(data)
+    back = load_checkpoint_into(build_unet("tiny", seed=1).eval(), tmp_path / "h.pt")
+    got = next(m for m in back.modules() if isinstance(m, torch.nn.BatchNorm2d)).running_var
+    assert got.dtype == torch.float32 and torch.equal(got, torch.full_like(got, 1e6))

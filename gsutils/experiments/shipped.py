@@ -158,7 +158,8 @@ HALF_PRECISION_BACKBONES = ("small", "small_vgg16", "small_mobilenet_v2", "small
 
 def half_model_bytes(data: bytes) -> bytes:
     """A :func:`gsutils.models.unet.save_unet`-format checkpoint with its floating-point weights
-    stored as float16 (refused when a value exceeds float16's range)."""
+    stored as float16; a tensor with a value beyond float16's range (a batch-norm running variance
+    can be) stays float32, and loading casts every tensor to the network's own precision."""
     import io
 
     import torch
@@ -170,8 +171,9 @@ def half_model_bytes(data: bytes) -> bytes:
     for name, t in obj["state_dict"].items():
         if t.is_floating_point():
             if bool((t.abs() > torch.finfo(torch.float16).max).any()):
-                raise ValueError(f"{name} exceeds float16's range; ship it at float32")
-            t = t.to(torch.float16)
+                t = t.float()
+            else:
+                t = t.to(torch.float16)
         state[name] = t.contiguous()
     buf = io.BytesIO()
     torch.save({**obj, "state_dict": state, "stored_precision": "float16"}, buf)
