@@ -44,8 +44,7 @@
 # ## Parameters
 #
 # The profile's settings (a value the paper sets differently shows the paper's
-# beside it). At the quick profile this page runs in about 7 s,
-# measured with `make book` from a fresh clone on two CPU cores.
+# beside it). The time this page took is printed at its end.
 
 # %% tags=["parameters"]
 profile = "quick"

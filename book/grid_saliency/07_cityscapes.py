@@ -79,10 +79,9 @@
 # %% [markdown]
 # ## Parameters
 #
-# At the quick profile this page takes about 2 minutes (measured: 123-131 s) on two cores when the
-# shipped network is restored (writing the stand-in, reading it back, and the
-# grid-saliency optimisation of about 90 requests), measured with
-# `python -m gsutils.book --only grid_saliency/07_cityscapes --profile quick`.
+# The page writes the stand-in, reads it back, restores the shipped network and
+# runs the grid-saliency optimisation of about 90 requests; the time it took
+# is printed at its end.
 
 # %% tags=["parameters"]
 profile = "quick"

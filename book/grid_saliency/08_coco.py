@@ -48,9 +48,7 @@
 # %% [markdown]
 # ## Parameters
 #
-# At the quick profile this page takes about a minute (measured: 48-54 s) on two cores when the
-# shipped networks are restored, measured with
-# `python -m gsutils.book --only grid_saliency/08_coco --profile quick`.
+# The page restores the shipped networks; the time it took is printed at its end.
 
 # %% tags=["parameters"]
 profile = "quick"
