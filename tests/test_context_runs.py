@@ -32,7 +32,6 @@ def small_profile(tmp_path, monkeypatch):
         return nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.Tanh(), nn.Conv2d(4, 11, 3, padding=1)).eval()
 
     monkeypatch.setattr(cs, "train_or_load", fake_load)
-    monkeypatch.setattr(ev, "train_or_load", fake_load)
     return prof, loads
 
 
