@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -363,11 +365,14 @@ def test_results_of_one_method():
 
 def test_context_scores_with_a_model_that_ignores_context(tmp_path, monkeypatch):
     from gsutils.experiments import context_evidence as ev
+    from gsutils.experiments import context_saliency as cs
     from gsutils.experiments.segmentation import SegRun
     from gsutils.profiles import get_profile
 
     model = _pixel_model()
     prof = get_profile("quick", device="cpu", results_dir=tmp_path)
+    # float32 layers, as the direct call below computes (the quick profile's bf16 is tested elsewhere)
+    prof = dataclasses.replace(prof, saliency=dataclasses.replace(prof.saliency, autocast=None))
     run = SegRun(BiasConfig(strength="strong", digit=2, texture=0), "tiny", 0)
     biased, ordinary = ev.biased_test_set(prof, run), ev.ordinary_test_set(prof, run)
     assert np.array_equal(biased.digits, ordinary.digits)
@@ -389,7 +394,7 @@ def test_context_scores_with_a_model_that_ignores_context(tmp_path, monkeypatch)
         calls.append(r)
         return model
 
-    monkeypatch.setattr(ev, "train_or_load", fake_load)
+    monkeypatch.setattr(cs, "train_or_load", fake_load)  # the evidence loads through context_saliency
     first = ev.context_scores(prof, run, n_images=3)
     second = ev.context_scores(prof, run, n_images=3)
     assert first == second and len(calls) == 1

@@ -124,8 +124,9 @@ def test_unet_check_fails_for_another_lr_seed_or_data(which):
     prof = QUICK if which == "unet" else backbone_profile(QUICK)
     runs = seg.grid_runs(prof) if which == "unet" else backbone_runs(prof)
     run = next(r for r in runs if r.label == trace.name)
-    n = UNET_STEPS if which == "unet" else len(trace.logged)
-    dtype = torch.float64 if which == "unet" else None
+    f64 = trace.kind == "unet-float64"  # the 64 px networks log a float64 trace; older ones only float32
+    n = UNET_STEPS if f64 else len(trace.logged)
+    dtype = torch.float64 if f64 else None
     assert not _fails(trace, _one_thread(lambda: seg.first_step_losses(prof, run, n, dtype)))
     other_lr = dataclasses.replace(prof, train=dataclasses.replace(prof.train, lr=prof.train.lr * 2))
     assert _fails(trace, _one_thread(lambda: seg.first_step_losses(other_lr, run, n, dtype)))
