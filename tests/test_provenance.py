@@ -47,7 +47,7 @@ def test_quick_unets_first_steps(trace):
 
 @pytest.mark.parametrize("trace", _traces("slim"), ids=_ids(_traces("slim")))
 def test_slim_unets_first_steps(trace):
-    _check(trace)
+    _check(trace, UNET_STEPS if trace.kind == "smp-float64" else None)
 
 
 @pytest.mark.parametrize("trace", _traces("classifier"), ids=_ids(_traces("classifier")))
@@ -124,7 +124,7 @@ def test_unet_check_fails_for_another_lr_seed_or_data(which):
     prof = QUICK if which == "unet" else backbone_profile(QUICK)
     runs = seg.grid_runs(prof) if which == "unet" else backbone_runs(prof)
     run = next(r for r in runs if r.label == trace.name)
-    f64 = trace.kind == "unet-float64"  # the 64 px networks log a float64 trace; older ones only float32
+    f64 = trace.kind in ("unet-float64", "smp-float64")  # the 64 px networks log a float64 trace
     n = UNET_STEPS if f64 else len(trace.logged)
     dtype = torch.float64 if f64 else None
     assert not _fails(trace, _one_thread(lambda: seg.first_step_losses(prof, run, n, dtype)))

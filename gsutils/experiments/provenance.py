@@ -55,11 +55,15 @@ class Tolerance:
 #: step 8, 5e-4 for VGG16 at step 3). Measured largest spreads, step 0 / later steps:
 #: slim U-Nets 1.0e-7 / 4.0e-4 (8 steps); classifiers 3.8e-7 / 5.6e-3 (3 steps, VGG16);
 #: DeepLabs 4.5e-7 / 1.6e-3 (4 steps); captioner 0 / 9e-8 (4 steps; floor 1e-4);
-#: the 64 px U-Nets in float64 1.7e-10 / 4.5e-6 (8 steps; the tests compare 3).
+#: the 64 px U-Nets in float64 1.7e-10 / 4.5e-6 (8 steps; the tests compare 3); the 64 px smp
+#: U-Nets of S1.5 in float64 (2026-12-02 afternoon, AVX-512 with AMX on an Intel Xeon against the
+#: generic path, 2 threads) 9.5e-8 / 6.1e-4 (8 steps): their initialisation draws float32
+#: normals, which the generic path rounds differently, and Adam carries that into later steps.
 #: A doubled learning rate moves the later steps by 1e-2 to 6e-1 (the mutation tests), except
 #: the DeepLabs' 4 logged steps, which lie in a one-cycle warm-up (a tenfold rate: 4e-2).
 TOLERANCES: dict[str, Tolerance] = {
     "unet-float64": Tolerance(step0=1e-8, later=5e-5),
+    "smp-float64": Tolerance(step0=1e-6, later=7e-3),
     "unet-float32": Tolerance(step0=1e-5, later=5e-3),
     "classifier": Tolerance(step0=1e-5, later=6e-2),
     "deeplab": Tolerance(step0=1e-5, later=2e-2),
@@ -117,7 +121,7 @@ def check(logged: Sequence[float | str], rerun: Sequence[float | str], kind: str
         raise ValueError(f"kind must be one of {sorted(TOLERANCES)}, got {kind!r}")
     if len(as_floats(rerun)) != len(as_floats(logged)):
         raise AssertionError(f"{what}: the re-run has {len(rerun)} steps, the log {len(logged)}")
-    if exact and same_machine_kind(trained_on) and kind != "unet-float64":
+    if exact and same_machine_kind(trained_on) and kind not in ("unet-float64", "smp-float64"):
         if as_floats(rerun) != as_floats(logged):
             raise AssertionError(f"{what}: same machine kind as the training run, but the first steps differ: "
                                  f"{mismatches(logged, rerun, Tolerance(0.0, 0.0))[:3]}")
@@ -169,6 +173,11 @@ def _one_thread(fn: Callable[[int], list]) -> Callable[[int], list[float]]:
     return run
 
 
+#: backbones whose float64 traces are checked as ``"smp-float64"`` (segmentation-models-pytorch U-Nets)
+SMP_KINDS = ("small_vgg16", "small_mobilenet_v2", "small_resnet18", "vgg16", "mobilenet_v2", "resnet18",
+             "slim_vgg16", "slim_mobilenet_v2", "slim_resnet18")
+
+
 def _unet_traces(profile, runs, float64: bool) -> list[ShippedTrace]:
     import torch
 
@@ -183,8 +192,9 @@ def _unet_traces(profile, runs, float64: bool) -> list[ShippedTrace]:
         key = "first_step_losses_float64" if f64 else "first_step_losses"
         logged = as_floats(hist[0].get(key, []))
         dtype = torch.float64 if f64 else None
+        kind = ("smp-float64" if run.backbone in SMP_KINDS else "unet-float64") if f64 else "unet-float32"
         out.append(ShippedTrace(
-            run.label, "unet-float64" if f64 else "unet-float32", folder, logged, provenance(profile, folder),
+            run.label, kind, folder, logged, provenance(profile, folder),
             _one_thread(lambda n, run=run, dtype=dtype: seg.first_step_losses(profile, run, n, dtype))))
     return out
 
