@@ -51,8 +51,8 @@
 # S1.2 setting are informative, i.e. at least 90 % of the bias digit's maps are
 # non-empty (the safeguard of S1.3/S1.4, applied before the sweep: on a network
 # whose S1.2 maps are empty, every sweep point around it would be the same empty
-# map). The networks chosen are printed below; every point is the mean of the
-# two networks' means, with `images_bias_digit` test images of the bias digit
+# map). The networks chosen are printed below (fewer than two when fewer
+# qualify); every point is the mean of the chosen networks' means, with `images_bias_digit` test images of the bias digit
 # and `images_other_digit` of every other digit (printed below), fewer values of
 # the learning rate and the momentum (4 each, 17 distinct settings), and the
 # networks' layers in bfloat16 as in their training (S1.3). The gpu and paper
