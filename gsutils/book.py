@@ -56,23 +56,10 @@ def chapters(book: Path = BOOK) -> list[str]:
     """Chapter ids (``part/NN_slug``) in table-of-contents order."""
     import yaml
 
+    from gsutils.report import toc_files
+
     toc = yaml.safe_load((book / "_toc.yml").read_text())
-    out: list[str] = []
-
-    def walk(node):
-        if isinstance(node, dict):
-            f = node.get("file")
-            if f and (book / f"{f}.py").exists():
-                out.append(f)
-            for v in node.values():
-                if isinstance(v, (list, dict)):
-                    walk(v)
-        elif isinstance(node, list):
-            for v in node:
-                walk(v)
-
-    walk(toc)
-    return out
+    return [f for f in toc_files(toc) if (book / f"{f}.py").exists()]
 
 
 def library_fingerprint(root: Path = REPO_ROOT / "gsutils") -> str:

@@ -17,32 +17,19 @@ def test_every_smp_backbone_is_a_unet_backbone():
         FAMILY[b] for b in SMALL_BACKBONES}
 
 
-@pytest.mark.parametrize("backbone", SMALL_BACKBONES)
-def test_small_variants_at_64_px(backbone):
-    """The quick profile's S1.5 networks: depth 5 (a 2 x 2 bottleneck at 64 px), 1-3M parameters."""
+@pytest.mark.parametrize("backbone, side, multiple, low, high",
+                         [(b, 32, 16, 50_000, 200_000) for b in SLIM_BACKBONES]  # compact 32 px stand-ins
+                         + [(b, 64, 32, 1_000_000, 3_000_000) for b in SMALL_BACKBONES])  # 64 px, ~ "small"
+def test_reduced_variants_shapes_sizes_and_gradients(backbone, side, multiple, low, high):
     model = build_unet(backbone, seed=0).eval()
-    assert model.size_multiple == 32
-    x = torch.rand(2, 1, 64, 64, generator=torch.Generator().manual_seed(0), requires_grad=True)
+    assert model.size_multiple == multiple
+    x = torch.rand(2, 1, side, side, generator=torch.Generator().manual_seed(0), requires_grad=True)
     y = model(x)
-    assert y.shape == (2, 11, 64, 64) and torch.isfinite(y).all()
-    y[:, 3].sum().backward()
-    assert x.grad is not None and x.grad.abs().sum() > 0
-    n = sum(p.numel() for p in model.parameters())
-    assert 1_000_000 < n < 3_000_000, n  # about the "small" U-Net's 1.3M; at most 6 MB shipped at float16
-    assert not any(getattr(m, "inplace", False) for m in model.modules())
-
-
-@pytest.mark.parametrize("backbone", SLIM_BACKBONES)
-def test_slim_shapes_sizes_and_gradients(backbone):
-    model = build_unet(backbone, seed=0).eval()
-    assert model.size_multiple == 16
-    x = torch.rand(2, 1, 32, 32, generator=torch.Generator().manual_seed(0), requires_grad=True)
-    y = model(x)
-    assert y.shape == (2, 11, 32, 32) and torch.isfinite(y).all()
+    assert y.shape == (2, 11, side, side) and torch.isfinite(y).all()
     y[:, 3].sum().backward()
     assert x.grad is not None and x.grad.abs().sum() > 0  # input gradients flow (saliency needs them)
     n = sum(p.numel() for p in model.parameters())
-    assert 50_000 < n < 200_000, n  # a compact stand-in: under 0.8 MB of float32 weights
+    assert low < n < high, n
     assert not any(getattr(m, "inplace", False) for m in model.modules())
 
 
