@@ -79,6 +79,10 @@ TRIALS: dict[str, Trial] = {
     "vgg16_3k": Trial((), 64, None, True, 3000, "small_vgg16"),
     "resnet18_6k": Trial((), 64, None, True, 6000, "small_resnet18"),
     "mobilenet_v2_6k": Trial((), 64, None, True, 6000, "small_mobilenet_v2"),
+    # a 3x3 convolution at full resolution before the families' stride-2 stems (float32: measured on
+    # a CPU without native bfloat16, where autocast ran a step 20x slower)
+    "resnet18_fs_3k": Trial((), 64, None, False, 3000, "small_resnet18_fs"),
+    "mobilenet_v2_fs_3k": Trial((), 64, None, False, 3000, "small_mobilenet_v2_fs"),
 }
 GATE = 0.75
 N_TEST = 300

@@ -5,21 +5,21 @@ from __future__ import annotations
 import pytest
 import torch
 
-from gsutils.models.smp_unet import FAMILY, SLIM_BACKBONES, SMALL_BACKBONES, SMP_BACKBONES, SPECS, build_smp_unet
+from gsutils.models.smp_unet import FAMILY, FULL_STEM_BACKBONES, SLIM_BACKBONES, SMALL_BACKBONES, SMP_BACKBONES, SPECS, build_smp_unet
 from gsutils.models.unet import BACKBONES, build_unet, load_checkpoint_into, save_unet
 
 
 
 def test_every_smp_backbone_is_a_unet_backbone():
-    assert set(SMP_BACKBONES) | set(SLIM_BACKBONES) | set(SMALL_BACKBONES) == set(SPECS) == set(BACKBONES) - {
-        "tiny", "small"}
+    assert (set(SMP_BACKBONES) | set(SLIM_BACKBONES) | set(SMALL_BACKBONES) | set(FULL_STEM_BACKBONES)
+            == set(SPECS) == set(BACKBONES) - {"tiny", "small"})
     assert {FAMILY[b] for b in SLIM_BACKBONES} == {FAMILY[b] for b in SMP_BACKBONES} == {
         FAMILY[b] for b in SMALL_BACKBONES}
 
 
 @pytest.mark.parametrize("backbone, side, multiple, low, high",
                          [(b, 32, 16, 50_000, 200_000) for b in SLIM_BACKBONES]  # compact 32 px stand-ins
-                         + [(b, 64, 32, 1_000_000, 3_000_000) for b in SMALL_BACKBONES])  # 64 px, ~ "small"
+                         + [(b, 64, 32, 1_000_000, 3_000_000) for b in SMALL_BACKBONES + FULL_STEM_BACKBONES])  # 64 px, ~ "small"
 def test_reduced_variants_shapes_sizes_and_gradients(backbone, side, multiple, low, high):
     model = build_unet(backbone, seed=0).eval()
     assert model.size_multiple == multiple
@@ -111,3 +111,14 @@ def test_training_step_lowers_the_loss_on_a_fixed_batch():
         opt.step()
         losses.append(float(loss.detach()))
     assert losses[-1] < 0.7 * losses[0]
+
+
+@pytest.mark.parametrize("backbone", ["small_resnet18_fs", "small_mobilenet_v2_fs"])
+def test_full_resolution_stem_runs_a_convolution_at_the_input_resolution(backbone):
+    """The ``_fs`` variants' first convolution keeps the 64 px resolution; the family's stride-2 stem follows."""
+    model = build_unet(backbone, seed=0).eval()
+    convs = [m for m in model.encoder.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert convs[0].in_channels == 1 and convs[0].stride == (1, 1) and convs[0].kernel_size == (3, 3)
+    assert convs[1].stride == (2, 2)
+    feats = model.encoder(torch.zeros(1, 1, 64, 64))
+    assert [f.shape[-1] for f in feats] == [64, 32, 16, 8, 4, 2]

@@ -83,6 +83,7 @@ from gsutils.experiments import context_claims as cc
 from gsutils.experiments import context_evidence as ev
 from gsutils.experiments import context_saliency as cs
 from gsutils.experiments import segmentation as seg
+from gsutils.models.precision import precision_label
 from gsutils.plots.context import plot_cbd_matrices, plot_method_maps
 
 t_page = time.perf_counter()
@@ -91,7 +92,8 @@ s = cfg.saliency
 print(f"profile {cfg.name}: backbone {cfg.train.backbone}, bias digits {cfg.grid.bias_digits}, "
       f"bias textures {cfg.grid.bias_textures}, seeds {cfg.grid.seeds}, device {cfg.device}\n"
       f"per network: {s.images_per_digit} test images of the bias digit, "
-      f"{cs.images_per_other_digit(cfg)} of each other digit")
+      f"{cs.images_per_other_digit(cfg)} of each other digit; "
+      f"the networks' layers at {precision_label(cfg.saliency.autocast, cfg.device)}")
 
 # %% [markdown]
 # ## The gate

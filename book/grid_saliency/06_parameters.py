@@ -55,7 +55,8 @@
 # qualify); every point is the mean of the chosen networks' means, with `images_bias_digit` test images of the bias digit
 # and `images_other_digit` of every other digit (printed below), fewer values of
 # the learning rate and the momentum (4 each, 17 distinct settings), and the
-# networks' layers in bfloat16 as in their training (S1.3). The gpu and paper
+# networks' layers in bfloat16 as in their training where the CPU computes
+# bfloat16 natively, float32 elsewhere (S1.3 prints which). The gpu and paper
 # profiles sweep on every network of their grids with 20 + 5 images per
 # network and five values per parameter.
 

@@ -52,13 +52,13 @@ from gsutils.experiments.segmentation import SegRun, run_toy_config, grid_runs, 
 from gsutils.experiments.store import Store
 from gsutils.io import config_key
 from gsutils.metrics.context_bias import EMPTY_TOL, cbd, cbl, chance_cbl, empty_maps
-from gsutils.models.precision import autocast_model
+from gsutils.models.precision import autocast_model, effective_autocast
 from gsutils.saliency.gradient import gradient_context_saliency, request_objective
 from gsutils.saliency.grid import GridSaliencyConfig, GridSaliencyResult, context_saliency, segmentation_probs
 from gsutils.profiles import Profile, check_profile
 
 __all__ = ["METHODS", "METHOD_LABELS", "ContextSaliencyResults", "diagonal_split", "biased_runs",
-           "biased_test_set", "collect", "collect_fixed_grey", "explained_model", "result_paths", "run_context_saliency",
+           "biased_test_set", "collect", "collect_fixed_grey", "explained_model", "saliency_autocast", "result_paths", "run_context_saliency",
            "run_fixed_grey", "select_runs"]
 
 #: method keys (in the order of the supplement's figures) and their labels
@@ -151,16 +151,22 @@ def saliency_key_config(profile: Profile, run: SegRun) -> dict[str, Any]:
         "data": dataclasses.asdict(run_toy_config(profile, run.bias, run.seed)),
         "n_test": profile.toy.n_test,
         "counts": explained_counts(profile, run),
-        "saliency": dataclasses.asdict(profile.saliency),
+        "saliency": {**dataclasses.asdict(profile.saliency), "autocast": saliency_autocast(profile)},
         "grid": dataclasses.asdict(grid_config(profile)),
         "empty_tol": EMPTY_TOL,
         "seed": profile.seed,
     }
 
 
+def saliency_autocast(profile: Profile) -> str | None:
+    """The precision the saliency runs use on this machine: ``profile.saliency.autocast`` where the
+    profile's device computes it natively, else ``None`` (float32); results are keyed by it."""
+    return effective_autocast(profile.saliency.autocast, profile.device)
+
+
 def explained_model(profile: Profile, run: SegRun, *, progress: bool = False) -> torch.nn.Module:
-    """``run``'s trained network as the saliency runs call it: at ``profile.saliency.autocast``'s precision."""
-    return autocast_model(train_or_load(profile, run, progress=progress), profile.saliency.autocast)
+    """``run``'s trained network as the saliency runs call it: at :func:`saliency_autocast`'s precision."""
+    return autocast_model(train_or_load(profile, run, progress=progress), saliency_autocast(profile))
 
 
 def _device_of(model: torch.nn.Module) -> torch.device:

@@ -39,7 +39,8 @@ import numpy as np
 
 from gsutils.data.toy import BiasConfig
 from gsutils.experiments.executor import make_cluster
-from gsutils.experiments.context_saliency import biased_test_set, compute_fixed_grey, explained_model, select_images
+from gsutils.experiments.context_saliency import (biased_test_set, compute_fixed_grey, explained_model,
+                                                  saliency_autocast, select_images)
 from gsutils.experiments.segmentation import SegRun, train_config, train_or_load
 from gsutils.experiments.store import Store
 from gsutils.io import config_key
@@ -171,7 +172,7 @@ def task_key_config(profile: Profile, run: SegRun, config: GridSaliencyConfig) -
         "counts": _counts(profile, run),
         "grid": dataclasses.asdict(config),
         "batch_size": profile.saliency.batch_size,
-        **({"autocast": profile.saliency.autocast} if profile.saliency.autocast is not None else {}),
+        **({"autocast": ac} if (ac := saliency_autocast(profile)) is not None else {}),
         "empty_tol": EMPTY_TOL,
     }
 

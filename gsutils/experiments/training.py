@@ -34,7 +34,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from gsutils.models.precision import AUTOCAST_DTYPES
+from gsutils.models.precision import AUTOCAST_DTYPES, native_bf16
 from gsutils.io import config_key, quarantine, read_checked, write_checked
 
 __all__ = ["TrainState", "fit", "mix_seed", "deterministic", "discard_checkpoint", "lr_at", "make_optimizer",
@@ -224,5 +224,10 @@ def recipe_autocast(rec: dict[str, Any], device: torch.device, dtype: torch.dtyp
     name = rec.get("autocast")
     if name is not None and name not in AUTOCAST_DTYPES:
         raise ValueError(f"recipe autocast must be one of {sorted(AUTOCAST_DTYPES)} or None, got {name!r}")
+    if name is not None and dtype is None and not native_bf16(device):
+        # the recipe (and the trained network's identity) keeps its precision; say what it costs here
+        warnings.warn(f"this {device.type.upper()} has no native {name}: the recipe's {name} forward pass "
+                      "runs much slower than float32 here (15-20x measured on an AVX2-only CPU); "
+                      "`python -m gsutils shipped` restores the trained networks instead", stacklevel=2)
     return torch.autocast(device.type, dtype=AUTOCAST_DTYPES.get(name, torch.bfloat16),
                           enabled=name is not None and dtype is None)

@@ -65,11 +65,14 @@ SMP_BACKBONES: tuple[str, ...] = ("vgg16", "mobilenet_v2", "resnet18")
 SLIM_BACKBONES: tuple[str, ...] = ("slim_vgg16", "slim_mobilenet_v2", "slim_resnet18")
 #: reduced variants of the same three families for 64 px images (depth 5)
 SMALL_BACKBONES: tuple[str, ...] = ("small_vgg16", "small_mobilenet_v2", "small_resnet18")
+#: the small ResNet18 and MobileNetV2 with a full-resolution stem (see :func:`_full_res_stem`)
+FULL_STEM_BACKBONES: tuple[str, ...] = ("small_mobilenet_v2_fs", "small_resnet18_fs")
 #: the family of every smp backbone (for tables and labels)
 FAMILY: dict[str, str] = {f"{size}{name}": family
                           for name, family in (("vgg16", "VGG16"), ("mobilenet_v2", "MobileNetV2"),
                                                ("resnet18", "ResNet18"))
-                          for size in ("", "slim_", "small_")}
+                          for size in ("", "slim_", "small_")} | {
+    "small_mobilenet_v2_fs": "MobileNetV2", "small_resnet18_fs": "ResNet18"}
 
 #: VGG16's layer layout (configuration "D": 2-2-3-3-3 convs) at 1/8 of its widths, capped at 32
 SLIM_VGG_CONFIG: list[int | str] = [8, 8, "M", 16, 16, "M", 32, 32, 32, "M", 32, 32, 32, "M", 32, 32, 32, "M"]
@@ -105,6 +108,8 @@ SPECS: dict[str, SmpSpec] = {
     "small_vgg16": SmpSpec("gsutils_small_vgg16", 5, (128, 64, 32, 16, 16)),
     "small_mobilenet_v2": SmpSpec("gsutils_small_mobilenet_v2", 5, (128, 64, 32, 16, 16)),
     "small_resnet18": SmpSpec("gsutils_small_resnet18", 5, (128, 64, 32, 16, 16)),
+    "small_mobilenet_v2_fs": SmpSpec("gsutils_small_mobilenet_v2_fs", 5, (128, 64, 32, 16, 16)),
+    "small_resnet18_fs": SmpSpec("gsutils_small_resnet18_fs", 5, (128, 64, 32, 16, 16)),
 }
 
 #: the layer widths of every reduced variant: (VGG config, MobileNetV2 multiplier, ResNet widths)
@@ -112,7 +117,22 @@ REDUCED_WIDTHS: dict[str, Any] = {
     "slim_vgg16": SLIM_VGG_CONFIG, "slim_mobilenet_v2": SLIM_MOBILENET_WIDTH,
     "slim_resnet18": list(SLIM_RESNET_WIDTHS), "small_vgg16": SMALL_VGG_CONFIG,
     "small_mobilenet_v2": SMALL_MOBILENET_WIDTH, "small_resnet18": list(SMALL_RESNET_WIDTHS),
+    "small_mobilenet_v2_fs": SMALL_MOBILENET_WIDTH, "small_resnet18_fs": list(SMALL_RESNET_WIDTHS),
 }
+#: channels of the full-resolution convolution of the ``_fs`` variants' stems
+FULL_STEM_WIDTH = 16
+
+
+def _full_res_stem(first: nn.Module, out_channels: int, activation: type[nn.Module]) -> nn.Sequential:
+    """A 3x3 convolution at the input's resolution (``FULL_STEM_WIDTH`` channels, batch norm,
+    ``activation``) followed by ``first``, the family's own stride-2 stem convolution, rebuilt to
+    take those channels. On 64 px digits the families' stride-2 stems see every pixel through one
+    strided convolution; this gives the first skip connection (at 1/2) features computed at full
+    resolution, as VGG16's first block does."""
+    w = FULL_STEM_WIDTH
+    strided = nn.Conv2d(w, out_channels, kernel_size=first.kernel_size, stride=first.stride,
+                        padding=first.padding, bias=first.bias is not None)
+    return nn.Sequential(nn.Conv2d(3, w, 3, padding=1, bias=False), nn.BatchNorm2d(w), activation(), strided)
 
 
 def _slim_resnet_encoder_class():
@@ -123,12 +143,14 @@ def _slim_resnet_encoder_class():
         """smp's ResNet encoder with narrower stages (ResNet18's block layout)."""
 
         def __init__(self, out_channels: list[int], depth: int = 5, output_stride: int = 32,
-                     widths: tuple[int, ...] = SLIM_RESNET_WIDTHS) -> None:
+                     widths: tuple[int, ...] = SLIM_RESNET_WIDTHS, full_stem: bool = False) -> None:
             super().__init__(out_channels, depth=depth, output_stride=output_stride,
                              block=BasicBlock, layers=[2, 2, 2, 2])
             w = tuple(widths)
             self.inplanes = w[0]
             self.conv1 = nn.Conv2d(3, w[0], kernel_size=7, stride=2, padding=3, bias=False)
+            if full_stem:
+                self.conv1 = _full_res_stem(self.conv1, w[0], nn.ReLU)
             self.bn1 = nn.BatchNorm2d(w[0])
             self.layer1 = self._make_layer(BasicBlock, w[0], 2)
             self.layer2 = self._make_layer(BasicBlock, w[1], 2, stride=2)
@@ -155,8 +177,17 @@ def _slim_mobilenet_encoder_class():
         """smp's MobileNetV2 encoder at a width multiplier, without the stages its depth does not use."""
 
         def __init__(self, out_channels: list[int], depth: int = 5, output_stride: int = 32,
-                     width_mult: float = SLIM_MOBILENET_WIDTH) -> None:
+                     width_mult: float = SLIM_MOBILENET_WIDTH, full_stem: bool = False) -> None:
             super().__init__(out_channels, depth=depth, output_stride=output_stride, width_mult=width_mult)
+            if full_stem:  # features[0] is (stride-2 conv, batch norm, ReLU6)
+                stem = self.features[0]
+                stem[0] = _full_res_stem(stem[0], stem[0].out_channels, nn.ReLU6)
+                for m in stem[0].modules():  # torchvision's MobileNetV2 initialisation
+                    if isinstance(m, nn.Conv2d):
+                        nn.init.kaiming_normal_(m.weight, mode="fan_out")
+                    elif isinstance(m, nn.BatchNorm2d):
+                        nn.init.ones_(m.weight)
+                        nn.init.zeros_(m.bias)
             if depth < 5:  # the stages after the depth's last output are never run
                 last = self._out_indexes[depth - 1]
                 self.features = self.features[: last + 1]
@@ -213,6 +244,9 @@ def _register() -> None:
             "encoder": _slim_resnet_encoder_class(), "pretrained_settings": {},
             "params": {"out_channels": _out_channels([rw[0], rw[0], rw[1], rw[2], rw[3]]), "widths": rw},
         }
+    for name in ("mobilenet_v2", "resnet18"):  # the full-resolution-stem variants of the small ones
+        base = encoders[f"gsutils_small_{name}"]
+        encoders[f"gsutils_small_{name}_fs"] = {**base, "params": {**base["params"], "full_stem": True}}
 
 
 def _no_inplace(module: nn.Module) -> nn.Module:

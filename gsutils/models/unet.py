@@ -53,7 +53,8 @@ from gsutils.models.input_check import check_unet_input
 #: the encoders :func:`build_unet` knows
 BACKBONES: tuple[str, ...] = ("tiny", "small", "vgg16", "mobilenet_v2", "resnet18",
                               "slim_vgg16", "slim_mobilenet_v2", "slim_resnet18",
-                              "small_vgg16", "small_mobilenet_v2", "small_resnet18")
+                              "small_vgg16", "small_mobilenet_v2", "small_resnet18",
+                              "small_mobilenet_v2_fs", "small_resnet18_fs")
 
 #: channel widths of the tiny encoder's four resolutions (1, 1/2, 1/4, 1/8). Measured on
 #: the quick profile's 32 px data (AdamW + one cycle, batch 32, one thread): three levels
