@@ -1,0 +1,128 @@
+"""The figures of :mod:`gsutils.plots` on synthetic inputs of the real shapes.
+
+Each test draws a figure the way its page does and checks its layout: the
+panels, the colourbars, page width, the palettes of :mod:`gsutils.plots.common`
+and the labels.
+"""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from gsutils.plots import common  # noqa: E402
+
+H, W = 32, 64
+
+
+@pytest.fixture(autouse=True)
+def _close():
+    yield
+    plt.close("all")
+
+
+def _colorbars(fig) -> list:
+    """The colourbar axes of ``fig``."""
+    return [a for a in fig.axes if a.get_label() == "<colorbar>"]
+
+
+def _image_axes(fig) -> list:
+    return [a for a in fig.axes if a.images and a.get_label() != "<colorbar>"]
+
+
+def _cmaps(fig) -> set[str]:
+    return {im.get_cmap().name for a in _image_axes(fig) for im in a.images}
+
+
+# ------------------------------------------------------------------------------ common
+
+
+def test_palettes_are_apart():
+    """Methods and classes have one palette each; no method colour is a class colour."""
+    from matplotlib.colors import to_rgb
+
+    classes = {tuple(np.round(c, 3)) for c in common.CLASS_RGB}
+    for m, c in common.METHOD_COLOURS.items():
+        assert tuple(np.round(to_rgb(c), 3)) not in classes, m
+    grid = [common.method_colour(m) for m in ("vg", "sg", "ig", "grid", "baseline")]
+    assert len(set(grid)) == len(grid)
+    assert common.method_colour("unknown", 1) == common.SERIES_COLOURS[1]
+    assert common.SALIENCY_CMAP not in ("jet", "tab10") and common.SALIENCY_CMAP != common.VALUE_CMAP
+
+
+def test_layer_label_uses_the_networks_own_names():
+    assert common.layer_label("features.29", "vgg16") == "features.29 (relu after conv5_3)"
+    assert common.layer_label("features.28") == "features.28 (conv5_3)"
+    assert common.layer_label("layer4", "resnet50") == "layer4"
+    assert common.layer_label("input", "vgg16") == "input"
+
+
+def test_overlay_has_the_saliency_colormap():
+    fig, ax = plt.subplots()
+    im = common.overlay_saliency(ax, np.random.default_rng(0).random((3, H, W)), np.zeros((H, W)))
+    assert im.get_cmap().name == common.SALIENCY_CMAP
+    cb = common.saliency_colorbar(fig, im, ax)
+    assert cb.ax in _colorbars(fig)
+    assert common.normalise_map(np.ones((2, 2))).max() == 0.0
+
+
+# ------------------------------------------------------------------------------ scenes (S2, S3)
+
+
+def test_context_shares_are_matrices():
+    from gsutils.plots.scenes import plot_context_shares
+
+    rng = np.random.default_rng(0)
+    names = [f"class {k}" for k in range(19)]
+    g, b = rng.dirichlet(np.ones(19) * 0.3, 5), rng.dirichlet(np.ones(19) * 0.3, 5)
+    fig = plot_context_shares(g, b, names[:5], names, [3] * 5)
+    mats = _image_axes(fig)
+    assert len(mats) == 2 and [a.get_title() for a in mats] == ["Grid saliency", "Baseline (dilated contour)"]
+    assert all(a.images[0].get_array().shape[0] == 5 for a in mats)
+    assert len(mats[0].texts) == mats[0].images[0].get_array().size  # a number in every cell
+    assert len(_colorbars(fig)) == 1
+    assert fig.get_size_inches()[0] <= 12
+
+
+def test_gallery_is_large_with_a_colourbar_and_names_missing_classes():
+    from gsutils.plots.scenes import plot_gallery
+
+    rng = np.random.default_rng(0)
+    imgs, maps = rng.random((5, 3, H, W)) * 0.3, rng.random((5, H, W)).astype(np.float32)
+    reqs = np.zeros((5, H, W), bool)
+    reqs[:, 10:20, 10:20] = True
+    fig = plot_gallery(imgs, reqs, maps, ["rider", "person", "pole", "sign", "empty"], missing=["car"])
+    panels = [a for a in _image_axes(fig) if a.axison]
+    assert len(panels) == 5 and 10 <= fig.get_size_inches()[0] <= 12
+    assert len(_colorbars(fig)) == 1 and _cmaps(fig) >= {common.SALIENCY_CMAP}
+    assert "car" in fig._suptitle.get_text()
+    fig.canvas.draw()  # each panel is at least a quarter of the page wide (after the layout)
+    assert min(a.get_position().width for a in panels) > 0.25
+
+
+def test_request_sizes_histogram_and_s13_colourbar():
+    from gsutils.plots.scenes import plot_request_sizes, plot_s13_panels
+
+    sizes = np.r_[np.arange(1, 200), np.arange(5, 50)]
+    fig = plot_request_sizes(sizes, np.r_[np.ones(199), np.zeros(45)], {"min_correct": 40, "min_erroneous": 3})
+    assert len(fig.axes) == 1 and fig.axes[0].get_xscale() == "log" and fig.axes[0].patches
+    rng = np.random.default_rng(0)
+    views = {k: rng.random((3, H, W)) for k in ("input", "perturbed", "optimised")}
+    views |= {k: rng.random((5, H, W)) for k in ("input_probs", "perturbed_probs", "optimised_probs")}
+    views["map"] = rng.random((H, W))
+    fig = plot_s13_panels(views, views["map"] > 0.5, rng.random((5, 3)))
+    assert len(_image_axes(fig)) == 8 and len(_colorbars(fig)) == 1
+
+
+def test_reliance_is_a_matrix():
+    from gsutils.plots.scenes import plot_reliance
+
+    fig = plot_reliance({"mn": {"boat": 0.1, "train": 0.2}, "xc": {"boat": 0.3}}, ["boat", "train"])
+    (ax,) = _image_axes(fig)
+    assert ax.images[0].get_array().shape == (2, 2) and len(ax.texts) == 3  # NaN cell left blank
+    assert len(_colorbars(fig)) == 1
