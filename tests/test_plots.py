@@ -56,7 +56,7 @@ def test_palettes_are_apart():
 
 
 def test_layer_label_uses_the_networks_own_names():
-    assert common.layer_label("features.29", "vgg16") == "features.29 (relu after conv5_3)"
+    assert common.layer_label("features.29", "vgg16") == "features.29 (relu5_3)"
     assert common.layer_label("features.28") == "features.28 (conv5_3)"
     assert common.layer_label("layer4", "resnet50") == "layer4"
     assert common.layer_label("input", "vgg16") == "input"
@@ -126,3 +126,104 @@ def test_reliance_is_a_matrix():
     (ax,) = _image_axes(fig)
     assert ax.images[0].get_array().shape == (2, 2) and len(ax.texts) == 3  # NaN cell left blank
     assert len(_colorbars(fig)) == 1
+
+
+# ------------------------------------------------------------------------------ NormGrad
+
+
+def _fig7_data(S: int = 24):
+    from gsutils.experiments.normgrad_maps import FIG7_LAYERS
+    from gsutils.saliency.extract_aggregate import METHODS
+
+    rng = np.random.default_rng(0)
+    maps = rng.random((1, len(METHODS), len(FIG7_LAYERS), S, S)).astype(np.float32)
+    maps[0, METHODS.index("normgrad_conv"), 0] = np.nan
+    return {"maps": maps, "rgb": rng.random((1, 3, S, S)), "image_index": np.array([3]), "target": np.array([1]),
+            "boxes": np.array([[[2, 3, 10, 12], [-1] * 4]]), "class_names": np.array(["cat", "dog"])}
+
+
+def test_fig7_has_a_colourbar_and_the_layers_names():
+    from gsutils.plots.normgrad import plot_fig7
+
+    data = _fig7_data()
+    n_rows, n_cols = data["maps"].shape[1:3]
+    fig = plot_fig7(data, 0)
+    assert len(_colorbars(fig)) == 1
+    assert len(_image_axes(fig)) == n_rows * n_cols + 1  # the maps (n/a ones kept square) and the scene
+    assert common.SALIENCY_CMAP in _cmaps(fig) and "jet" not in _cmaps(fig)
+    titles = [a.get_title() for a in fig.axes if a.get_title()]
+    assert "features.29\n(relu5_3)" in titles and "input" in titles
+    assert 10 <= fig.get_size_inches()[0] <= 12
+    with pytest.raises(ValueError, match="image"):
+        plot_fig7(data, 1)
+
+
+def _legend_labels(ax) -> list[str]:
+    return [t.get_text() for t in ax.get_legend().get_texts()]
+
+
+def test_layer_legends_name_each_networks_own_layers():
+    """Each architecture's panel has its own legend, with its own layer names (no layer4 on VGG16)."""
+    import pandas as pd
+
+    from gsutils.plots.normgrad_layers import plot_fig2, plot_fig3, plot_randomisation_curves
+
+    rng = np.random.default_rng(0)
+    last = {"vgg16": "features.29", "resnet50": "layer4"}
+    ep = pd.Index([1, 2, 3], name="epoch")
+    fig2 = {a: pd.DataFrame({(sp, m, lay): rng.random(3) for sp in ("train", "val")
+                             for m in ("normgrad", "selective_normgrad") for lay in ("input", last[a])}, index=ep)
+            for a in last}
+    fig3 = {a: pd.DataFrame({(m, lay): rng.random(3) for m in ("normgrad", "selective_normgrad")
+                             for lay in ("input", last[a])}, index=ep) for a in last}
+    curves = {a: pd.DataFrame({(k, m, lay): rng.random(3) for k in ("plain", "meta")
+                               for m in ("linear_approx", "selective_normgrad") for lay in ("input", last[a])},
+                              index=["original", "top", "next"]) for a in last}
+    for fig in (plot_fig2(fig2), plot_fig3(fig3), plot_randomisation_curves(curves)):
+        vgg, resnet = fig.axes
+        assert vgg.get_title().startswith("vgg16") and resnet.get_title().startswith("resnet50")
+        assert not any("layer4" in t for t in _legend_labels(vgg))
+        assert any("@features.29 (relu5_3)" in t for t in _legend_labels(vgg))
+        assert any(t.endswith("@layer4") for t in _legend_labels(resnet))
+        assert not any("features" in t for t in _legend_labels(resnet))
+        colours = {line.get_color() for line in vgg.get_lines() if line.get_label().startswith(("train", "plain"))}
+        assert colours <= set(common.METHOD_COLOURS.values())
+
+
+def test_fig4_fig5_maps_have_a_colourbar():
+    import torch
+
+    from gsutils.plots.normgrad_layers import plot_fig4, plot_fig5
+
+    S, rng = 16, np.random.default_rng(0)
+    stages = ["original", "classifier", "block5"]
+    run = {"arch": "vgg16", "stages": stages,
+           "figure_maps": {(k, m, "input"): torch.rand(len(stages), 1, S, S)
+                           for k in ("plain", "meta") for m in ("linear_approx", "selective_normgrad")}}
+    fig = plot_fig5(run, rng.random((3, S, S)), 0, "input")
+    assert len(_colorbars(fig)) == 1 and len(_image_axes(fig)) == 4 * (len(stages) + 1)
+    assert fig.get_size_inches()[0] <= 12
+    ex = {"rgb": rng.random((2, 3, S, S)), "present": ["dog", "cat"], "absent": ["car", "bus"],
+          "maps": {(k, sg, "normgrad", "input"): rng.random((2, S, S)) for k in ("plain", "meta")
+                   for sg in ("positive", "negative")}}
+    fig = plot_fig4(ex, "normgrad", "input")
+    assert len(_colorbars(fig)) == 1 and len(_image_axes(fig)) == 10
+    assert common.SALIENCY_CMAP in _cmaps(fig)
+
+
+def test_pointing_lines_use_the_method_palette(monkeypatch):
+    import pandas as pd
+
+    from gsutils.metrics.pointing import SUBSETS
+    from gsutils.plots import normgrad as ng
+
+    layers = ["input", "features.3", "features.29"]
+    cols = pd.MultiIndex.from_tuples([(s, lay) for s in SUBSETS for lay in layers])
+    acc = pd.DataFrame(np.full((2, len(cols)), 50.0), index=["gradient", "normgrad"], columns=cols)
+    monkeypatch.setattr(ng, "pointing_accuracies", lambda run: acc)
+    monkeypatch.setattr(ng, "center_accuracy", lambda run: {s: 30.0 for s in SUBSETS})
+    fig = ng.plot_pointing_by_layer([{"arch": "vgg16", "tolerance": 15}])
+    ax = fig.axes[0]
+    assert [line.get_color() for line in ax.get_lines()[:2]] == [common.method_colour("gradient"),
+                                                                 common.method_colour("normgrad")]
+    assert [t.get_text() for t in ax.get_xticklabels()][-1] == "features.29\n(relu5_3)"

@@ -180,7 +180,8 @@ _VGG16_CONV = {k - 1: v for k, v in _VGG16_RELU.items()}
 def layer_label(layer: str, arch: str | None = None) -> str:
     """A layer's display name: its module path, with VGG16's conventional name where it has one.
 
-    ``"features.29"`` (VGG16) -> ``"features.29 (conv5_3)"``; ResNet paths
+    ``"features.29"`` (VGG16) -> ``"features.29 (relu5_3)"``, ``"features.28"`` -> ``"features.28
+    (conv5_3)"``; ResNet paths
     (``"layer4"``) and ``"input"`` are returned as they are. The label is
     always built from the network's own module path, never from another
     architecture's.
@@ -191,6 +192,6 @@ def layer_label(layer: str, arch: str | None = None) -> str:
             k = int(layer.split(".")[1])
         except (IndexError, ValueError):
             return layer
-        name = (f"relu after {_VGG16_RELU[k]}" if k in _VGG16_RELU else _VGG16_CONV.get(k))
+        name = _VGG16_RELU[k].replace("conv", "relu") if k in _VGG16_RELU else _VGG16_CONV.get(k)
         return f"{layer} ({name})" if name else layer
     return layer
