@@ -227,3 +227,28 @@ def test_pointing_lines_use_the_method_palette(monkeypatch):
     assert [line.get_color() for line in ax.get_lines()[:2]] == [common.method_colour("gradient"),
                                                                  common.method_colour("normgrad")]
     assert [t.get_text() for t in ax.get_xticklabels()][-1] == "features.29\n(relu5_3)"
+
+
+# ------------------------------------------------------------------------------ context (S1.3, S1.4)
+
+
+def _toy_views(n: int = 2, S: int = 16, k: int = 11):
+    rng = np.random.default_rng(0)
+    views = {key: rng.random((n, 1, S, S)) for key in ("input", "perturbed", "optimised")}
+    views |= {key: rng.dirichlet(np.ones(k), (n, S, S)).transpose(0, 3, 1, 2)
+              for key in ("input_probs", "perturbed_probs", "optimised_probs")}
+    views["map"] = rng.random((n, S, S))
+    return views
+
+
+def test_toy_galleries_overlay_saliency_with_a_colourbar():
+    from gsutils.plots.context import plot_method_maps, plot_saliency_gallery
+
+    views = _toy_views()
+    fig = plot_saliency_gallery(views, row_labels=["a", "b"])
+    assert len(_colorbars(fig)) == 1 and len(_image_axes(fig)) == 2 * 7
+    assert common.SALIENCY_CMAP in _cmaps(fig) and "jet" not in _cmaps(fig)
+    maps = {m: views["map"] for m in ("vg", "sg", "ig", "grid")}
+    fig = plot_method_maps(views["input"], maps, views["map"] > 0.5, row_labels=["a", "b"])
+    assert len(_colorbars(fig)) == 1 and len(_image_axes(fig)) == 2 * 5
+    assert [a.get_title() for a in fig.axes[1:5]] == ["VG", "SG", "IG", "Grid saliency"]

@@ -11,7 +11,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from gsutils.plots.common import class_colours, method_colour, method_label
+from gsutils.plots.common import (BIAS_COLOUR, VALUE_CMAP, class_colours, method_colour, method_label, overlay_saliency,
+                                  saliency_colorbar, show_saliency)
 
 # --------------------------------------------------------------------------- grid saliency: S1.3/S1.4
 
@@ -119,7 +120,7 @@ def plot_cbd_matrices(
         k0 = 1
     for k, (name, panel) in enumerate(panels):
         ax = axes[k0 + k]
-        im = _strip(ax, panel, rows, labels, cmap="viridis", vmin=0.0, vmax=cbd_max, bias_rows=(k0 + k == 0),
+        im = _strip(ax, panel, rows, labels, cmap=VALUE_CMAP, vmin=0.0, vmax=cbd_max, bias_rows=(k0 + k == 0),
                     n_mean=len(bias_digits))
         ax.set_title(name, fontsize=10)
     fig.colorbar(im, ax=list(axes[k0:]), location="bottom", shrink=0.5, pad=0.02, label="CBD")
@@ -245,7 +246,7 @@ def plot_saliency_gallery(views: Mapping[str, np.ndarray], *, row_labels: Sequen
             ("perturbed", "perturbed context"), ("perturbed_probs", "softmax(perturbed)"),
             ("optimised", "optimised image"), ("optimised_probs", "softmax(optimised)"),
             ("map", "saliency map")]
-    fig, axes = plt.subplots(n, len(cols), figsize=(1.55 * len(cols), 1.6 * n + 0.3), squeeze=False,
+    fig, axes = plt.subplots(n, len(cols), figsize=(1.5 * len(cols) + 0.9, 1.5 * n + 0.8), squeeze=False,
                              constrained_layout=True)
     for i in range(n):
         for j, (key, name) in enumerate(cols):
@@ -254,24 +255,23 @@ def plot_saliency_gallery(views: Mapping[str, np.ndarray], *, row_labels: Sequen
             if key.endswith("probs"):
                 ax.imshow(segmentation_rgb(v), interpolation="nearest")
             elif key == "map":
-                ax.imshow(np.asarray(views["input"][i])[0], cmap="gray", vmin=0, vmax=1)
-                ax.imshow(v, cmap="jet", vmin=0, vmax=1, alpha=0.5 * (v > 0) + 0.0,
-                          interpolation="nearest")
+                sal = overlay_saliency(ax, np.asarray(views["input"][i]), v)
             else:
                 ax.imshow(v[0], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
             ax.set_xticks([])
             ax.set_yticks([])
             if i == 0:
-                ax.set_title(name, fontsize=8)
+                ax.set_title(name, fontsize=9)
         if row_labels is not None:
-            axes[i, 0].set_ylabel(row_labels[i], fontsize=8)
+            axes[i, 0].set_ylabel(row_labels[i], fontsize=9)
     k = np.asarray(views["input_probs"]).shape[1]
     from matplotlib.patches import Patch
 
     names = [str(j) for j in range(min(k, 10))] + (["background"] if k == 11 else [])
     fig.legend([Patch(color=class_colours(k)[j]) for j in range(len(names))], names, loc="outside lower center",
-               ncol=len(names), fontsize=7, title="class colours (darker = lower softmax score)",
-               title_fontsize=7)
+               ncol=len(names), fontsize=8, title="class colours (darker = lower softmax score)",
+               title_fontsize=8)
+    saliency_colorbar(fig, sal, axes[:, -1].tolist(), label="saliency M", shrink=0.9)
     return fig
 
 
@@ -296,17 +296,20 @@ def plot_method_maps(
     for i in range(n):
         axes[i, 0].imshow(np.asarray(images[i])[0], cmap="gray", vmin=0, vmax=1)
         if biased is not None and np.asarray(biased[i]).any():
-            axes[i, 0].contour(np.asarray(biased[i]).astype(float), levels=[0.5], colors="r",
+            axes[i, 0].contour(np.asarray(biased[i]).astype(float), levels=[0.5], colors=BIAS_COLOUR,
                                linewidths=0.8)
         for j, m in enumerate(methods):
-            v = np.asarray(maps[m][i])
-            axes[i, j + 1].imshow(v, cmap="magma", vmin=0, vmax=max(float(v.max()), 1e-6))
+            v = np.asarray(maps[m][i], dtype=np.float64)
+            sal = show_saliency(axes[i, j + 1], v / max(float(v.max()), 1e-6))
         for ax in axes[i]:
             ax.set_xticks([])
             ax.set_yticks([])
         if row_labels is not None:
-            axes[i, 0].set_ylabel(row_labels[i], fontsize=8)
-    axes[0, 0].set_title("input (bias part in red)", fontsize=8)
+            axes[i, 0].set_ylabel(row_labels[i], fontsize=9)
+    axes[0, 0].set_title("input (bias part in red)", fontsize=9)
     for j, m in enumerate(methods):
-        axes[0, j + 1].set_title(method_label(m), fontsize=8)
+        axes[0, j + 1].set_title(method_label(m), fontsize=9)
+    if methods:
+        saliency_colorbar(fig, sal, axes[:, 1:].ravel().tolist(), label="context saliency (each map / its max)",
+                          shrink=0.8)
     return fig
