@@ -252,3 +252,35 @@ def test_toy_galleries_overlay_saliency_with_a_colourbar():
     fig = plot_method_maps(views["input"], maps, views["map"] > 0.5, row_labels=["a", "b"])
     assert len(_colorbars(fig)) == 1 and len(_image_axes(fig)) == 2 * 5
     assert [a.get_title() for a in fig.axes[1:5]] == ["VG", "SG", "IG", "Grid saliency"]
+
+
+# ------------------------------------------------------------------------------ captioning, backbones
+
+
+def test_fig6_overlays_with_one_colourbar():
+    from gsutils.plots.captioning import plot_fig6
+
+    rng, S = np.random.default_rng(0), 16
+    names = ["encoder.layer3.0.relu", "encoder.layer4.0.relu", "encoder.layer4", "combined"]
+    ex = {"images": rng.integers(0, 255, (3, 3, S, S), dtype=np.uint8), "named_mask": rng.random((3, S, S)) > 0.7,
+          "maps": rng.random((3, len(names), S, S))}
+    fig = plot_fig6(ex, ["a dog on grass"] * 3, names, [0, 2])
+    assert len(_colorbars(fig)) == 1 and len(_image_axes(fig)) == 2 * 5
+    assert common.SALIENCY_CMAP in _cmaps(fig) and "jet" not in _cmaps(fig)
+    assert fig.get_size_inches()[0] <= 12
+
+
+def test_cbl_bars_use_the_method_palette():
+    import pandas as pd
+
+    from gsutils.experiments.context_results import METHODS
+    from gsutils.plots.backbones import plot_cbl_bars
+
+    idx = pd.MultiIndex.from_tuples([(bb, m) for bb in ("vgg16", "resnet18") for m in METHODS])
+    cbl = pd.DataFrame({"cbl": 0.6, "cbl_std": 0.1, "chance": 0.5}, index=idx)
+    fig = plot_cbl_bars(cbl)
+    ax = fig.axes[0]
+    bars = [p for p in ax.patches if p.get_height() > 0]
+    from matplotlib.colors import to_hex
+
+    assert {to_hex(p.get_facecolor()) for p in bars} == {common.method_colour(m).lower() for m in METHODS}
