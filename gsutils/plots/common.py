@@ -85,7 +85,7 @@ METHOD_COLOURS: dict[str, str] = {
     "normgrad": "#0072B2",
     "normgrad_conv": "#6A3D9A",
     "selective_normgrad": "#CC79A7",  # reddish purple
-    "excitation_backprop": "#8C6D31",
+    "excitation_backprop": "#882255",  # wine
     "contrastive_excitation_backprop": "#000000",
     "center": "#999999",
 }
