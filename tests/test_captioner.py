@@ -206,7 +206,7 @@ def test_evaluate_explain_and_ship(small, tmp_path, monkeypatch):
     from gsutils.plots.captioning import plot_caption_training, plot_fig6, plot_sharpness
 
     fig = plot_fig6(ex, ev["captions"], cs.map_names(), [0, 2])
-    assert len(fig.axes) == 2 * 5
+    assert len([a for a in fig.axes if a.get_label() != "<colorbar>"]) == 2 * 5 and len(fig.axes) == 2 * 5 + 1
     assert len(plot_sharpness(summary, cs.map_names()).axes) == 3
     plot_caption_training(cap.train_or_load_captioner(small, progress=False)[2])
     with pytest.raises(ValueError, match="rows"):

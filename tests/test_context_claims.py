@@ -249,9 +249,14 @@ def test_figures_handle_many_textures():
         cbl = {m: rng.random((len(textures), len(digits))) for m in METHODS}
         excl = {m: np.where(rng.random((len(textures), len(digits))) > 0.5, np.nan, 0.7) for m in METHODS}
         fig = plot_cbl(cbl, np.full((len(textures), len(digits)), 0.5), digits, textures, excluded=excl,
-                       poster={m: CBL_POSTER[m][0] for m in METHODS}, per_row=4)
-        n_groups = len(textures) * len(digits) + 1
-        assert len(fig.axes) == -(-n_groups // 4)
+                       poster={m: CBL_POSTER[m][0] for m in METHODS})
+        # Fig. S6/S7: one panel per method, a) b) c) d), one y scale, a bar per network and the mean
+        panels = [a for a in fig.axes if a.get_visible()]
+        assert len(panels) == len(METHODS)
+        assert [a.get_title()[:2] for a in panels] == [f"{chr(97 + k)})" for k in range(len(METHODS))]
+        assert {a.get_ylim() for a in panels} == {(0.0, 1.05)}
+        assert all(len(a.patches) == len(textures) * len(digits) + 1 for a in panels)
+        assert 10 <= fig.get_size_inches()[0] <= 12  # a page width
         plt.close(fig)
 
 

@@ -121,11 +121,12 @@ _ = ledger.check(**cc.gate_claim(gate, "S1.4"))
 # ## Fig. S6 (strong bias) and Fig. S7 (weak bias): CBL per bias texture and digit
 #
 # The maps are those of the previous chapter (loaded from the result store,
-# computed if missing). Bars: mean CBL over the bias digit's test images of
-# each network, empty maps counted as chance; white diamonds: the same with
-# empty maps left out (missing where every map was empty); dashed lines:
-# chance. The last group gives the mean per method, with the poster's values
-# as black ticks.
+# computed if missing). One panel per method, as the supplement's columns, on
+# one y scale. Bars: mean CBL over the bias digit's test images of each
+# network, empty maps counted as chance; white diamonds: the same with empty
+# maps left out (missing where every map was empty); dashed lines: chance. The
+# last, hatched bar of a panel is the method's mean, with the poster's value
+# as a black tick.
 
 # %%
 results = cs.collect(cfg, progress=True)

@@ -230,8 +230,9 @@ _ = ledger.check(**claims.preservation_claim(res, gate_ok=gate_ok, max_loss=CITY
 # ## Fig. S14: which context each request class relies on
 #
 # For each request class (rows), the mean share of the salient context that
-# falls on each ground-truth context class: grid saliency (blue) against the
-# dilated-contour baseline (grey), over the kept explanations. A context class
+# falls on each ground-truth context class (columns): grid saliency (top
+# matrix) against the dilated-contour baseline (bottom), over the kept
+# explanations. A context class
 # far above its baseline is one the network *uses*, not merely one that lies
 # next to the request.
 
@@ -248,13 +249,15 @@ plt.show()
 # The first kept explanation of a rider, a person, a car and a traffic sign
 # (where there is one), and an
 # empty map (the request's prediction survives without any context). The
-# request is outlined in cyan; the map is overlaid.
+# request is outlined in cyan; the map is overlaid. A class of the list with
+# no kept explanation is named in the figure's title.
 
 # %%
 g = sc.gallery_indices(res)
 frames = res["data"].val_x[res["frame"][g]].numpy()
 titles = [f"{TRAIN_CLASSES[res['cls'][j]]}" + (" (empty map)" if res["dropped_empty"][j] else "") for j in g]
-fig = plot_gallery(frames, res["masks"][g], res["maps"][g].astype(np.float32), titles)
+missing = [c for c in ("rider", "person", "car", "traffic sign") if TRAIN_CLASSES.index(c) not in res["cls"][g]]
+fig = plot_gallery(frames, res["masks"][g], res["maps"][g].astype(np.float32), titles, missing=missing)
 plt.show()
 
 # %% [markdown]

@@ -109,17 +109,18 @@ gate_ok = all(r.verdict == "reproduced" for r in rows)
 # %% [markdown]
 # ## Fig. S16: context explanations of the two networks, side by side
 #
-# The same requests (cyan outline) explained by each network (one row per
-# network, as in the supplement's figure); the overlaid map is its context
-# saliency.
+# The same requests (cyan outline) explained by each network, side by side
+# (as in the supplement's figure: the networks' explanations of a class next
+# to each other, two classes a row); the overlaid map is its context saliency.
 
 # %%
 pick = [int(np.flatnonzero(res["cls"] == c)[0]) for c in sorted(set(res["cls"].tolist()))]
-net_rows = range(len(encs))
-fig = plot_gallery(np.concatenate([data.val_x[res["image"][pick]].numpy() for _ in net_rows]),
-                   np.concatenate([res["masks"][pick] for _ in net_rows]),
-                   np.concatenate([res[f"maps_{j}"][pick].astype(np.float32) for j in net_rows]),
-                   [f"{enc}: {data.class_names[res['cls'][i]]}" for enc in encs for i in pick], cols=len(pick))
+order = [(i, j) for i in pick for j in range(len(encs))]  # per class, each network
+fig = plot_gallery(data.val_x[res["image"][[i for i, _ in order]]].numpy(),
+                   np.stack([res["masks"][i] for i, _ in order]),
+                   np.stack([res[f"maps_{j}"][i].astype(np.float32) for i, j in order]),
+                   [f"{data.class_names[res['cls'][i]]}: {encs[j]}" for i, j in order],
+                   cols=len(encs) * min(2, len(pick)))
 plt.show()
 
 # %% [markdown]

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from gsutils.experiments.context_results import METHODS
-from gsutils.plots.common import BIAS_COLOUR, method_label
+from gsutils.plots.common import BIAS_COLOUR, REFERENCE_COLOUR, VALUE_CMAP, method_colour, method_label
 
 __all__ = ["backbone_label", "plot_iou_mean_std", "plot_cbd_panels", "plot_cbl_bars"]
 
@@ -59,12 +59,12 @@ def plot_iou_mean_std(results: Sequence[dict[str, Any]], backbones: Sequence[str
         for row, (vals, title, vmax) in enumerate(((mean, "(a) mean IoU", 1.0), (std, "(b) std of IoU", None))):
             ax = axes[row, col]
             top = vmax if vmax is not None else max(0.05, float(np.nanmax(std)) if std.size else 0.05)
-            im = ax.imshow(vals, vmin=0, vmax=top, cmap="viridis", aspect="auto")
+            im = ax.imshow(vals, vmin=0, vmax=top, cmap=VALUE_CMAP, aspect="auto")
             for i in range(vals.shape[0]):
                 for j in range(10):
                     v = vals[i, j]
                     if np.isfinite(v):
-                        ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=6.5,
+                        ax.text(j, i, f"{v:.2f}".replace("0.", ".", 1), ha="center", va="center", fontsize=8,
                                 color="black" if v > 0.6 * top else "white")
                 d = names[i].rsplit(" ", 1)[-1]
                 if d.isdigit():
@@ -100,11 +100,12 @@ def plot_cbd_panels(per_backbone: dict[str, Any]):
             mats = res.cbd_matrix("weak", m)  # (textures, bias digits, 10)
             mean, std = np.nanmean(mats, axis=0), np.nanstd(mats, axis=0)
             ax = axes[r, c]
-            im = ax.imshow(mean, vmin=0, vmax=max(0.05, float(np.nanmax(mean))), cmap="magma", aspect="auto")
+            im = ax.imshow(mean, vmin=0, vmax=max(0.05, float(np.nanmax(mean))), cmap=VALUE_CMAP, aspect="auto")
             top = max(0.05, float(np.nanmax(mean)))
             for i in range(mean.shape[0]):
                 for j in range(10):
-                    ax.text(j, i, f"{mean[i, j]:.2f}\n±{std[i, j]:.2f}", ha="center", va="center", fontsize=5.5,
+                    ax.text(j, i, f"{mean[i, j]:.2f}\n±{std[i, j]:.2f}".replace("0.", "."), ha="center", va="center",
+                            fontsize=7.5,
                             color="black" if mean[i, j] > 0.6 * top else "white")
                 ax.add_patch(plt.Rectangle((res.bias_digits[i] - 0.5, i - 0.5), 1, 1, fill=False,
                                            edgecolor=BIAS_COLOUR, linewidth=1.5))
@@ -131,23 +132,22 @@ def plot_cbl_bars(cbl) -> Any:
 
     bbs = list(dict.fromkeys(cbl.index.get_level_values(0)))
     fig, ax = plt.subplots(figsize=(1.8 + 2.0 * len(bbs), 3.6), constrained_layout=True)
-    colours = plt.get_cmap("tab10")
     width = 0.8 / len(METHODS)
     for k, m in enumerate(METHODS):
         vals = [cbl.loc[(bb, m), "cbl"] for bb in bbs]
         err = [cbl.loc[(bb, m), "cbl_std"] for bb in bbs]
         x = np.arange(len(bbs)) + (k - (len(METHODS) - 1) / 2) * width
-        ax.bar(x, vals, width, yerr=err, capsize=3, color=colours(k), label=method_label(m))
+        ax.bar(x, vals, width, yerr=err, capsize=3, color=method_colour(m, k), label=method_label(m))
         for xi, v in zip(x, vals):
             if np.isfinite(v):
-                ax.text(xi, v + 0.02, f"{v:.2f}", ha="center", va="bottom", fontsize=7)
+                ax.text(xi, v + 0.02, f"{v:.2f}", ha="center", va="bottom", fontsize=8)
     chance = float(np.nanmean(cbl["chance"]))
-    ax.axhline(chance, color="gray", ls=":", lw=1, label=f"chance ({chance:.2f})")
+    ax.axhline(chance, color=REFERENCE_COLOUR, ls=":", lw=1, label=f"chance ({chance:.2f})")
     ax.set_xticks(range(len(bbs)), [backbone_label(b) for b in bbs])
     ax.set_ylim(0, 1.1)
     ax.set_ylabel("CBL (bias digit, weak bias)")
     ax.set_title("Fig. S10: bias localisation per backbone", fontsize=10)
-    ax.legend(fontsize=7, ncols=5, loc="upper center", bbox_to_anchor=(0.5, -0.12), frameon=False)
+    ax.legend(fontsize=8, ncols=5, loc="upper center", bbox_to_anchor=(0.5, -0.12), frameon=False)
     return fig
 
 
@@ -169,6 +169,6 @@ def plot_training_curves(histories: dict[str, Sequence[dict[str, Any]]]):
     for ax in (ax_loss, ax_acc):
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
-    ax_acc.legend(fontsize=7)
+    ax_acc.legend(fontsize=8)
     fig.tight_layout()
     return fig

@@ -7,7 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from gsutils.plots.common import REFERENCE_COLOUR, method_label
+from gsutils.plots.common import (REFERENCE_COLOUR, SERIES_COLOURS, method_label, normalise_map, overlay_saliency,
+                                  saliency_colorbar)
 
 #: short column titles of the explained layers
 LAYER_TITLES = {
@@ -50,22 +51,17 @@ def plot_fig6(explained: Mapping[str, np.ndarray], captions: Sequence[str], name
     if any(not 0 <= r < maps.shape[0] for r in rows):
         raise ValueError(f"rows must index the {maps.shape[0]} explained images, got {list(rows)}")
     n_cols = 1 + len(names)
-    fig, axes = plt.subplots(len(rows), n_cols, figsize=(1.9 * n_cols, 2.05 * len(rows) + 0.3),
+    fig, axes = plt.subplots(len(rows), n_cols, figsize=(min(11.0, 1.9 * n_cols + 1.0), 2.15 * len(rows) + 0.3),
                              squeeze=False, layout="constrained")
     for r, i in enumerate(rows):
         rgb = np.transpose(explained["images"][i], (1, 2, 0)) / 255.0  # (S, S, 3)
-        grey = rgb.mean(-1)
         mask = explained["named_mask"][i] > 0
         title = captions[i] if words is None else f"{captions[i]}\nword: \u201c{words[r]}\u201d"
         axes[r, 0].imshow(rgb)
-        axes[r, 0].set_title(_wrap(title), fontsize=7.5)
+        axes[r, 0].set_title(_wrap(title), fontsize=8)
         for j, name in enumerate(names):
             a = axes[r, j + 1]
-            m = maps[i, j]
-            lo, hi = float(m.min()), float(m.max())
-            a.imshow(grey, cmap="gray", vmin=0, vmax=1)
-            a.imshow((m - lo) / (hi - lo) if hi > lo else np.zeros_like(m), cmap="jet", vmin=0, vmax=1,
-                     alpha=0.6)
+            sal = overlay_saliency(a, rgb, normalise_map(maps[i, j]))
             if r == 0:
                 a.set_title(LAYER_TITLES.get(name, name), fontsize=8)
         for j in range(n_cols):
@@ -74,6 +70,8 @@ def plot_fig6(explained: Mapping[str, np.ndarray], captions: Sequence[str], name
                 a.contour(mask.astype(float), levels=[0.5], colors="white", linewidths=0.8)
             a.set_xticks([])
             a.set_yticks([])
+    saliency_colorbar(fig, sal, axes[:, 1:].ravel().tolist(), shrink=0.8,
+                      label="saliency (each map scaled to [0, 1]; white: named objects)")
     return fig
 
 
@@ -99,18 +97,18 @@ def plot_sharpness(summary: Mapping[str, Any], names: Sequence[str]):
 
     fig, axes = plt.subplots(1, 3, figsize=(11, 3.2), layout="constrained")
     x = np.arange(len(names))
-    colours = ["tab:blue"] * (len(names) - 1) + ["tab:red"]
+    colours = [SERIES_COLOURS[0]] * (len(names) - 1) + [SERIES_COLOURS[1]]  # single layers, the combination
     panels = [("mass", "mass on the named objects"), ("entropy", "normalised entropy"),
               ("half_max", "area above half the maximum")]
     area = summary["named_objects"]["area"]
     for a, (k, label) in zip(axes, panels):
         a.bar(x, [summary[n][k] for n in names], color=colours)
-        a.set_xticks(x, [LAYER_TITLES.get(n, n).replace("\n", " ") for n in names], rotation=25, ha="right", fontsize=7)
+        a.set_xticks(x, [LAYER_TITLES.get(n, n).replace("\n", " ") for n in names], rotation=25, ha="right", fontsize=8)
         a.set_ylabel(label)
         a.set_ylim(0, 1)
         if k in ("mass", "half_max"):
             a.axhline(area, color=REFERENCE_COLOUR, ls="--", lw=1, label="named objects' area")
-            a.legend(fontsize=7)
+            a.legend(fontsize=8)
     fig.suptitle(f"{method_label('selective_normgrad')}: mean over "
                  f"{summary['named_objects']['n']} explained captions", fontsize=9)
     return fig
@@ -143,7 +141,7 @@ def plot_caption_examples(images: np.ndarray, captions: Sequence[Sequence[str]],
     for k in range(n):
         a = axes[0, k]
         a.imshow(np.transpose(images[k], (1, 2, 0)))
-        a.set_title("\n".join(_wrap(c, 34) for c in captions[k]), fontsize=7)
+        a.set_title("\n".join(_wrap(c, 34) for c in captions[k]), fontsize=8)
         a.set_xticks([])
         a.set_yticks([])
     return fig

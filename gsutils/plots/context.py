@@ -11,7 +11,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from gsutils.plots.common import class_colours, method_label
+from gsutils.plots.common import (BIAS_COLOUR, VALUE_CMAP, class_colours, method_colour, method_label, overlay_saliency,
+                                  saliency_colorbar, show_saliency)
 
 # --------------------------------------------------------------------------- grid saliency: S1.3/S1.4
 
@@ -119,7 +120,7 @@ def plot_cbd_matrices(
         k0 = 1
     for k, (name, panel) in enumerate(panels):
         ax = axes[k0 + k]
-        im = _strip(ax, panel, rows, labels, cmap="viridis", vmin=0.0, vmax=cbd_max, bias_rows=(k0 + k == 0),
+        im = _strip(ax, panel, rows, labels, cmap=VALUE_CMAP, vmin=0.0, vmax=cbd_max, bias_rows=(k0 + k == 0),
                     n_mean=len(bias_digits))
         ax.set_title(name, fontsize=10)
     fig.colorbar(im, ax=list(axes[k0:]), location="bottom", shrink=0.5, pad=0.02, label="CBD")
@@ -138,10 +139,14 @@ def plot_cbl(
     excluded: Mapping[str, np.ndarray] | None = None,
     poster: Mapping[str, float] | None = None,
     title: str | None = None,
-    per_row: int = 10,
+    ncols: int | None = None,
+    width: float = 11.0,
 ):
-    """CBL in the layout of Fig. S6/S7: a group of bars (one per method) per bias texture and
-    bias digit, chance as a dashed line, and a last group with the means beside the poster's values.
+    """CBL in the layout of Fig. S6/S7: one panel per method (a) VG, b) SG, ...), one y scale.
+
+    In each panel a bar per network (bias texture t, bias digit d), chance as a
+    dashed tick over each bar, and a last, hatched bar with the mean, the
+    poster's value as a black tick on it.
 
     Parameters
     ----------
@@ -153,60 +158,76 @@ def plot_cbl(
         ``method -> (textures, bias digits)`` mean CBL with empty maps left out;
         drawn as white diamonds on the bars (missing where every map was empty).
     poster:
-        ``method -> value`` read off the poster's figure (drawn as black ticks on the mean group).
-    per_row:
-        Groups per row of panels.
+        ``method -> value`` read off the poster's figure (drawn as a black tick on the mean bar).
+    ncols:
+        Panels per row; default: all in one row (as the supplement's columns) up
+        to 8 networks, two columns beyond.
+    width:
+        Figure width in inches (11: a page width).
     """
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
 
     methods = list(cbl)
     chance = np.asarray(chance, dtype=np.float64)
     cells = [(t, di, d) for t, di, d in _cell_rows(textures, bias_digits) if t is not None]
-    groups: list[tuple[str, dict[str, float], float, dict[str, float]]] = []
-    for t, di, d in cells:
-        groups.append((f"t{textures[t]}\nd{d}", {m: float(np.asarray(cbl[m])[t, di]) for m in methods},
-                       float(chance[t, di]),
-                       {m: float(np.asarray(excluded[m])[t, di]) for m in methods} if excluded else {}))
+    names = [f"t{textures[t]}\nd{d}" for t, _, d in cells] + ["mean"]
     with warnings.catch_warnings():  # a method whose every map was empty has no excluded mean
         warnings.simplefilter("ignore", RuntimeWarning)
-        groups.append(("mean", {m: float(np.nanmean(cbl[m])) for m in methods}, float(np.nanmean(chance)),
-                       {m: float(np.nanmean(excluded[m])) for m in methods} if excluded else {}))
-    n_rows = -(-len(groups) // per_row)
-    width = 0.8 / len(methods)
-    colours = plt.get_cmap("tab10")
-    n_first = min(per_row, len(groups))
-    fig, axes = plt.subplots(n_rows, 1, figsize=(1.6 + 0.75 * n_first * max(1.0, len(methods) / 4), 2.9 * n_rows),
-                             squeeze=False, constrained_layout=True)
-    for r in range(n_rows):
-        ax = axes[r, 0]
-        chunk = groups[r * per_row:(r + 1) * per_row]
-        for g, (name, vals, ch, exc) in enumerate(chunk):
-            for m, method in enumerate(methods):
-                x = g + (m - (len(methods) - 1) / 2) * width
-                ax.bar(x, vals[method], width, color=colours(m), label=method_label(method) if g == 0 else None)
-                if exc and np.isfinite(exc[method]):
-                    ax.plot(x, exc[method], marker="D", markersize=4, color="white", markeredgecolor="k",
-                            linestyle="none", label="empty maps excluded" if g == 0 and m == 0 else None)
-                if name == "mean" and poster and method in poster:
-                    ax.hlines(poster[method], x - width / 2, x + width / 2, colors="k", linewidth=2.5,
-                              label="poster")
-            ax.hlines(ch, g - 0.45, g + 0.45, colors="k", linestyles="--", linewidth=1,
-                      label="chance" if g == 0 else None)
-        ax.set_xticks(range(len(chunk)), [c[0] for c in chunk], fontsize=7)
-        ax.set_xlim(-0.6, per_row - 0.4 if n_rows > 1 else len(chunk) - 0.4)
+
+        def column(values):
+            v = np.asarray(values, dtype=np.float64)
+            return np.array([v[t, di] for t, di, _ in cells] + [np.nanmean(v)])
+
+        ch = column(chance)
+        vals = {m: column(cbl[m]) for m in methods}
+        exc = {m: column(excluded[m]) for m in methods} if excluded else {}
+    n = len(names)
+    ncols = (len(methods) if n <= 9 else 2) if ncols is None else ncols
+    ncols = max(1, min(ncols, len(methods)))
+    nrows = -(-len(methods) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(width, 2.9 * nrows + 0.9), squeeze=False, sharey=True,
+                             constrained_layout=True)
+    x = np.arange(n)
+    for k, ax in enumerate(axes.flat):
+        if k >= len(methods):
+            ax.set_visible(False)
+            continue
+        m = methods[k]
+        colour = method_colour(m, k)
+        bars = ax.bar(x, vals[m], 0.7, color=colour, edgecolor=colour)
+        bars[-1].set_hatch("///")
+        bars[-1].set_facecolor("white")
+        ax.hlines(ch, x - 0.42, x + 0.42, colors="k", linestyles="--", linewidth=1)
+        if exc:
+            ok = np.isfinite(exc[m])
+            ax.plot(x[ok], exc[m][ok], marker="D", markersize=5, color="white", markeredgecolor="k",
+                    linestyle="none")
+        if poster and m in poster and poster[m] is not None and np.isfinite(poster[m]):
+            ax.hlines(poster[m], n - 1 - 0.42, n - 1 + 0.42, colors="k", linewidth=3)
+        ax.axvline(n - 1.5, color="0.6", linewidth=0.8)
+        ax.set_title(f"{chr(97 + k)}) {method_label(m)}", fontsize=10)
+        ax.set_xticks(x, names, fontsize=8)
+        ax.set_xlim(-0.6, n - 0.4)
         ax.set_ylim(0, 1.05)
-        ax.set_ylabel("CBL")
-    handles, labels = [], []
-    for ax in axes[:, 0]:
-        for h, lab in zip(*ax.get_legend_handles_labels()):
-            if lab not in labels:
-                handles.append(h)
-                labels.append(lab)
-    fig.legend(handles, labels, loc="outside right upper", fontsize=8)
-    axes[-1, 0].set_xlabel("bias texture t, bias digit d of the network (bars: empty maps count as chance)",
-                           fontsize=8)
+        ax.tick_params(axis="y", labelsize=8)
+        ax.grid(axis="y", alpha=0.3)
+        if k % ncols == 0:
+            ax.set_ylabel("CBL", fontsize=9)
+        if k // ncols == nrows - 1 or k + ncols >= len(methods):
+            ax.set_xlabel("network: bias texture t, bias digit d", fontsize=8)
+    handles = [Patch(facecolor="0.5", label="CBL (empty maps count as chance)"),
+               Patch(facecolor="white", edgecolor="0.3", hatch="///", label="mean over networks"),
+               Line2D([], [], color="k", ls="--", lw=1, label="chance (uniform map)")]
+    if exc:
+        handles.append(Line2D([], [], marker="D", color="white", markeredgecolor="k", ls="none", markersize=5,
+                              label="empty maps excluded"))
+    if poster:
+        handles.append(Line2D([], [], color="k", lw=3, label="poster (mean)"))
+    fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), fontsize=8, frameon=False)
     if title:
-        fig.suptitle(title)
+        fig.suptitle(title, fontsize=11)
     return fig
 
 
@@ -225,7 +246,7 @@ def plot_saliency_gallery(views: Mapping[str, np.ndarray], *, row_labels: Sequen
             ("perturbed", "perturbed context"), ("perturbed_probs", "softmax(perturbed)"),
             ("optimised", "optimised image"), ("optimised_probs", "softmax(optimised)"),
             ("map", "saliency map")]
-    fig, axes = plt.subplots(n, len(cols), figsize=(1.55 * len(cols), 1.6 * n + 0.3), squeeze=False,
+    fig, axes = plt.subplots(n, len(cols), figsize=(1.5 * len(cols) + 0.9, 1.5 * n + 0.8), squeeze=False,
                              constrained_layout=True)
     for i in range(n):
         for j, (key, name) in enumerate(cols):
@@ -234,24 +255,23 @@ def plot_saliency_gallery(views: Mapping[str, np.ndarray], *, row_labels: Sequen
             if key.endswith("probs"):
                 ax.imshow(segmentation_rgb(v), interpolation="nearest")
             elif key == "map":
-                ax.imshow(np.asarray(views["input"][i])[0], cmap="gray", vmin=0, vmax=1)
-                ax.imshow(v, cmap="jet", vmin=0, vmax=1, alpha=0.5 * (v > 0) + 0.0,
-                          interpolation="nearest")
+                sal = overlay_saliency(ax, np.asarray(views["input"][i]), v)
             else:
                 ax.imshow(v[0], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
             ax.set_xticks([])
             ax.set_yticks([])
             if i == 0:
-                ax.set_title(name, fontsize=8)
+                ax.set_title(name, fontsize=9)
         if row_labels is not None:
-            axes[i, 0].set_ylabel(row_labels[i], fontsize=8)
+            axes[i, 0].set_ylabel(row_labels[i], fontsize=9)
     k = np.asarray(views["input_probs"]).shape[1]
     from matplotlib.patches import Patch
 
     names = [str(j) for j in range(min(k, 10))] + (["background"] if k == 11 else [])
     fig.legend([Patch(color=class_colours(k)[j]) for j in range(len(names))], names, loc="outside lower center",
-               ncol=len(names), fontsize=7, title="class colours (darker = lower softmax score)",
-               title_fontsize=7)
+               ncol=len(names), fontsize=8, title="class colours (darker = lower softmax score)",
+               title_fontsize=8)
+    saliency_colorbar(fig, sal, axes[:, -1].tolist(), label="saliency M", shrink=0.9)
     return fig
 
 
@@ -276,17 +296,20 @@ def plot_method_maps(
     for i in range(n):
         axes[i, 0].imshow(np.asarray(images[i])[0], cmap="gray", vmin=0, vmax=1)
         if biased is not None and np.asarray(biased[i]).any():
-            axes[i, 0].contour(np.asarray(biased[i]).astype(float), levels=[0.5], colors="r",
+            axes[i, 0].contour(np.asarray(biased[i]).astype(float), levels=[0.5], colors=BIAS_COLOUR,
                                linewidths=0.8)
         for j, m in enumerate(methods):
-            v = np.asarray(maps[m][i])
-            axes[i, j + 1].imshow(v, cmap="magma", vmin=0, vmax=max(float(v.max()), 1e-6))
+            v = np.asarray(maps[m][i], dtype=np.float64)
+            sal = show_saliency(axes[i, j + 1], v / max(float(v.max()), 1e-6))
         for ax in axes[i]:
             ax.set_xticks([])
             ax.set_yticks([])
         if row_labels is not None:
-            axes[i, 0].set_ylabel(row_labels[i], fontsize=8)
-    axes[0, 0].set_title("input (bias part in red)", fontsize=8)
+            axes[i, 0].set_ylabel(row_labels[i], fontsize=9)
+    axes[0, 0].set_title("input (bias part in red)", fontsize=9)
     for j, m in enumerate(methods):
-        axes[0, j + 1].set_title(method_label(m), fontsize=8)
+        axes[0, j + 1].set_title(method_label(m), fontsize=9)
+    if methods:
+        saliency_colorbar(fig, sal, axes[:, 1:].ravel().tolist(), label="context saliency (each map / its max)",
+                          shrink=0.8)
     return fig

@@ -7,7 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from gsutils.plots.common import REFERENCE_COLOUR, method_label
+from gsutils.plots.common import (REFERENCE_COLOUR, layer_label, method_colour, method_label, normalise_map,
+                                  saliency_colorbar, show_saliency)
 
 #: one colour per weighting of Fig. 1 / Table 3
 WEIGHTING_COLOURS = {"accuracy": "#1f77b4", "spread": "#ff7f0e", "linear": "#2ca02c", "uniform": REFERENCE_COLOUR}
@@ -27,7 +28,7 @@ def plot_fig1_weights(weights: Sequence[dict[str, Any]]):
             v = np.asarray(w[k], dtype=float)
             ax.plot(x, v / v.sum(), marker="o", color=WEIGHTING_COLOURS[k], label=WEIGHTING_LABELS[k],
                     ls="-" if k in ("accuracy", "spread") else ":")
-        ax.set_xticks(x, layers, rotation=30, ha="right", fontsize=8)
+        ax.set_xticks(x, [layer_label(v, w["arch"]) for v in layers], rotation=30, ha="right", fontsize=8)
         ax.set_title(w["arch"])
         ax.set_ylabel("normalised weight $\\tilde w_l$")
         ax.grid(alpha=0.3)
@@ -74,19 +75,24 @@ def plot_table3_gains(tables: dict[str, Any]):
                 ax.errorbar(vals, y, xerr=[np.asarray(vals) - t["low"].to_numpy(), t["high"].to_numpy() - vals],
                             fmt="none", ecolor="k", lw=0.8)
             ax.axvline(0, color="k", lw=0.8)
-            ax.set_yticks(y, labels, fontsize=7)
+            ax.set_yticks(y, labels, fontsize=8)
             ax.invert_yaxis()
             ax.set_title(f"{arch}, {subset} pairs: gain over the best single layer (points)", fontsize=9)
     fig.tight_layout()
     return fig
 
 
-def _show(ax, m: np.ndarray, title: str = "") -> None:
-    ax.imshow(m, cmap="viridis")
-    ax.set_xticks([])
-    ax.set_yticks([])
+def _show(ax, m: np.ndarray, title: str = ""):
+    """A map scaled to ``[0, 1]`` by its own range, in the saliency colormap; returns the mappable."""
+    im = show_saliency(ax, normalise_map(m))
     if title:
-        ax.set_title(title, fontsize=7)
+        ax.set_title(title, fontsize=8)
+    return im
+
+
+def _panel_legend(ax, ncols: int = 1) -> None:
+    """The panel's own legend, below it (its labels name this panel's network's layers)."""
+    ax.legend(fontsize=8, ncols=ncols, loc="upper center", bbox_to_anchor=(0.5, -0.2), frameon=False)
 
 
 def plot_fig5(run: dict[str, Any], rgb: np.ndarray, pair: int = 0, layer: str = "input"):
@@ -95,88 +101,87 @@ def plot_fig5(run: dict[str, Any], rgb: np.ndarray, pair: int = 0, layer: str = 
 
     keys = [k for k in run["figure_maps"] if k[2] == layer]  # (kind, method, layer)
     stages = run["stages"]
-    fig, axes = plt.subplots(len(keys), len(stages) + 1, figsize=(1.45 * (len(stages) + 1), 1.5 * len(keys)),
-                             squeeze=False)
+    cell = min(1.5, 9.8 / (len(stages) + 1))
+    fig, axes = plt.subplots(len(keys), len(stages) + 1, figsize=(cell * (len(stages) + 1) + 1.2, cell * len(keys) + 0.6),
+                             squeeze=False, layout="constrained")
     for r, key in enumerate(keys):
         axes[r][0].imshow(np.clip(np.transpose(rgb, (1, 2, 0)), 0, 1))
         axes[r][0].set_xticks([])
         axes[r][0].set_yticks([])
         kind, method, _ = key
-        axes[r][0].set_ylabel(f"{kind}\n{method_label(method)}", fontsize=7)
+        axes[r][0].set_ylabel(f"{kind}\n{method_label(method)}", fontsize=8)
         for c, stage in enumerate(stages):
             m = np.asarray(run["figure_maps"][key][c, pair].float())
-            _show(axes[r][c + 1], m, stage if r == 0 else "")
-    fig.suptitle(f"{run['arch']}: maps at '{layer}' as the blocks are randomised from the top", fontsize=9)
-    fig.tight_layout()
+            im = _show(axes[r][c + 1], m, stage if r == 0 else "")
+    if keys:
+        saliency_colorbar(fig, im, axes[:, 1:].ravel().tolist(), shrink=0.6)
+    fig.suptitle(f"{run['arch']}: maps at '{layer_label(layer, run['arch'])}' as the blocks are randomised "
+                 "from the top", fontsize=9)
     return fig
 
 
 def plot_randomisation_curves(curves: dict[str, Any]):
-    """Mean Spearman correlation with the original map per stage, one panel per architecture."""
+    """Mean Spearman correlation with the original map per stage, one panel per architecture.
+
+    Each panel has its own legend, below it, naming that network's layers.
+    """
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(curves), figsize=(5 * len(curves), 3.3), squeeze=False)
+    fig, axes = plt.subplots(1, len(curves), figsize=(5.5 * len(curves), 5.4), squeeze=False, layout="constrained")
     for ax, (arch, table) in zip(axes[0], curves.items()):
         x = np.arange(len(table.index))
         for key in table.columns:
             kind, method, layer = key
-            colour = "#1f77b4" if method == "linear_approx" else "#d62728"
-            ax.plot(x, table[key], marker="o" if layer == "input" else "s", color=colour,
+            ax.plot(x, table[key], marker="o" if layer == "input" else "s", color=method_colour(method),
                     ls="-" if kind == "plain" else "--", ms=3,
-                    label=f"{kind} {method_label(method)} @{layer}")
+                    label=f"{kind} {method_label(method)} @{layer_label(layer, arch)}")
         ax.axhline(0, color="k", lw=0.6)
         ax.set_xticks(x, table.index, rotation=30, ha="right", fontsize=8)
         ax.set_ylabel("Spearman with the original")
         ax.set_title(f"{arch}: cascading randomisation", fontsize=9)
         ax.grid(alpha=0.3)
-    axes[0][-1].legend(fontsize=6, bbox_to_anchor=(1.02, 1), loc="upper left")
-    fig.tight_layout()
+        _panel_legend(ax)
     return fig
 
 
-def _epoch_panels(tables: dict[str, Any], series, ylabel: str, legend: dict[str, Any]):
-    """One panel per architecture: ``series(t)`` yields ``(values, style, label)`` against the epochs."""
+def _epoch_panels(tables: dict[str, Any], series, ylabel: str):
+    """One panel per architecture: ``series(t, arch)`` yields ``(values, style, label)`` against the epochs;
+    each panel has its own legend below it."""
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(tables), figsize=(5 * len(tables), 3.2), squeeze=False)
+    fig, axes = plt.subplots(1, len(tables), figsize=(5.5 * len(tables), 5.0), squeeze=False, layout="constrained")
     for ax, (arch, t) in zip(axes[0], tables.items()):
-        for values, style, label in series(t):
+        for values, style, label in series(t, arch):
             ax.plot(t.index, values, marker="o", ms=3, label=label, **style)
         ax.set_xlabel("epoch")
         ax.set_ylabel(ylabel)
         ax.set_title(arch, fontsize=9)
         ax.grid(alpha=0.3)
-    axes[0][-1].legend(**legend)
-    fig.tight_layout()
+        _panel_legend(ax)
     return fig
-
-
-def _method_colour(method: str) -> str:
-    return "#1f77b4" if method == "normgrad" else "#d62728"
 
 
 def plot_fig2(tables: dict[str, Any]):
     """Fig. 2: mean Spearman(meta, plain) over training epochs, training vs validation images."""
 
-    def series(t):
+    def series(t, arch):
         for split, method, layer in t.columns:
-            style = dict(ls="-" if split == "train" else "--", color=_method_colour(method),
+            style = dict(ls="-" if split == "train" else "--", color=method_colour(method),
                          alpha=1.0 if layer == "input" else 0.5)
-            yield t[(split, method, layer)], style, f"{split}: {method_label(method)} @{layer}"
+            yield t[(split, method, layer)], style, f"{split}: {method_label(method)} @{layer_label(layer, arch)}"
 
-    return _epoch_panels(tables, series, "Spearman(meta, plain)",
-                         dict(fontsize=6, bbox_to_anchor=(1.02, 1), loc="upper left"))
+    return _epoch_panels(tables, series, "Spearman(meta, plain)")
 
 
 def plot_fig3(tables: dict[str, Any]):
     """Fig. 3: Spearman of each epoch's validation meta-maps with the final epoch's."""
 
-    def series(t):
+    def series(t, arch):
         for method, layer in t.columns:
-            style = dict(ls="-" if layer == "input" else "--", color=_method_colour(method))
-            yield t[(method, layer)], style, f"{method_label(method)} @{layer}"
+            style = dict(ls="-" if layer == "input" else "--", color=method_colour(method))
+            yield t[(method, layer)], style, f"{method_label(method)} @{layer_label(layer, arch)}"
 
-    return _epoch_panels(tables, series, "Spearman with the final meta-map", dict(fontsize=7))
+    return _epoch_panels(tables, series, "Spearman with the final meta-map")
 
 
 def plot_fig4(examples: dict[str, Any], method: str = "selective_normgrad", layer: str = "input"):
@@ -185,7 +190,7 @@ def plot_fig4(examples: dict[str, Any], method: str = "selective_normgrad", laye
 
     n = examples["rgb"].shape[0]
     cols = [("plain", "positive"), ("meta", "positive"), ("plain", "negative"), ("meta", "negative")]
-    fig, axes = plt.subplots(n, 5, figsize=(8.5, 1.8 * n), squeeze=False)
+    fig, axes = plt.subplots(n, 5, figsize=(10, 2.0 * n + 0.5), squeeze=False, layout="constrained")
     for i in range(n):
         axes[i][0].imshow(np.clip(np.transpose(np.asarray(examples["rgb"][i]), (1, 2, 0)), 0, 1))
         axes[i][0].set_xticks([])
@@ -193,9 +198,10 @@ def plot_fig4(examples: dict[str, Any], method: str = "selective_normgrad", laye
         for c, (kind, sign) in enumerate(cols):
             cls = examples["present" if sign == "positive" else "absent"][i]
             m = np.asarray(examples["maps"][kind, sign, method, layer][i])
-            _show(axes[i][c + 1], m, f"{kind}, {sign} ('{cls}')")
-    fig.suptitle(f"{method_label(method)} at '{layer}': meta-saliency for positive and negative examples", fontsize=9)
-    fig.tight_layout()
+            im = _show(axes[i][c + 1], m, f"{kind}, {sign} ('{cls}')")
+    saliency_colorbar(fig, im, axes[:, 1:].ravel().tolist(), shrink=0.7)
+    fig.suptitle(f"{method_label(method)} at '{layer_label(layer)}': meta-saliency for positive and negative "
+                 "examples", fontsize=9)
     return fig
 
 

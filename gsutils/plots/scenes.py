@@ -11,12 +11,11 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from gsutils.plots.common import REFERENCE_COLOUR, class_colours, method_label
+from gsutils.plots.common import (SERIES_COLOURS, VALUE_CMAP, method_label, overlay_saliency, saliency_colorbar,
+                                  show_saliency)
 
 __all__ = ["colorize", "plot_context_shares", "plot_gallery", "plot_request_sizes", "plot_s13_panels",
            "plot_scenes", "plot_reliance"]
-
-_GRID_COLOUR = "#1f77b4"
 
 
 def colorize(labels: np.ndarray, colours: np.ndarray, ignore: int = 255) -> np.ndarray:
@@ -58,18 +57,19 @@ def plot_request_sizes(sizes: np.ndarray, correct: np.ndarray, thresholds: Mappi
     import matplotlib.pyplot as plt
 
     sizes, correct = np.asarray(sizes), np.asarray(correct, dtype=bool)
-    fig, ax = plt.subplots(figsize=(6, 3))
+    fig, ax = plt.subplots(figsize=(10, 3.4), constrained_layout=True)
     bins = np.logspace(0, np.log10(max(2, sizes.max() + 1)), 30)
-    ax.hist([sizes[correct], sizes[~correct]], bins=bins, stacked=True, color=[_GRID_COLOUR, "#ff7f0e"],
-            label=[f"correct ({correct.sum()})", f"erroneous ({(~correct).sum()})"])
+    ax.hist([sizes[correct], sizes[~correct]], bins=bins, stacked=True, color=SERIES_COLOURS[:2],
+            label=[f"correct prediction ({correct.sum()} requests)",
+                   f"erroneous prediction ({(~correct).sum()} requests)"])
     for key, style in (("min_correct", "-"), ("min_erroneous", "--")):
-        ax.axvline(thresholds[key], color=REFERENCE_COLOUR, ls=style, lw=1,
-                   label=f"{key.replace('_', ' ')}: {thresholds[key]} px")
+        ax.axvline(thresholds[key], color="k", ls=style, lw=1.2,
+                   label=f"threshold, {key.split('_')[1]}: {thresholds[key]} px")
     ax.set_xscale("log")
-    ax.set_xlabel("request mask size after 3x3 erosion (px)")
-    ax.set_ylabel("requests")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
+    ax.set_xlabel("request mask size after 3x3 erosion (px, log scale)", fontsize=9)
+    ax.set_ylabel("number of requests", fontsize=9)
+    ax.tick_params(labelsize=8)
+    ax.legend(fontsize=8, loc="upper left", framealpha=0.9)
     return fig
 
 
@@ -91,79 +91,110 @@ def plot_s13_panels(views: Mapping[str, np.ndarray], request: np.ndarray, colour
         ("its prediction", colorize(np.asarray(views["optimised_probs"]).argmax(0), colours)),
         ("saliency map M*", np.asarray(views["map"], dtype=float)),
     ]
-    fig, axes = plt.subplots(2, 4, figsize=(11, 3.9))
+    fig, axes = plt.subplots(2, 4, figsize=(11, 3.9), constrained_layout=True)
     for ax, (name, im) in zip(axes.flat, panels):
-        ax.imshow(im, cmap="gray" if im.ndim == 2 else None, vmin=0, vmax=1, interpolation="nearest")
-        ax.set_title(name, fontsize=8)
+        if name.startswith("saliency"):
+            sal = show_saliency(ax, im)
+        else:
+            ax.imshow(im, cmap="gray" if im.ndim == 2 else None, vmin=0, vmax=1, interpolation="nearest")
+        ax.set_title(name, fontsize=9)
         ax.set_xticks([]), ax.set_yticks([])
+    saliency_colorbar(fig, sal, axes[1, 3], label="M*", shrink=0.9)
     if title:
         fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
     return fig
+
+
+def _matrix(ax, values: np.ndarray, *, vmax: float, fmt: str = "{:.2f}"):
+    """``values`` as an image with the value written in every cell (white on dark cells)."""
+    im = ax.imshow(values, cmap=VALUE_CMAP, vmin=0, vmax=vmax, aspect="auto")
+    for (i, j), v in np.ndenumerate(values):
+        if np.isfinite(v):
+            ax.text(j, i, fmt.format(v).replace("0.", ".", 1) if 0 <= v < 1 else fmt.format(v), ha="center",
+                    va="center", fontsize=8, color="white" if v < 0.55 * vmax else "black")
+    return im
 
 
 def plot_context_shares(grid: np.ndarray, baseline: np.ndarray, request_names: Sequence[str],
                         context_names: Sequence[str], counts: Sequence[int], *, min_share: float = 0.02):
-    """Fig. S14: per request class, the mean share of salient context per context class, grid vs baseline.
+    """Fig. S14: per request class (rows), the mean share of salient context per context class (columns),
+    as two matrices, grid saliency above the baseline, on one colour scale.
 
     ``grid`` / ``baseline``: ``(R, K)`` mean shares. Context classes below
-    ``min_share`` for both methods in every request class are left out.
+    ``min_share`` for both methods in every request class are left out (so,
+    as in the supplement, the rows need not sum to 1).
     """
     import matplotlib.pyplot as plt
 
-    grid, baseline = np.nan_to_num(np.asarray(grid)), np.nan_to_num(np.asarray(baseline))
-    keep = [k for k in range(len(context_names)) if max(grid[:, k].max(), baseline[:, k].max()) >= min_share]
+    grid, baseline = np.asarray(grid, dtype=float), np.asarray(baseline, dtype=float)
+    top = np.nan_to_num(np.maximum(np.nan_to_num(grid), np.nan_to_num(baseline)))
+    keep = [k for k in range(len(context_names)) if top[:, k].max() >= min_share] or list(range(len(context_names)))
     r = len(request_names)
-    fig, axes = plt.subplots(r, 1, figsize=(0.45 * len(keep) + 2.5, 1.5 * r + 0.6), squeeze=False, sharex=True)
-    x = np.arange(len(keep))
-    for i, ax in enumerate(axes[:, 0]):
-        ax.bar(x - 0.2, grid[i, keep], 0.4, color=_GRID_COLOUR, label=method_label("grid"))
-        ax.bar(x + 0.2, baseline[i, keep], 0.4, color=REFERENCE_COLOUR, label=method_label("baseline"))
-        ax.set_ylabel(f"{request_names[i]}\n(n={counts[i]})", fontsize=8)
-        ax.set_ylim(0, 1)
-        ax.tick_params(labelsize=7)
-    axes[0, 0].legend(fontsize=7, ncol=2, loc="upper right")
-    axes[-1, 0].set_xticks(x)
-    axes[-1, 0].set_xticklabels([context_names[k] for k in keep], rotation=45, ha="right", fontsize=8)
-    fig.tight_layout()
+    vmax = max(float(top[:, keep].max()), 1e-3)
+    fig, axes = plt.subplots(2, 1, figsize=(min(12.0, 0.6 * len(keep) + 3.2), 2 * (0.42 * r + 0.9) + 0.6),
+                             squeeze=False, sharex=True, constrained_layout=True)
+    for ax, (name, m) in zip(axes[:, 0], ((method_label("grid"), grid), (method_label("baseline") +
+                                                                           " (dilated contour)", baseline))):
+        im = _matrix(ax, m[:, keep], vmax=vmax)
+        ax.set_yticks(range(r), [f"{request_names[i]} (n={counts[i]})" for i in range(r)], fontsize=8)
+        ax.set_title(name, fontsize=10)
+        ax.set_ylabel("request class", fontsize=9)
+    axes[-1, 0].set_xticks(range(len(keep)), [context_names[k] for k in keep], rotation=40, ha="right", fontsize=8)
+    axes[-1, 0].set_xlabel("context class", fontsize=9)
+    cb = fig.colorbar(im, ax=axes[:, 0].tolist(), shrink=0.8, pad=0.02)
+    cb.set_label("mean share of the salient context", fontsize=8)
+    cb.ax.tick_params(labelsize=8)
     return fig
 
 
-def plot_gallery(images, requests, maps, titles: Sequence[str], cols: int | None = None):
-    """Fig. S15-style gallery: each image with its request outlined and its context saliency overlaid
-    (``cols`` panels a row; default up to 4)."""
+def plot_gallery(images, requests, maps, titles: Sequence[str], cols: int | None = None, *,
+                 missing: Sequence[str] = (), width: float = 11.0):
+    """Fig. S15-style gallery: each image with its request outlined (cyan) and its context saliency
+    overlaid in the saliency colormap, one colourbar for all (``cols`` panels a row; default up to 3).
+
+    ``missing``: classes the supplement's figure shows that our data has no
+    explanation of; they are named in the title.
+    """
     import matplotlib.pyplot as plt
 
     n = len(images)
-    cols = min(4, n) if cols is None else cols
+    cols = max(1, min(3, n) if cols is None else cols)
     rows = int(np.ceil(n / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(3.0 * cols, 1.9 * rows), squeeze=False)
+    h, w = np.asarray(images[0]).shape[-2:] if n else (1, 1)
+    panel_w = (width - 1.0) / cols
+    fig, axes = plt.subplots(rows, cols, figsize=(width, rows * (panel_w * h / w + 0.45) + 0.5), squeeze=False,
+                             constrained_layout=True)
     for ax in axes.flat:
         ax.axis("off")
+    sal = None
     for ax, im, req, m, t in zip(axes.flat, images, requests, maps, titles):
-        ax.imshow(_rgb(im) * 0.6, interpolation="nearest")
-        ax.imshow(np.asarray(m, dtype=float), cmap="inferno", alpha=0.55, vmin=0, vmax=1)
-        ax.contour(np.asarray(req, dtype=float), levels=[0.5], colors="cyan", linewidths=0.8)
-        ax.set_title(t, fontsize=8)
-    fig.tight_layout()
+        ax.axis("on")
+        sal = overlay_saliency(ax, im, m, brighten=1.15)
+        ax.contour(np.asarray(req, dtype=float), levels=[0.5], colors="cyan", linewidths=1.2)
+        ax.set_title(t, fontsize=9)
+    if sal is not None:
+        saliency_colorbar(fig, sal, axes.ravel().tolist(), label="context saliency M* (cyan: request R)",
+                          shrink=0.7)
+    if missing:
+        fig.suptitle(f"not in our data: no explanation of {', '.join(missing)}", fontsize=9)
     return fig
 
 
 def plot_reliance(reliance: Mapping[str, Mapping[str, float]], class_names: Sequence[str]):
-    """S3: per class, each network's mean salient-context mass (grouped bars)."""
+    """S3: per network (rows) and class (columns), the mean salient-context mass, as a matrix."""
     import matplotlib.pyplot as plt
 
     nets = list(reliance)
-    colours = class_colours(len(nets) + 2)[1:]
-    x = np.arange(len(class_names))
-    fig, ax = plt.subplots(figsize=(1.2 * len(class_names) + 2, 3))
-    w = 0.8 / len(nets)
-    for j, net in enumerate(nets):
-        ax.bar(x + (j - (len(nets) - 1) / 2) * w, [reliance[net].get(c, np.nan) for c in class_names], w,
-               color=colours[j], label=net)
-    ax.set_xticks(x)
-    ax.set_xticklabels(class_names, fontsize=8)
-    ax.set_ylabel("salient context mass\n(mean map value outside R)")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
+    vals = np.array([[reliance[net].get(c, np.nan) for c in class_names] for net in nets], dtype=float)
+    vmax = max(float(np.nanmax(vals)) if np.isfinite(vals).any() else 0.0, 1e-3)
+    fig, ax = plt.subplots(figsize=(min(11.0, 1.1 * len(class_names) + 3.5), 0.55 * len(nets) + 1.6),
+                           constrained_layout=True)
+    im = _matrix(ax, vals, vmax=vmax, fmt="{:.3f}")
+    ax.set_xticks(range(len(class_names)), class_names, fontsize=9)
+    ax.set_yticks(range(len(nets)), nets, fontsize=9)
+    ax.set_xlabel("request class", fontsize=9)
+    ax.set_ylabel("network", fontsize=9)
+    cb = fig.colorbar(im, ax=ax, pad=0.02)
+    cb.set_label("salient context mass\n(mean map value outside R)", fontsize=8)
+    cb.ax.tick_params(labelsize=8)
     return fig

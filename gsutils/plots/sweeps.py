@@ -39,14 +39,14 @@ def plot_sweeps(table: Any):
         bottom.scatter(x[chosen], t["mcbl"][chosen], color=BIAS_COLOUR, s=45, zorder=5)
         bottom.plot(x, t["chance"], ":", color="gray", lw=1, label="chance")
         for ax in (top, bottom):
-            ax.set_xticks(x, list(t["value"]), fontsize=7, rotation=0)
+            ax.set_xticks(x, list(t["value"]), fontsize=8, rotation=0)
             ax.grid(alpha=0.3)
         bottom.set_xlabel(PARAM_LABELS[p], fontsize=9)
         if c == 0:
             top.set_ylabel("mCBD")
             bottom.set_ylabel("mCBL")
-            top.legend(fontsize=7, loc="best")
-            bottom.legend(fontsize=7, loc="lower right")
+            top.legend(fontsize=8, loc="best")
+            bottom.legend(fontsize=8, loc="lower right")
     axes[0, 0].set_ylim(bottom=0)
     axes[1, 0].set_ylim(0, 1.05)
     fig.suptitle("Fig. S11: grid saliency's optimisation parameters (red: the S1.2 setting)", fontsize=10)
