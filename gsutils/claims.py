@@ -123,7 +123,7 @@ class Gate:
     shown: Any = None
 
     def __post_init__(self) -> None:
-        if isinstance(self.passed, bool) or type(self.passed).__name__ == "bool_":
+        if isinstance(self.passed, bool) or type(self.passed).__name__ in ("bool_", "bool"):  # numpy's too
             object.__setattr__(self, "passed", bool(self.passed))
         else:
             raise TypeError(f"Gate.passed must be a bool, got {type(self.passed).__name__}")
