@@ -20,6 +20,14 @@ row is a gate when the chapter says so (``Ledger.check(..., kind="gate")``)
 or, for rows written before the kind existed, when its id is ``gate``, ends in
 ``_gate`` or holds ``_gate_``, or its section ends in ``(gate)``
 (:func:`is_gate_row`).
+
+Every chapter's gate is one :class:`Gate`: what was measured, the threshold
+(from the profile or :mod:`gsutils.references`, fixed before measuring),
+whether it passed, the per-network numbers, its own ledger row
+(:meth:`Gate.row`) and the "not measured" rule for the claims it guards
+(:meth:`Gate.judge`, :meth:`Gate.guard`). A chapter opens with
+:func:`open_chapter` (its profile and its ledger) and records its rows with
+one ``record_*`` function of :mod:`gsutils.experiments`.
 """
 
 from __future__ import annotations
@@ -29,10 +37,10 @@ import math
 import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from gsutils.io import atomic_write_text
-from gsutils.profiles import Profile
+from gsutils.profiles import Profile, get_profile
 
 REPRODUCED = "reproduced"
 NOT_REPRODUCED = "not reproduced"
@@ -79,6 +87,101 @@ class Claim:
     def outcome(self) -> str:
         """The verdict as the report shows it: a gate passes or fails, a claim is (not) reproduced."""
         return GATE_OUTCOME[self.verdict] if self.is_gate else self.verdict
+
+
+@dataclass(frozen=True)
+class Gate:
+    """A gate of this project's: a precondition for judging a chapter's claims, fixed before measuring.
+
+    A claim under a failed gate is "not measured" (:meth:`judge`, :meth:`guard`), with the gate's
+    numbers in its note; the gate's own ledger row is :meth:`row`. Gates are never lowered: the
+    threshold comes from the profile or :mod:`gsutils.references`.
+    """
+
+    #: what was measured, in words ("mean digit IoU of the unbiased small network (1 network(s))")
+    what: str
+    #: the number compared with the threshold (``None``: nothing gated, e.g. published checkpoints)
+    measured: Any
+    #: the threshold, fixed before measuring (``None``: no gate applies)
+    threshold: float | None
+    passed: bool
+    #: the gate row's ledger id and section (a chapter may set the section when it records the row)
+    id: str = "gate"
+    section: str = ""
+    #: the gate row's claim and criterion
+    claim: str = ""
+    criterion: str = ""
+    #: per network (or per class) numbers behind ``measured``, as ``((name, value), ...)``
+    detail: tuple[tuple[str, Any], ...] = ()
+    #: the gate's numbers in words, carried in the notes of the claims it guards (where a chapter does)
+    note: str = ""
+    #: the note of the gate's own row
+    row_note: str = ""
+    #: the note a claim under the failed gate carries (:meth:`guard`)
+    reason: str = "not measured: below the gate"
+    #: what the gate's row shows as measured, when more than ``measured`` (default: ``measured``)
+    shown: Any = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.passed, bool) or type(self.passed).__name__ in ("bool_", "bool"):  # numpy's too
+            object.__setattr__(self, "passed", bool(self.passed))
+        else:
+            raise TypeError(f"Gate.passed must be a bool, got {type(self.passed).__name__}")
+        if isinstance(self.detail, Mapping):
+            object.__setattr__(self, "detail", tuple(self.detail.items()))
+        else:
+            object.__setattr__(self, "detail", tuple((str(k), v) for k, v in self.detail))
+
+    @property
+    def per(self) -> dict[str, Any]:
+        """``detail`` as a dict (per network, or per class)."""
+        return dict(self.detail)
+
+    def line(self) -> str:
+        """The gate in one sentence, for the page."""
+        if self.threshold is None:
+            return f"Gate: {self.note or self.what}; no threshold applies, the claims are judged."
+        value = f"{self.measured:.3f}" if isinstance(self.measured, (int, float)) else str(self.measured)
+        if self.detail:
+            value += " (" + ", ".join(f"{k} {_fmt(v)}" for k, v in self.detail) + ")"
+        verdict = "holds: the claims are judged" if self.passed else "fails: the claims are recorded as not measured"
+        return f"Gate: {self.what} {value}; threshold {self.threshold:.2f}; the gate {verdict}."
+
+    def row(self, section: str | None = None, id: str | None = None) -> dict[str, Any]:
+        """The gate's own ledger row, as keyword arguments of :meth:`Ledger.check` (``kind="gate"``)."""
+        return dict(id=self.id if id is None else id, section=self.section if section is None else section,
+                    claim=self.claim, measured=self.measured if self.shown is None else self.shown,
+                    passed=self.passed, criterion=self.criterion, note=self.row_note, kind=GATE)
+
+    def judge(self, ok: Any) -> bool | None:
+        """A claim's verdict under the gate: ``bool(ok)`` when the gate passed, else ``None`` (not
+        measured); ``ok=None`` (not measurable) stays ``None``."""
+        if ok is None or not self.passed:
+            return None
+        return bool(ok)
+
+    def guard(self, claim: dict[str, Any]) -> dict[str, Any]:
+        """A claim's keyword arguments under the gate: unchanged when it passed; else not measured,
+        with :attr:`reason` (the gate's numbers) before the claim's own note."""
+        if self.passed:
+            return claim
+        return dict(claim, passed=None, note=self.reason + (f"; {claim['note']}" if claim.get("note") else ""))
+
+    def table(self):
+        """The gate as a one-row table: what was measured, the value, per network, threshold, outcome."""
+        import pandas as pd
+
+        return pd.DataFrame([{"measured": self.what, "value": self.measured,
+                              **{k: _fmt_cell(v) for k, v in self.detail},
+                              "threshold": self.threshold, "gate": "holds" if self.passed else "fails"}])
+
+
+def _fmt(v: Any) -> str:
+    return f"{v:.3f}" if isinstance(v, float) else str(v)
+
+
+def _fmt_cell(v: Any) -> Any:
+    return round(v, 3) if isinstance(v, float) else v
 
 
 def _clean(value: Any) -> Any:
@@ -191,6 +294,18 @@ class Ledger:
     def table(self):
         """The chapter's rows as a pandas DataFrame (for display)."""
         return claims_frame(list(self.claims.values()))
+
+
+def open_chapter(chapter: str, *, profile: str = "quick", device: str = "auto", seed: int = 0,
+                 data_root: str = "") -> tuple[Profile, Ledger]:
+    """A page's opening: its profile (from the parameters cell's values) and its chapter's ledger.
+
+    ``chapter`` is the page's path under ``book/`` without the suffix, such as
+    ``"grid_saliency/01_toy_dataset"`` (``tests/test_page_skeleton.py`` checks
+    that every page passes its own); an empty ``data_root`` means none.
+    """
+    cfg = get_profile(profile, device=device, seed=seed, data_root=data_root or None)
+    return cfg, Ledger(chapter=chapter, profile=cfg)
 
 
 def collect(results_dir: str | Path) -> Path:

@@ -99,12 +99,15 @@ def test_below_the_gate_every_claim_is_not_measured(tmp_path):
     prof = get_profile("quick", device="cpu", results_dir=tmp_path)
     miou, cbd, cbl = frames()
     gate = bk.backbone_gate(prof, miou)  # N: 0.9, 0.8, 0.7 against 0.75
-    assert gate["passed"] is False and gate["digit_miou"] == pytest.approx(0.7)
-    assert "slim_resnet18 0.700" in bk.gate_line(gate)
+    assert gate.passed is False and gate.measured == pytest.approx(0.7)
+    assert "slim_resnet18 0.700" in gate.line()
     ledger = Ledger(chapter="t/05", paper="grid_saliency", profile=prof)
-    rows = cc.record(ledger, bk.backbone_claims(miou, cbd, cbl), gate)
-    assert {r.verdict for r in rows} == {NOT_MEASURED}
-    assert all("0.700 < 0.75" in r.note for r in rows)
+    rows = bk.record_backbones(ledger, gate, miou, cbd, cbl)
+    # the ids the page recorded before record_backbones: the gate, then the claims
+    assert [r.id for r in rows] == ["gate"] + [c["id"] for c in bk.backbone_claims(miou, cbd, cbl)]
+    assert rows[0].section == "S1.5 (gate)" and rows[0].kind == "gate" and rows[0].verdict == NOT_REPRODUCED
+    assert {r.verdict for r in rows[1:]} == {NOT_MEASURED}
+    assert all("0.700 < 0.75" in r.note for r in rows[1:])
     passing = dataclasses.replace(prof, train=dataclasses.replace(prof.train, gate_digit_miou=0.6))
     rows = cc.record(ledger, bk.backbone_claims(miou, cbd, cbl), bk.backbone_gate(passing, miou))
     assert {r.verdict for r in rows} == {REPRODUCED}

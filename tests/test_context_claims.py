@@ -53,7 +53,12 @@ def _ledger(tmp_path):
 
 
 def _gate(passed, value=0.8):
-    return {"threshold": 0.75, "digit_miou": value, "passed": passed, "backbone": "tiny", "n_networks": 1}
+    from gsutils.experiments.bias_results import saliency_network_gate
+
+    gate = saliency_network_gate(value, 0.75, "mean digit IoU of the unbiased tiny network (1 network(s))",
+                                 {"tiny seed 0": value})
+    assert gate.passed is passed
+    return gate
 
 
 # --------------------------------------------------------------------------- informative maps
@@ -141,8 +146,33 @@ def test_record_respects_the_gate(tmp_path):
     table = cc.claims_table(led)
     assert "note" in table.columns and len(table) == len(claims)
     # the gate's own row
-    g = led.check(**cc.gate_claim(_gate(False, 0.6), "S1.4"))
-    assert g.verdict == NOT_REPRODUCED and "0.75" in g.criterion
+    g = led.check(**_gate(False, 0.6).row(section="S1.4 (gate)"))
+    assert g.verdict == NOT_REPRODUCED and "0.75" in g.criterion and g.is_gate and g.id == "gate"
+
+
+#: the ids the S1.3 and S1.4 pages recorded before their rows moved into record_detection / record_localisation
+DETECTION_IDS = ["gate", "grid_cbd_detects_bias_strong", "grid_cbd_detects_bias_weak", "vg_sg_texture_dependence"]
+LOCALISATION_IDS = ["gate"] + [i for st in ("strong", "weak") for i in
+                               [f"grid_cbl_far_above_gradients_{st}"] + [f"cbl_{m}_{st}" for m in METHODS]]
+
+
+@pytest.mark.parametrize("record, ids, section", [(cc.record_detection, DETECTION_IDS, "S1.3"),
+                                                  (cc.record_localisation, LOCALISATION_IDS, "S1.4")])
+def test_the_chapters_record_their_gate_then_their_claims(tmp_path, record, ids, section):
+    res = _results(cbl={"vg": 0.5, "sg": 0.45, "ig": 0.6, "grid": 0.93})
+    rows = record(_ledger(tmp_path / "fail"), res, _gate(False, 0.6))
+    assert [r.id for r in rows] == ids
+    assert rows[0].section == f"{section} (gate)" and rows[0].kind == "gate" and rows[0].verdict == NOT_REPRODUCED
+    assert {r.verdict for r in rows[1:]} == {NOT_MEASURED}
+    assert all("0.600 < 0.75" in r.note for r in rows[1:])
+    rows = record(_ledger(tmp_path / "pass"), res, _gate(True))
+    assert [r.id for r in rows] == ids and rows[0].verdict == REPRODUCED
+    assert {r.verdict for r in rows[1:]} <= {REPRODUCED, NOT_REPRODUCED, NOT_MEASURED}
+    # the same claims as the judged ones, only the gate decides
+    judged = {c["id"]: c["passed"] for c in (cc.detection_claims(res) if section == "S1.3"
+                                              else cc.localisation_claims(res))}
+    assert all(r.verdict == {True: REPRODUCED, False: NOT_REPRODUCED, None: NOT_MEASURED}[judged[r.id]]
+               for r in rows[1:])
 
 
 def test_gate_from_the_grid_results(monkeypatch):
@@ -156,10 +186,11 @@ def test_gate_from_the_grid_results(monkeypatch):
     monkeypatch.setattr(seg, "run_grid", lambda profile, runs, **kw: [result("none", 0.8), result("strong", 0.1)])
     prof = SimpleNamespace(train=SimpleNamespace(gate_digit_miou=0.75, backbone="tiny"))
     gate = cc.saliency_gate(prof)
-    assert gate["passed"] and np.isclose(gate["digit_miou"], 0.8) and gate["threshold"] == 0.75
-    assert not cc.saliency_gate(prof, threshold=0.9)["passed"]
-    assert "0.800" in cc.gate_line(gate) and "holds" in cc.gate_line(gate)
-    t = cc.gate_table(cc.saliency_gate(prof, threshold=0.9))
+    assert gate.passed and np.isclose(gate.measured, 0.8) and gate.threshold == 0.75
+    assert gate.per == {"tiny seed 0": pytest.approx(0.8)}
+    assert not cc.saliency_gate(prof, threshold=0.9).passed
+    assert "0.800" in gate.line() and "holds" in gate.line()
+    t = cc.saliency_gate(prof, threshold=0.9).table()
     assert t.loc[0, "gate"] == "fails" and t.loc[0, "threshold"] == 0.9
 
 

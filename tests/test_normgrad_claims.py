@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+from gsutils.claims import Gate
 from gsutils.experiments import normgrad_claims as nc
 from gsutils.experiments.layer_combination import positive_gains
 from gsutils.experiments.normgrad_maps import FIG7_LAYERS
@@ -20,8 +21,8 @@ from gsutils.models.classifiers import CANDIDATE_LAYERS
 from gsutils.references import IDENTITY_TRICK_TABLE1, TABLE3_GAINS
 from gsutils.saliency.extract_aggregate import METHODS
 
-PASSED = {"passed": True, "note": "gate passed"}
-FAILED = {"passed": False, "note": "below the gate"}
+PASSED = Gate(what="test mAP", measured=0.9, threshold=0.5, passed=True, note="gate passed")
+FAILED = Gate(what="test mAP", measured=0.1, threshold=0.5, passed=False, note="below the gate")
 
 
 def _run(patterns: dict | None = None, arch: str = "vgg16", n_images: int = 40) -> dict:

@@ -78,7 +78,7 @@ def test_sections_c_d_e_run_on_a_voc_directory(voc):
     t = table3(run)
     assert len(t) == 2 * 2 * 4 and np.isfinite(t["gain all"]).all()
     g = classifier_gate(profile, {"resnet50": w["test_map"]}, {"resnet50": data})
-    assert g["passed"] and "no gate" in g["note"]
+    assert g.passed and g.threshold is None and "no gate" in g.note and g.judge(False) is False
     r = randomisation_run(profile, "resnet50", data=data)
     assert r["stages"][0] == "original" and len(r["pairs"]) == 3
     curves = randomisation_curves(r)

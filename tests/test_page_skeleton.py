@@ -88,8 +88,8 @@ def test_chapter_follows_the_skeleton(path):
 
 
 def ledger_ids(source: str) -> list[str]:
-    """The chapter ids a page's source passes to ``Ledger(...)``."""
-    return re.findall(r"Ledger\(\s*(?:chapter=)?[\"']([^\"']+)[\"']", source)
+    """The chapter ids a page's source opens: ``open_chapter("...")`` (or a ``Ledger(...)`` of its own)."""
+    return re.findall(r"(?:open_chapter|Ledger)\(\s*(?:chapter=)?[\"']([^\"']+)[\"']", source)
 
 
 @pytest.mark.parametrize("path", _chapter_sources(), ids=lambda p: f"{p.parent.name}/{p.stem}")
@@ -99,9 +99,26 @@ def test_chapter_records_its_claims_under_its_own_id(path):
     assert ledger_ids(path.read_text()) == [own]
 
 
+@pytest.mark.parametrize("path", _chapter_sources(), ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_chapter_opens_with_open_chapter(path):
+    # one opening for every page: the profile and the ledger from gsutils.claims.open_chapter
+    source = path.read_text()
+    assert "open_chapter(" in source and "get_profile(" not in source and "Ledger(" not in source, \
+        f"{path.relative_to(BOOK)}: open the chapter with gsutils.claims.open_chapter(...)"
+
+
 def test_the_ledger_id_check_sees_a_wrong_id():
     assert ledger_ids('ledger = Ledger(chapter="normgrad/01_pointing_game", profile=cfg)') == ["normgrad/01_pointing_game"]
     assert ledger_ids("a = Ledger('x/y', profile=cfg)\nb = Ledger(chapter='x/z', profile=cfg)") == ["x/y", "x/z"]
+    assert ledger_ids('cfg, ledger = open_chapter("x/y",\n    profile=profile)') == ["x/y"]
+
+
+def test_no_page_writes_ledger_rows_itself():
+    # the claims and their criteria live in the library (a record_* function per chapter)
+    pages = [p for p in BOOK.rglob("*") if p.is_file() and p.suffix in (".py", ".md")
+             and "_build" not in p.parts]
+    found = [str(p.relative_to(BOOK)) for p in pages if "ledger.check(" in p.read_text()]
+    assert not found, f"pages calling ledger.check directly (move the claims into a record_* function): {found}"
 
 
 GOOD = '''# %% [markdown]
@@ -133,7 +150,7 @@ plot()
 # ## Claims
 
 # %%
-ledger.check("a")
+record_claims(ledger)
 
 # %% [markdown]
 # ## Summary
@@ -148,7 +165,7 @@ def test_the_checker_accepts_the_skeleton_and_names_each_defect():
     moved = GOOD.replace('# %% tags=["parameters"]\nprofile = "quick"\n', "").replace(
         "# %%\nplot()", '# %% tags=["parameters"]\nprofile = "quick"\n\n# %%\nplot()')
     assert any("'parameters' cell" in p for p in skeleton_problems(moved))
-    assert any("no ledger row" in p for p in skeleton_problems(GOOD.replace('ledger.check("a")', "pass")))
+    assert any("no ledger row" in p for p in skeleton_problems(GOOD.replace("record_claims(ledger)", "pass")))
     assert any("mirrors the supplement" in p for p in skeleton_problems(
         GOOD.replace("# %% [markdown]\n# ## Fig. S1\n\n# %%\nplot()\n\n", "")))
 

@@ -17,7 +17,7 @@ import pytest
 from gsutils import claims
 from gsutils.book import chapters as executor_chapters
 from gsutils.claims import NOT_MEASURED, NOT_REPRODUCED, REPRODUCED, Claim
-from gsutils.experiments import context_claims as cc
+from gsutils.experiments.bias_results import saliency_network_gate
 from gsutils.experiments import scene_claims
 from gsutils.profiles import get_profile
 from gsutils.report import (AT_PROFILE, GATE_FAILED, REPORT_PAGE, Chapter, Report, book_chapters, chapter_counts,
@@ -123,8 +123,8 @@ def test_gate_rows_are_recognised():
 
 def test_a_failed_gate_is_not_a_failed_reproduction(cfg):
     led = claims.Ledger("grid_saliency/99_x", profile=cfg)
-    led.check(**cc.gate_claim({"digit_miou": 0.6, "passed": False, "threshold": 0.75}, "S1.3"))
-    led.check(**scene_claims.gate_row(0.7, 0.65, {"car": 0.7}, "S2"))
+    led.check(**saliency_network_gate(0.6, 0.75, "mean digit IoU", {}).row(section="S1.3 (gate)"))
+    led.check(**scene_claims.scene_gate(0.7, 0.65, {"car": 0.7}, "S2").row())
     led.check("claim_a", "S1.3", "a claim", measured=1, passed=True, criterion="x")
     led.check("claim_b", "S1.3", "b claim", measured=1, passed=None, criterion="x")
     other = claims.Ledger("normgrad/99_y", profile=cfg)

@@ -53,9 +53,11 @@ seed = 0
 data_root = ""
 
 # %%
-from gsutils.profiles import describe, get_profile
+from gsutils.claims import open_chapter
+from gsutils.profiles import describe
 
-cfg = get_profile(profile, device=device, seed=seed, data_root=data_root or None)
+cfg, ledger = open_chapter("grid_saliency/01_toy_dataset",
+                           profile=profile, device=device, seed=seed, data_root=data_root)
 print(describe(cfg, "toy"))
 
 # %% [markdown]
@@ -70,13 +72,12 @@ import numpy as np
 import pandas as pd
 from IPython.display import display
 
-from gsutils.claims import Ledger
 from gsutils.data.textures import texture_bank
-from gsutils.data.toy import BiasConfig, bias_fraction_per_digit, make_toy_dataset, sample_bias, toy_config
+from gsutils.data.toy import BiasConfig, make_toy_dataset, sample_bias, toy_config
+from gsutils.experiments.toy_claims import record_toy
 from gsutils.plots.toy import (bias_table, explorer_figure, pick_examples, plot_samples,
                                plot_texture_bank, plot_texture_crops, texture_stats, toy_explorer)
 
-ledger = Ledger(chapter="grid_saliency/01_toy_dataset", profile=cfg)
 toy = cfg.toy
 bank = texture_bank(toy.textures_source, cfg.data_root)
 # the bias used for the figures: digit 2 with bias texture 0, as in the authors' example
@@ -256,50 +257,8 @@ plt.show()
 # reference byte for byte, are unit tests in `tests/test_toy_data.py`.)
 
 # %%
-strong_frac = bias_fraction_per_digit(train_bias["strong"])
-weak_frac = bias_fraction_per_digit(train_bias["weak"])
-others_idx = [k for k in range(10) if k != BIAS_DIGIT]
-pool_rate = 1 - (1 - 1 / len(bank)) ** toy.n_parts
-ledger.check(
-    "toy-strong-exclusive", "S1.1",
-    "Strong bias: the bias texture occurs only with the biased digit",
-    measured=float(np.nanmax(strong_frac[others_idx])),
-    passed=bool(np.nanmax(strong_frac[others_idx]) == 0.0),
-    criterion="largest share of images with the bias texture over the nine other digits == 0",
-)
-ledger.check(
-    "toy-strong-always", "S1.1",
-    "The biased digit always carries the bias texture in its background",
-    measured={"strong": float(strong_frac[BIAS_DIGIT]), "weak": float(weak_frac[BIAS_DIGIT])},
-    passed=bool(strong_frac[BIAS_DIGIT] == 1.0 and weak_frac[BIAS_DIGIT] == 1.0),
-    criterion="share of biased-digit images with the bias texture == 1, strong and weak",
-)
-weak_other = float(np.nanmean(weak_frac[others_idx]))
-ledger.check(
-    "toy-weak-elsewhere", "S1.1",
-    "Weak bias: the bias texture also occurs with the other digits (as an ordinary pool texture)",
-    reported=round(pool_rate, 4), measured=weak_other,
-    passed=bool(abs(weak_other - pool_rate) <= 3 * np.sqrt(pool_rate * (1 - pool_rate)
-                                                           / max(1, (train_bias["weak"].digits != BIAS_DIGIT).sum()))),
-    criterion=(f"mean share over the other digits within 3 binomial standard errors of the pool rate "
-               f"1 - (1 - 1/{len(bank)})^{toy.n_parts}"),
-)
-classes = sorted(np.unique(train["strong"].labels).tolist())
-ledger.check(
-    "toy-classes", "S1.1",
-    "11 classes: ten digits and background",
-    reported=11, measured=len(classes), passed=classes == list(range(11)),
-    criterion="label values of the strongly biased training set == {0, ..., 10}",
-)
-paper_sizes = (50_000, 1_000)
-_ = ledger.check(
-    "toy-sizes", "S1.1",
-    "50,000 training and 1,000 test images",
-    reported=list(paper_sizes), measured=[len(train_bias["strong"]), len(test_bias["strong"])],
-    passed=((len(train_bias["strong"]), len(test_bias["strong"])) == paper_sizes
-            if (toy.n_train, toy.n_test) == paper_sizes else None),
-    criterion="set sizes equal the paper's (judged only where the profile asks for the paper's sizes)",
-)
+_ = record_toy(ledger, toy, n_textures=len(bank), bias_digit=BIAS_DIGIT, train_bias=train_bias,
+               test_bias=test_bias, strong_labels=train["strong"].labels)
 
 # %%
 # NBVAL_CHECK_OUTPUT

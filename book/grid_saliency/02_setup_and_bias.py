@@ -54,9 +54,11 @@ seed = 0
 data_root = ""
 
 # %%
-from gsutils.profiles import describe, get_profile
+from gsutils.claims import open_chapter
+from gsutils.profiles import describe
 
-cfg = get_profile(profile, device=device, seed=seed, data_root=data_root or None)
+cfg, ledger = open_chapter("grid_saliency/02_setup_and_bias",
+                           profile=profile, device=device, seed=seed, data_root=data_root)
 print(describe(cfg, "toy", "train", "grid"))
 
 # %%
@@ -66,12 +68,10 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import display
 
-from gsutils.claims import Ledger
 from gsutils.experiments import bias_results as br
 from gsutils.experiments import segmentation as seg
 from gsutils.experiments import shipped_unets
 
-ledger = Ledger(chapter="grid_saliency/02_setup_and_bias", profile=cfg)
 
 # %% [markdown]
 # ## The recipe (S1.2)
@@ -163,14 +163,7 @@ display(pd.DataFrame(shipped_unets.manifest(cfg, runs)).set_index("network"))
 # NBVAL_CHECK_OUTPUT
 frame = br.results_frame(results)
 gate = br.network_gate(frame, cfg.train.gate_digit_miou, cfg.train.backbone)
-print(f"gate: mean digit IoU of the unbiased {gate['backbone']} network {gate['digit_miou']:.3f} "
-      f"(threshold {gate['threshold']:.2f}): {'passed' if gate['passed'] else 'NOT passed'}")
-_ = ledger.check(
-    "gate", "S1.2 (gate)",
-    "the unbiased network segments the digits well enough to carry saliency claims",
-    measured=gate["digit_miou"], passed=gate["passed"],
-    criterion=f"mean digit IoU of N on unbiased test data >= {gate['threshold']:.2f} (fixed beforehand)",
-)
+print(gate.line())
 
 # %% [markdown]
 # ## IoU on the unbiased test set
@@ -248,9 +241,7 @@ print(br.backbone_summary(frame).round(2).to_string())
 
 # %%
 backbone = cfg.train.backbone
-for claim in br.bias_claims(frame, backbone):
-    ledger.check(**claim)
-_ = ledger.check(**br.backbone_claim(frame))
+_ = br.record_bias(ledger, frame, gate, backbone)
 
 # %%
 # NBVAL_CHECK_OUTPUT

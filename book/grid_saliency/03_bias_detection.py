@@ -66,9 +66,11 @@ seed = 0
 data_root = ""
 
 # %%
-from gsutils.profiles import describe, get_profile
+from gsutils.claims import open_chapter
+from gsutils.profiles import describe
 
-cfg = get_profile(profile, device=device, seed=seed, data_root=data_root or None)
+cfg, ledger = open_chapter("grid_saliency/03_bias_detection",
+                           profile=profile, device=device, seed=seed, data_root=data_root)
 print(describe(cfg, "grid", "saliency"))
 
 # %%
@@ -77,7 +79,6 @@ import time
 import matplotlib.pyplot as plt
 from IPython.display import display
 
-from gsutils.claims import Ledger
 from gsutils.experiments import bias_results as br
 from gsutils.experiments import context_claims as cc
 from gsutils.experiments import context_evidence as ev
@@ -87,7 +88,6 @@ from gsutils.models.precision import precision_label
 from gsutils.plots.context import plot_cbd_matrices, plot_method_maps
 
 t_page = time.perf_counter()
-ledger = Ledger(chapter="grid_saliency/03_bias_detection", profile=cfg)
 s = cfg.saliency
 print(f"profile {cfg.name}: backbone {cfg.train.backbone}, bias digits {cfg.grid.bias_digits}, "
       f"bias textures {cfg.grid.bias_textures}, seeds {cfg.grid.seeds}, device {cfg.device}\n"
@@ -108,9 +108,8 @@ print(f"profile {cfg.name}: backbone {cfg.train.backbone}, bias digits {cfg.grid
 # %%
 # NBVAL_CHECK_OUTPUT
 gate = cc.saliency_gate(cfg)
-display(cc.gate_table(gate))
-print(cc.gate_line(gate))
-_ = ledger.check(**cc.gate_claim(gate, "S1.3"))
+display(gate.table())
+print(gate.line())
 
 # %% [markdown]
 # ## The saliency methods (S1.2)
@@ -276,7 +275,7 @@ print(evidence[cols].round(3).to_string())
 # All are judged only when the gate above holds.
 
 # %%
-_ = cc.record(ledger, cc.detection_claims(results), gate)
+_ = cc.record_detection(ledger, results, gate)
 
 # %% [markdown]
 # ## Summary
@@ -287,7 +286,7 @@ _ = cc.record(ledger, cc.detection_claims(results), gate)
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print(cc.gate_line(gate))
+print(gate.line())
 for strength in results.strengths:
     on, off = cs.diagonal_split(results.cbd_matrix(strength, "grid"), results.bias_digits)
     verdict = ledger.claims[f"grid_cbd_detects_bias_{strength}"].verdict

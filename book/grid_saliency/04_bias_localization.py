@@ -59,9 +59,11 @@ seed = 0
 data_root = ""
 
 # %%
-from gsutils.profiles import describe, get_profile
+from gsutils.claims import open_chapter
+from gsutils.profiles import describe
 
-cfg = get_profile(profile, device=device, seed=seed, data_root=data_root or None)
+cfg, ledger = open_chapter("grid_saliency/04_bias_localization",
+                           profile=profile, device=device, seed=seed, data_root=data_root)
 print(describe(cfg, "grid", "saliency"))
 
 # %%
@@ -70,7 +72,6 @@ import time
 import matplotlib.pyplot as plt
 from IPython.display import display
 
-from gsutils.claims import Ledger
 from gsutils.experiments import context_claims as cc
 from gsutils.experiments import context_evidence as ev
 from gsutils.experiments import context_saliency as cs
@@ -78,7 +79,6 @@ from gsutils.plots.context import plot_cbl, plot_saliency_gallery
 from gsutils.references import CBL_POSTER, GRID_SALIENCY_POSTER, cbl_poster
 
 t_page = time.perf_counter()
-ledger = Ledger(chapter="grid_saliency/04_bias_localization", profile=cfg)
 print(f"profile {cfg.name}: backbone {cfg.train.backbone}, bias digits {cfg.grid.bias_digits}, "
       f"bias textures {cfg.grid.bias_textures}, seeds {cfg.grid.seeds}, "
       f"{cfg.saliency.images_per_digit} test images of the bias digit per network, device {cfg.device}")
@@ -97,9 +97,8 @@ print("the poster's mean CBL (strong / weak bias): "
 # %%
 # NBVAL_CHECK_OUTPUT
 gate = cc.saliency_gate(cfg)
-display(cc.gate_table(gate))
-print(cc.gate_line(gate))
-_ = ledger.check(**cc.gate_claim(gate, "S1.4"))
+display(gate.table())
+print(gate.line())
 
 # %% [markdown]
 # ## The algorithm
@@ -242,7 +241,7 @@ print(evidence[cols].round(3).to_string())
 #   its mean CBD is at least 1.25 times the other digits'.
 
 # %%
-_ = cc.record(ledger, cc.localisation_claims(results), gate)
+_ = cc.record_localisation(ledger, results, gate)
 
 # %% [markdown]
 # ## Summary
@@ -252,7 +251,7 @@ _ = cc.record(ledger, cc.localisation_claims(results), gate)
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print(cc.gate_line(gate))
+print(gate.line())
 for strength in results.strengths:
     means = {m: results.mean_cbl(strength, m) for m in cs.METHODS}
     verdict = ledger.claims[f"grid_cbl_far_above_gradients_{strength}"].verdict

@@ -80,9 +80,11 @@ seed = 0
 data_root = ""
 
 # %%
-from gsutils.profiles import describe, get_profile
+from gsutils.claims import open_chapter
+from gsutils.profiles import describe
 
-cfg = get_profile(profile, device=device, seed=seed, data_root=data_root or None)
+cfg, ledger = open_chapter("grid_saliency/05_backbones",
+                           profile=profile, device=device, seed=seed, data_root=data_root)
 
 # %%
 import time
@@ -90,7 +92,6 @@ import time
 import matplotlib.pyplot as plt
 from IPython.display import display
 
-from gsutils.claims import Ledger
 from gsutils.experiments import backbones as bk
 from gsutils.experiments import context_claims as cc
 from gsutils.experiments import segmentation as seg
@@ -108,7 +109,6 @@ print(describe(cfg, "backbone_cmp", "train", "saliency"))
 print(f"comparison: backbones {bcfg.grid.backbones}, weak bias on digits {bcfg.grid.bias_digits}, "
       f"textures {bcfg.grid.bias_textures}, seeds {bcfg.grid.seeds}, {bcfg.train.epochs} epochs, "
       f"{bcfg.saliency.images_per_digit} test images of the bias digit per network")
-ledger = Ledger(chapter="grid_saliency/05_backbones", profile=cfg)
 
 # %% [markdown]
 # ## The networks
@@ -136,8 +136,7 @@ for res in results:
 # NBVAL_CHECK_OUTPUT
 miou = bk.miou_table(results)
 gate = bk.backbone_gate(cfg, miou)
-print(bk.gate_line(gate))
-_ = ledger.check(**cc.gate_claim(gate, "S1.5"))
+print(gate.line())
 
 # %% [markdown]
 # ## Fig. S9 a/b: IoU on unbiased test data per backbone
@@ -226,7 +225,7 @@ for r in n_runs:
 # least MobileNetV2's and ResNet18's.
 
 # %%
-_ = cc.record(ledger, bk.backbone_claims(miou, cbd, cbl), gate)
+_ = bk.record_backbones(ledger, gate, miou, cbd, cbl)
 cc.claims_table(ledger)
 
 # %% [markdown]
@@ -234,7 +233,7 @@ cc.claims_table(ledger)
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print(bk.gate_line(gate))
+print(gate.line())
 for bb in bcfg.grid.backbones:
     print(f"{backbone_label(bb)}: N digit mIoU {miou.loc[(bb, 'N'), 'miou']:.3f}, bias-digit IoU "
           f"{miou.loc[(bb, 'N'), 'bias_digit_iou']:.3f} (N) vs {miou.loc[(bb, 'weak'), 'bias_digit_iou']:.3f} (weak); "

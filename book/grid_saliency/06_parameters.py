@@ -73,16 +73,17 @@ seed = 0
 data_root = ""
 
 # %%
-from gsutils.profiles import describe, get_profile
+from gsutils.claims import open_chapter
+from gsutils.profiles import describe
 
-cfg = get_profile(profile, device=device, seed=seed, data_root=data_root or None)
+cfg, ledger = open_chapter("grid_saliency/06_parameters",
+                           profile=profile, device=device, seed=seed, data_root=data_root)
 
 # %%
 import time
 
 import matplotlib.pyplot as plt
 
-from gsutils.claims import Ledger
 from gsutils.experiments import context_claims as cc
 from gsutils.experiments import sweeps as sw
 from gsutils.plots.sweeps import plot_sweeps
@@ -91,7 +92,6 @@ t_page = time.perf_counter()
 print(describe(cfg, "sweeps", "saliency"))
 print(f"S1.2 setting: {sw.base_config(cfg)}")
 print(f"networks: {[r.label for r in sw.sweep_networks(cfg)]}; {len(sw.sweep_tasks(cfg))} distinct tasks")
-ledger = Ledger(chapter="grid_saliency/06_parameters", profile=cfg)
 
 # %% [markdown]
 # ## The gate
@@ -102,8 +102,7 @@ ledger = Ledger(chapter="grid_saliency/06_parameters", profile=cfg)
 # %%
 # NBVAL_CHECK_OUTPUT
 gate = cc.saliency_gate(cfg)
-print(cc.gate_line(gate))
-_ = ledger.check(**cc.gate_claim(gate, "S1.6"))
+print(gate.line())
 
 # %% [markdown]
 # ## Fig. S11: mCBD and mCBL per parameter value
@@ -151,7 +150,7 @@ print({k: round(v, 3) for k, v in sw.lambda_trend(table).items()})
 # trivially); it can only turn a verdict into "not reproduced".
 
 # %%
-_ = cc.record(ledger, sw.sweep_claims(cfg, table), gate)
+_ = sw.record_sweeps(ledger, cfg, table, gate)
 cc.claims_table(ledger)
 
 # %% [markdown]
@@ -159,7 +158,7 @@ cc.claims_table(ledger)
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print(cc.gate_line(gate))
+print(gate.line())
 chosen = table[table.chosen].iloc[0]
 print(f"S1.2 setting: mCBD {chosen['mcbd_biased']:.3f} (bias digit) vs {chosen['mcbd_unbiased']:.3f} "
       f"(other digits), mCBL {chosen['mcbl']:.3f} (chance {chosen['chance']:.3f}); "

@@ -90,9 +90,11 @@ seed = 0
 data_root = ""
 
 # %%
-from gsutils.profiles import describe, get_profile
+from gsutils.claims import open_chapter
+from gsutils.profiles import describe
 
-cfg = get_profile(profile, device=device, seed=seed, data_root=data_root or None)
+cfg, ledger = open_chapter("grid_saliency/07_cityscapes",
+                           profile=profile, device=device, seed=seed, data_root=data_root)
 print(describe(cfg, "scenes"))
 
 # %%
@@ -101,7 +103,6 @@ import time
 import matplotlib.pyplot as plt
 import numpy as np
 
-from gsutils.claims import Ledger
 from gsutils.data.cityscapes import TRAIN_CLASSES, class_colors
 from gsutils.experiments import scene_claims as claims
 from gsutils.experiments import street_context as sc
@@ -111,7 +112,6 @@ from gsutils.references import (CITYSCAPES_RIDER_BICYCLE_POSTER, CITYSCAPES_S2_S
                                 GRID_SALIENCY_POSTER_S2, source_line)
 
 t_page = time.perf_counter()
-ledger = Ledger(chapter="grid_saliency/07_cityscapes", profile=cfg)
 thr = sc.scaled_thresholds(cfg.scenes.height, cfg.scenes.width)
 print(f"the supplement's thresholds at 1024 x 2048: {CITYSCAPES_S2_SETTINGS}")
 print(f"scaled to {cfg.scenes.height} x {cfg.scenes.width}: {thr}")
@@ -144,9 +144,8 @@ plt.show()
 # %%
 # NBVAL_CHECK_OUTPUT
 print("IoU per class:", {k: round(v, 3) for k, v in res["iou"].items()})
-print(f"mIoU {res['miou']:.3f} (gate {cfg.scenes.gate_miou})")
-gate = ledger.check(**claims.gate_row(res["miou"], cfg.scenes.gate_miou, res["iou"], "S2"))
-gate_ok = gate.verdict == "reproduced"
+gate = claims.scene_gate(res["miou"], cfg.scenes.gate_miou, res["iou"], "S2")
+print(gate.line())
 
 # %% [markdown]
 # ## Fig. S12: request-mask sizes
@@ -224,7 +223,6 @@ fig = plot_s13_panels(sc.s13_views(res, i), res["masks"][i], class_colors(),
                       title=f"request class {TRAIN_CLASSES[res['cls'][i]]}, preservation loss "
                             f"{res['preservation'][i]:.3f}, loss at M = 0 {res['empty_loss'][i]:.3f}")
 plt.show()
-_ = ledger.check(**claims.preservation_claim(res, gate_ok=gate_ok, max_loss=CITYSCAPES_S2_SETTINGS["max_preservation"]))
 
 # %% [markdown]
 # ## Fig. S14: which context each request class relies on
@@ -333,17 +331,7 @@ for request, context in (("rider", "bicycle"), ("rider", "motorcycle"), ("traffi
 # NBVAL_CHECK_OUTPUT
 print(f"poster (not in the supplement): rider -> bicycle {CITYSCAPES_RIDER_BICYCLE_POSTER} (grid, baseline)")
 print(GRID_SALIENCY_POSTER_S2)
-_ = ledger.check(**claims.pair_claim(
-    res, "rider", "bicycle", gate_ok=gate_ok, cid="s2_rider_bicycle",
-    claim="Fig. S14: rider requests draw far more of their salient context from bicycles than the baseline",
-    reported={"grid": CITYSCAPES_RIDER_BICYCLE_POSTER[0], "baseline": CITYSCAPES_RIDER_BICYCLE_POSTER[1]},
-    note="on the stand-in three riders in ten sit on motorcycles, so bicycle is not their only "
-         "two-wheeler context"))
-_ = ledger.check(**claims.pair_claim(
-    res, "traffic sign", "pole", gate_ok=gate_ok, cid="s2_sign_pole",
-    claim="Fig. S14 (stand-in control): traffic-sign requests draw their context from the poles carrying them"))
-_ = ledger.check(**claims.size_claim(res, gate_ok=gate_ok))
-_ = ledger.check(**claims.empty_map_claim(res, gate_ok=gate_ok))
+_ = claims.record_cityscapes(ledger, res, gate, max_loss=CITYSCAPES_S2_SETTINGS["max_preservation"])
 print(ledger.summary())
 
 # %% [markdown]

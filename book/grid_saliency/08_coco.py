@@ -57,9 +57,11 @@ seed = 0
 data_root = ""
 
 # %%
-from gsutils.profiles import describe, get_profile
+from gsutils.claims import open_chapter
+from gsutils.profiles import describe
 
-cfg = get_profile(profile, device=device, seed=seed, data_root=data_root or None)
+cfg, ledger = open_chapter("grid_saliency/08_coco",
+                           profile=profile, device=device, seed=seed, data_root=data_root)
 print(describe(cfg, "scenes"))
 
 # %%
@@ -68,14 +70,12 @@ import time
 import matplotlib.pyplot as plt
 import numpy as np
 
-from gsutils.claims import Ledger
 from gsutils.experiments import coco_context as cc
 from gsutils.experiments import scene_claims as claims
 from gsutils.plots.common import class_colours
 from gsutils.plots.scenes import plot_gallery, plot_reliance, plot_scenes
 
 t_page = time.perf_counter()
-ledger = Ledger(chapter="grid_saliency/08_coco", profile=cfg)
 
 # %% [markdown]
 # ## The data and the two networks
@@ -99,12 +99,10 @@ plt.show()
 
 # %%
 # NBVAL_CHECK_OUTPUT
-rows = []
-for enc in encs:
+gates = claims.coco_gates(res, cfg.scenes.gate_miou)
+for enc, gate in zip(encs, gates):
     print(f"{enc}: mIoU {res['miou'][enc]:.3f}", {k: round(v, 3) for k, v in res["iou"][enc].items()})
-    rows.append(ledger.check(**{**claims.gate_row(res["miou"][enc], cfg.scenes.gate_miou, res["iou"][enc], "S3"),
-                               "id": f"s3_gate_{enc}"}))
-gate_ok = all(r.verdict == "reproduced" for r in rows)
+    print(gate.line())
 
 # %% [markdown]
 # ## Fig. S16: context explanations of the two networks, side by side
@@ -163,7 +161,7 @@ plt.show()
 
 # %%
 # NBVAL_CHECK_OUTPUT
-_ = ledger.check(**claims.reliance_claim(res, gate_ok=gate_ok))
+_ = claims.record_coco(ledger, res, gates)
 print(ledger.summary())
 
 # %% [markdown]

@@ -78,34 +78,31 @@ voc_root = ""
 checkpoint_dir = ""
 
 # %%
-from gsutils.profiles import describe, get_profile
+from gsutils.claims import open_chapter
+from gsutils.profiles import describe
 
-cfg = get_profile(profile, device=device, seed=seed, data_root=data_root or None)
+cfg, ledger = open_chapter("normgrad/01_pointing_game",
+                           profile=profile, device=device, seed=seed, data_root=data_root)
 print(describe(cfg, "normgrad"))
 
 # %%
 import numpy as np
 import pandas as pd
 
-from gsutils.claims import Ledger
-from gsutils.experiments.classifier_training import gated, scenes_root, test_scenes
+from gsutils.experiments.classifier_training import scenes_root, test_scenes
 from gsutils.experiments.pointing_runs import (
-    CENTER,
-    best_layers,
     center_accuracy,
     last_block_grid,
-    paired_bootstrap,
     pointing_accuracies,
     pointing_data_args,
     pointing_game_run,
     runs_gate,
 )
-from gsutils.experiments.normgrad_claims import table2_claim, table2_comparison, table2_gap_line
+from gsutils.experiments.normgrad_claims import table2_comparison, table2_gap_line
+from gsutils.experiments.pointing_claims import record_pointing
 from gsutils.models.classifiers import CANDIDATE_LAYERS
 from gsutils.plots.normgrad import classifier_summary, plot_pointing_by_layer, plot_scene_examples
-from gsutils.references import table2_best_layer
 
-ledger = Ledger(chapter="normgrad/01_pointing_game", profile=cfg)
 ng = cfg.normgrad
 print(f"profile {cfg.name}: {ng.image_size}px scenes, {ng.n_train_scenes} train / {ng.n_test_scenes} "
       f"test, width {ng.width}, {ng.epochs} epochs, tolerance {ng.tolerance}px, device {cfg.device}")
@@ -275,60 +272,8 @@ for run in runs:
 # %%
 # NBVAL_CHECK_OUTPUT
 g = runs_gate(cfg, runs)
-print(g["note"], "->", "passed" if g["passed"] else "NOT passed: the depth claims below are not measured")
-for run in runs:
-    arch = run["arch"]
-    best = best_layers(run)
-    layers = CANDIDATE_LAYERS[arch]
-    last = layers[-1]
-    centre = centres[arch]["all"]
-    ng_layer = best.loc["normgrad", "best layer"]
-    d = paired_bootstrap(run, ("normgrad", ng_layer), ("gradient", "input"))
-    ledger.check(
-        f"normgrad_beats_gradient_{arch}", "A (Table 2)",
-        f"{arch}: NormGrad at its best layer points better than the plain gradient at the input",
-        measured={"normgrad": round(best.loc["normgrad", "all %"], 1), "layer": ng_layer,
-                  "gradient@input": round(tables[arch].loc["gradient", ("all", "input")], 1)},
-        passed=gated(g, d["low"] > 0),
-        criterion="the 95 % bootstrap interval of [NormGrad at its best layer minus the gradient at "
-                  "the input] (all pairs) lies above 0",
-        note=f"difference {d['difference']:.1f} points, interval [{d['low']:.1f}, {d['high']:.1f}]; "
-             + g["note"],
-    )
-    gc = tables[arch].loc["grad_cam", "all"]
-    ledger.check(
-        f"gradcam_last_block_{arch}", "A (Table 2)",
-        f"{arch}: Grad-CAM points best at the last convolutional block ({last})",
-        measured={"best layer": best.loc["grad_cam", "best layer"], "at best": round(gc.max(), 1),
-                  f"at {last}": round(gc[last], 1)},
-        reported=f"best at {table2_best_layer('grad_cam', arch)} (Table 2, all and difficult)",
-        passed=gated(g, best.loc["grad_cam", "best layer"] == last),
-        criterion=f"Grad-CAM's best layer (all pairs) is {last}",
-        note=f"the last block is a {last_grid[arch]}x{last_grid[arch]} map; " + g["note"],
-    )
-    vs_centre = {m: paired_bootstrap(run, (m, best.loc[m, "best layer"]), CENTER) for m in best.index}
-    weakest = min(vs_centre, key=lambda m: vs_centre[m]["low"])
-    ledger.check(
-        f"beats_center_{arch}", "A (Table 2)",
-        f"{arch}: every method, at its best layer, beats the center baseline",
-        measured={"least clear method": weakest, "its accuracy": round(best.loc[weakest, "all %"], 1),
-                  "center": round(centre, 1)},
-        passed=bool(all(v["low"] > 0 for v in vs_centre.values())),
-        criterion="for every method, the 95 % bootstrap interval of [its best-layer accuracy minus the "
-                  "center baseline's] (all pairs) lies above 0",
-        note=f"least clear: {weakest}, {vs_centre[weakest]['difference']:.1f} points, interval "
-             f"[{vs_centre[weakest]['low']:.1f}, {vs_centre[weakest]['high']:.1f}]",
-    )
-    depth = best["best layer"].map(layers.index)
-    ledger.check(
-        f"deeper_layers_help_{arch}", "A (Table 2)",
-        f"{arch}: for most methods the best layer lies past the input",
-        measured=f"{int((depth > 0).sum())} of {len(best)} methods",
-        passed=gated(g, (depth > 0).sum() > len(best) / 2),
-        criterion="more than half of the methods have their best layer (all pairs) past the input",
-        note="best layers: " + ", ".join(f"{m} {l}" for m, l in best["best layer"].items()) + "; " + g["note"],
-    )
-    ledger.check(**table2_claim(run, g, seed=cfg.seed))
+print(g.line())
+_ = record_pointing(ledger, runs, tables, centres, last_grid, g, seed=cfg.seed)
 print(ledger.summary())
 
 # %% [markdown]

@@ -64,18 +64,19 @@ seed = 0
 data_root = ""
 
 # %%
-from gsutils.profiles import describe, get_profile
+from gsutils.claims import open_chapter
+from gsutils.profiles import describe
 
-cfg = get_profile(profile, device=device, seed=seed, data_root=data_root or None)
+cfg, ledger = open_chapter("normgrad/02_identity_trick",
+                           profile=profile, device=device, seed=seed, data_root=data_root)
 print(describe(cfg, "normgrad"))
 
 # %%
-import numpy as np
 import pandas as pd
 
-from gsutils.claims import Ledger
+from gsutils.experiments.map_claims import record_identity_trick
 from gsutils.experiments.normgrad_claims import table1_comparison
-from gsutils.references import IDENTITY_TRICK_CORRELATION_RANGE, IDENTITY_TRICK_POINTING_DIFF, POINTING_TOLERANCE_PX
+from gsutils.references import POINTING_TOLERANCE_PX
 from gsutils.experiments.normgrad_maps import (
     TRICK_LAYERS,
     identity_trick_run,
@@ -83,7 +84,6 @@ from gsutils.experiments.normgrad_maps import (
     pointing_differences,
 )
 
-ledger = Ledger(chapter="normgrad/02_identity_trick", profile=cfg)
 print(f"profile {cfg.name}: width {cfg.normgrad.width}, {cfg.normgrad.image_size}px scenes, "
       f"{cfg.normgrad.n_test_scenes} test scenes, pointing tolerance {cfg.normgrad.tolerance} px "
       f"(the supplement's {POINTING_TOLERANCE_PX} px on VOC), device {cfg.device}")
@@ -170,31 +170,7 @@ print("pairs per architecture:", ", ".join(f"{r['arch']} {r['n_pairs']}" for r i
 # differences.
 
 # %%
-spearman_means = np.array([r["spearman_mean"] for run in runs for r in run["layers"].values()])
-ledger.check(
-    "identity_trick_spearman",
-    "B (Table 1)",
-    "NormGrad maps with and without the virtual identity trick are strongly rank-correlated "
-    "at every layer of Table 1",
-    measured=[round(100 * spearman_means.min(), 1), round(100 * spearman_means.max(), 1)],
-    reported=list(IDENTITY_TRICK_CORRELATION_RANGE),
-    passed=bool((spearman_means >= 0.90).all()),
-    criterion="every layer's mean Spearman correlation (over test pairs) is at least 90 %; "
-              "numbers are the [min, max] over layers in %",
-    note="per layer, ours against Table 1: " + "; ".join(
-        f"{a} {layer} {r['ours %']:.1f} vs {r['paper %']:.2f}" for (a, layer), r in t1.iterrows()),
-)
-ledger.check(
-    "identity_trick_pointing",
-    "B",
-    "The trick barely changes pointing accuracy",
-    measured=f"{diffs.mean():.2f} ± {diffs.std():.2f}",
-    reported="{} ± {}".format(*IDENTITY_TRICK_POINTING_DIFF),
-    passed=bool(diffs.mean() <= 2.0),
-    criterion="mean absolute difference of pointing accuracy (percentage points) over "
-              "architectures, layers and the all/difficult subsets is at most 2 points",
-    note="we read the paper's figure as mean ± std of the absolute difference",
-)
+_ = record_identity_trick(ledger, runs, t1, diffs)
 print(ledger.summary())
 
 # %% [markdown]

@@ -61,30 +61,24 @@ seed = 0
 data_root = ""
 
 # %%
-from gsutils.profiles import describe, get_profile
+from gsutils.claims import open_chapter
+from gsutils.profiles import describe
 
-cfg = get_profile(profile, device=device, seed=seed, data_root=data_root or None)
+cfg, ledger = open_chapter("normgrad/03_fig7_layers",
+                           profile=profile, device=device, seed=seed, data_root=data_root)
 print(describe(cfg, "normgrad"))
 
 # %%
 import matplotlib.pyplot as plt
-import numpy as np
 
-from gsutils.claims import Ledger
-from gsutils.experiments.classifier_training import gated, test_scenes
-from gsutils.experiments.normgrad_claims import (
-    FIG7_ACROSS_METHODS,
-    fig7_across_claim,
-    fig7_gradient_claim,
-    fig7_selectivity,
-    fig7_selectivity_claim,
-)
+from gsutils.experiments.classifier_training import test_scenes
+from gsutils.experiments.map_claims import record_fig7
+from gsutils.experiments.normgrad_claims import FIG7_ACROSS_METHODS, fig7_selectivity
 from gsutils.experiments.normgrad_maps import FIG7_LAYERS, fig7_maps, gradcam_energy_by_layer
 from gsutils.experiments.pointing_runs import center_accuracy, pointing_accuracies, pointing_game_run, runs_gate
 from gsutils.plots.normgrad import plot_fig7, plot_gradcam_energy
 from gsutils.saliency.extract_aggregate import METHODS
 
-ledger = Ledger(chapter="normgrad/03_fig7_layers", profile=cfg)
 
 # %% [markdown]
 # ## The grid
@@ -207,22 +201,8 @@ for m in ("gradient", *FIG7_ACROSS_METHODS):
 # %%
 # NBVAL_CHECK_OUTPUT
 g = runs_gate(cfg, [vgg_run])
-print(g["note"], "->", "passed" if g["passed"] else "NOT passed: the claims below are not measured")
-last = energy["layers"]["features.29"]
-earlier = {layer: energy["layers"][layer] for layer in FIG7_LAYERS if layer != "features.29"}
-ledger.check(
-    "gradcam_last_layer",
-    "Fig. 7",
-    "Grad-CAM localises the class at the last convolutional layer and fails at earlier layers",
-    measured={layer: round(100 * v, 1) for layer, v in energy["layers"].items()},
-    passed=gated(g, np.isfinite(last) and all(np.isfinite(v) and last > v for v in earlier.values())),
-    criterion="the share of Grad-CAM's mass inside the target's boxes (mean over test pairs, %) "
-              "is higher at features.29 than at every earlier candidate layer",
-    note=f"a uniform map scores {100 * energy['box_area']:.1f} %; " + g["note"],
-)
-ledger.check(**fig7_gradient_claim(vgg_run, g, seed=cfg.seed))
-ledger.check(**fig7_across_claim(vgg_run, g, seed=cfg.seed))
-ledger.check(**fig7_selectivity_claim(sel, g))
+print(g.line())
+_ = record_fig7(ledger, energy, vgg_run, sel, g, seed=cfg.seed)
 print(ledger.summary())
 
 # %% [markdown]

@@ -83,36 +83,23 @@ voc_root = ""
 checkpoint_dir = ""
 
 # %%
-from gsutils.profiles import describe, get_profile
+from gsutils.claims import open_chapter
+from gsutils.profiles import describe
 
-cfg = get_profile(profile, device=device, seed=seed, data_root=data_root or None)
+cfg, ledger = open_chapter("normgrad/04_layer_combination",
+                           profile=profile, device=device, seed=seed, data_root=data_root)
 print(describe(cfg, "normgrad", "layers"))
 
 # %%
 import numpy as np
 
-from gsutils.claims import Ledger
 from gsutils.experiments.normgrad_data import classifier_gate, normgrad_data
-from gsutils.experiments.layer_combination import (
-    COMBO_METHODS,
-    combination_run,
-    depth_trend,
-    gated,
-    layer_weights,
-    positive_gains,
-    single_layer_table,
-    table3,
-)
-from gsutils.experiments.normgrad_claims import (
-    accuracy_most_consistent,
-    spread_vgg16_claim,
-    table3_comparison,
-    table3_differences,
-)
+from gsutils.experiments.layer_claims import record_layer_combination
+from gsutils.experiments.layer_combination import combination_run, layer_weights, single_layer_table, table3
+from gsutils.experiments.normgrad_claims import table3_comparison, table3_differences
 from gsutils.plots.normgrad_layers import plot_fig1_weights, plot_raw_measures, plot_table3_gains
 from gsutils.references import source_line
 
-ledger = Ledger(chapter="normgrad/04_layer_combination", profile=cfg)
 archs = cfg.normgrad.archs
 data = {arch: normgrad_data(arch, voc_root, checkpoint_dir) for arch in archs}
 
@@ -129,7 +116,7 @@ data = {arch: normgrad_data(arch, voc_root, checkpoint_dir) for arch in archs}
 # NBVAL_CHECK_OUTPUT
 weights = {arch: layer_weights(cfg, arch, data=data[arch]) for arch in archs}
 g = classifier_gate(cfg, {arch: w["test_map"] for arch, w in weights.items()}, data)
-print(g["note"], "->", "passed" if g["passed"] else "NOT passed: the claims below are not measured")
+print(g.line())
 
 # %% [markdown]
 # ## Fig. 1: the weights per layer
@@ -238,66 +225,7 @@ for line in table3_differences(tables):
 
 # %%
 # NBVAL_CHECK_OUTPUT
-cells = {(arch, m): tables[arch].loc[(m, "product", "accuracy")] for arch in archs for m in COMBO_METHODS}
-ledger.check(
-    "combination_product_accuracy_beats_best_layer", "C (Table 3)",
-    "The product of layers with accuracy weights beats the best single layer, for linear approximation "
-    "and selective NormGrad on both networks",
-    measured={f"{a} {m}": round(float(r["gain all"]), 1) for (a, m), r in cells.items()},
-    reported="positive gains in all four cells (VOC07, Table 3)",
-    passed=gated(g, all(r["low"] > 0 for r in cells.values())),
-    criterion="in every (network, method) cell the 95 % bootstrap interval of the gain (all pairs) lies above 0",
-    note=g["note"] + "; intervals " + "; ".join(f"{a} {m} [{r['low']:.1f}, {r['high']:.1f}]"
-                                                for (a, m), r in cells.items()),
-)
-positive = positive_gains(tables)
-n_cells = 2 * len(COMBO_METHODS) * 2 * len(archs)
-ledger.check(
-    "combination_accuracy_most_consistent", "C (Table 3)",
-    "Accuracy weights give the most consistent gains",
-    measured={w: f"{v}/{n_cells}" for w, v in positive.items()},
-    reported="accuracy weights improve all 16 cells of Table 3 (linear weights too)",
-    passed=gated(g, accuracy_most_consistent(positive)),
-    criterion=f"no other weighting has more positive gains than the accuracy weighting over the "
-              f"{n_cells} cells (network x method x sum/product x all/difficult)",
-    note="at least as many, not strictly more: in the supplement's Table 3 the linear weights also gain in "
-         "all 16 cells; " + g["note"],
-)
-ledger.check(**spread_vgg16_claim(tables, g))
-for arch, w in weights.items():
-    acc = w["accuracy"]
-    ledger.check(
-        f"accuracy_rises_with_depth_{arch}", "C (Fig. 1)",
-        f"{arch}: the linear-probe accuracy of a layer's features rises with depth",
-        measured=[round(v, 3) for v in acc],
-        reported="rises with depth",
-        passed=gated(g, acc[-1] > acc[0] and depth_trend(acc) >= 0.8),
-        criterion="the deepest layer's probe mAP exceeds the shallowest's and its rank correlation "
-                  "with depth is at least 0.8",
-        note=g["note"] + f"; rank correlation {depth_trend(acc):.2f}",
-    )
-sp = weights["resnet50"]["spread"]
-ledger.check(
-    "spread_rises_with_depth_resnet50", "C (Fig. 1)",
-    "resnet50: the feature spread rises with depth",
-    measured=[round(v, 3) for v in sp],
-    reported="rises with depth",
-    passed=gated(g, sp[-1] > sp[0] and depth_trend(sp) >= 0.8),
-    criterion="the deepest layer's spread exceeds the shallowest's and its rank correlation with depth "
-              "is at least 0.8",
-    note=g["note"] + f"; rank correlation {depth_trend(sp):.2f}",
-)
-sv = weights["vgg16"]["spread"]
-ledger.check(
-    "spread_falls_last_two_vgg16", "C (Fig. 1)",
-    "vgg16: the feature spread rises with depth up to features.15 and falls in the last two layers",
-    measured=[round(v, 3) for v in sv],
-    reported="falls at features.22 and features.29",
-    passed=gated(g, sv[2] > sv[3] > sv[4] and sv[2] > sv[0]),
-    criterion="spread(features.15) > spread(features.22) > spread(features.29), and "
-              "spread(features.15) > spread(features.3)",
-    note=g["note"],
-)
+_ = record_layer_combination(ledger, tables, weights, g, archs)
 print(ledger.summary())
 
 # %% [markdown]

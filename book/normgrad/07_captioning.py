@@ -84,23 +84,19 @@ seed = 0
 data_root = ""
 
 # %%
-from gsutils.profiles import describe, get_profile
+from gsutils.claims import open_chapter
+from gsutils.profiles import describe
 
-cfg = get_profile(profile, device=device, seed=seed, data_root=data_root or None)
+cfg, ledger = open_chapter("normgrad/07_captioning",
+                           profile=profile, device=device, seed=seed, data_root=data_root)
 print(describe(cfg, "captioning"))
 
 # %%
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from gsutils.claims import Ledger
-from gsutils.experiments.caption_saliency import (
-    explain_captions,
-    layer_grids,
-    map_names,
-    paired_interval,
-    sharpness_summary,
-)
+from gsutils.experiments.caption_claims import captioner_gate, record_captioning
+from gsutils.experiments.caption_saliency import explain_captions, layer_grids, map_names, sharpness_summary
 from gsutils.experiments.captioning import (
     evaluate_captioner,
     load_split,
@@ -115,7 +111,6 @@ from gsutils.plots.captioning import (
     plot_sharpness,
 )
 
-ledger = Ledger(chapter="normgrad/07_captioning", profile=cfg)
 
 # %% [markdown]
 # ## The captioned images
@@ -158,24 +153,11 @@ print(", ".join(f"{k} {v:.3f}" for k, v in ev["scores"].items()) + f" on {ev['n'
 m = ev["mentions"]
 print(f"digit mentions: precision {m['precision']:.3f}, recall {m['recall']:.3f}, F1 {m['f1']:.3f}, "
       f"all digits right in {100 * m['exact']:.1f} % of the captions")
-gate = ev["gate"]["passed"]
-print(f"gate (mention F1 >= {ev['gate']['threshold']}): {'passed' if gate else 'NOT passed'}")
+gate = captioner_gate(ev)
+print(gate.line())
 
 # %%
 pd.DataFrame({"generated": ev["captions"][:8], "references": [" / ".join(r) for r in ev["references"][:8]]})
-
-# %%
-_ = ledger.check(
-    "captioner_gate", "F",
-    "The captioner describes the test scenes (gate for the saliency claims of this page)",
-    measured={"mention F1": round(m["f1"], 3), **{k: round(v, 3) for k, v in ev["scores"].items()}},
-    passed=bool(gate),
-    criterion=f"micro-F1 of the digit words of the greedy test captions >= {ev['gate']['threshold']} "
-              "(fixed before measuring)",
-    note="BLEU-4, ROUGE-L and CIDEr are shown for information (CIDEr's document frequencies "
-         "come from this test set)",
-    kind="gate",
-)
 
 # %% [markdown]
 # ## Fig. 6: selective NormGrad at three layers and their combination
@@ -273,43 +255,7 @@ print(table4.round(3).to_string())
 # above 0. Below the gate, they are recorded as not measured, with the numbers.
 
 # %%
-layers = list(EXPLAINED_LAYERS)
-j = {n: k for k, n in enumerate(names)}
-area = summary["named_objects"]["area"]
-ent = {l: paired_interval(ex["entropy"][:, j[l]], ex["entropy"][:, j["combined"]]) for l in layers}
-mass = {l: paired_interval(ex["mass"][:, j["combined"]], ex["mass"][:, j[l]]) for l in layers}
-judge = bool(gate)
-ledger.check(
-    "layers_broad", "F (Fig. 6)",
-    "Selective NormGrad at a single layer highlights a large part of the image",
-    measured={**{l: round(summary[l]["half_max"], 3) for l in layers}, "named objects": round(area, 3)},
-    reported="qualitative (Fig. 6)",
-    passed=bool(all(summary[l]["half_max"] > area for l in layers)) if judge else None,
-    criterion="at every single layer, the mean share of the image at or above half the map's maximum "
-              "exceeds the mean share covered by the named objects",
-)
-ledger.check(
-    "combination_sharper", "F (Fig. 6)",
-    "The product combination of the layers is sharper than each layer (lower entropy)",
-    measured={l: round(summary[l]["entropy"], 3) for l in names},
-    reported="qualitative (Fig. 6)",
-    passed=bool(all(ent[l]["low"] > 0 for l in layers)) if judge else None,
-    criterion="for every layer, the 95 % bootstrap interval of mean[entropy(layer) - "
-              "entropy(combination)] over the explained captions lies above 0",
-    note="; ".join(f"{l}: {ent[l]['difference']:.3f} [{ent[l]['low']:.3f}, {ent[l]['high']:.3f}]"
-                   for l in layers),
-)
-ledger.check(
-    "combination_on_objects", "F (Fig. 6)",
-    "The combination puts more of its mass on the objects the caption names than each layer",
-    measured={l: round(summary[l]["mass"], 3) for l in names},
-    reported="qualitative (Fig. 6)",
-    passed=bool(all(mass[l]["low"] > 0 for l in layers)) if judge else None,
-    criterion="for every layer, the 95 % bootstrap interval of mean[mass share(combination) - "
-              "mass share(layer)] on the named objects' pixels lies above 0",
-    note="; ".join(f"{l}: {mass[l]['difference']:+.3f} [{mass[l]['low']:+.3f}, {mass[l]['high']:+.3f}]"
-                   for l in layers),
-)
+_ = record_captioning(ledger, ex, summary, names, gate)
 print(ledger.summary())
 
 # %%

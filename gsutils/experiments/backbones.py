@@ -32,13 +32,16 @@ from typing import Any
 
 import numpy as np
 
+from gsutils.claims import Gate
 from gsutils.data.toy import BiasConfig
+from gsutils.experiments.bias_results import saliency_network_gate
+from gsutils.experiments.context_claims import record
 from gsutils.experiments.context_results import METHODS
 from gsutils.experiments.segmentation import SegRun, evaluate_iou, run_grid
 from gsutils.profiles import Profile
 
 __all__ = ["backbone_profile", "backbone_runs", "train_and_evaluate", "saliency_results",
-           "miou_table", "saliency_table", "cbl_table", "backbone_gate", "gate_line", "backbone_claims",
+           "miou_table", "saliency_table", "cbl_table", "backbone_gate", "record_backbones", "backbone_claims",
            "CBD_MARGIN", "DROP_MARGIN"]
 
 #: "picks up the bias": the bias digit's IoU drops by at least this against N's
@@ -215,26 +218,25 @@ def cbl_table(per_backbone: dict[str, Any]):
 # ------------------------------------------------------------------------------------- claims
 
 
-def backbone_gate(profile: Profile, miou: Any) -> dict[str, Any]:
+def backbone_gate(profile: Profile, miou: Any) -> Gate:
     """The gate, fixed before measuring: *every* backbone's N reaches ``train.gate_digit_miou``.
 
-    Returns the keys of :func:`gsutils.experiments.context_claims.saliency_gate`
-    (``digit_miou`` is the lowest N's, so that ``context_claims.record`` and
-    ``gate_note`` apply) plus ``per_backbone``.
+    The S1.2 gate's row and notes (:func:`gsutils.experiments.bias_results.saliency_network_gate`)
+    on the lowest N's mean digit IoU; ``detail``: each backbone's N.
     """
-    gate = profile.train.gate_digit_miou
+    threshold = profile.train.gate_digit_miou
     n_rows = miou.xs("N", level="network")
     per = {bb: float(v) for bb, v in n_rows["miou"].items()}
-    return {"threshold": gate, "per_backbone": per, "digit_miou": min(per.values()),
-            "backbone": "lowest of " + ", ".join(per), "n_networks": int(n_rows["n"].sum()),
-            "passed": bool(all(v >= gate for v in per.values()))}
+    # every backbone passes exactly when the lowest does
+    return saliency_network_gate(min(per.values()), threshold,
+                                 f"lowest mean digit IoU of N over the backbones ({int(n_rows['n'].sum())} network(s))",
+                                 per)
 
 
-def gate_line(gate: dict[str, Any]) -> str:
-    """The gate in one sentence, with each backbone's N."""
-    verdict = "holds: the claims are judged" if gate["passed"] else "fails: the claims are recorded as not measured"
-    per = ", ".join(f"{bb} {v:.3f}" for bb, v in gate["per_backbone"].items())
-    return f"Gate: mean digit IoU of N per backbone {per}; threshold {gate['threshold']:.2f}; the gate {verdict}."
+def record_backbones(ledger: Any, gate: Gate, miou: Any, cbd: Any, cbl: Any) -> list[Any]:
+    """Record the S1.5 chapter's rows: the gate (section "S1.5 (gate)"), then :func:`backbone_claims`
+    under it (every verdict "not measured" below the gate)."""
+    return record(ledger, backbone_claims(miou, cbd, cbl), gate, section="S1.5")
 
 
 def _family(bb: str) -> str:
@@ -244,8 +246,8 @@ def _family(bb: str) -> str:
 def backbone_claims(miou: Any, cbd: Any, cbl: Any) -> list[dict[str, Any]]:
     """The S1.5 claims as keyword dicts for :meth:`gsutils.claims.Ledger.check`, judged on the measurements.
 
-    Record them with :func:`gsutils.experiments.context_claims.record` and
-    :func:`backbone_gate`, which turns every verdict into "not measured" below the gate.
+    Record them with :func:`record_backbones` and :func:`backbone_gate`, which turns every
+    verdict into "not measured" below the gate.
     """
     bbs = list(dict.fromkeys(miou.index.get_level_values(0)))
     fam = {_family(b): b for b in bbs}

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from gsutils.claims import Gate
 from gsutils.experiments.segmentation import training_history
 
 from gsutils.references import BIAS_DIGIT_IOU_POSTER as REFERENCE_IOU
@@ -390,7 +391,7 @@ def bias_effect_statement(frame, backbone: str, gate: float) -> str:
 # ------------------------------------------------------------------------------------ the gate
 
 
-def network_gate(frame, threshold: float, backbone: str | None = None) -> dict[str, Any]:
+def network_gate(frame, threshold: float, backbone: str | None = None) -> Gate:
     """Is the unbiased network good enough to carry saliency claims? (fixed before measuring)
 
     The gate: the unbiased network's mean digit IoU on the unbiased test set
@@ -398,7 +399,8 @@ def network_gate(frame, threshold: float, backbone: str | None = None) -> dict[s
     (``profile.train.gate_digit_miou``). Saliency claims are judged only when it
     holds; otherwise their verdict is "not measured" with these numbers shown.
 
-    Returns ``{"threshold", "digit_miou", "passed", "backbone", "n_networks"}``.
+    Returns a :class:`gsutils.claims.Gate` (``detail``: each unbiased network's mean digit IoU;
+    its row's section is set by the chapter that records it).
     """
     f = frame[frame.strength == "none"]
     if backbone is not None:
@@ -407,9 +409,30 @@ def network_gate(frame, threshold: float, backbone: str | None = None) -> dict[s
         raise ValueError(f"no unbiased network in the results (backbone={backbone!r}): train it first")
     per_net = f.groupby(["backbone", "seed"]).iou.mean()  # mean digit IoU per network
     value = float(per_net.mean())
-    return {"threshold": float(threshold), "digit_miou": value, "passed": bool(value >= threshold),
-            "backbone": backbone if backbone is not None else ",".join(sorted(f.backbone.unique())),
-            "n_networks": int(len(per_net))}
+    name = backbone if backbone is not None else ",".join(sorted(f.backbone.unique()))
+    return saliency_network_gate(
+        value, float(threshold), f"mean digit IoU of the unbiased {name} network ({len(per_net)} network(s))",
+        {f"{bb} seed {s}": float(v) for (bb, s), v in per_net.items()})
+
+
+def saliency_network_gate(value: float, threshold: float, what: str, detail: dict[str, float]) -> Gate:
+    """The S1.2 gate on a measured mean digit IoU (shared by S1.2-S1.6): its row, criterion and note."""
+    return Gate(
+        what=what, measured=value, threshold=threshold, passed=bool(value >= threshold), detail=detail,
+        claim="the unbiased network segments the digits well enough to carry saliency claims",
+        criterion=f"mean digit IoU of N on unbiased test data >= {threshold:.2f} (fixed beforehand)",
+        note=f"mean digit IoU of the unbiased network {value:.3f}, threshold {threshold:.2f}",
+        reason=(f"not measured: networks below the gate (mean digit IoU of the unbiased network "
+                f"{value:.3f} < {threshold:.2f})"))
+
+
+def record_bias(ledger: Any, frame, gate: Gate, backbone: str) -> list[Any]:
+    """Record the S1.2 chapter's rows: the gate (section "S1.2 (gate)"), the bias claims of
+    ``backbone`` (:func:`bias_claims`) and the encoder comparison (:func:`backbone_claim`)."""
+    rows = [ledger.check(**gate.row(section="S1.2 (gate)"))]
+    rows += [ledger.check(**claim) for claim in bias_claims(frame, backbone)]
+    rows.append(ledger.check(**backbone_claim(frame)))
+    return rows
 
 
 def training_summary(profile, runs: Sequence[Any]):

@@ -54,6 +54,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from gsutils.claims import Gate
 from gsutils.data.scenes import DIGIT_CLASSES, SceneSet, load_voc_split, scene_config, write_scenes
 from gsutils.data.voc import VOCDataset
 from gsutils.experiments.shipped import machine, pack_half, unpack_half, verified_shipped
@@ -441,19 +442,22 @@ def evaluate_classifier(model: nn.Module, scenes: SceneSet) -> dict[str, Any]:
     return {"mAP": float(np.nanmean(ap)), "ap": [float(a) for a in ap]}
 
 
-def gate(profile: Profile, maps: dict[str, float]) -> dict[str, Any]:
+def gate(profile: Profile, maps: dict[str, float]) -> Gate:
     """The depth claims' gate: every classifier's test mAP at least ``profile.normgrad.gate_map``.
 
-    Returns ``{"threshold", "maps", "passed", "note"}`` (``note``: the gate's numbers, for the ledger).
+    ``detail``: each classifier's test mAP; ``note``: the gate's numbers, which every claim under
+    it carries in its note.
     """
     threshold = float(profile.normgrad.gate_map)
-    return {"threshold": threshold, "maps": dict(maps), "passed": all(v >= threshold for v in maps.values()),
-            "note": f"gate (test mAP >= {threshold:.2f}): " + ", ".join(f"{a} {m:.3f}" for a, m in maps.items())}
+    return Gate(what="lowest test mAP of the classifiers", measured=min(maps.values(), default=None), threshold=threshold,
+                passed=all(v >= threshold for v in maps.values()), detail=dict(maps),
+                note=f"gate (test mAP >= {threshold:.2f}): " + ", ".join(f"{a} {m:.3f}" for a, m in maps.items()))
 
 
-def gated(gate_result: dict[str, Any], ok: bool) -> bool | None:
-    """A claim's verdict under the gate: ``ok`` when the gate passed, else ``None`` (not measured)."""
-    return bool(ok) if gate_result["passed"] else None
+def no_gate(note: str, maps: dict[str, float] | None = None) -> Gate:
+    """No gate applies (published checkpoints): every claim is judged; ``note`` says why."""
+    return Gate(what="published checkpoints", measured=None, threshold=None, passed=True,
+                detail=dict(maps or {}), note=note)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

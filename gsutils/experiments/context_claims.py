@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from gsutils.claims import Gate
 from gsutils.experiments.context_results import METHODS, ContextSaliencyResults, diagonal_split
 from gsutils.references import (
     CBL_MARGIN,
@@ -43,7 +44,7 @@ LABELS = {"vg": "VG", "sg": "SG", "ig": "IG", "grid": "Grid"}
 # ------------------------------------------------------------------------------------ the gate
 
 
-def saliency_gate(profile: Profile, threshold: float | None = None) -> dict[str, Any]:
+def saliency_gate(profile: Profile, threshold: float | None = None) -> Gate:
     """The networks' quality gate, from the bias grid's results (trained and evaluated if missing).
 
     The unbiased network of ``profile.train.backbone`` must reach a mean digit
@@ -59,50 +60,23 @@ def saliency_gate(profile: Profile, threshold: float | None = None) -> dict[str,
     return br.network_gate(br.results_frame(results), thr, backbone=profile.train.backbone)
 
 
-def gate_line(gate: dict[str, Any]) -> str:
-    """The gate in one sentence, for the page."""
-    verdict = "holds: the saliency claims are judged" if gate["passed"] else (
-        "fails: the saliency claims are recorded as not measured")
-    return (f"Gate: mean digit IoU of the unbiased {gate['backbone']} network "
-            f"({gate['n_networks']} network(s)) {gate['digit_miou']:.3f}, threshold "
-            f"{gate['threshold']:.2f}; the gate {verdict}.")
+def record(ledger: Any, claims: list[dict[str, Any]], gate: Gate, section: str | None = None) -> list[Any]:
+    """Record saliency ``claims`` in ``ledger``: judged if the gate holds, else "not measured".
+
+    With ``section`` (``"S1.3"``), the gate's own row (section ``"S1.3 (gate)"``) is recorded first.
+    """
+    rows = [ledger.check(**gate.row(section=f"{section} (gate)"))] if section is not None else []
+    return rows + [ledger.check(**gate.guard(c)) for c in claims]
 
 
-def gate_table(gate: dict[str, Any]):
-    """The gate as a one-row table: threshold, measured digit mIoU, verdict."""
-    import pandas as pd
-
-    return pd.DataFrame([{"backbone": gate["backbone"], "networks": gate["n_networks"],
-                          "mean digit IoU (unbiased network)": round(gate["digit_miou"], 3),
-                          "threshold": gate["threshold"],
-                          "gate": "holds" if gate["passed"] else "fails"}])
+def record_detection(ledger: Any, results: ContextSaliencyResults, gate: Gate) -> list[Any]:
+    """Record the S1.3 chapter's rows: the gate, then :func:`detection_claims` under it."""
+    return record(ledger, detection_claims(results), gate, section="S1.3")
 
 
-def gate_note(gate: dict[str, Any]) -> str:
-    return (f"not measured: networks below the gate (mean digit IoU of the unbiased network "
-            f"{gate['digit_miou']:.3f} < {gate['threshold']:.2f})")
-
-
-def gate_claim(gate: dict[str, Any], section: str) -> dict[str, Any]:
-    """The gate as a ledger row of this chapter (as chapter S1.2 records it; not itself gated)."""
-    return dict(
-        id="gate", section=f"{section} (gate)",
-        claim="the unbiased network segments the digits well enough to carry saliency claims",
-        measured=gate["digit_miou"], passed=bool(gate["passed"]),
-        criterion=f"mean digit IoU of N on unbiased test data >= {gate['threshold']:.2f} (fixed beforehand)",
-        kind="gate",
-    )
-
-
-def record(ledger: Any, claims: list[dict[str, Any]], gate: dict[str, Any]) -> list[Any]:
-    """Record saliency ``claims`` in ``ledger``: judged if the gate holds, else "not measured"."""
-    rows = []
-    for c in claims:
-        if not gate["passed"]:
-            note = gate_note(gate) + (f"; {c['note']}" if c.get("note") else "")
-            c = dict(c, passed=None, note=note)
-        rows.append(ledger.check(**c))
-    return rows
+def record_localisation(ledger: Any, results: ContextSaliencyResults, gate: Gate) -> list[Any]:
+    """Record the S1.4 chapter's rows: the gate, then :func:`localisation_claims` under it."""
+    return record(ledger, localisation_claims(results), gate, section="S1.4")
 
 
 def claims_table(ledger: Any):

@@ -39,10 +39,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from gsutils.experiments.classifier_training import (  # noqa: F401  (gate, gated re-exported)
+from gsutils.experiments.classifier_training import (  # noqa: F401  (gate re-exported)
     check_profile_arch,
     gate,
-    gated,
     classifier_config,
     evaluate_classifier,
 )
@@ -363,7 +362,6 @@ __all__ = [
     "single_layer_table",
     "table3",
     "gate",
-    "gated",
     "depth_trend",
     "positive_gains",
 ]

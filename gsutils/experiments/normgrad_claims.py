@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from gsutils.claims import Gate
 from gsutils.experiments.pointing_runs import CENTER, best_layers, paired_bootstrap, pointing_accuracies
 from gsutils.models.classifiers import CANDIDATE_LAYERS
 from gsutils.references import (
@@ -59,10 +60,6 @@ __all__ = [
     "paper_table3",
     "accuracy_most_consistent",
 ]
-
-
-def _gated(gate: dict[str, Any], ok: bool) -> bool | None:
-    return bool(ok) if gate["passed"] else None
 
 
 # --------------------------------------------------------------------------------- Table 2
@@ -118,7 +115,7 @@ def table2_gap_line(run: dict[str, Any], subset: str = "all") -> str:
             f"{t.loc[worst, f'ours {subset}']})")
 
 
-def table2_claim(run: dict[str, Any], gate: dict[str, Any], *, seed: int = 0) -> dict[str, Any]:
+def table2_claim(run: dict[str, Any], gate: Gate, *, seed: int = 0) -> dict[str, Any]:
     """Ledger row: every method's Table 2 layer is, within the bootstrap interval, a best layer here.
 
     For each method, the 95 % paired bootstrap interval (all pairs) of [ours at
@@ -143,10 +140,10 @@ def table2_claim(run: dict[str, Any], gate: dict[str, Any], *, seed: int = 0) ->
         measured={"same layer": f"{int((t['steps all'] == 0).sum())}/{len(t)}",
                   "paper layer clearly worse": f"{len(worse)}/{len(t)}"},
         reported={m: TABLE2_BEST_LAYERS[m][arch][0] for m in t.index},
-        passed=_gated(gate, not worse),
+        passed=gate.judge(not worse),
         criterion="for every method, the 95 % paired bootstrap interval (all pairs) of [accuracy at our best "
                   "layer minus accuracy at the supplement's layer] includes 0",
-        note=note + "; " + gate["note"],
+        note=note + "; " + gate.note,
     )
 
 
@@ -229,7 +226,7 @@ def table3_differences(tables: dict[str, Any]) -> list[str]:
     return out
 
 
-def spread_vgg16_claim(tables: dict[str, Any], gate: dict[str, Any]) -> dict[str, Any]:
+def spread_vgg16_claim(tables: dict[str, Any], gate: Gate) -> dict[str, Any]:
     """Ledger row: on VGG16, weighting the layers by feature spread loses to the best single layer.
 
     Table 3's eight VGG16 spread cells (two methods x sum/product x all/difficult)
@@ -244,10 +241,10 @@ def spread_vgg16_claim(tables: dict[str, Any], gate: dict[str, Any]) -> dict[str
         id="combination_spread_loses_vgg16", section="C (Table 3)",
         claim="vgg16: combining layers with feature-spread weights points worse than the best single layer",
         measured=ours, reported=paper,
-        passed=_gated(gate, all(v < 0 for v in ours.values())),
+        passed=gate.judge(all(v < 0 for v in ours.values())),
         criterion="all eight VGG16 spread-weighted gains (linear approximation and selective NormGrad, sum "
                   "and product, all pairs and difficult) are below 0, as all eight are in Table 3",
-        note=gate["note"],
+        note=gate.note,
     )
 
 
@@ -258,7 +255,7 @@ def _vs_centre(run: dict[str, Any], method: str, layer: str, seed: int) -> dict[
     return paired_bootstrap(run, (method, layer), CENTER, n_boot=N_BOOT, seed=seed)
 
 
-def fig7_gradient_claim(run: dict[str, Any], gate: dict[str, Any], *, seed: int = 0) -> dict[str, Any]:
+def fig7_gradient_claim(run: dict[str, Any], gate: Gate, *, seed: int = 0) -> dict[str, Any]:
     """Ledger row for Fig. 7's caption: the gradient works at every stage but the last.
 
     On VGG16's pointing run (all pairs): at each candidate layer before the last
@@ -274,17 +271,17 @@ def fig7_gradient_claim(run: dict[str, Any], gate: dict[str, Any], *, seed: int 
         claim="The gradient localises at every stage of VGG16 except at the end of the network",
         measured={layer: f"{v['difference']:+.1f} [{v['low']:.1f}, {v['high']:.1f}]" for layer, v in d.items()},
         reported="works at every stage except the end (Fig. 7, first row)",
-        passed=_gated(gate, early_ok and last_fails),
+        passed=gate.judge(early_ok and last_fails),
         criterion=f"pointing accuracy of the gradient minus the center baseline (points, all pairs, 95 % paired "
                   f"bootstrap interval): interval above 0 at {', '.join(layers[:-1])}, and not above 0 at "
                   f"{layers[-1]}",
         note="Table 2 of the supplement lists feat.29 as the gradient's best VGG16 layer on all pairs, so the "
              "caption's 'end of the network' may lie past features.29; we test it at our last column. "
-             + gate["note"],
+             + gate.note,
     )
 
 
-def fig7_across_claim(run: dict[str, Any], gate: dict[str, Any], *, seed: int = 0) -> dict[str, Any]:
+def fig7_across_claim(run: dict[str, Any], gate: Gate, *, seed: int = 0) -> dict[str, Any]:
     """Ledger row for Fig. 7's caption: linear approximation, NormGrad and selective NormGrad work at every layer."""
     layers = list(CANDIDATE_LAYERS[run["arch"]])
     d = {(m, layer): _vs_centre(run, m, layer, seed) for m in FIG7_ACROSS_METHODS for layer in layers}
@@ -298,10 +295,10 @@ def fig7_across_claim(run: dict[str, Any], gate: dict[str, Any], *, seed: int = 
                   "weakest": f"{weakest[0]}@{weakest[1]} {d[weakest]['difference']:+.1f} "
                              f"[{d[weakest]['low']:.1f}, {d[weakest]['high']:.1f}]"},
         reported="perform well across the network (Fig. 7, rows 2-4)",
-        passed=_gated(gate, not failing),
+        passed=gate.judge(not failing),
         criterion=f"for each of the three methods at each of {', '.join(layers)}: the 95 % paired bootstrap "
                   "interval of [its pointing accuracy minus the center baseline's] (all pairs) lies above 0",
-        note=("not above the center: " + "; ".join(failing) + "; " if failing else "") + gate["note"],
+        note=("not above the center: " + "; ".join(failing) + "; " if failing else "") + gate.note,
     )
 
 
@@ -358,7 +355,7 @@ def fig7_selectivity(data: dict[str, np.ndarray], scenes: Any) -> dict[str, Any]
     return {"ratio": ratio, "mean": mean, "n_scenes": len(area), "other_area": float(np.mean(area)) if area else 0.0}
 
 
-def fig7_selectivity_claim(sel: dict[str, Any], gate: dict[str, Any]) -> dict[str, Any]:
+def fig7_selectivity_claim(sel: dict[str, Any], gate: Gate) -> dict[str, Any]:
     """Ledger row for Fig. 7's caption: linear approximation and selective NormGrad are more
     class-selective than NormGrad (the classes not explained show less, relative to the target)."""
     mean = sel["mean"]
@@ -369,12 +366,12 @@ def fig7_selectivity_claim(sel: dict[str, Any], gate: dict[str, Any]) -> dict[st
         claim="Linear approximation and selective NormGrad are more class-selective than NormGrad",
         measured={m: round(mean[m], 3) for m in ("normgrad", *FIG7_SELECTIVE_METHODS) if m in mean},
         reported="the non-target class shows more in NormGrad's maps (Fig. 7, third row)",
-        passed=_gated(gate, ok) if measurable else None,
+        passed=gate.judge(ok) if measurable else None,
         criterion="mean of the min-max scaled map on the other present classes' pixels over its mean on the "
                   "target's pixels, averaged over the figure's scenes and VGG16's six columns: lower for "
                   "linear approximation and for selective NormGrad than for NormGrad",
         note=f"{sel['n_scenes']} scenes (the figure's; the supplement's figure shows one image); the other "
-             f"classes cover {100 * sel['other_area']:.1f} % of the image on average; " + gate["note"],
+             f"classes cover {100 * sel['other_area']:.1f} % of the image on average; " + gate.note,
     )
 
 

@@ -37,7 +37,8 @@ from torch import nn
 
 from gsutils.data.scenes import DIGIT_CLASSES, SceneSet, load_voc_split
 from gsutils.data.voc import VOC_CLASSES
-from gsutils.experiments.classifier_training import gate, scenes_root, test_scenes, train_or_load_classifier
+from gsutils.claims import Gate
+from gsutils.experiments.classifier_training import gate, no_gate, scenes_root, test_scenes, train_or_load_classifier
 from gsutils.io import atomic_write_text
 from gsutils.models.classifiers import IMAGENET_NORMALIZATION
 from gsutils.profiles import Profile
@@ -163,11 +164,10 @@ def normgrad_data(arch: str, voc_root: str = "", checkpoint_dir: str = "") -> No
     return NormGradData(str(voc_root), str(torchray_checkpoint(checkpoint_dir, arch, "voc")))
 
 
-def classifier_gate(profile: Profile, test_maps: dict[str, float], data: dict[str, NormGradData]) -> dict[str, Any]:
+def classifier_gate(profile: Profile, test_maps: dict[str, float], data: dict[str, NormGradData]) -> Gate:
     """The gate of the depth claims: the stand-in classifiers' test mAP; published VOC checkpoints are not gated."""
     ours = {a: m for a, m in test_maps.items() if not data[a].is_voc}
     if not ours:
-        return {"threshold": None, "maps": dict(test_maps), "passed": True,
-                "note": "published VOC checkpoints: no gate (test mAP " +
-                        ", ".join(f"{a} {m:.3f}" for a, m in test_maps.items()) + ")"}
+        return no_gate("published VOC checkpoints: no gate (test mAP "
+                       + ", ".join(f"{a} {m:.3f}" for a, m in test_maps.items()) + ")", test_maps)
     return gate(profile, ours)

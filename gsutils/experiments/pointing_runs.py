@@ -42,6 +42,7 @@ from gsutils.metrics.pointing import (
     is_hit,
 )
 from gsutils.models.classifiers import CANDIDATE_LAYERS, build_classifier, input_normalization, normalize_images
+from gsutils.claims import Gate
 from gsutils.saliency.extract_aggregate import METHODS, extract_aggregate
 from gsutils.references import TORCHRAY_VOC07  # noqa: F401  (re-exported)
 from gsutils.profiles import Profile
@@ -303,17 +304,17 @@ def last_block_grid(profile: Profile, arch: str) -> int:
     return found["side"]
 
 
-def runs_gate(profile: Profile, runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
+def runs_gate(profile: Profile, runs: Sequence[dict[str, Any]]) -> Gate:
     """The gate of the depth claims for pointing runs (:func:`gsutils.experiments.classifier_training.gate`).
 
     Runs on the stand-in carry their classifier's test mAP; runs of published
     VOC checkpoints do not, and are not gated.
     """
-    from gsutils.experiments.classifier_training import gate
+    from gsutils.experiments.classifier_training import gate, no_gate
 
     maps = {run["arch"]: run["test_map"] for run in runs if "test_map" in run}
     if not maps:
-        return {"threshold": None, "maps": {}, "passed": True, "note": "published VOC checkpoints: no gate"}
+        return no_gate("published VOC checkpoints: no gate")
     return gate(profile, maps)
 
 

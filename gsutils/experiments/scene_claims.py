@@ -12,9 +12,10 @@ from typing import Any
 
 import numpy as np
 
+from gsutils.claims import Gate
 from gsutils.data.cityscapes import TRAIN_CLASSES
 
-__all__ = ["context_density", "gate_row", "pair_claim", "preservation_claim", "reliance_claim", "reliance_table", "share_matrix",
+__all__ = ["context_density", "scene_gate", "coco_gates", "record_cityscapes", "record_coco", "pair_claim", "preservation_claim", "reliance_claim", "reliance_table", "share_matrix",
            "table_s1", "table_s2", "table_s1_vs_paper", "table_s2_vs_paper", "size_claim", "empty_map_claim",
            "bootstrap_diff", "S12_SHARE", "TWO_WHEELERS"]
 
@@ -33,14 +34,52 @@ S12_SHARE = 0.9
 TWO_WHEELERS: tuple[str, ...] = ("bicycle", "motorcycle")
 
 
-def gate_row(miou: float, gate: float, iou: dict[str, float], section: str) -> dict[str, Any]:
-    """The gate as a ledger row (``Ledger.check(**row)``)."""
-    return dict(id=f"{section.lower()}_gate", section=section,
+def scene_gate(miou: float, gate: float, iou: dict[str, float], section: str, id: str | None = None) -> Gate:
+    """The gate of a real-scene chapter: the explained network's mIoU on the held-out split reaches
+    ``gate`` (``profile.scenes.gate_miou``); ``detail``: the per-class IoU. Its row's id is
+    ``<section>_gate`` unless ``id`` is given (one gate per network in S3)."""
+    return Gate(what="mIoU on the held-out split", measured=round(miou, 4), threshold=gate,
+                passed=bool(miou >= gate), id=id or f"{section.lower()}_gate", section=section,
                 claim="the explained DeepLab segments the held-out frames well enough to be explained",
-                measured=round(miou, 4), passed=bool(miou >= gate),
                 criterion=f"mIoU on the held-out split over its {len(iou)} classes >= {gate} (fixed before measuring)",
-                note="below the gate every saliency claim of this section is recorded as not measured",
-                kind="gate")
+                detail={k: float(v) for k, v in iou.items()},
+                row_note="below the gate every saliency claim of this section is recorded as not measured",
+                reason="not measured: the network is below the gate")
+
+
+def coco_gates(res: dict, gate: float) -> list[Gate]:
+    """The S3 gates: one per network of :func:`gsutils.experiments.coco_context.run_coco_context`."""
+    return [scene_gate(res["miou"][enc], gate, res["iou"][enc], "S3", id=f"s3_gate_{enc}") for enc in res["encoders"]]
+
+
+def record_cityscapes(ledger: Any, res: dict, gate: Gate, *, max_loss: float) -> list[Any]:
+    """Record the S2 chapter's rows: the gate, the preservation of the kept explanations (Fig. S13),
+    rider -> bicycle and traffic sign -> pole (Fig. S14), request sizes (Fig. S12) and empty maps (Fig. S15)."""
+    from gsutils.references import CITYSCAPES_RIDER_BICYCLE_POSTER
+
+    ok = gate.passed
+    claims = [
+        gate.row(),
+        preservation_claim(res, gate_ok=ok, max_loss=max_loss),
+        pair_claim(res, "rider", "bicycle", gate_ok=ok, cid="s2_rider_bicycle",
+                   claim="Fig. S14: rider requests draw far more of their salient context from bicycles than the baseline",
+                   reported={"grid": CITYSCAPES_RIDER_BICYCLE_POSTER[0], "baseline": CITYSCAPES_RIDER_BICYCLE_POSTER[1]},
+                   note="on the stand-in three riders in ten sit on motorcycles, so bicycle is not their only "
+                        "two-wheeler context"),
+        pair_claim(res, "traffic sign", "pole", gate_ok=ok, cid="s2_sign_pole",
+                   claim="Fig. S14 (stand-in control): traffic-sign requests draw their context from the poles "
+                         "carrying them"),
+        size_claim(res, gate_ok=ok),
+        empty_map_claim(res, gate_ok=ok),
+    ]
+    return [ledger.check(**c) for c in claims]
+
+
+def record_coco(ledger: Any, res: dict, gates: list[Gate]) -> list[Any]:
+    """Record the S3 chapter's rows: each network's gate (:func:`coco_gates`), then the reliance claim,
+    judged only when every network passed."""
+    rows = [ledger.check(**g.row()) for g in gates]
+    return rows + [ledger.check(**reliance_claim(res, gate_ok=all(g.passed for g in gates)))]
 
 
 def table_s1(res: dict):

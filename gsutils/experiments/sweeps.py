@@ -39,6 +39,7 @@ import numpy as np
 
 from gsutils.data.toy import BiasConfig
 from gsutils.experiments.executor import make_cluster
+from gsutils.experiments.context_claims import record
 from gsutils.experiments.context_saliency import (biased_test_set, compute_fixed_grey, explained_model,
                                                   saliency_autocast, select_images)
 from gsutils.experiments.segmentation import SegRun, train_config, train_or_load
@@ -51,7 +52,7 @@ from gsutils.saliency.grid import GridSaliencyConfig
 __all__ = ["PARAMS", "PARAM_LABELS", "SweepPoint", "base_config", "sweep_points", "candidate_networks",
            "nonempty_share", "sweep_networks",
            "sweep_tasks", "task_key_config", "run_task", "run_sweeps", "sweep_table", "lambda_trend",
-           "sweep_claims", "make_cluster"]
+           "sweep_claims", "record_sweeps", "make_cluster"]
 
 #: the swept parameters, in the order of Fig. S11
 PARAMS: tuple[str, ...] = ("lam", "lr", "momentum", "init", "greys")
@@ -293,6 +294,12 @@ def lambda_trend(table) -> dict[str, float]:
     with warnings.catch_warnings():  # a constant column has no correlation: NaN (the claim then fails)
         warnings.simplefilter("ignore")
         return {k: float(spearmanr(x, lam[k].to_numpy()).statistic) for k in ("area", "mcbd_biased", "mcbl")}
+
+
+def record_sweeps(ledger: Any, profile: Profile, table, gate: Any) -> list[Any]:
+    """Record the S1.6 chapter's rows: the gate (:func:`gsutils.experiments.context_claims.saliency_gate`,
+    section "S1.6 (gate)"), then :func:`sweep_claims` under it."""
+    return record(ledger, sweep_claims(profile, table), gate, section="S1.6")
 
 
 def sweep_claims(profile: Profile, table) -> list[dict[str, Any]]:
