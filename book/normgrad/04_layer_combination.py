@@ -68,11 +68,9 @@
 # ## Parameters
 #
 # The profile's settings (a value the paper sets differently shows the
-# paper's beside it). At the quick profile this page runs in about 70 s on
-# two cores when the classifiers are restored from the shipped networks
-# (probes, maps at five layers and 16 combinations for each of about 300
-# (scene, class) pairs per network), measured with
-# `python -m gsutils.book --only normgrad/04_layer_combination --profile quick`.
+# paper's beside it). Most of its time goes to the probes, the maps at
+# five layers and 16 combinations for each of about 300 (scene, class) pairs
+# per network; the time this run of the page took is printed at the end.
 
 # %% tags=["parameters"]
 profile = "quick"
@@ -83,9 +81,12 @@ voc_root = ""
 checkpoint_dir = ""
 
 # %%
+import time
+
 from gsutils.claims import open_chapter
 from gsutils.profiles import describe
 
+t_page = time.perf_counter()
 cfg, ledger = open_chapter("normgrad/04_layer_combination",
                            profile=profile, device=device, seed=seed, data_root=data_root)
 print(describe(cfg, "normgrad", "layers"))
@@ -227,6 +228,12 @@ for line in table3_differences(tables):
 # NBVAL_CHECK_OUTPUT
 _ = record_layer_combination(ledger, tables, weights, g, archs)
 print(ledger.summary())
+
+# %% [markdown]
+# Time: the wall time of this run of the page.
+
+# %%
+print(f"this page: {time.perf_counter() - t_page:.0f} s wall time")
 
 # %% [markdown]
 # ## Summary
