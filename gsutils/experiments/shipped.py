@@ -168,7 +168,7 @@ class ShippedNetwork:
             rel = self.path.relative_to(REPO_ROOT) if self.path.is_relative_to(REPO_ROOT) else self.path
             fix = f"`git checkout -- {rel}` restores the committed files, `{retrain}` replaces them"
         warnings.warn(f"ignoring shipped network {self.path}: {problem}; training it instead ({fix})",
-                      stacklevel=3)
+                      stacklevel=4)
         return False
 
     def verify(self) -> bool:
@@ -188,8 +188,8 @@ class ShippedNetwork:
         if missing:
             return self._refuse(f"{', '.join(missing)} missing")
         if json.loads((src / "config.json").read_text()) != _json(self.config):
-            return self._refuse("its config.json differs from this run's config",
-                                "a network trained with another recipe; `--export` after training replaces it")
+            return self._refuse("its config differs from this run's (config.json: another recipe or data)",
+                                "`--export` after training replaces it")
         try:
             read_checked(src / "model.pt")
         except Exception as err:  # checksum mismatch, missing sidecar, unreadable
