@@ -26,10 +26,11 @@ forked RNG state that leaves the caller's untouched.
 **Shipped networks.** Where a profile's classifiers take longer to train than
 a book build may spend (the quick profile: about 20 CPU minutes), the
 networks this code trained are committed under
-``checkpoints/<profile>/<key>/`` (``model.pt`` with its sha256,
-``config.json``, ``history.json`` with the first steps' losses) and restored
-only when the config equals the run's exactly and the checksum verifies;
-``tests/test_classifier_shipped.py`` re-runs the first training steps and
+``checkpoints/<profile>/normgrad_classifier-<key>/`` (:func:`shipped_network`,
+a :class:`gsutils.experiments.shipped.ShippedNetwork`; restored only when the
+config equals the run's exactly and the checksum verifies), with their epoch
+snapshots at float16, which :func:`restore_shipped` and :func:`export_shipped`
+add; ``tests/test_classifier_shipped.py`` re-runs the first training steps and
 compares the logged losses. Retrain and export::
 
     python -m gsutils.experiments.classifier_training --profile quick --retrain --export
