@@ -22,7 +22,7 @@ classifiers and the captioner are entries of the result store
 (:class:`gsutils.experiments.store.Store`). A network is restored when, and
 only when, its config equals the run's config exactly and its checksum
 verifies; anything else is ignored with a one-line warning naming the file and
-the fix, and the network is trained. ``tests/test_shipped.py`` restores every
+the fix, and the network is trained. ``tests/test_shipped_folders.py`` restores every
 shipped folder of the quick profile and loads it into its network;
 ``tests/test_provenance.py`` re-runs their first training steps and compares
 them with the logged losses.
