@@ -109,3 +109,21 @@ def test_a_corrupt_shipped_file_is_refused_in_one_line_naming_it_and_the_fix(tmp
     assert "\n" not in message and "model.pt: checksum mismatch" in message
     assert "git checkout --" in message and "python -m gsutils scenes --profile quick --export" in message
     assert not net.target(tmp_path / "results").exists()
+
+
+@pytest.mark.parametrize("net", NETWORKS, ids=[n.folder for n in NETWORKS])
+def test_restore_then_export_gives_back_the_shipped_files_byte_for_byte(net, tmp_path, monkeypatch):
+    """Today's on-disk formats: what a restored network exports is what was committed (float16
+    U-Nets stay float16), and the export adds this machine's ``provenance.json``."""
+    from gsutils.experiments import shipped
+
+    results = tmp_path / "results"
+    assert net.restore(results)
+    monkeypatch.setattr(shipped, "SHIPPED_ROOT", tmp_path / "checkpoints")
+    committed = shipped.REPO_ROOT / "checkpoints" / "quick" / net.folder
+    out = net.export(results, threads=1)
+    assert out == tmp_path / "checkpoints" / "quick" / net.folder
+    for f in FILES:
+        assert (out / f).read_bytes() == (committed / f).read_bytes(), f
+    assert net.provenance() == {**shipped.machine(), "threads": 1}
+    assert (out.parent / "PROVENANCE.json").is_file()
