@@ -212,18 +212,21 @@ def test_evaluate_explain_and_ship(small, tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="rows"):
         plot_fig6(ex, ev["captions"], cs.map_names(), [5])
     # ship it, restore it into a fresh result folder
-    monkeypatch.setattr(cap, "SHIPPED_ROOT", tmp_path / "checkpoints")
-    folder = cap.export_shipped(small)
+    from gsutils.experiments import shipped
+
+    monkeypatch.setattr(shipped, "SHIPPED_ROOT", tmp_path / "checkpoints")
+    folder = cap.shipped_network(small).export(small.results_dir, threads=1)
     assert json.loads((folder / "config.json").read_text()) == json.loads(json.dumps(cap.captioner_config(small)))
     fresh = dataclasses.replace(small, results_dir=tmp_path / "fresh")
-    assert cap.restore_shipped(fresh)
+    assert cap.shipped_network(fresh).restore(fresh.results_dir)
     restored, _, _ = cap.train_or_load_captioner(fresh, progress=False)
     for k, v in _weights(restored).items():
         assert torch.equal(v, _weights(model)[k])
     # a shipped captioner whose config differs is ignored
     (folder / "config.json").write_text(json.dumps({"other": 1}))
     with pytest.warns(UserWarning, match="config differs"):
-        assert not cap.restore_shipped(dataclasses.replace(small, results_dir=tmp_path / "again"))
+        again = dataclasses.replace(small, results_dir=tmp_path / "again")
+        assert not cap.shipped_network(again).restore(again.results_dir)
 
 
 def test_bad_profile_values():

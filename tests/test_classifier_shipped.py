@@ -11,6 +11,7 @@ import torch
 
 from gsutils.experiments import classifier_snapshots as snaps
 from gsutils.experiments import classifier_training as ct
+from gsutils.experiments import shipped
 from gsutils.profiles import get_profile
 
 #: compares floats or bytes to what the same code made elsewhere: also run with a forced CPU kernel set
@@ -25,8 +26,8 @@ def quick(tmp_path):
 def test_quick_classifiers_are_shipped_and_small(quick):
     total = 0
     for arch in quick.normgrad.archs:
-        folder = ct._shipped_dir(quick, ct.classifier_config(quick, arch))
-        missing = [f for f in ct.SHIPPED_FILES if not (folder / f).is_file()]
+        folder = ct.shipped_network(quick, arch).path
+        missing = [f for f in shipped.FILES if not (folder / f).is_file()]
         assert not missing, (f"{arch}: {missing} missing in {folder}; train and export with `python -m "
                              "gsutils.experiments.classifier_training --profile quick --retrain --export`")
         assert json.loads((folder / "config.json").read_text()) == ct.classifier_config(quick, arch)
@@ -38,7 +39,7 @@ def test_restore_without_training_and_only_for_the_same_config(tmp_path, monkeyp
     prof = get_profile("quick", device="cpu", results_dir=tmp_path / "trained")
     prof = dataclasses.replace(prof, normgrad=dataclasses.replace(prof.normgrad, n_train_scenes=32, n_test_scenes=8,
                                                                   epochs=1, width=0.0625, image_size=48))
-    monkeypatch.setattr(ct, "SHIPPED_ROOT", tmp_path / "checkpoints")
+    monkeypatch.setattr(shipped, "SHIPPED_ROOT", tmp_path / "checkpoints")
     monkeypatch.setenv("GSUTILS_CACHE", str(tmp_path / "cache"))
     trained = ct.train_or_load_classifier(prof, "resnet50", progress=False)
     assert snaps.classifier_snapshot(prof, "resnet50", 1) is not None
@@ -97,12 +98,12 @@ def test_a_corrupt_shipped_snapshot_leaves_the_epochs_absent_with_a_warning(quic
     import shutil
 
     cfg = ct.classifier_config(quick, "resnet50")
-    src = ct._shipped_dir(quick, cfg)
+    src = ct.shipped_network(quick, "resnet50").path
     root = tmp_path / "checkpoints"
     dst = root / quick.name / src.name
     shutil.copytree(src, dst)
     (dst / ct.SHIPPED_SNAPSHOTS.format(epoch=3)).write_bytes(b"junk")
-    monkeypatch.setattr(ct, "SHIPPED_ROOT", root)
+    monkeypatch.setattr(shipped, "SHIPPED_ROOT", root)
     with pytest.warns(UserWarning, match="ignoring the shipped snapshots"):
         assert ct.restore_shipped(quick, "resnet50")
     assert snaps.classifier_snapshot(quick, "resnet50", 1) is None  # all or none

@@ -171,9 +171,11 @@ def test_deeplab_check_fails_for_another_lr_seed_or_data():
 
 def test_captioner_check_fails_for_another_lr():
     from gsutils.experiments import captioning as cap
+    from gsutils.experiments.store import decode
+    from gsutils.io import read_checked
 
     (trace,) = _traces("captioner")
-    vocab = cap.Vocabulary(cap.decode(cap.read_checked(trace.folder / "model.pt"), "pt")["vocab"])
+    vocab = cap.Vocabulary(decode(read_checked(trace.folder / "model.pt"), "pt")["vocab"])
     c = QUICK.captioning
     other_lr = dataclasses.replace(QUICK, captioning=dataclasses.replace(c, lr=c.lr * 2))
     assert _fails(trace, _one_thread(lambda: cap.first_step_losses(other_lr, vocab, len(trace.logged))))

@@ -34,7 +34,8 @@ def test_every_quick_network_is_shipped(quick):
 def test_the_manifest_takes_the_key_of_other_runs(quick):
     from types import SimpleNamespace
 
-    rows = shipped.manifest(quick, [SimpleNamespace(label="x")], key=lambda profile, run: "no-such-key")
+    rows = shipped.manifest(quick, [SimpleNamespace(label="x")],
+                            network=lambda profile, run: shipped.ShippedNetwork("unet", profile.name, None, "no-such-key"))
     assert rows == [{"network": "x", "key": "no-such-key", "shipped": False, "sha256": None, "kB": None}]
 
 
@@ -66,8 +67,7 @@ def test_restore_loads_the_shipped_weights_without_training(tiny_shipped, monkey
 
 
 def _restore(prof, run) -> bool:
-    out = seg.model_dir(prof, run)
-    return shipped.restore(shipped.shipped_dir(prof, out.name), out, seg.train_config(prof, run), run.label)
+    return seg.shipped_network(prof, run).restore(prof.results_dir)
 
 
 def test_restore_refuses_another_config_and_a_bad_checksum(tiny_shipped):
@@ -83,7 +83,7 @@ def test_restore_refuses_another_config_and_a_bad_checksum(tiny_shipped):
     data = bytearray((folder / "model.pt").read_bytes())
     data[-1] ^= 1
     (folder / "model.pt").write_bytes(bytes(data))
-    with pytest.warns(UserWarning, match="ignoring shipped network"):
+    with pytest.warns(UserWarning, match="ignoring shipped network .*model.pt: checksum mismatch.*git checkout"):
         assert not _restore(prof, run)
     assert not (seg.model_dir(prof, run) / "model.pt").exists()
 
@@ -99,9 +99,13 @@ def test_each_exported_network_records_the_machine_that_trained_it(tiny_shipped)
     trained = dataclasses.replace(prof, results_dir=prof.results_dir.parent / "trained")
     shipped_unets.export(trained, [run])
     assert json.loads((root / "PROVENANCE.json").read_text()) == other
-    assert shipped.provenance(prof, folder) == {**shipped.machine(), "threads": 1}
+    net = seg.shipped_network(prof, run)
+    assert net.path == folder and net.provenance() == {**shipped.machine(), "threads": 1}
     (folder / "provenance.json").unlink()
-    assert shipped.provenance(prof, folder) == other == shipped.provenance(prof)
+    assert net.provenance() == other
+    # the captioner's first export named its own file PROVENANCE.json: still read
+    (folder / "PROVENANCE.json").write_text(json.dumps({**other, "cpu": "its own CPU"}))
+    assert net.provenance()["cpu"] == "its own CPU"
 
 
 def test_half_precision_keeps_a_tensor_beyond_float16_at_float32(tmp_path):

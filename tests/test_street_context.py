@@ -97,24 +97,27 @@ def test_shipped_network_restores_only_with_equal_config(tmp_path, monkeypatch):
     import json
 
     from gsutils.experiments import shipped
-    from gsutils.experiments.deeplab_training import restore_shipped
     from gsutils.io import write_checked
-    from gsutils.profiles import get_profile
 
     monkeypatch.setattr(shipped, "SHIPPED_ROOT", tmp_path / "checkpoints")
-    profile = get_profile("quick", device="cpu", results_dir=tmp_path / "results")
     src = tmp_path / "checkpoints" / "quick" / "deeplab-x"
     src.mkdir(parents=True)
     write_checked(src / "model.pt", b"weights")
     (src / "config.json").write_text(json.dumps({"recipe": {"epochs": 40}, "data": "k", "version": 1}))
     (src / "history.json").write_text("[]")
-    out = tmp_path / "results" / "scenes" / "deeplab-x"
+
+    def net(epochs: int) -> shipped.ShippedNetwork:
+        return shipped.ShippedNetwork("deeplab", "quick", {"recipe": {"epochs": epochs}, "data": "k", "version": 1},
+                                      "deeplab-x")
+
+    results = tmp_path / "results"
+    out = results / "scenes" / "deeplab-x"
+    assert net(40).target(results) == out
     with pytest.warns(UserWarning, match="config differs"):
-        assert not restore_shipped(profile, out, {"recipe": {"epochs": 41}, "data": "k", "version": 1})
+        assert not net(41).restore(results)
     assert not out.exists()
-    assert restore_shipped(profile, out, {"recipe": {"epochs": 40}, "data": "k", "version": 1})
+    assert net(40).restore(results)
     assert (out / "model.pt").read_bytes() == b"weights"
     (src / "model.pt").write_bytes(b"tampered")
-    out2 = tmp_path / "elsewhere" / "deeplab-x"  # the same network, not yet restored
-    with pytest.warns(UserWarning, match="ignoring shipped"):
-        assert not restore_shipped(profile, out2, {"recipe": {"epochs": 40}, "data": "k", "version": 1})
+    with pytest.warns(UserWarning, match="ignoring shipped"):  # the same network, not yet restored elsewhere
+        assert not net(40).restore(tmp_path / "elsewhere")

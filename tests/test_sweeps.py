@@ -192,14 +192,13 @@ def test_lambda_trend_is_spearman_of_the_lambda_rows():
 def test_quick_sweeps_take_the_first_two_informative_strong_networks():
     # Fig. S11 at quick: the 17 settings on the first two shipped strongly biased small networks whose
     # maps at the S1.2 setting are informative (chosen at run time, before the sweep)
-    from gsutils.experiments import shipped
-    from gsutils.experiments.segmentation import model_dir
+    from gsutils.experiments.segmentation import shipped_network
 
     q = get_profile("quick", device="cpu")
     cands = S.candidate_networks(q)
     assert [r.label for r in cands] == [f"small/strong-d2-t{t}/s0" for t in range(5)]
     assert q.sweeps.informative_networks == 2
-    assert all(shipped.shipped_dir(q, model_dir(q, r).name).is_dir() for r in cands)
+    assert all(shipped_network(q, r).exists() for r in cands)
 
 
 def _fake_result(run, empty):

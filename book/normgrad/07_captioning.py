@@ -100,7 +100,7 @@ from gsutils.experiments.caption_saliency import explain_captions, layer_grids, 
 from gsutils.experiments.captioning import (
     evaluate_captioner,
     load_split,
-    shipped_dir,
+    shipped_network,
     train_or_load_captioner,
 )
 from gsutils.models.captioner import EXPLAINED_LAYERS
@@ -139,7 +139,7 @@ plt.show()
 
 # %%
 model, vocab, history = train_or_load_captioner(cfg, progress=False)
-ship = shipped_dir(cfg)
+ship = shipped_network(cfg).path
 print(f"shipped captioner for this config: checkpoints/{ship.parent.name}/{ship.name}" if ship.is_dir()
       else "no captioner ships for this config: trained by this code")
 print(f"{sum(p.numel() for p in model.parameters()):,} parameters, vocabulary of {len(vocab)} words")

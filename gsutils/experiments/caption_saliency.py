@@ -31,9 +31,9 @@ from gsutils.data.captions import DIGIT_CLASSES, Vocabulary, tokenize
 from gsutils.experiments.captioning import (
     captioner_config,
     evaluate_captioner,
-    export_shipped,
     load_split,
     normalize,
+    shipped_network,
     train_or_load_captioner,
 )
 from gsutils.experiments.store import Store
@@ -231,7 +231,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args, profile = parse_with_profile(parser, argv)
     train_or_load_captioner(profile, progress=True, shipped=not args.retrain)
     if args.export:
-        print(f"exported to {export_shipped(profile)}")
+        print(f"exported to {shipped_network(profile).export(profile.results_dir, threads=1)}")
     ev = evaluate_captioner(profile, progress=True)
     print(", ".join(f"{k} {v:.3f}" for k, v in ev["scores"].items()))
     if ev["mentions"] is not None:

@@ -13,7 +13,7 @@
   decoder is trained. Where training takes longer than a book build may
   spend, the captioner this code trained ships in
   ``checkpoints/<profile>/captioner-<key>/`` and is restored only when its
-  config equals the run's and its checksum verifies (:func:`restore_shipped`).
+  config equals the run's and its checksum verifies (:func:`shipped_network`).
 * :func:`evaluate_captioner`: greedy captions of the test images, BLEU-4,
   ROUGE-L, CIDEr (pycocoevalcap) and the object-mention F1 that gates the
   saliency claims (cached, ``captioner_eval/<key>.json``).
@@ -31,7 +31,6 @@ From the command line (train, evaluate and explain:
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -52,20 +51,17 @@ from gsutils.data.captions import (
     write_caption_scenes,
 )
 from gsutils.experiments.classifier_training import classifier_config, train_or_load_classifier
-from gsutils.experiments.store import Store, decode
+from gsutils.experiments.shipped import ShippedNetwork
+from gsutils.experiments.store import Store
 from gsutils.experiments.training import TrainState, discard_checkpoint, fit, mix_seed
-from gsutils.io import atomic_write_text, config_key, read_checked, write_checked
+from gsutils.io import config_key
 from gsutils.metrics.captions import caption_scores, mention_f1
 from gsutils.models.captioner import PAD, Captioner
-from gsutils.paths import REPO_ROOT
 from gsutils.profiles import Profile
 
 KIND = "captioner"
 #: bump when the training recipe changes
 RECIPE_VERSION = 4
-#: where shipped captioners live (see :func:`shipped_dir`)
-SHIPPED_ROOT = REPO_ROOT / "checkpoints"
-SHIPPED_FILES = ("model.pt", "model.pt.sha256", "config.json", "history.json")
 #: losses of the first training steps kept in the history (checked against shipped networks)
 FIRST_STEPS = 8
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -329,45 +325,12 @@ def first_step_losses(profile: Profile, vocab: Vocabulary, steps: int = FIRST_ST
     return losses
 
 
-def shipped_dir(profile: Profile) -> Path:
-    """Where the profile's trained captioner ships: ``checkpoints/<profile>/captioner-<key>/``."""
-    return SHIPPED_ROOT / profile.name / f"{KIND}-{config_key(captioner_config(profile))}"
-
-
-def restore_shipped(profile: Profile) -> bool:
-    """Put the shipped captioner into the result store; ``True`` when it did.
-
-    Only a complete folder whose ``config.json`` equals the run's config and
-    whose ``model.pt`` matches its checksum is used
-    (:func:`gsutils.experiments.shipped.verified_shipped`); anything else is
-    ignored with a warning (and the captioner is trained).
-    """
-    from gsutils.experiments.shipped import verified_shipped
-
-    cfg = captioner_config(profile)
-    src = shipped_dir(profile)
-    if not verified_shipped(src, cfg, "the captioner run", SHIPPED_FILES):
-        return False
-    Store(profile.results_dir).save(KIND, cfg, decode(read_checked(src / "model.pt"), "pt"), fmt="pt")
-    return True
-
-
-def export_shipped(profile: Profile) -> Path:
-    """Copy the profile's trained captioner from the result store to :func:`shipped_dir`."""
-    from gsutils.experiments.shipped import machine
-
-    cfg = captioner_config(profile)
-    store = Store(profile.results_dir)
-    if not store.exists(KIND, cfg, "pt"):
-        raise FileNotFoundError("no trained captioner to export; train it first (train_or_load_captioner)")
-    data = read_checked(store.path(KIND, cfg, "pt"))
-    out = shipped_dir(profile)
-    write_checked(out / "model.pt", data)
-    atomic_write_text(out / "config.json", json.dumps(cfg, indent=1, sort_keys=True) + "\n")
-    history = decode(data, "pt")["history"]
-    atomic_write_text(out / "history.json", json.dumps(history, indent=1) + "\n")
-    atomic_write_text(out / "PROVENANCE.json", json.dumps({**machine(), "threads": 1}, indent=1) + "\n")
-    return out
+def shipped_network(profile: Profile) -> ShippedNetwork:
+    """The profile's shipped captioner, ``checkpoints/<profile>/captioner-<key>/``: restored into the
+    result store by ``.restore(profile.results_dir)`` (only for an equal config and a verified
+    checksum, else ignored with a warning and trained), exported from it by
+    ``.export(profile.results_dir)`` (:class:`gsutils.experiments.shipped.ShippedNetwork`)."""
+    return ShippedNetwork.of(KIND, profile, captioner_config(profile))
 
 
 def train_or_load_captioner(profile: Profile, *, progress: bool = True,
@@ -382,7 +345,7 @@ def train_or_load_captioner(profile: Profile, *, progress: bool = True,
     cfg = captioner_config(profile)
     store = Store(profile.results_dir)
     if shipped and not store.exists(KIND, cfg, "pt"):
-        restore_shipped(profile)
+        shipped_network(profile).restore(profile.results_dir)
     result = store.get_or_compute(KIND, cfg, lambda: _train(profile, progress), fmt="pt")
     discard_checkpoint(checkpoint_path(profile))
     vocab = Vocabulary(result["vocab"])

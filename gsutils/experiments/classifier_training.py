@@ -26,10 +26,11 @@ forked RNG state that leaves the caller's untouched.
 **Shipped networks.** Where a profile's classifiers take longer to train than
 a book build may spend (the quick profile: about 20 CPU minutes), the
 networks this code trained are committed under
-``checkpoints/<profile>/<key>/`` (``model.pt`` with its sha256,
-``config.json``, ``history.json`` with the first steps' losses) and restored
-only when the config equals the run's exactly and the checksum verifies;
-``tests/test_classifier_shipped.py`` re-runs the first training steps and
+``checkpoints/<profile>/normgrad_classifier-<key>/`` (:func:`shipped_network`,
+a :class:`gsutils.experiments.shipped.ShippedNetwork`; restored only when the
+config equals the run's exactly and the checksum verifies), with their epoch
+snapshots at float16, which :func:`restore_shipped` and :func:`export_shipped`
+add; ``tests/test_classifier_shipped.py`` re-runs the first training steps and
 compares the logged losses. Retrain and export::
 
     python -m gsutils.experiments.classifier_training --profile quick --retrain --export
@@ -57,11 +58,10 @@ from torch import nn
 from gsutils.claims import Gate
 from gsutils.data.scenes import DIGIT_CLASSES, SceneSet, load_voc_split, scene_config, write_scenes
 from gsutils.data.voc import VOCDataset
-from gsutils.experiments.shipped import machine, pack_half, unpack_half, verified_shipped
+from gsutils.experiments.shipped import ShippedNetwork, pack_half, unpack_half
 from gsutils.experiments.store import Store
 from gsutils.experiments.training import TrainState, discard_checkpoint, fit, mix_seed
-from gsutils.io import atomic_write_text, config_key, read_checked, write_checked
-from gsutils.paths import REPO_ROOT
+from gsutils.io import config_key, read_checked, write_checked
 from gsutils.metrics.multilabel import average_precision
 from gsutils.models.classifiers import (
     ARCHS,
@@ -78,9 +78,6 @@ KIND = "normgrad_classifier"
 SNAPSHOT_KIND = "normgrad_classifier_snapshots"
 #: bump when the training recipe changes
 RECIPE_VERSION = 5
-#: where shipped networks live: ``<repo>/checkpoints/<profile>/normgrad_classifier-<key>/``
-SHIPPED_ROOT = REPO_ROOT / "checkpoints"
-SHIPPED_FILES = ("model.pt", "model.pt.sha256", "config.json", "history.json")
 #: the epoch snapshots of a shipped network, one file per epoch (float16, see
 #: :func:`gsutils.experiments.shipped.pack_half`)
 SHIPPED_SNAPSHOTS = "snapshot-epoch{epoch}.pt"
@@ -309,8 +306,9 @@ def _train(profile: Profile, arch: str, progress: bool) -> dict[str, Any]:
     return {"state_dict": _final_state(state.model, arch), "history": json.dumps(history)}
 
 
-def _shipped_dir(profile: Profile, cfg: dict[str, Any]) -> Path:
-    return SHIPPED_ROOT / profile.name / f"{KIND}-{config_key(cfg)}"
+def shipped_network(profile: Profile, arch: str) -> ShippedNetwork:
+    """The shipped classifier of ``arch``: ``checkpoints/<profile>/normgrad_classifier-<key>/``."""
+    return ShippedNetwork.of(KIND, profile, classifier_config(profile, arch))
 
 
 def restore_snapshots(store: Store, src: Path, cfg: dict[str, Any], final: dict[str, torch.Tensor]) -> None:
@@ -329,52 +327,39 @@ def restore_snapshots(store: Store, src: Path, cfg: dict[str, Any], final: dict[
         for f in files:
             states.update(unpack_half(read_checked(f)))
     except Exception as err:  # missing, checksum mismatch, unreadable: the snapshots stay absent
-        warnings.warn(f"ignoring the shipped snapshots in {src}: {err}", stacklevel=3)
+        warnings.warn(f"ignoring the shipped snapshots in {src}: {err} (`git checkout -- {src}` restores them)",
+                      stacklevel=3)
         return
     for epoch, st in states.items():
         store.save(SNAPSHOT_KIND, {**cfg, "epoch": epoch}, {"state_dict": st, "precision": "float16"}, fmt="pt")
 
 
 def restore_shipped(profile: Profile, arch: str) -> bool:
-    """Put the shipped network of ``arch`` into the result store; ``True`` when it did.
-
-    Only a complete folder whose ``config.json`` equals the run's config and
-    whose ``model.pt`` matches its checksum is used; anything else is ignored
-    with a warning (the network is then trained).
-    """
-    cfg = classifier_config(profile, arch)
-    src = _shipped_dir(profile, cfg)
-    if not verified_shipped(src, cfg, f"the {arch} classifier", SHIPPED_FILES):
+    """Put the shipped network of ``arch`` and its epoch snapshots into the result store; ``True``
+    when it did (:meth:`ShippedNetwork.restore <gsutils.experiments.shipped.ShippedNetwork.restore>`,
+    the snapshots first so that a restored network always has them)."""
+    net = shipped_network(profile, arch)
+    if not net.verify():
         return False
-    state = torch.load(io.BytesIO(read_checked(src / "model.pt")), map_location="cpu", weights_only=True)
-    history = (src / "history.json").read_text()
-    store = Store(profile.results_dir)
-    restore_snapshots(store, src, cfg, state)
-    store.save(KIND, cfg, {"state_dict": state, "history": history}, fmt="pt")
-    return True
+    state = torch.load(io.BytesIO(read_checked(net.path / "model.pt")), map_location="cpu", weights_only=True)
+    restore_snapshots(Store(profile.results_dir), net.path, net.config, state)
+    return net.restore(profile.results_dir)
 
 
 def export_shipped(profile: Profile, arch: str) -> Path:
-    """Copy the trained network of ``arch`` from the result store to ``checkpoints/<profile>/``."""
+    """Copy the trained network of ``arch`` and its epoch snapshots (float16) from the result store
+    to ``checkpoints/<profile>/`` (:meth:`ShippedNetwork.export
+    <gsutils.experiments.shipped.ShippedNetwork.export>`); the folder."""
     cfg = classifier_config(profile, arch)
     store = Store(profile.results_dir)
     if not store.exists(KIND, cfg, "pt"):
         raise FileNotFoundError(f"{arch} is not trained for profile {profile.name!r}; train it first")
-    result = store.load(KIND, cfg, "pt")
-    dst = _shipped_dir(profile, cfg)
-    dst.mkdir(parents=True, exist_ok=True)
-    buf = io.BytesIO()
-    torch.save(result["state_dict"], buf)
-    write_checked(dst / "model.pt", buf.getvalue())
-    atomic_write_text(dst / "config.json", json.dumps(cfg, indent=1, sort_keys=True) + "\n")
-    atomic_write_text(dst / "history.json", result["history"])
+    dst = shipped_network(profile, arch).export(profile.results_dir)
     snaps = {e: store.load(SNAPSHOT_KIND, {**cfg, "epoch": e}, "pt")["state_dict"] for e in range(1, cfg["epochs"])
              if store.exists(SNAPSHOT_KIND, {**cfg, "epoch": e}, "pt")}
     if len(snaps) == cfg["epochs"] - 1:  # all but the final epoch, which is model.pt
         for e, state in snaps.items():
             write_checked(dst / SHIPPED_SNAPSHOTS.format(epoch=e), pack_half({e: state}))
-    atomic_write_text(dst / "provenance.json", json.dumps({**machine(), "threads": torch.get_num_threads()},
-                                                          indent=1) + "\n")
     return dst
 
 

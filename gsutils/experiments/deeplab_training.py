@@ -7,7 +7,9 @@ epoch) with pixel-wise cross entropy (ignore index 255), AdamW (weight decay
 1e-4) and one learning-rate cycle, batches drawn from a permutation seeded by
 ``(seed, epoch)`` and random horizontal flips from the same seed. The final
 weights are stored under ``<results>/scenes/<key>/model.pt`` (checksummed),
-keyed by a hash of everything that determines them, and loaded when present.
+keyed by a hash of everything that determines them, and loaded when present; a
+network shipped for the same config is restored instead of trained
+(:func:`shipped_network`).
 """
 
 from __future__ import annotations
@@ -22,13 +24,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from gsutils.experiments.shipped import ShippedNetwork
 from gsutils.experiments.training import TrainState, discard_checkpoint, fit, mix_seed
 from gsutils.io import config_key, read_checked, write_checked
 from gsutils.models.deeplab import DeepLab, deeplab
 from gsutils.profiles import Profile, check_profile
 
-__all__ = ["DeepLabRecipe", "confusion", "export_shipped", "first_step_losses", "iou_table", "model_dir", "predict", "restore_shipped",
-           "train_deeplab"]
+__all__ = ["DeepLabRecipe", "confusion", "first_step_losses", "iou_table", "model_dir", "predict", "shipped_network",
+           "train_config", "train_deeplab"]
 
 IGNORE = 255
 VERSION = 1
@@ -50,7 +53,7 @@ class DeepLabRecipe:
 
 
 def model_dir(profile: Profile, recipe: DeepLabRecipe, data_key: str) -> Path:
-    key = config_key({"recipe": asdict(recipe), "data": data_key, "version": VERSION})
+    key = config_key(train_config(recipe, data_key))
     return Path(profile.results_dir) / "scenes" / f"deeplab-{recipe.encoder}-{key[:16]}"
 
 
@@ -80,28 +83,16 @@ def iou_table(conf: np.ndarray, names: tuple[str, ...]) -> dict[str, float]:
     return {names[k]: float(inter[k] / union[k]) for k in range(len(names)) if present[k]}
 
 
-def restore_shipped(profile: Profile, folder: Path, config: dict) -> bool:
-    """Copy a shipped network (``checkpoints/<profile>/<folder name>/``) into ``folder``.
-
-    Only when its ``config.json`` equals ``config`` and its weights match their
-    checksum (:func:`gsutils.experiments.shipped.restore`, as for the U-Nets).
-    """
-    from gsutils.experiments.shipped import restore, shipped_dir
-
-    return restore(shipped_dir(profile, folder.name), folder, config, f"the DeepLab in {folder.name}")
+def train_config(recipe: DeepLabRecipe, data_key: str) -> dict:
+    """What a trained DeepLab's ``config.json`` holds (its folder's key hashes it)."""
+    return {"recipe": asdict(recipe), "data": data_key, "version": VERSION}
 
 
-def export_shipped(profile: Profile, folder: Path) -> Path:
-    """Copy a finished network's files from the results folder to ``checkpoints/<profile>/``."""
-    import shutil
-
-    from gsutils.experiments.shipped import FILES, shipped_dir
-
-    dst = shipped_dir(profile, folder.name)
-    dst.mkdir(parents=True, exist_ok=True)
-    for f in FILES:
-        shutil.copyfile(folder / f, dst / f)
-    return dst
+def shipped_network(profile: Profile, recipe: DeepLabRecipe, data_key: str) -> ShippedNetwork:
+    """The network shipped for ``recipe`` on ``data_key``: ``checkpoints/<profile>/<model_dir name>/``,
+    restored into :func:`model_dir` (:class:`gsutils.experiments.shipped.ShippedNetwork`)."""
+    return ShippedNetwork("deeplab", profile.name, train_config(recipe, data_key),
+                          model_dir(profile, recipe, data_key).name)
 
 
 def _recipe(recipe: DeepLabRecipe, images: Tensor, labels: Tensor, device: torch.device):
@@ -166,9 +157,9 @@ def train_deeplab(profile: Profile, recipe: DeepLabRecipe, images: Tensor, label
     folder = model_dir(profile, recipe, data_key)
     final = folder / "model.pt"
     model = deeplab(recipe.encoder, recipe.classes, decoder_channels=recipe.decoder_channels).to(device)
-    config = {"recipe": asdict(recipe), "data": data_key, "version": VERSION}
+    config = train_config(recipe, data_key)
     if not final.exists():
-        restore_shipped(profile, folder, config)
+        shipped_network(profile, recipe, data_key).restore(profile.results_dir)
     if final.exists():
         saved = torch.load(io.BytesIO(read_checked(final)), map_location=device, weights_only=True)
         model.load_state_dict(saved["model"])

@@ -182,11 +182,11 @@ def _unet_traces(profile, runs, float64: bool) -> list[ShippedTrace]:
     import torch
 
     from gsutils.experiments import segmentation as seg
-    from gsutils.experiments.shipped import provenance, shipped_dir
 
     out = []
     for run in runs:
-        folder = shipped_dir(profile, seg.model_dir(profile, run).name)
+        net = seg.shipped_network(profile, run)
+        folder = net.path
         hist = json.loads((folder / "history.json").read_text()) if (folder / "history.json").is_file() else [{}]
         f64 = float64 or "first_step_losses_float64" in hist[0]  # the float64 trace when it was logged
         key = "first_step_losses_float64" if f64 else "first_step_losses"
@@ -194,7 +194,7 @@ def _unet_traces(profile, runs, float64: bool) -> list[ShippedTrace]:
         dtype = torch.float64 if f64 else None
         kind = ("smp-float64" if run.backbone in SMP_KINDS else "unet-float64") if f64 else "unet-float32"
         out.append(ShippedTrace(
-            run.label, kind, folder, logged, provenance(profile, folder),
+            run.label, kind, folder, logged, net.provenance(),
             _one_thread(lambda n, run=run, dtype=dtype: seg.first_step_losses(profile, run, n, dtype))))
     return out
 
@@ -216,24 +216,27 @@ def shipped_traces(profile, which: str = "all") -> list[ShippedTrace]:
         from gsutils.experiments import classifier_training as ct
 
         for arch in profile.normgrad.archs:
-            folder = ct._shipped_dir(profile, ct.classifier_config(profile, arch))
-            hist = json.loads((folder / "history.json").read_text())
-            prov = json.loads((folder / "provenance.json").read_text())
-            out.append(ShippedTrace(arch, "classifier", folder, as_floats(hist[0]["first_losses"][:3]), prov,
+            net = ct.shipped_network(profile, arch)
+            hist = json.loads((net.path / "history.json").read_text())
+            out.append(ShippedTrace(arch, "classifier", net.path, as_floats(hist[0]["first_losses"][:3]),
+                                    net.provenance(),
                                     _one_thread(lambda n, arch=arch: ct.first_step_losses(profile, arch, n))))
     if which in ("all", "deeplab"):
         out += _deeplab_traces(profile)
     if which in ("all", "captioner"):
         from gsutils.experiments import captioning as cap
+        from gsutils.experiments.store import decode
+        from gsutils.io import read_checked
 
-        folder = cap.shipped_dir(profile)
+        net = cap.shipped_network(profile)
+        folder = net.path
         hist = json.loads((folder / "history.json").read_text())
-        prov = json.loads((folder / "PROVENANCE.json").read_text())
 
         def rerun(n: int) -> list[float]:
-            vocab = cap.Vocabulary(cap.decode(cap.read_checked(folder / "model.pt"), "pt")["vocab"])
+            vocab = cap.Vocabulary(decode(read_checked(folder / "model.pt"), "pt")["vocab"])
             return cap.first_step_losses(profile, vocab, n)
-        out.append(ShippedTrace("captioner", "captioner", folder, as_floats(hist[0]["first_losses"][:4]), prov,
+        out.append(ShippedTrace("captioner", "captioner", folder, as_floats(hist[0]["first_losses"][:4]),
+                                net.provenance(),
                                 _one_thread(rerun), exact=bool(profile.captioning.train_encoder)))
     return out
 
@@ -241,13 +244,15 @@ def shipped_traces(profile, which: str = "all") -> list[ShippedTrace]:
 def _deeplab_traces(profile) -> list[ShippedTrace]:
     from gsutils.experiments import coco_context, street_context
     from gsutils.experiments.deeplab_training import DeepLabRecipe, first_step_losses
-    from gsutils.experiments.shipped import SHIPPED_ROOT, provenance
+    from gsutils.experiments.shipped import shipped_networks
 
     out = []
-    for config_file in sorted((SHIPPED_ROOT / profile.name).glob("deeplab-*/config.json")):
-        cfg = json.loads(config_file.read_text())
+    for net in shipped_networks(profile.name):
+        if net.kind != "deeplab":
+            continue
+        cfg = net.config
         recipe = DeepLabRecipe(**cfg["recipe"])
-        logged = as_floats(json.loads((config_file.parent / "history.json").read_text())[0]["first_losses"])
+        logged = as_floats(json.loads((net.path / "history.json").read_text())[0]["first_losses"])
 
         def rerun(n: int, recipe=recipe, key=cfg["data"]) -> list[float]:
             street = street_context.street_data(profile, progress=False)
@@ -259,6 +264,6 @@ def _deeplab_traces(profile) -> list[ShippedTrace]:
                     raise AssertionError("a shipped DeepLab whose data the profile does not make")
                 x, y = coco.train_x, coco.train_y
             return first_step_losses(recipe, x, y, n=n)
-        out.append(ShippedTrace(config_file.parent.name, "deeplab", config_file.parent, logged, provenance(profile),
+        out.append(ShippedTrace(net.folder, "deeplab", net.path, logged, net.provenance(),
                                 _one_thread(rerun)))
     return out

@@ -15,7 +15,8 @@ from pathlib import Path
 from gsutils.cli import parse_with_profile
 from gsutils.cli_commands import command_parser
 from gsutils.experiments import coco_context, street_context
-from gsutils.experiments.deeplab_training import export_shipped, model_dir, train_deeplab
+from gsutils.experiments.deeplab_training import model_dir, train_deeplab
+from gsutils.experiments.shipped import ShippedNetwork
 from gsutils.profiles import Profile
 
 __all__ = ["scene_networks", "main"]
@@ -38,7 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = command_parser("scenes")
     a, profile = parse_with_profile(ap, argv)
     for folder in scene_networks(profile):
-        print(folder, "->", export_shipped(profile, folder) if a.export else "(not exported)")
+        exported = ShippedNetwork.trained("deeplab", profile, folder).export(profile.results_dir) if a.export else None
+        print(folder, "->", exported or "(not exported)")
     return 0
 
 

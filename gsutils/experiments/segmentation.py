@@ -41,7 +41,7 @@ import torch
 from torch import nn
 
 from gsutils.data.toy import BACKGROUND, BiasConfig, ToyData, make_toy_dataset, toy_config
-from gsutils.experiments.shipped import restore as restore_shipped, shipped_dir
+from gsutils.experiments.shipped import ShippedNetwork
 from gsutils.experiments.store import Store
 from gsutils.experiments.seg_runs import SegRun, grid_runs
 from gsutils.experiments.training import (
@@ -131,6 +131,9 @@ def model_dir(profile: Profile, run: SegRun) -> Path:
     return Path(profile.results_dir) / "models" / config_key(train_config(profile, run))
 
 
+def shipped_network(profile: Profile, run: SegRun) -> ShippedNetwork:
+    """The network the project ships for ``run`` (restored into :func:`model_dir`)."""
+    return ShippedNetwork("unet", profile.name, train_config(profile, run), model_dir(profile, run).name)
 
 
 def _data_tensors(data: ToyData) -> tuple[torch.Tensor, torch.Tensor]:
@@ -337,16 +340,14 @@ def train_or_load(
 
     Returns the model in eval mode on ``profile.device``. The cache key is a
     hash of :func:`train_config`; a finished model is never retrained. With
-    ``shipped`` (the default), a network the project ships for this exact
-    config (:mod:`gsutils.experiments.shipped`) is restored instead of trained.
+    ``shipped`` (the default), the network shipped for this config is restored instead.
     """
     if not isinstance(run, SegRun):
         raise TypeError(f"run must be a SegRun, got {type(run).__name__}")
     model = load_trained(profile, run)
     if model is not None:
         return model
-    out = model_dir(profile, run)
-    if shipped and restore_shipped(shipped_dir(profile, out.name), out, train_config(profile, run), run.label):
+    if shipped and shipped_network(profile, run).restore(profile.results_dir):
         model = load_trained(profile, run)
         if model is not None:
             return model

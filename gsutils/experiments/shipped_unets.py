@@ -1,15 +1,16 @@
 """The shipped U-Nets of the Grid Saliency grids: retrain, export and list them.
 
 The S1.2 bias grid's U-Nets and the S1.5 backbone comparison's ship under
-``checkpoints/<profile>/<key>/`` (:mod:`gsutils.experiments.shipped`, which
-knows the files but not the experiments), ``key`` being the name of the
-network's model folder (:func:`gsutils.experiments.segmentation.model_dir`).
+``checkpoints/<profile>/<key>/`` (:class:`gsutils.experiments.shipped.ShippedNetwork`
+of kind ``"unet"``, :func:`gsutils.experiments.segmentation.shipped_network`), ``key``
+being the name of the network's model folder (:func:`gsutils.experiments.segmentation.model_dir`).
 This module sits above the runners that list and train them
 (:mod:`gsutils.experiments.segmentation`, :mod:`gsutils.experiments.backbones`):
 
 * :func:`export` copies finished networks from the results folder to
-  ``checkpoints/`` (at float16 for :data:`~gsutils.experiments.shipped.HALF_PRECISION_BACKBONES`),
-  with the machine that trained them;
+  ``checkpoints/`` (:meth:`gsutils.experiments.shipped.ShippedNetwork.export`: at float16
+  for :data:`~gsutils.experiments.shipped.HALF_PRECISION_BACKBONES`, with the machine
+  that trained them);
 * :func:`manifest` lists a grid's networks: key, whether shipped, sha256, size;
 * :func:`main` is the command line::
 
@@ -31,8 +32,7 @@ from typing import Any
 
 from gsutils.experiments import shipped
 from gsutils.experiments.seg_runs import SegRun
-from gsutils.experiments.segmentation import grid_runs, model_dir, train_unet
-from gsutils.io import read_checked, write_checked
+from gsutils.experiments.segmentation import grid_runs, model_dir, shipped_network, train_unet
 from gsutils.profiles import Profile
 
 __all__ = ["export", "remove_unused", "manifest", "main"]
@@ -41,44 +41,19 @@ __all__ = ["export", "remove_unused", "manifest", "main"]
 def export(profile: Profile, runs: Sequence[SegRun]) -> list[Path]:
     """Copy the finished networks of ``runs`` from the results folder to ``checkpoints/``.
 
-    Also writes each network's ``provenance.json`` (:func:`~gsutils.experiments.shipped.machine`
-    of this machine, which trained it, one training thread) into its folder, and
-    ``PROVENANCE.json`` beside them when there is none yet (the machine of the networks without
-    their own file). Networks of :data:`~gsutils.experiments.shipped.HALF_PRECISION_BACKBONES`
-    ship at float16, and their copy in the results folder is replaced by the shipped one (so
-    that this machine, too, evaluates exactly what a fresh checkout restores). A network whose
-    shipped weights are already these is left as it is.
+    :meth:`~gsutils.experiments.shipped.ShippedNetwork.export` of each (one
+    training thread): networks of :data:`~gsutils.experiments.shipped.HALF_PRECISION_BACKBONES`
+    ship at float16 and their copy in the results folder is replaced by the shipped one; each
+    folder gets the ``provenance.json`` of this machine, and ``PROVENANCE.json`` is written
+    beside them when there is none yet. A network whose shipped weights are already these is
+    left as it is. Raises ``FileNotFoundError`` (naming the network) for one not trained yet.
     """
-    root = shipped.SHIPPED_ROOT / profile.name
-    root.mkdir(parents=True, exist_ok=True)
-    here = json.dumps({**shipped.machine(), "threads": 1}, indent=1) + "\n"
-    if not (root / "PROVENANCE.json").is_file():
-        (root / "PROVENANCE.json").write_text(here)
     written = []
     for run in runs:
-        src = model_dir(profile, run)
-        if not (src / "model.pt").is_file():
-            raise FileNotFoundError(f"{run.label} is not trained ({src / 'model.pt'} is missing); train it first")
-        dst = shipped.shipped_dir(profile, src.name)
-        half = run.backbone in shipped.HALF_PRECISION_BACKBONES
-        data = read_checked(src / "model.pt")
-        if half:
-            data = shipped.half_model_bytes(data)
-        if (dst / "model.pt").is_file() and read_checked(dst / "model.pt") == data:
-            written.append(dst)  # already shipped (restored here, or exported before): left as it is
-            continue
-        dst.mkdir(parents=True, exist_ok=True)
-        for f in shipped.FILES:
-            if f == "model.pt.sha256":
-                continue
-            if f == "model.pt":
-                write_checked(dst / f, data)
-                if half:
-                    write_checked(src / f, data)
-            else:
-                shutil.copyfile(src / f, dst / f)
-        (dst / "provenance.json").write_text(here)
-        written.append(dst)
+        if not (model_dir(profile, run) / "model.pt").is_file():
+            raise FileNotFoundError(f"{run.label} is not trained ({model_dir(profile, run) / 'model.pt'} is "
+                                    "missing); train it first")
+        written.append(shipped_network(profile, run).export(profile.results_dir, threads=1))
     return written
 
 
@@ -87,23 +62,18 @@ def remove_unused(profile: Profile, keep: Sequence[Path], backbones: Sequence[st
     ``keep`` (networks of an earlier recipe that no config of the profile restores any more)."""
     keep = {Path(k).resolve() for k in keep}
     removed = []
-    for conf in sorted((shipped.SHIPPED_ROOT / profile.name).glob("*/config.json")):
-        folder = conf.parent
-        cfg = json.loads(conf.read_text())
-        if cfg.get("what") == "unet" and cfg.get("backbone") in backbones and folder.resolve() not in keep:
-            shutil.rmtree(folder)
-            removed.append(folder)
+    for net in shipped.shipped_networks(profile.name):
+        if (net.kind == "unet" and net.config.get("what") == "unet" and net.config.get("backbone") in backbones
+                and net.path.resolve() not in keep):
+            shutil.rmtree(net.path)
+            removed.append(net.path)
     return removed
-
-
-def _key(profile: Profile, run: SegRun) -> str:
-    return model_dir(profile, run).name
 
 
 def manifest(profile: Profile, runs: Sequence[SegRun]) -> list[dict[str, Any]]:
     """One row per run: label, key, whether a network is shipped, its sha256 and size
-    (:func:`gsutils.experiments.shipped.manifest` with the U-Nets' key)."""
-    return shipped.manifest(profile, runs, key=_key)
+    (:func:`gsutils.experiments.shipped.manifest` of the U-Nets)."""
+    return shipped.manifest(profile, runs, network=shipped_network)
 
 
 def _grid(profile: Profile, grid: str) -> tuple[Profile, list[SegRun]]:
