@@ -83,6 +83,7 @@ TRIALS: dict[str, Trial] = {
     # a CPU without native bfloat16, where autocast ran a step 20x slower)
     "resnet18_fs_3k": Trial((), 64, None, False, 3000, "small_resnet18_fs"),
     "mobilenet_v2_fs_3k": Trial((), 64, None, False, 3000, "small_mobilenet_v2_fs"),
+    "mobilenet_v2_fs_6k": Trial((), 64, None, False, 6000, "small_mobilenet_v2_fs"),
 }
 GATE = 0.75
 N_TEST = 300
