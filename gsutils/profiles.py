@@ -111,9 +111,10 @@ class SaliencySettings:
     batch_size: int = 100
     #: test images of the biased digit shown in the Fig. S13-style gallery
     gallery_images: int = 3
-    #: ``None`` (float32) or ``"bfloat16"``: the explained network's layers run under autocast
-    #: (masks, images and metrics stay float32; ``gsutils.models.precision``)
+    #: ``None`` or ``"bfloat16"``: the networks' layers under autocast where native (``models.precision``)
     autocast: str | None = None
+    #: one-thread processes the networks' saliency runs are spread over (not part of any result's key)
+    workers: int = 1
 
 
 @dataclass(frozen=True)
@@ -338,9 +339,8 @@ _SECTIONS: dict[str, dict[str, Any]] = {
         # the paper's 64 px; 4,000 training digits, a fresh draw of textures and crops every epoch
         toy=_QUICK_TOY,
         # Not the paper's recipe (S1.2: RMSprop, batch 100, 1e-3 then 1e-4, 50 epochs of 50k images):
-        # on one CPU thread AdamW, batch 32 and one cycle peaking at 3e-3 learned faster per step; a
-        # bf16 forward pass made a step 1.9x faster on an AMD EPYC. 24 epochs of 125 steps for eleven
-        # networks exceed a book build, so they ship (gsutils.experiments.shipped); the gate is fixed.
+        # on one CPU thread AdamW, batch 32 and one cycle peaking at 3e-3 learned faster per step; bf16
+        # (where native) made a step faster. Eleven networks exceed a book build, so they ship.
         train=TrainSettings(backbone="small", epochs=24, batch_size=32, lr=3e-3, lr_late=3e-4,
                             optimizer="adamw", schedule="onecycle", autocast="bfloat16", executor="dask",
                             workers=2, gate_digit_miou=0.75),
@@ -349,7 +349,7 @@ _SECTIONS: dict[str, dict[str, Any]] = {
         ),
         # 8 images of the bias digit + 2 of each other digit per biased network, all four methods, the
         # networks' layers in bfloat16 as in their training (benchmarks/saliency_precision.py)
-        saliency=SaliencySettings(images_per_digit=8, autocast="bfloat16"),
+        saliency=SaliencySettings(images_per_digit=8, autocast="bfloat16", workers=2),
         normgrad=NormGradSettings(
             # 112 px scenes: VGG16's features.29 and (with layer4 at stride 1) ResNet50's layer4
             # are 7x7 maps, the grid of VGG16's pool5 / ResNet50's layer4 at 224 px. The 80 px
@@ -386,15 +386,15 @@ _SECTIONS: dict[str, dict[str, Any]] = {
             coco_mask_grid=(4, 4),
         ),
         # S1.5 at quick: smp U-Nets of the three families at the size of the "small" U-Net, on the
-        # 64 px data with its recipe; N and weak bias on digit 2 with texture 0 (6 shipped). The slim
-        # 32 px variants (130k parameters) reached digit mIoU 0.08-0.16, far below the gate.
+        # 64 px data with its recipe; N and weak bias on digit 2 with texture 0 (6 shipped).
         backbone_cmp=BackboneSettings(
             backbones=("small_vgg16", "small_mobilenet_v2", "small_resnet18"), bias_digits=(2,),
             bias_textures=(0,), seeds=(0,), images_per_digit=8,
         ),
         # S1.6: the first two strongly biased networks with informative maps; 6 + 9 x 1 images; 17 configs
         sweeps=SweepSettings(lr=(0.05, 0.1, 0.2, 0.4), momentum=(0.0, 0.25, 0.5, 0.9), strengths=("strong",),
-                             informative_networks=2, images_bias_digit=6, images_other_digit=1),
+                             informative_networks=2, images_bias_digit=6, images_other_digit=1,
+                             executor="dask", workers=2),
     ),
     "gpu": dict(
         toy=ToySettings(n_train=20_000, n_test=1_000),

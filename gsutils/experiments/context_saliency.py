@@ -151,7 +151,8 @@ def saliency_key_config(profile: Profile, run: SegRun) -> dict[str, Any]:
         "data": dataclasses.asdict(run_toy_config(profile, run.bias, run.seed)),
         "n_test": profile.toy.n_test,
         "counts": explained_counts(profile, run),
-        "saliency": {**dataclasses.asdict(profile.saliency), "autocast": saliency_autocast(profile)},
+        "saliency": {**{k: v for k, v in dataclasses.asdict(profile.saliency).items() if k != "workers"},
+                     "autocast": saliency_autocast(profile)},
         "grid": dataclasses.asdict(grid_config(profile)),
         "empty_tol": EMPTY_TOL,
         "seed": profile.seed,
@@ -384,10 +385,26 @@ def select_runs(profile: Profile, networks: Sequence[str | int] | None = None) -
     return out
 
 
+def _compute_task(profile: Profile, run: SegRun, progress: bool = False) -> dict[str, Any]:
+    """One network's saliency runs, computed and stored (a Dask worker's task; results are loaded after)."""
+    run_context_saliency(profile, run, progress=False)
+    return {}
+
+
 def collect(profile: Profile, *, runs: Sequence[SegRun] | None = None,
             progress: bool = True) -> ContextSaliencyResults:
-    """Run (or load) :func:`run_context_saliency` for ``runs`` (default: every biased network of the profile)."""
+    """Run (or load) :func:`run_context_saliency` for ``runs`` (default: every biased network of the profile).
+
+    With ``profile.saliency.workers`` above one, the networks whose results are not stored yet are
+    computed on a local Dask cluster of that many one-thread processes first (same results).
+    """
     runs = biased_runs(profile) if runs is None else list(runs)
+    missing = [r for r in runs if not result_paths(profile, r)[0].is_file()]
+    if profile.saliency.workers > 1 and len(missing) > 1:
+        from gsutils.experiments.executor import run_dask
+
+        run_dask(_compute_task, profile, missing, progress=progress,
+                 n_workers=min(profile.saliency.workers, len(missing)))
     it = runs
     if progress:
         from tqdm.auto import tqdm
