@@ -248,12 +248,22 @@ def profile_summary(profiles: dict[str, str | None]) -> tuple[str, bool]:
     return "the book mixes profiles (each page says which it shows) -- " + "; ".join(parts), True
 
 
+#: chapters that read nothing their part's earlier chapters computed: a chain of their own,
+#: started after the parts (Grid Saliency's street scenes and COCO: their own networks and data)
+OWN_CHAIN: dict[str, str] = {"grid_saliency/07_cityscapes": "scenes", "grid_saliency/08_coco": "scenes"}
+
+
 def _parts(chs: list[str]) -> list[list[str]]:
     """Chapters grouped by part (``grid_saliency/...``): each part is a chain whose
-    chapters may read what earlier ones computed; different parts are independent."""
+    chapters may read what earlier ones computed; different parts are independent.
+    The chains of :data:`OWN_CHAIN` come after the parts."""
     groups: dict[str, list[str]] = {}
     for c in chs:
-        groups.setdefault(c.split("/")[0], []).append(c)
+        if c not in OWN_CHAIN:
+            groups.setdefault(c.split("/")[0], []).append(c)
+    for c in chs:
+        if c in OWN_CHAIN:
+            groups.setdefault(f"{c.split('/')[0]}/{OWN_CHAIN[c]}", []).append(c)
     return list(groups.values())
 
 
@@ -269,7 +279,7 @@ def _run_parts_in_parallel(parts: list[list[str]], args: argparse.Namespace) -> 
     lock = threading.Lock()
 
     def run(chain: list[str]) -> int:
-        name = chain[0].split("/")[0]
+        name = chain[0].split("/")[0] + (f"/{OWN_CHAIN[chain[0]]}" if chain[0] in OWN_CHAIN else "")
         cmd = [sys.executable, "-m", "gsutils.book", "--profile", args.profile,
                "--device", args.device, "--seed", str(args.seed), "--data-root", args.data_root,
                "--no-build", "--no-report", "--only", *chain] + (["--force"] if args.force else [])

@@ -676,3 +676,13 @@ def test_explain_shows_its_progress_and_documents_its_cost(capsys):
     gsutils.explain(_PatchContext().eval(), x, r, 1, config=cfg, progress=True)
     err = capsys.readouterr().err
     assert "grid saliency" in err and "/10 " in err, err  # images x steps
+
+
+def test_the_scene_chapters_run_as_their_own_chain_after_the_parts():
+    from gsutils import book
+
+    chs = ["grid_saliency/01_toy_dataset", "grid_saliency/02_setup_and_bias", "grid_saliency/07_cityscapes",
+           "grid_saliency/08_coco", "normgrad/01_pointing_game"]
+    assert book._parts(chs) == [["grid_saliency/01_toy_dataset", "grid_saliency/02_setup_and_bias"],
+                                ["normgrad/01_pointing_game"],
+                                ["grid_saliency/07_cityscapes", "grid_saliency/08_coco"]]
