@@ -459,3 +459,22 @@ class Report:
             ours = _text(r.measured, "not measured")
             text.append(f"[{r.outcome}] {r.id} ({', '.join(g.sections)}): ours {ours}")
         return _HTML(_wrap(_table((40, 30, 14, 16), head, body, "gs-rows gs-gates")), "\n".join(text))
+
+
+def chapter_table(ledger: Any) -> _HTML:
+    """A page's own rows (its gates, then its claims) as the report shows them: the paper's number,
+    ours, formatted (no ``None``, ``NaN`` or raw dicts), the verdict, and the criterion and note
+    folded under each claim. ``ledger`` is the page's :class:`gsutils.claims.Ledger` (or its rows)."""
+    rows = list(ledger.claims.values()) if hasattr(ledger, "claims") else list(ledger)
+    rows = [r for r in rows if r.is_gate] + [r for r in rows if not r.is_gate]
+    if not rows:
+        return _HTML(_wrap("<p><em>No claim recorded on this page at this profile.</em></p>"), "no claims")
+    head = "<tr>" + "".join(_th(h, "", _HEAD) for h in ("section", "claim", "paper", "ours", "verdict")) + "</tr>"
+    body, text = [], []
+    for r in rows:
+        claim = f'<span class="gs-claim">{html.escape(r.claim)}</span>{_details(r)}'
+        body.append("<tr>" + _td(html.escape(r.section), "gs-section") + _td(claim) + _td(_reported(r))
+                    + _td(_measured(r, rows)) + _verdict_cell(r, rows) + "</tr>")
+        text.append(f"[{r.outcome}] {r.section} {r.id}: ours {_text(r.measured, 'not measured')}, "
+                    f"paper {_text(r.reported)}")
+    return _HTML(_wrap(_table((11, 40, 15, 19, 15), head, body, "gs-rows gs-claims")), "\n".join(text))

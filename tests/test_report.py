@@ -316,3 +316,18 @@ def test_a_chapter_without_a_page_is_listed_unlinked(rows):
     tables = _Tables(report.claims()._repr_html_()).tables
     assert tables[-1]["caption"] == [] and all(not c["links"] for c in tables[-1]["rows"][0])
     assert Report([], CHAPTERS).claims()._repr_html_().count("No claim recorded") == 1
+
+
+def test_a_pages_own_table_shows_gates_first_and_no_raw_values():
+    from gsutils.report import chapter_table
+
+    rows = [_claim("normgrad/01_pointing_game", "a", NOT_MEASURED, measured={"vgg16": 0.81234, "x": None},
+                   reported=None),
+            _claim("normgrad/01_pointing_game", "gate", NOT_REPRODUCED, kind="gate", measured=float("nan"))]
+    page = chapter_table(rows)
+    markup, text = page._repr_html_(), repr(page)
+    assert markup.index("gate failed") < markup.index("not measured")
+    for raw in (">None<", ">NaN<", ">nan<", "{'", "{&#x27;"):
+        assert raw not in markup
+    assert "vgg16: 0.812" in markup and "—" in markup
+    assert text.splitlines()[0].startswith("[gate failed]")
