@@ -1,7 +1,8 @@
 """The arguments of every ``python -m gsutils <command>``, defined without importing torch.
 
-The runners of the commands (``gsutils.experiments.*``, ``gsutils.book``)
-import torch, matplotlib or Dask when they are imported, which takes seconds.
+The runners of the commands (``gsutils.experiments.grid.*``,
+``gsutils.experiments.normgrad.*``, ``gsutils.book``) import torch,
+matplotlib or Dask when they are imported, which takes seconds.
 ``python -m gsutils`` parses a command's arguments with
 :func:`command_parser` first, so ``--help`` and a usage error are answered
 before any of that is imported. Each runner's ``main`` builds its parser
@@ -29,7 +30,7 @@ UNET_BACKBONES: tuple[str, ...] = ("tiny", "small", "vgg16", "mobilenet_v2", "re
                                    "small_vgg16", "small_mobilenet_v2", "small_resnet18")
 #: :data:`gsutils.models.classifiers.ARCHS`, the NormGrad stand-in classifiers
 CLASSIFIER_ARCHS: tuple[str, ...] = ("vgg16", "resnet50")
-#: :data:`gsutils.experiments.context_saliency.OTHER_DIGIT_DIVISOR`: each digit other than the
+#: :data:`gsutils.experiments.grid.context_saliency.OTHER_DIGIT_DIVISOR`: each digit other than the
 #: bias digit gets ``--images // OTHER_DIGIT_DIVISOR`` images
 OTHER_DIGIT_DIVISOR = 4
 

@@ -160,7 +160,7 @@ class CaptionSettings:
     #: stride of layer4's first block (1: layer4 keeps layer3's resolution)
     last_stride: int = 2
     #: ``"random"`` or ``"classifier"``: the encoder starts from the profile's section-A ResNet50
-    #: classifier (``gsutils.experiments.classifier_training``), trained on the same kind of
+    #: classifier (``gsutils.experiments.normgrad.classifier_training``), trained on the same kind of
     #: scenes, as neuraltalk2 starts from an ImageNet classifier (depths, width and
     #: last_stride must then be that classifier's)
     encoder_init: str = "random"
@@ -340,7 +340,7 @@ _SECTIONS: dict[str, dict[str, Any]] = {
         # Not the paper's recipe (S1.2: RMSprop, batch 100, 1e-3 then 1e-4, 50 epochs of 50k images):
         # on one CPU thread AdamW, batch 32 and one cycle peaking at 3e-3 learned faster per step; a
         # bf16 forward pass made a step 1.9x faster on an AMD EPYC. 24 epochs of 125 steps for eleven
-        # networks exceed a book build, so they ship (gsutils.experiments.shipped); the gate is fixed.
+        # networks exceed a book build, so they ship (gsutils.experiments.common.shipped); the gate is fixed.
         train=TrainSettings(backbone="small", epochs=24, batch_size=32, lr=3e-3, lr_late=3e-4,
                             optimizer="adamw", schedule="onecycle", autocast="bfloat16", executor="dask",
                             workers=2, gate_digit_miou=0.75),

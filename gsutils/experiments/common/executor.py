@@ -2,7 +2,7 @@
 
 Both executors call ``task(profile, run, progress)`` once per run and return
 the results in the order of ``runs``. Tasks must be idempotent and write their
-own result files (as :func:`gsutils.experiments.segmentation.run_one` does), so
+own result files (as :func:`gsutils.experiments.grid.segmentation.run_one` does), so
 that a crash loses at most the runs in flight and re-running skips finished
 runs.
 

@@ -19,7 +19,7 @@ The kinds differ only in where a restored network goes: the U-Nets and the
 DeepLabs are model folders of the results (``<results>/models/<key>/``,
 ``<results>/scenes/deeplab-.../``, the files copied as they are), the NormGrad
 classifiers and the captioner are entries of the result store
-(:class:`gsutils.experiments.store.Store`). A network is restored when, and
+(:class:`gsutils.experiments.common.store.Store`). A network is restored when, and
 only when, its config equals the run's config exactly and its checksum
 verifies; anything else is ignored with a one-line warning naming the file and
 the fix, and the network is trained. ``tests/test_shipped_folders.py`` restores every
@@ -29,8 +29,8 @@ them with the logged losses.
 
 This module knows folders, configs and files, not the experiments that train
 them. The kind-specific code that remains: the U-Nets' grid-level export and
-listing (:mod:`gsutils.experiments.shipped_unets`); the classifiers' epoch
-snapshots (:func:`gsutils.experiments.classifier_training.restore_shipped`,
+listing (:mod:`gsutils.experiments.grid.shipped_unets`); the classifiers' epoch
+snapshots (:func:`gsutils.experiments.normgrad.classifier_training.restore_shipped`,
 shipped at half precision, one file per epoch: ``snapshot-epoch<e>.pt``,
 :func:`pack_half` / :func:`unpack_half`).
 
@@ -52,7 +52,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gsutils.experiments.store import Store, decode
+from gsutils.experiments.common.store import Store, decode
 from gsutils.io import atomic_write_bytes, atomic_write_text, config_key, read_checked, write_checked
 from gsutils.io import sha256_hex as _digest
 from gsutils.paths import REPO_ROOT
@@ -87,7 +87,7 @@ KINDS: dict[str, Kind] = {k.name: k for k in (
          "python -m gsutils shipped --profile {profile} [--grid backbones] --retrain --export"),
     Kind("deeplab", False, "scenes", "python -m gsutils scenes --profile {profile} --export"),
     Kind("normgrad_classifier", True, "",
-         "python -m gsutils.experiments.classifier_training --profile {profile} --retrain --export"),
+         "python -m gsutils.experiments.normgrad.classifier_training --profile {profile} --retrain --export"),
     Kind("captioner", True, "", "python -m gsutils captioning --profile {profile} --retrain --export"),
 )}
 

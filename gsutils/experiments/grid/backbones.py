@@ -11,9 +11,9 @@ MobileNetV2, ResNet18) on the *weakly* biased networks only. This module:
 * lists its networks (:func:`backbone_runs`: per backbone the unbiased N per
   seed, then weak bias x bias digit x texture x seed), trains and evaluates
   them through the shared segmentation runners
-  (:func:`gsutils.experiments.segmentation.run_grid`, locally or on Dask);
+  (:func:`gsutils.experiments.grid.segmentation.run_grid`, locally or on Dask);
 * explains the weak-bias networks with VG/SG/IG/grid
-  (:func:`gsutils.experiments.context_saliency.run_context_saliency`, cached)
+  (:func:`gsutils.experiments.grid.context_saliency.run_context_saliency`, cached)
   and aggregates CBD (biased digit vs the others) and CBL per method and
   backbone (:func:`saliency_table`);
 * judges the section's claims (:func:`backbone_claims`) behind the gate of
@@ -21,7 +21,7 @@ MobileNetV2, ResNet18) on the *weakly* biased networks only. This module:
 
 Command line (e.g. on a GPU machine or a Dask cluster)::
 
-    python -m gsutils.experiments.backbones --profile gpu --executor dask --workers 4
+    python -m gsutils.experiments.grid.backbones --profile gpu --executor dask --workers 4
 """
 
 from __future__ import annotations
@@ -34,10 +34,10 @@ import numpy as np
 
 from gsutils.claims import Gate
 from gsutils.data.toy import BiasConfig
-from gsutils.experiments.bias_results import saliency_network_gate
-from gsutils.experiments.context_claims import record
-from gsutils.experiments.context_results import METHODS
-from gsutils.experiments.segmentation import SegRun, evaluate_iou, run_grid
+from gsutils.experiments.grid.bias_results import saliency_network_gate
+from gsutils.experiments.grid.context_claims import record
+from gsutils.experiments.grid.context_results import METHODS
+from gsutils.experiments.grid.segmentation import SegRun, evaluate_iou, run_grid
 from gsutils.profiles import Profile
 
 __all__ = ["backbone_profile", "backbone_runs", "train_and_evaluate", "saliency_results",
@@ -114,8 +114,8 @@ def iou_results(profile: Profile) -> list[dict[str, Any]]:
 
 def saliency_results(profile: Profile, *, progress: bool = True):
     """:class:`ContextSaliencyResults` per backbone, ``{backbone: results}`` (cached runs)."""
-    from gsutils.experiments.context_saliency import run_context_saliency
-    from gsutils.experiments.context_results import ContextSaliencyResults
+    from gsutils.experiments.grid.context_results import ContextSaliencyResults
+    from gsutils.experiments.grid.context_saliency import run_context_saliency
 
     p = backbone_profile(profile)
     out = {}
@@ -221,7 +221,7 @@ def cbl_table(per_backbone: dict[str, Any]):
 def backbone_gate(profile: Profile, miou: Any) -> Gate:
     """The gate, fixed before measuring: *every* backbone's N reaches ``train.gate_digit_miou``.
 
-    The S1.2 gate's row and notes (:func:`gsutils.experiments.bias_results.saliency_network_gate`)
+    The S1.2 gate's row and notes (:func:`gsutils.experiments.grid.bias_results.saliency_network_gate`)
     on the lowest N's mean digit IoU; ``detail``: each backbone's N.
     """
     threshold = profile.train.gate_digit_miou
@@ -301,9 +301,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Train, evaluate and explain the comparison's networks (e.g. on a GPU or a Dask cluster)."""
     from gsutils.cli import parse_with_profile
     from gsutils.cli_commands import command_parser
-    from gsutils.experiments.executor import executor_or_exit
+    from gsutils.experiments.common.executor import executor_or_exit
 
-    ap = command_parser("backbones", prog="python -m gsutils.experiments.backbones")
+    ap = command_parser("backbones", prog="python -m gsutils.experiments.grid.backbones")
     a, prof = parse_with_profile(ap, argv)
     with executor_or_exit(ap, a) as (executor, address, workers):
         for res in train_and_evaluate(prof, executor=executor, address=address, workers=workers):

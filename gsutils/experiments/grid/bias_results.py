@@ -1,7 +1,7 @@
 """Tables, figures and claims of the bias grid (Grid Saliency S1.2, Fig. S4a, S5a, S9).
 
 Input everywhere is the list of result dicts of
-:func:`gsutils.experiments.segmentation.run_grid` (one per network: its run and
+:func:`gsutils.experiments.grid.segmentation.run_grid` (one per network: its run and
 its per-class IoU on the *unbiased* test set). :func:`results_frame` turns it
 into a long table; the other functions read that table.
 
@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from gsutils.claims import Gate
-from gsutils.experiments.segmentation import training_history
+from gsutils.experiments.grid.segmentation import training_history
 
 from gsutils.references import BIAS_DIGIT_IOU_POSTER as REFERENCE_IOU
 from gsutils.references import HIGH_IOU, ORDER_MARGIN, REFERENCE_TOL

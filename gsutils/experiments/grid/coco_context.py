@@ -22,8 +22,8 @@ from scipy import ndimage
 
 from gsutils.data.coco_semantic import (STANDIN_CATEGORIES, COCOSemantic, COCOStandinConfig,
                                         write_coco_standin)
-from gsutils.experiments.deeplab_training import DeepLabRecipe, confusion, iou_table, predict, train_deeplab
-from gsutils.experiments.store import Store
+from gsutils.experiments.common.store import Store
+from gsutils.experiments.grid.deeplab_training import DeepLabRecipe, confusion, iou_table, predict, train_deeplab
 from gsutils.io import config_key
 from gsutils.profiles import Profile, check_profile
 from gsutils.saliency.explain import explain

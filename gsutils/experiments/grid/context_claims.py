@@ -20,7 +20,8 @@ from typing import Any
 import numpy as np
 
 from gsutils.claims import Gate
-from gsutils.experiments.context_results import METHODS, ContextSaliencyResults, diagonal_split
+from gsutils.experiments.grid.context_results import METHODS, ContextSaliencyResults, diagonal_split
+from gsutils.profiles import Profile
 from gsutils.references import (
     CBL_MARGIN,
     CBL_POSTER,
@@ -33,10 +34,10 @@ from gsutils.references import (
     TEXTURE_SPREAD,
     cbl_poster,
 )
-from gsutils.profiles import Profile
 
 GRADIENTS = ("vg", "sg", "ig")
-#: the context score with only the bias-texture part kept (:func:`gsutils.experiments.context_evidence.context_scores`)
+#: the context score with only the bias-texture part kept
+#: (:func:`gsutils.experiments.grid.context_evidence.context_scores`)
 KEPT = "bias part kept"
 LABELS = {"vg": "VG", "sg": "SG", "ig": "IG", "grid": "Grid"}
 
@@ -50,10 +51,10 @@ def saliency_gate(profile: Profile, threshold: float | None = None) -> Gate:
     The unbiased network of ``profile.train.backbone`` must reach a mean digit
     IoU on the unbiased test set of at least ``threshold`` (default
     ``profile.train.gate_digit_miou``); see
-    :func:`gsutils.experiments.bias_results.network_gate`.
+    :func:`gsutils.experiments.grid.bias_results.network_gate`.
     """
-    from gsutils.experiments import bias_results as br
-    from gsutils.experiments import segmentation as seg
+    from gsutils.experiments.grid import bias_results as br
+    from gsutils.experiments.grid import segmentation as seg
 
     thr = profile.train.gate_digit_miou if threshold is None else threshold
     results = seg.run_grid(profile, seg.grid_runs(profile), executor="local", progress=False)
@@ -262,7 +263,7 @@ def localisation_claims(results: ContextSaliencyResults) -> list[dict[str, Any]]
 def sensitivity_table(main: ContextSaliencyResults, fixed: ContextSaliencyResults, grey: float,
                       candidates: tuple[float, ...]):
     """Grid saliency on the bias digit's images: grey chosen per image among ``candidates`` (the main
-    run) vs fixed at ``grey`` (:func:`gsutils.experiments.context_saliency.collect_fixed_grey`)."""
+    run) vs fixed at ``grey`` (:func:`gsutils.experiments.grid.context_saliency.collect_fixed_grey`)."""
     import pandas as pd
 
     greys = ", ".join(f"{a:g}" for a in candidates)
@@ -284,7 +285,7 @@ def sensitivity_table(main: ContextSaliencyResults, fixed: ContextSaliencyResult
 def scores_table(results: ContextSaliencyResults, scores: list[dict[str, float]]):
     """Per network: the bias digit's score in each context, the grey grid saliency chose, its empty maps.
 
-    ``scores`` are :func:`gsutils.experiments.context_evidence.context_scores`
+    ``scores`` are :func:`gsutils.experiments.grid.context_evidence.context_scores`
     of ``results.runs``, in order.
     """
     import pandas as pd
@@ -381,7 +382,7 @@ def network_evidence(profile: Profile, results: ContextSaliencyResults):
     import pandas as pd
 
     from gsutils.data.toy import BiasConfig
-    from gsutils.experiments import segmentation as seg
+    from gsutils.experiments.grid import segmentation as seg
 
     n_iou = {}
     rows = []

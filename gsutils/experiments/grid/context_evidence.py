@@ -20,7 +20,8 @@ import numpy as np
 import torch
 
 from gsutils.data.toy import BiasConfig, ToyData, make_toy_dataset
-from gsutils.experiments.context_saliency import (
+from gsutils.experiments.common.store import Store
+from gsutils.experiments.grid.context_saliency import (
     check_biased,
     as_tensors,
     explained_model,
@@ -28,11 +29,10 @@ from gsutils.experiments.context_saliency import (
     grid_config,
     saliency_key_config,
 )
-from gsutils.experiments.segmentation import SegRun, run_toy_config
-from gsutils.experiments.store import Store
+from gsutils.experiments.grid.segmentation import SegRun, run_toy_config
+from gsutils.profiles import Profile, check_profile
 from gsutils.saliency.gradient import request_objective
 from gsutils.saliency.grid import context_saliency, saliency_views, segmentation_probs
-from gsutils.profiles import Profile, check_profile
 
 __all__ = ["compute_context_scores", "context_scores", "example_maps", "gallery_views", "ordinary_test_set"]
 

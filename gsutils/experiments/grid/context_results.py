@@ -1,7 +1,7 @@
 """Aggregates of the context-saliency runs (Grid Saliency S1.3 and S1.4).
 
 :class:`ContextSaliencyResults` holds the per-network result arrays of
-:mod:`gsutils.experiments.context_saliency` and computes what the chapters
+:mod:`gsutils.experiments.grid.context_saliency` and computes what the chapters
 show: the CBD matrices (Fig. S4/S5), CBL per bias texture and digit (Fig.
 S6/S7, with empty maps counted as chance or excluded), the empty-map rates
 of the bias digit and of the other digits, and the network's scores.
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gsutils.experiments.segmentation import SegRun
+from gsutils.experiments.grid.segmentation import SegRun
 
 #: method keys, in the order of the supplement's figures
 METHODS: tuple[str, ...] = ("vg", "sg", "ig", "grid")

@@ -1,6 +1,6 @@
 """Context saliency of the biased networks: the runs behind Grid Saliency S1.3 and S1.4.
 
-For every biased network of the grid (:func:`gsutils.experiments.segmentation.grid_runs`:
+For every biased network of the grid (:func:`gsutils.experiments.grid.segmentation.grid_runs`:
 strength x bias digit x bias texture x seed) this module explains, on the
 network's *biased* test set (the test split generated with the network's own
 bias config, as the paper does), the first ``profile.saliency.images_per_digit``
@@ -24,7 +24,7 @@ with ``is_biased``) and whether the map is empty
 A sensitivity run (:func:`run_fixed_grey`) repeats grid saliency on the bias
 digit's images with the grey value fixed (0.5) instead of chosen per image.
 
-Each network's result is one :class:`gsutils.experiments.store.Store` entry,
+Each network's result is one :class:`gsutils.experiments.common.store.Store` entry,
 keyed by the network's weights key, the test data and the saliency settings,
 so a re-run loads it; each entry records the seconds its computation took.
 
@@ -47,15 +47,15 @@ import numpy as np
 import torch
 
 from gsutils.data.toy import ToyData, make_toy_dataset
-from gsutils.experiments.context_results import METHODS, ContextSaliencyResults, diagonal_split
-from gsutils.experiments.segmentation import SegRun, run_toy_config, grid_runs, train_config, train_or_load
-from gsutils.experiments.store import Store
+from gsutils.experiments.common.store import Store
+from gsutils.experiments.grid.context_results import METHODS, ContextSaliencyResults, diagonal_split
+from gsutils.experiments.grid.segmentation import SegRun, run_toy_config, grid_runs, train_config, train_or_load
 from gsutils.io import config_key
 from gsutils.metrics.context_bias import EMPTY_TOL, cbd, cbl, chance_cbl, empty_maps
 from gsutils.models.precision import autocast_model, effective_autocast
+from gsutils.profiles import Profile, check_profile
 from gsutils.saliency.gradient import gradient_context_saliency, request_objective
 from gsutils.saliency.grid import GridSaliencyConfig, GridSaliencyResult, context_saliency, segmentation_probs
-from gsutils.profiles import Profile, check_profile
 
 __all__ = ["METHODS", "METHOD_LABELS", "ContextSaliencyResults", "diagonal_split", "biased_runs",
            "biased_test_set", "collect", "collect_fixed_grey", "explained_model", "saliency_autocast", "result_paths", "run_context_saliency",
@@ -426,7 +426,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     from gsutils.cli import fail, parse_with_profile
     from gsutils.cli_commands import command_parser
 
-    ap = command_parser("saliency", prog="python -m gsutils.experiments.context_saliency")
+    ap = command_parser("saliency", prog="python -m gsutils.experiments.grid.context_saliency")
     a, prof = parse_with_profile(ap, argv)
     if a.images is not None:
         if a.images < 1:

@@ -2,7 +2,7 @@
 
 :func:`train_deeplab` trains a :func:`gsutils.models.deeplab.deeplab` network
 on in-memory images and label maps through the shared loop
-(:func:`gsutils.experiments.training.fit`: seeded, resumable, a checkpoint per
+(:func:`gsutils.experiments.common.training.fit`: seeded, resumable, a checkpoint per
 epoch) with pixel-wise cross entropy (ignore index 255), AdamW (weight decay
 1e-4) and one learning-rate cycle, batches drawn from a permutation seeded by
 ``(seed, epoch)`` and random horizontal flips from the same seed. The final
@@ -24,8 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from gsutils.experiments.shipped import ShippedNetwork
-from gsutils.experiments.training import TrainState, discard_checkpoint, fit, mix_seed
+from gsutils.experiments.common.shipped import ShippedNetwork
+from gsutils.experiments.common.training import TrainState, discard_checkpoint, fit, mix_seed
 from gsutils.io import config_key, read_checked, write_checked
 from gsutils.models.deeplab import DeepLab, deeplab
 from gsutils.profiles import Profile, check_profile
@@ -90,7 +90,7 @@ def train_config(recipe: DeepLabRecipe, data_key: str) -> dict:
 
 def shipped_network(profile: Profile, recipe: DeepLabRecipe, data_key: str) -> ShippedNetwork:
     """The network shipped for ``recipe`` on ``data_key``: ``checkpoints/<profile>/<model_dir name>/``,
-    restored into :func:`model_dir` (:class:`gsutils.experiments.shipped.ShippedNetwork`)."""
+    restored into :func:`model_dir` (:class:`gsutils.experiments.common.shipped.ShippedNetwork`)."""
     return ShippedNetwork("deeplab", profile.name, train_config(recipe, data_key),
                           model_dir(profile, recipe, data_key).name)
 

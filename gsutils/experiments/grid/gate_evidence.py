@@ -38,8 +38,8 @@ def block_purity(config, split: str, n: int) -> tuple[np.ndarray, np.ndarray]:
 
 def mixed_pixel_report(profile: Profile, run: Any) -> dict[str, float]:
     """:func:`mixed_pixel_accuracy` of ``run``'s trained network, cached in the result store."""
-    from gsutils.experiments.segmentation import test_config, train_config, train_or_load
-    from gsutils.experiments.store import Store
+    from gsutils.experiments.common.store import Store
+    from gsutils.experiments.grid.segmentation import test_config, train_config, train_or_load
     from gsutils.io import config_key
 
     conf = {"what": "mixed_pixel_report", "model": config_key(train_config(profile, run)),
@@ -58,7 +58,7 @@ def mixed_pixel_accuracy(profile: Profile, model: torch.nn.Module) -> dict[str, 
     ``acc_mixed_background``. Where the profile renders at its own
     resolution no pixel is mixed: the share is 0 and the mixed accuracies NaN.
     """
-    from gsutils.experiments.segmentation import run_toy_config, predict
+    from gsutils.experiments.grid.segmentation import run_toy_config, predict
 
     cfg = run_toy_config(profile, BiasConfig(strength="none"), profile.seed)
     if cfg.render_resolution is None:  # rendered at its own side: every pixel is pure

@@ -48,7 +48,7 @@ def scene_gate(miou: float, gate: float, iou: dict[str, float], section: str, id
 
 
 def coco_gates(res: dict, gate: float) -> list[Gate]:
-    """The S3 gates: one per network of :func:`gsutils.experiments.coco_context.run_coco_context`."""
+    """The S3 gates: one per network of :func:`gsutils.experiments.grid.coco_context.run_coco_context`."""
     return [scene_gate(res["miou"][enc], gate, res["iou"][enc], "S3", id=f"s3_gate_{enc}") for enc in res["encoders"]]
 
 

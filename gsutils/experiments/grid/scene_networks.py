@@ -1,9 +1,9 @@
 """Every DeepLabv3+ of the S2 (street scenes) and S3 (COCO) chapters, and their command line.
 
 :func:`scene_networks` trains (or loads, or restores from the shipped
-networks) the street-scene network of :mod:`gsutils.experiments.street_context`
-and the COCO networks of :mod:`gsutils.experiments.coco_context`, each through
-:func:`gsutils.experiments.deeplab_training.train_deeplab`; :func:`main` is
+networks) the street-scene network of :mod:`gsutils.experiments.grid.street_context`
+and the COCO networks of :mod:`gsutils.experiments.grid.coco_context`, each through
+:func:`gsutils.experiments.grid.deeplab_training.train_deeplab`; :func:`main` is
 ``python -m gsutils scenes --profile quick [--export]``, which also copies
 them to ``checkpoints/<profile>/``.
 """
@@ -14,9 +14,9 @@ from pathlib import Path
 
 from gsutils.cli import parse_with_profile
 from gsutils.cli_commands import command_parser
-from gsutils.experiments import coco_context, street_context
-from gsutils.experiments.deeplab_training import model_dir, train_deeplab
-from gsutils.experiments.shipped import ShippedNetwork
+from gsutils.experiments.common.shipped import ShippedNetwork
+from gsutils.experiments.grid import coco_context, street_context
+from gsutils.experiments.grid.deeplab_training import model_dir, train_deeplab
 from gsutils.profiles import Profile
 
 __all__ = ["scene_networks", "main"]

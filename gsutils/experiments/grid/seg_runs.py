@@ -1,7 +1,7 @@
 """The networks of the Grid Saliency bias grid: :class:`SegRun` and :func:`grid_runs`.
 
 A run is one U-Net of S1.2: a bias config (strength, digit, texture), a
-backbone and a seed. :mod:`gsutils.experiments.segmentation` trains and
+backbone and a seed. :mod:`gsutils.experiments.grid.segmentation` trains and
 evaluates runs; the saliency experiments explain them.
 """
 

@@ -14,16 +14,16 @@ writes a checkpoint after every epoch (atomically, with a checksum) and an
 interrupted run resumes after its last finished epoch; the result is bit for
 bit that of an uninterrupted run on CPU. A finished model is never retrained;
 a corrupt one (checksum mismatch) is reported, moved aside and retrained; a
-network the project ships for the exact config (:mod:`gsutils.experiments.shipped`)
+network the project ships for the exact config (:mod:`gsutils.experiments.common.shipped`)
 is restored instead of trained.
 
 :func:`evaluate_iou` gives the per-class IoU on the *unbiased* test set, and
 :func:`run_grid` does both for a list of runs, locally or on a Dask cluster
-(see :mod:`gsutils.experiments.executor`).
+(see :mod:`gsutils.experiments.common.executor`).
 
 Command line (e.g. on a GPU machine)::
 
-    python -m gsutils.experiments.segmentation --profile gpu --executor dask
+    python -m gsutils.experiments.grid.segmentation --profile gpu --executor dask
 """
 
 from __future__ import annotations
@@ -41,10 +41,9 @@ import torch
 from torch import nn
 
 from gsutils.data.toy import BACKGROUND, BiasConfig, ToyData, make_toy_dataset, toy_config
-from gsutils.experiments.shipped import ShippedNetwork
-from gsutils.experiments.store import Store
-from gsutils.experiments.seg_runs import SegRun, grid_runs
-from gsutils.experiments.training import (
+from gsutils.experiments.common.shipped import ShippedNetwork
+from gsutils.experiments.common.store import Store
+from gsutils.experiments.common.training import (
     OPTIMIZERS,
     SCHEDULES,
     TrainState,
@@ -57,10 +56,11 @@ from gsutils.experiments.training import (
     mix_seed,
     recipe_autocast,
 )
+from gsutils.experiments.grid.seg_runs import SegRun, grid_runs
 from gsutils.io import CorruptEntry, config_key, load_checked, write_checked
 from gsutils.metrics.segmentation import ConfusionMeter, mean_iou
-from gsutils.models.unet import HAND_WIDTHS, TINY_WIDTHS, UNet, build_unet, load_checkpoint_into
 from gsutils.models.smp_unet import architecture_config
+from gsutils.models.unet import HAND_WIDTHS, TINY_WIDTHS, UNet, build_unet, load_checkpoint_into
 from gsutils.profiles import Profile, check_profile
 
 #: classes of the toy data: digits 0-9 and the background
@@ -175,7 +175,7 @@ def seg_loss(rec: dict[str, Any]) -> nn.Module:
 def _train_step(model: nn.Module, opt: torch.optim.Optimizer, sched, loss_fn: nn.Module,
                 xb: torch.Tensor, yb: torch.Tensor, autocast) -> tuple[torch.Tensor, torch.Tensor]:
     """One optimisation step on images ``xb`` ``(B, 1, H, W)`` and labels ``yb`` ``(B, H, W)``,
-    the forward pass inside ``autocast`` (:func:`gsutils.experiments.training.recipe_autocast`)."""
+    the forward pass inside ``autocast`` (:func:`gsutils.experiments.common.training.recipe_autocast`)."""
     with autocast:
         logits = model(xb.contiguous(memory_format=MEMORY_FORMAT))  # (B, 11, H, W)
     loss = loss_fn(logits.float() if logits.dtype == torch.bfloat16 else logits, yb)
@@ -192,7 +192,7 @@ def first_step_losses(profile: Profile, run: SegRun, n_steps: int = FIRST_STEPS,
     """The losses (float hex) of ``run``'s first ``n_steps`` training steps, from its initialisation.
 
     ``dtype=None``: what :func:`train_unet` logs as ``first_step_losses``; ``torch.float64``: the
-    float64 trace it logs too, which :mod:`gsutils.experiments.provenance` compares across CPUs.
+    float64 trace it logs too, which :mod:`gsutils.experiments.common.provenance` compares across CPUs.
     """
     rec = train_config(profile, run)["recipe"]
     device = torch.device(profile.device)
@@ -224,7 +224,7 @@ def train_unet(
     """Train (or resume training) ``run``'s network and write ``model.pt``.
 
     Prefer :func:`train_or_load`, which returns a finished model without
-    retraining. The epoch loop is :func:`gsutils.experiments.training.fit`:
+    retraining. The epoch loop is :func:`gsutils.experiments.common.training.fit`:
     after each epoch a checkpoint (weights, optimizer and scheduler state,
     history) is written atomically to ``checkpoint.pt`` in :func:`model_dir`,
     and the next call resumes after the last finished epoch.
@@ -452,7 +452,7 @@ def run_grid(
     ----------
     executor:
         ``"local"`` (one after the other, in this process) or ``"dask"``
-        (Dask distributed; see :func:`gsutils.experiments.executor.run_dask`).
+        (Dask distributed; see :func:`gsutils.experiments.common.executor.run_dask`).
     address:
         A Dask scheduler address (``"tcp://host:8786"``); without it a
         ``LocalCluster`` with ``n_workers`` single-threaded workers is started.
@@ -460,7 +460,7 @@ def run_grid(
     Each run writes its own files (model, IoU), so a crash loses at most the
     runs in flight and re-running skips what is done.
     """
-    from gsutils.experiments.executor import run_dask, run_local
+    from gsutils.experiments.common.executor import run_dask, run_local
 
     runs = list(runs)
     for r in runs:
@@ -483,9 +483,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     """The command line; a user error is one line on stderr with exit status 2."""
     from gsutils.cli import parse_with_profile
     from gsutils.cli_commands import command_parser
-    from gsutils.experiments.executor import executor_or_exit
+    from gsutils.experiments.common.executor import executor_or_exit
 
-    ap = command_parser("train", prog="python -m gsutils.experiments.segmentation")
+    ap = command_parser("train", prog="python -m gsutils.experiments.grid.segmentation")
     a, cfg = parse_with_profile(ap, argv)
     runs = grid_runs(cfg, a.backbones or cfg.grid.backbones)
     with executor_or_exit(ap, a) as (executor, address, workers):

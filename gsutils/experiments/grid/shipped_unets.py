@@ -1,15 +1,15 @@
 """The shipped U-Nets of the Grid Saliency grids: retrain, export and list them.
 
 The S1.2 bias grid's U-Nets and the S1.5 backbone comparison's ship under
-``checkpoints/<profile>/<key>/`` (:class:`gsutils.experiments.shipped.ShippedNetwork`
-of kind ``"unet"``, :func:`gsutils.experiments.segmentation.shipped_network`), ``key``
-being the name of the network's model folder (:func:`gsutils.experiments.segmentation.model_dir`).
+``checkpoints/<profile>/<key>/`` (:class:`gsutils.experiments.common.shipped.ShippedNetwork`
+of kind ``"unet"``, :func:`gsutils.experiments.grid.segmentation.shipped_network`), ``key``
+being the name of the network's model folder (:func:`gsutils.experiments.grid.segmentation.model_dir`).
 This module sits above the runners that list and train them
-(:mod:`gsutils.experiments.segmentation`, :mod:`gsutils.experiments.backbones`):
+(:mod:`gsutils.experiments.grid.segmentation`, :mod:`gsutils.experiments.grid.backbones`):
 
 * :func:`export` copies finished networks from the results folder to
-  ``checkpoints/`` (:meth:`gsutils.experiments.shipped.ShippedNetwork.export`: at float16
-  for :data:`~gsutils.experiments.shipped.HALF_PRECISION_BACKBONES`, with the machine
+  ``checkpoints/`` (:meth:`gsutils.experiments.common.shipped.ShippedNetwork.export`: at float16
+  for :data:`~gsutils.experiments.common.shipped.HALF_PRECISION_BACKBONES`, with the machine
   that trained them);
 * :func:`manifest` lists a grid's networks: key, whether shipped, sha256, size;
 * :func:`main` is the command line::
@@ -30,9 +30,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from gsutils.experiments import shipped
-from gsutils.experiments.seg_runs import SegRun
-from gsutils.experiments.segmentation import grid_runs, model_dir, shipped_network, train_unet
+from gsutils.experiments.common import shipped
+from gsutils.experiments.grid.seg_runs import SegRun
+from gsutils.experiments.grid.segmentation import grid_runs, model_dir, shipped_network, train_unet
 from gsutils.profiles import Profile
 
 __all__ = ["export", "remove_unused", "manifest", "main"]
@@ -41,8 +41,8 @@ __all__ = ["export", "remove_unused", "manifest", "main"]
 def export(profile: Profile, runs: Sequence[SegRun]) -> list[Path]:
     """Copy the finished networks of ``runs`` from the results folder to ``checkpoints/``.
 
-    :meth:`~gsutils.experiments.shipped.ShippedNetwork.export` of each (one
-    training thread): networks of :data:`~gsutils.experiments.shipped.HALF_PRECISION_BACKBONES`
+    :meth:`~gsutils.experiments.common.shipped.ShippedNetwork.export` of each (one
+    training thread): networks of :data:`~gsutils.experiments.common.shipped.HALF_PRECISION_BACKBONES`
     ship at float16 and their copy in the results folder is replaced by the shipped one; each
     folder gets the ``provenance.json`` of this machine, and ``PROVENANCE.json`` is written
     beside them when there is none yet. A network whose shipped weights are already these is
@@ -72,14 +72,14 @@ def remove_unused(profile: Profile, keep: Sequence[Path], backbones: Sequence[st
 
 def manifest(profile: Profile, runs: Sequence[SegRun]) -> list[dict[str, Any]]:
     """One row per run: label, key, whether a network is shipped, its sha256 and size
-    (:func:`gsutils.experiments.shipped.manifest` of the U-Nets)."""
+    (:func:`gsutils.experiments.common.shipped.manifest` of the U-Nets)."""
     return shipped.manifest(profile, runs, network=shipped_network)
 
 
 def _grid(profile: Profile, grid: str) -> tuple[Profile, list[SegRun]]:
     """The profile the networks of ``grid`` (``"bias"`` or ``"backbones"``) train under, and the networks."""
     if grid == "backbones":
-        from gsutils.experiments.backbones import backbone_profile, backbone_runs
+        from gsutils.experiments.grid.backbones import backbone_profile, backbone_runs
 
         profile = backbone_profile(profile)
         return profile, backbone_runs(profile)
@@ -91,7 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from gsutils.cli import parse_with_profile
     from gsutils.cli_commands import command_parser
 
-    ap = command_parser("shipped", prog="python -m gsutils.experiments.shipped_unets")
+    ap = command_parser("shipped", prog="python -m gsutils.experiments.grid.shipped_unets")
     a, prof = parse_with_profile(ap, argv)
     prof, runs = _grid(prof, a.grid)
     if a.only is not None:

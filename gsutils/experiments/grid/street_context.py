@@ -33,9 +33,9 @@ from scipy import ndimage
 
 from gsutils.data.cityscapes import IGNORE, TRAIN_CLASSES, CityscapesScenes
 from gsutils.data.street_scenes import StreetConfig, write_street_scenes
-from gsutils.experiments.deeplab_training import (DeepLabRecipe, confusion, iou_table, predict,
-                                                  train_deeplab)
-from gsutils.experiments.store import Store
+from gsutils.experiments.common.store import Store
+from gsutils.experiments.grid.deeplab_training import (DeepLabRecipe, confusion, iou_table, predict,
+                                                       train_deeplab)
 from gsutils.io import config_key
 from gsutils.models.deeplab import DeepLab
 from gsutils.profiles import Profile, check_profile

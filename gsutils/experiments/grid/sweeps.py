@@ -7,7 +7,7 @@ per image among 0, 0.25, ..., 1), one parameter at a time takes each value of
 on the biased networks of the sweep's sub-grid (strengths x bias digits x
 textures x seeds of ``profile.sweeps``, the profile's training backbone) with
 grid (context) saliency alone
-(:func:`gsutils.experiments.context_saliency.compute_fixed_grey`, which runs
+(:func:`gsutils.experiments.grid.context_saliency.compute_fixed_grey`, which runs
 any :class:`GridSaliencyConfig`), on the first ``images_bias_digit`` test
 images of the bias digit and ``images_other_digit`` of every other digit.
 
@@ -21,10 +21,10 @@ shared by several sweeps (the S1.2 setting is in all of them) is one task.
 
 Command lines::
 
-    python -m gsutils.experiments.sweeps --profile quick
-    python -m gsutils.experiments.sweeps --profile paper --executor dask --workers 8
-    python -m gsutils.experiments.sweeps --profile paper --executor dask --address tcp://host:8786
-    python -m gsutils.experiments.sweeps --profile paper --cluster slurm --jobs 20 \\
+    python -m gsutils.experiments.grid.sweeps --profile quick
+    python -m gsutils.experiments.grid.sweeps --profile paper --executor dask --workers 8
+    python -m gsutils.experiments.grid.sweeps --profile paper --executor dask --address tcp://host:8786
+    python -m gsutils.experiments.grid.sweeps --profile paper --cluster slurm --jobs 20 \\
         --queue gpu --walltime 02:00:00 --memory 16GB --device cuda
 """
 
@@ -38,12 +38,12 @@ from typing import Any
 import numpy as np
 
 from gsutils.data.toy import BiasConfig
-from gsutils.experiments.executor import make_cluster
-from gsutils.experiments.context_claims import record
-from gsutils.experiments.context_saliency import (biased_test_set, compute_fixed_grey, explained_model,
-                                                  saliency_autocast, select_images)
-from gsutils.experiments.segmentation import SegRun, train_config, train_or_load
-from gsutils.experiments.store import Store
+from gsutils.experiments.common.executor import make_cluster
+from gsutils.experiments.common.store import Store
+from gsutils.experiments.grid.context_claims import record
+from gsutils.experiments.grid.context_saliency import (biased_test_set, compute_fixed_grey, explained_model,
+                                                       saliency_autocast, select_images)
+from gsutils.experiments.grid.segmentation import SegRun, train_config, train_or_load
 from gsutils.io import config_key
 from gsutils.metrics.context_bias import EMPTY_TOL
 from gsutils.profiles import Profile
@@ -218,7 +218,7 @@ def run_sweeps(
     ``"dask"`` (a ``LocalCluster`` of ``workers`` one-thread processes, or the
     scheduler at ``address``). Finished tasks are read from the store.
     """
-    from gsutils.experiments.executor import run_dask, run_local
+    from gsutils.experiments.common.executor import run_dask, run_local
 
     executor = executor or profile.sweeps.executor
     workers = workers or profile.sweeps.workers
@@ -297,7 +297,7 @@ def lambda_trend(table) -> dict[str, float]:
 
 
 def record_sweeps(ledger: Any, profile: Profile, table, gate: Any) -> list[Any]:
-    """Record the S1.6 chapter's rows: the gate (:func:`gsutils.experiments.context_claims.saliency_gate`,
+    """Record the S1.6 chapter's rows: the gate (:func:`gsutils.experiments.grid.context_claims.saliency_gate`,
     section "S1.6 (gate)"), then :func:`sweep_claims` under it."""
     return record(ledger, sweep_claims(profile, table), gate, section="S1.6")
 
@@ -370,9 +370,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run a profile's sweeps locally, on Dask, or on a Slurm/PBS cluster; print the table."""
     from gsutils.cli import parse_with_profile
     from gsutils.cli_commands import command_parser
-    from gsutils.experiments.executor import executor_or_exit
+    from gsutils.experiments.common.executor import executor_or_exit
 
-    ap = command_parser("sweeps", prog="python -m gsutils.experiments.sweeps")
+    ap = command_parser("sweeps", prog="python -m gsutils.experiments.grid.sweeps")
     a, prof = parse_with_profile(ap, argv)
     with executor_or_exit(ap, a) as (executor, address, workers):
         results = run_sweeps(prof, executor=executor, address=address, workers=workers)

@@ -12,14 +12,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from gsutils.claims import Gate
-from gsutils.experiments.caption_saliency import paired_interval
+from gsutils.experiments.normgrad.caption_saliency import paired_interval
 from gsutils.models.captioner import EXPLAINED_LAYERS
 
 __all__ = ["captioner_gate", "record_captioning"]
 
 
 def captioner_gate(ev: dict[str, Any]) -> Gate:
-    """The gate of :func:`gsutils.experiments.captioning.evaluate_captioner`'s result ``ev``.
+    """The gate of :func:`gsutils.experiments.normgrad.captioning.evaluate_captioner`'s result ``ev``.
 
     Its row shows the mention F1 beside BLEU-4, ROUGE-L and CIDEr (for information).
     """
@@ -40,9 +40,9 @@ def record_captioning(ledger: Any, ex: dict[str, Any], summary: dict[str, Any], 
                       gate: Gate) -> list[Any]:
     """Record the section F chapter's rows: the gate, then the three Fig. 6 claims (judged only above it).
 
-    ``ex``: :func:`gsutils.experiments.caption_saliency.explain_captions`; ``summary``:
-    :func:`gsutils.experiments.caption_saliency.sharpness_summary` of it; ``names``: the maps' names
-    (:func:`gsutils.experiments.caption_saliency.map_names`, the layers and ``"combined"``).
+    ``ex``: :func:`gsutils.experiments.normgrad.caption_saliency.explain_captions`; ``summary``:
+    :func:`gsutils.experiments.normgrad.caption_saliency.sharpness_summary` of it; ``names``: the maps' names
+    (:func:`gsutils.experiments.normgrad.caption_saliency.map_names`, the layers and ``"combined"``).
     """
     layers = list(EXPLAINED_LAYERS)
     j = {n: k for k, n in enumerate(names)}

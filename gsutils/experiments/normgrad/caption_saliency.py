@@ -28,7 +28,8 @@ import torch
 import torch.nn.functional as F
 
 from gsutils.data.captions import DIGIT_CLASSES, Vocabulary, tokenize
-from gsutils.experiments.captioning import (
+from gsutils.experiments.common.store import Store
+from gsutils.experiments.normgrad.captioning import (
     captioner_config,
     evaluate_captioner,
     load_split,
@@ -36,7 +37,6 @@ from gsutils.experiments.captioning import (
     shipped_network,
     train_or_load_captioner,
 )
-from gsutils.experiments.store import Store
 from gsutils.metrics.captions import half_max_area, mass_share, normalized_entropy
 from gsutils.models.captioner import EXPLAINED_LAYERS, Captioner, CaptionLogProb
 from gsutils.profiles import Profile
@@ -227,7 +227,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     from gsutils.cli import parse_with_profile
     from gsutils.cli_commands import command_parser
 
-    parser = command_parser("captioning", prog="python -m gsutils.experiments.caption_saliency")
+    parser = command_parser("captioning", prog="python -m gsutils.experiments.normgrad.caption_saliency")
     args, profile = parse_with_profile(parser, argv)
     train_or_load_captioner(profile, progress=True, shipped=not args.retrain)
     if args.export:

@@ -4,11 +4,11 @@
   (:class:`gsutils.models.captioner.Captioner`) trained with teacher forcing
   (cross-entropy on the next word, plus the optional attribute loss; Adam,
   cosine decay to 1/20 of the learning rate) through the shared loop
-  :func:`gsutils.experiments.training.fit`: seeded, checkpointed after every
+  :func:`gsutils.experiments.common.training.fit`: seeded, checkpointed after every
   epoch, resumed after an interruption, cached in the result store under
   ``captioner/<key>.pt``. The encoder starts at random or, as neuraltalk2
   starts from an ImageNet classifier, from the profile's section-A ResNet50
-  (:mod:`gsutils.experiments.classifier_training`); when it is frozen
+  (:mod:`gsutils.experiments.normgrad.classifier_training`); when it is frozen
   (``train_encoder`` false) its pooled features are computed once and only the
   decoder is trained. Where training takes longer than a book build may
   spend, the captioner this code trained ships in
@@ -17,14 +17,14 @@
 * :func:`evaluate_captioner`: greedy captions of the test images, BLEU-4,
   ROUGE-L, CIDEr (pycocoevalcap) and the object-mention F1 that gates the
   saliency claims (cached, ``captioner_eval/<key>.json``).
-* :func:`gsutils.experiments.caption_saliency.explain_captions`: selective
+* :func:`gsutils.experiments.normgrad.caption_saliency.explain_captions`: selective
   NormGrad of the log-probability of each generated caption (or of one word of it) at the layers of
   :data:`gsutils.models.captioner.EXPLAINED_LAYERS`, their product
   combination with linear weights (:mod:`gsutils.saliency.combine`), and the
   sharpness of every map (cached, ``caption_maps/<key>.npz``).
 
 From the command line (train, evaluate and explain:
-:func:`gsutils.experiments.caption_saliency.main`)::
+:func:`gsutils.experiments.normgrad.caption_saliency.main`)::
 
     python -m gsutils captioning --profile quick [--retrain] [--export]
 """
@@ -50,10 +50,10 @@ from gsutils.data.captions import (
     tokenize,
     write_caption_scenes,
 )
-from gsutils.experiments.classifier_training import classifier_config, train_or_load_classifier
-from gsutils.experiments.shipped import ShippedNetwork
-from gsutils.experiments.store import Store
-from gsutils.experiments.training import TrainState, discard_checkpoint, fit, mix_seed
+from gsutils.experiments.common.shipped import ShippedNetwork
+from gsutils.experiments.common.store import Store
+from gsutils.experiments.common.training import TrainState, discard_checkpoint, fit, mix_seed
+from gsutils.experiments.normgrad.classifier_training import classifier_config, train_or_load_classifier
 from gsutils.io import config_key
 from gsutils.metrics.captions import caption_scores, mention_f1
 from gsutils.models.captioner import PAD, Captioner
@@ -329,7 +329,7 @@ def shipped_network(profile: Profile) -> ShippedNetwork:
     """The profile's shipped captioner, ``checkpoints/<profile>/captioner-<key>/``: restored into the
     result store by ``.restore(profile.results_dir)`` (only for an equal config and a verified
     checksum, else ignored with a warning and trained), exported from it by
-    ``.export(profile.results_dir)`` (:class:`gsutils.experiments.shipped.ShippedNetwork`)."""
+    ``.export(profile.results_dir)`` (:class:`gsutils.experiments.common.shipped.ShippedNetwork`)."""
     return ShippedNetwork.of(KIND, profile, captioner_config(profile))
 
 

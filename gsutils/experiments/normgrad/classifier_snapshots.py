@@ -1,10 +1,10 @@
 """The classifiers' states after each training epoch (NormGrad D, Fig. 2 and 3).
 
-Training (:mod:`gsutils.experiments.classifier_training`) stores the deployed
+Training (:mod:`gsutils.experiments.normgrad.classifier_training`) stores the deployed
 network after every epoch in the result store (``normgrad_classifier_snapshots``,
 float32). A shipped network carries its snapshots at half precision
-(``snapshot-epoch<e>.pt``, :func:`gsutils.experiments.shipped.pack_half`);
-restoring it (:func:`gsutils.experiments.classifier_training.restore_snapshots`)
+(``snapshot-epoch<e>.pt``, :func:`gsutils.experiments.common.shipped.pack_half`);
+restoring it (:func:`gsutils.experiments.normgrad.classifier_training.restore_snapshots`)
 puts them into the store beside the restored network, marked ``"float16"``,
 and the final epoch's as the float32 network. This module reads them back.
 """
@@ -14,8 +14,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from gsutils.experiments.classifier_training import SNAPSHOT_KIND, classifier_config, deployed_model
-from gsutils.experiments.store import Store
+from gsutils.experiments.common.store import Store
+from gsutils.experiments.normgrad.classifier_training import SNAPSHOT_KIND, classifier_config, deployed_model
 from gsutils.profiles import Profile
 
 __all__ = ["classifier_snapshot", "snapshot_precision"]

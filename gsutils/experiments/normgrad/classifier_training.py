@@ -6,7 +6,7 @@ trained for multi-label classification of the digit scenes
 (:mod:`gsutils.data.scenes`), the stand-in for the VOC07 models of Rebuffi et
 al. (2020). Training: Adam, binary cross-entropy on the 10 logits, a constant
 learning rate divided by ten for the last epoch, no augmentation, through the
-shared loop :func:`gsutils.experiments.training.fit` (seeded, resumable, one
+shared loop :func:`gsutils.experiments.common.training.fit` (seeded, resumable, one
 checkpoint per epoch). To train from scratch at a small budget, VGG16 is
 trained with a BatchNorm after every convolution that is folded into the
 convolution afterwards (:func:`gsutils.models.classifiers.fold_vgg_batchnorm`:
@@ -27,17 +27,17 @@ forked RNG state that leaves the caller's untouched.
 a book build may spend (the quick profile: about 20 CPU minutes), the
 networks this code trained are committed under
 ``checkpoints/<profile>/normgrad_classifier-<key>/`` (:func:`shipped_network`,
-a :class:`gsutils.experiments.shipped.ShippedNetwork`; restored only when the
+a :class:`gsutils.experiments.common.shipped.ShippedNetwork`; restored only when the
 config equals the run's exactly and the checksum verifies), with their epoch
 snapshots at float16, which :func:`restore_shipped` and :func:`export_shipped`
 add; ``tests/test_classifier_shipped.py`` re-runs the first training steps and
 compares the logged losses. Retrain and export::
 
-    python -m gsutils.experiments.classifier_training --profile quick --retrain --export
+    python -m gsutils.experiments.normgrad.classifier_training --profile quick --retrain --export
 
 :func:`evaluate_classifier` measures a classifier's mean average precision
 (:func:`gsutils.metrics.multilabel.average_precision`). The pointing game on
-these classifiers is :mod:`gsutils.experiments.pointing_runs`.
+these classifiers is :mod:`gsutils.experiments.normgrad.pointing_runs`.
 """
 
 from __future__ import annotations
@@ -58,9 +58,9 @@ from torch import nn
 from gsutils.claims import Gate
 from gsutils.data.scenes import DIGIT_CLASSES, SceneSet, load_voc_split, scene_config, write_scenes
 from gsutils.data.voc import VOCDataset
-from gsutils.experiments.shipped import ShippedNetwork, pack_half, unpack_half
-from gsutils.experiments.store import Store
-from gsutils.experiments.training import TrainState, discard_checkpoint, fit, mix_seed
+from gsutils.experiments.common.shipped import ShippedNetwork, pack_half, unpack_half
+from gsutils.experiments.common.store import Store
+from gsutils.experiments.common.training import TrainState, discard_checkpoint, fit, mix_seed
 from gsutils.io import config_key, read_checked, write_checked
 from gsutils.metrics.multilabel import average_precision
 from gsutils.models.classifiers import (
@@ -79,7 +79,7 @@ SNAPSHOT_KIND = "normgrad_classifier_snapshots"
 #: bump when the training recipe changes
 RECIPE_VERSION = 5
 #: the epoch snapshots of a shipped network, one file per epoch (float16, see
-#: :func:`gsutils.experiments.shipped.pack_half`)
+#: :func:`gsutils.experiments.common.shipped.pack_half`)
 SHIPPED_SNAPSHOTS = "snapshot-epoch{epoch}.pt"
 
 
@@ -336,7 +336,7 @@ def restore_snapshots(store: Store, src: Path, cfg: dict[str, Any], final: dict[
 
 def restore_shipped(profile: Profile, arch: str) -> bool:
     """Put the shipped network of ``arch`` and its epoch snapshots into the result store; ``True``
-    when it did (:meth:`ShippedNetwork.restore <gsutils.experiments.shipped.ShippedNetwork.restore>`,
+    when it did (:meth:`ShippedNetwork.restore <gsutils.experiments.common.shipped.ShippedNetwork.restore>`,
     the snapshots first so that a restored network always has them)."""
     net = shipped_network(profile, arch)
     if not net.verify():
@@ -349,7 +349,7 @@ def restore_shipped(profile: Profile, arch: str) -> bool:
 def export_shipped(profile: Profile, arch: str) -> Path:
     """Copy the trained network of ``arch`` and its epoch snapshots (float16) from the result store
     to ``checkpoints/<profile>/`` (:meth:`ShippedNetwork.export
-    <gsutils.experiments.shipped.ShippedNetwork.export>`); the folder."""
+    <gsutils.experiments.common.shipped.ShippedNetwork.export>`); the folder."""
     cfg = classifier_config(profile, arch)
     store = Store(profile.results_dir)
     if not store.exists(KIND, cfg, "pt"):

@@ -3,7 +3,7 @@ meta-saliency (D, Figs. 2-3) and randomisation (E, Fig. 5).
 
 Each ``record_*`` function records every row of its chapter and returns them.
 Every claim here is about depth, so each is judged only above the classifiers'
-gate (:func:`gsutils.experiments.normgrad_data.classifier_gate`), whose numbers
+gate (:func:`gsutils.experiments.normgrad.normgrad_data.classifier_gate`), whose numbers
 every row carries in its note.
 """
 
@@ -15,10 +15,10 @@ from typing import Any
 import numpy as np
 
 from gsutils.claims import Gate
-from gsutils.experiments.layer_combination import COMBO_METHODS, depth_trend, positive_gains
-from gsutils.experiments.meta_saliency import META_METHODS
-from gsutils.experiments.normgrad_claims import accuracy_most_consistent, spread_vgg16_claim
-from gsutils.experiments.randomisation import RANDOM_METHODS
+from gsutils.experiments.normgrad.layer_combination import COMBO_METHODS, depth_trend, positive_gains
+from gsutils.experiments.normgrad.meta_saliency import META_METHODS
+from gsutils.experiments.normgrad.normgrad_claims import accuracy_most_consistent, spread_vgg16_claim
+from gsutils.experiments.normgrad.randomisation import RANDOM_METHODS
 
 __all__ = ["record_layer_combination", "record_meta", "record_randomisation"]
 
@@ -30,8 +30,8 @@ def record_layer_combination(ledger: Any, tables: dict[str, Any], weights: dict[
                              gate: Gate, archs: Sequence[str]) -> list[Any]:
     """Record the section C chapter's rows.
 
-    ``tables``: :func:`gsutils.experiments.layer_combination.table3` per architecture;
-    ``weights``: :func:`gsutils.experiments.layer_combination.layer_weights` per architecture
+    ``tables``: :func:`gsutils.experiments.normgrad.layer_combination.table3` per architecture;
+    ``weights``: :func:`gsutils.experiments.normgrad.layer_combination.layer_weights` per architecture
     (``vgg16`` and ``resnet50``).
     """
     g = gate
@@ -106,8 +106,8 @@ def record_meta(ledger: Any, fig2: dict[str, Any], fig3: dict[str, Any], availab
                 gate: Gate) -> list[Any]:
     """Record the section D chapter's two rows (Figs. 2 and 3).
 
-    ``fig2``: :func:`gsutils.experiments.meta_saliency.meta_curves` and ``fig3``:
-    :func:`gsutils.experiments.meta_saliency.to_final_curves` per architecture with epoch snapshots;
+    ``fig2``: :func:`gsutils.experiments.normgrad.meta_saliency.meta_curves` and ``fig3``:
+    :func:`gsutils.experiments.normgrad.meta_saliency.to_final_curves` per architecture with epoch snapshots;
     ``available``: per architecture, whether it has them (else both rows are not measured).
     """
     g = gate
@@ -155,9 +155,9 @@ def record_randomisation(ledger: Any, curves: dict[str, Any], hits: dict[str, An
                          gate: Gate, archs: Sequence[str]) -> list[Any]:
     """Record the section E chapter's two rows (Fig. 5).
 
-    ``curves`` and ``abs_curves``: :func:`gsutils.experiments.randomisation.randomisation_curves`
+    ``curves`` and ``abs_curves``: :func:`gsutils.experiments.normgrad.randomisation.randomisation_curves`
     (signed and absolute values ranked) and ``hits``:
-    :func:`gsutils.experiments.randomisation.randomisation_hits`, per architecture.
+    :func:`gsutils.experiments.normgrad.randomisation.randomisation_hits`, per architecture.
     """
     g = gate
     last, cells, abs_last, abs_cells = {}, {}, {}, {}

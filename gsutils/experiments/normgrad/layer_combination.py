@@ -39,16 +39,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from gsutils.experiments.classifier_training import (  # noqa: F401  (gate re-exported)
+from gsutils.experiments.common.store import Store
+from gsutils.experiments.normgrad.classifier_training import (  # noqa: F401  (gate re-exported)
     check_profile_arch,
     gate,
     classifier_config,
     evaluate_classifier,
 )
-from gsutils.experiments.pointing_runs import (encode_hits, game_accuracy, num_classes, paired_bootstrap,
-                                               pointing_accuracies, stand_in_hits, with_decoded_hits)
-from gsutils.experiments.normgrad_data import STAND_IN, NormGradData
-from gsutils.experiments.store import Store
+from gsutils.experiments.normgrad.normgrad_data import STAND_IN, NormGradData
+from gsutils.experiments.normgrad.pointing_runs import (encode_hits, game_accuracy, num_classes, paired_bootstrap,
+                                                        pointing_accuracies, stand_in_hits, with_decoded_hits)
 from gsutils.metrics.pointing import SUBSETS, hit_region, is_hit
 from gsutils.models.classifiers import CANDIDATE_LAYERS
 from gsutils.profiles import Profile
@@ -237,9 +237,9 @@ def combination_run(profile: Profile, arch: str, *, progress: bool = False,
                     data: NormGradData = STAND_IN) -> dict[str, Any]:
     """The pointing game of single layers and of every combination (Table 3), cached.
 
-    Same (test scene, class) pairs as :func:`gsutils.experiments.pointing_runs.pointing_game_run`
+    Same (test scene, class) pairs as :func:`gsutils.experiments.normgrad.pointing_runs.pointing_game_run`
     (VOC-difficult-only pairs left out). Returns a run record that
-    :func:`gsutils.experiments.pointing_runs.pointing_accuracies` and
+    :func:`gsutils.experiments.normgrad.pointing_runs.pointing_accuracies` and
     :func:`paired_bootstrap` accept, plus ``weights`` (:func:`layer_weights`).
     """
 
@@ -328,8 +328,8 @@ def main(argv: Any = None) -> None:
     """``python -m gsutils layers``: compute (or load) sections C, D and E for the profile's networks."""
     from gsutils.cli import parse_with_profile
     from gsutils.cli_commands import command_parser
-    from gsutils.experiments.meta_saliency import meta_training_run
-    from gsutils.experiments.randomisation import randomisation_curves, randomisation_run
+    from gsutils.experiments.normgrad.meta_saliency import meta_training_run
+    from gsutils.experiments.normgrad.randomisation import randomisation_curves, randomisation_run
 
     parser = command_parser("layers")
     args, profile = parse_with_profile(parser, argv)

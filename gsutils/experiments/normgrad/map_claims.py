@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 
 from gsutils.claims import Gate
-from gsutils.experiments.normgrad_claims import fig7_across_claim, fig7_gradient_claim, fig7_selectivity_claim
-from gsutils.experiments.normgrad_maps import FIG7_LAYERS
+from gsutils.experiments.normgrad.normgrad_claims import fig7_across_claim, fig7_gradient_claim, fig7_selectivity_claim
+from gsutils.experiments.normgrad.normgrad_maps import FIG7_LAYERS
 from gsutils.references import IDENTITY_TRICK_CORRELATION_RANGE, IDENTITY_TRICK_POINTING_DIFF
 
 __all__ = ["record_identity_trick", "record_fig7", "SPEARMAN_MIN", "POINTING_DIFF_MAX"]
@@ -29,9 +29,9 @@ def record_identity_trick(ledger: Any, runs: Sequence[dict[str, Any]], t1: Any, 
     """Record the section B chapter's two rows: the rank correlation of the NormGrads with and without
     the trick at every layer of Table 1, and the size of their pointing-accuracy differences.
 
-    ``runs``: :func:`gsutils.experiments.normgrad_maps.identity_trick_run` per architecture;
-    ``t1``: :func:`gsutils.experiments.normgrad_claims.table1_comparison`;
-    ``diffs``: :func:`gsutils.experiments.normgrad_maps.pointing_differences`.
+    ``runs``: :func:`gsutils.experiments.normgrad.normgrad_maps.identity_trick_run` per architecture;
+    ``t1``: :func:`gsutils.experiments.normgrad.normgrad_claims.table1_comparison`;
+    ``diffs``: :func:`gsutils.experiments.normgrad.normgrad_maps.pointing_differences`.
     """
     spearman_means = np.array([r["spearman_mean"] for run in runs for r in run["layers"].values()])
     return [
@@ -65,8 +65,8 @@ def record_identity_trick(ledger: Any, runs: Sequence[dict[str, Any]], t1: Any, 
 def record_fig7(ledger: Any, energy: dict[str, Any], vgg_run: dict[str, Any], sel: dict[str, Any], gate: Gate,
                 *, seed: int = 0) -> list[Any]:
     """Record the Fig. 7 chapter's rows, each judged only above section A's gate: Grad-CAM at the last
-    layer (on ``energy``, :func:`gsutils.experiments.normgrad_maps.gradcam_energy_by_layer`), and the
-    caption's three rows (:mod:`gsutils.experiments.normgrad_claims`) on ``vgg_run`` and ``sel``."""
+    layer (on ``energy``, :func:`gsutils.experiments.normgrad.normgrad_maps.gradcam_energy_by_layer`), and the
+    caption's three rows (:mod:`gsutils.experiments.normgrad.normgrad_claims`) on ``vgg_run`` and ``sel``."""
     last = energy["layers"]["features.29"]
     earlier = {layer: energy["layers"][layer] for layer in FIG7_LAYERS if layer != "features.29"}
     rows = [ledger.check(

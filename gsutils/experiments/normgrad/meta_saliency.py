@@ -1,7 +1,7 @@
 """Meta-saliency over training (Rebuffi et al., 2020, Sec. D: Fig. 2, 3 and 4).
 
 * :func:`meta_training_run` (Fig. 2 and 3): for the classifier after every
-  training epoch (the snapshots :mod:`gsutils.experiments.classifier_training`
+  training epoch (the snapshots :mod:`gsutils.experiments.normgrad.classifier_training`
   keeps where it trains a network), NormGrad and selective NormGrad maps of
   ``profile.layers.meta_images`` training scenes and as many test
   (validation) scenes, each for its first object's class, plainly and as
@@ -25,10 +25,10 @@ import numpy as np
 import torch
 
 from gsutils.data.scenes import DIGIT_CLASSES
-from gsutils.experiments import classifier_training as ct
-from gsutils.experiments.classifier_snapshots import classifier_snapshot
-from gsutils.experiments.normgrad_data import STAND_IN, NormGradData, probe_train_split
-from gsutils.experiments.store import Store
+from gsutils.experiments.common.store import Store
+from gsutils.experiments.normgrad import classifier_training as ct
+from gsutils.experiments.normgrad.classifier_snapshots import classifier_snapshot
+from gsutils.experiments.normgrad.normgrad_data import STAND_IN, NormGradData, probe_train_split
 from gsutils.models.classifiers import CANDIDATE_LAYERS
 from gsutils.profiles import Profile
 from gsutils.saliency.extract_aggregate import extract_aggregate
@@ -78,7 +78,7 @@ def meta_training_run(profile: Profile, arch: str, *, progress: bool = False,
 
     Snapshots exist where the classifier was trained by this code (not where
     it was restored from the shipped networks): run
-    ``python -m gsutils.experiments.classifier_training --profile <p> --retrain``
+    ``python -m gsutils.experiments.normgrad.classifier_training --profile <p> --retrain``
     to make them.
 
     Returns
@@ -157,8 +157,8 @@ def train_test_map(profile: Profile, arch: str, n: int = 200) -> dict[str, float
     A measure of overfitting: meta-saliency's train/validation difference
     (Fig. 2) presumes the model has learned its training images better.
     """
-    from gsutils.experiments.classifier_training import evaluate_classifier
     from gsutils.data.scenes import SceneSet
+    from gsutils.experiments.normgrad.classifier_training import evaluate_classifier
 
     model = ct.train_or_load_classifier(profile, arch, progress=False)
     x, y = probe_train_split(profile, n)

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from gsutils.claims import Gate
-from gsutils.experiments.pointing_runs import CENTER, best_layers, paired_bootstrap, pointing_accuracies
+from gsutils.experiments.normgrad.pointing_runs import CENTER, best_layers, paired_bootstrap, pointing_accuracies
 from gsutils.models.classifiers import CANDIDATE_LAYERS
 from gsutils.references import (
     IDENTITY_TRICK_TABLE1,
@@ -315,7 +315,7 @@ def fig7_selectivity(data: dict[str, np.ndarray], scenes: Any) -> dict[str, Any]
     Parameters
     ----------
     data:
-        :func:`gsutils.experiments.normgrad_maps.fig7_maps`'s result.
+        :func:`gsutils.experiments.normgrad.normgrad_maps.fig7_maps`'s result.
     scenes:
         The test scenes the figure's ``image_index`` refers to (``gt_mask``, ``labels``).
 
@@ -325,7 +325,7 @@ def fig7_selectivity(data: dict[str, np.ndarray], scenes: Any) -> dict[str, Any]
         ``ratio``: ``{method: {layer: mean ratio}}``; ``mean``: ``{method: mean over layers}``;
         ``n_scenes``; ``other_area``: the mean share of the image the other classes cover.
     """
-    from gsutils.experiments.normgrad_maps import FIG7_LAYERS
+    from gsutils.experiments.normgrad.normgrad_maps import FIG7_LAYERS
     from gsutils.saliency.extract_aggregate import METHODS
 
     maps = np.asarray(data["maps"], dtype=np.float64)  # (B, M, L, S, S)
@@ -376,7 +376,7 @@ def fig7_selectivity_claim(sel: dict[str, Any], gate: Gate) -> dict[str, Any]:
 
 
 def paper_table3() -> dict[str, Any]:
-    """The supplement's Table 3 in the shape of :func:`gsutils.experiments.layer_combination.table3`
+    """The supplement's Table 3 in the shape of :func:`gsutils.experiments.normgrad.layer_combination.table3`
     (``{arch: DataFrame}`` with ``gain all`` / ``gain difficult``), to judge criteria on its own numbers."""
     import pandas as pd
 

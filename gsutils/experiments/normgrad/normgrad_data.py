@@ -1,7 +1,7 @@
 """Where NormGrad sections C, D and E take their classifier and scenes from.
 
 By default the stand-in: the profile's multi-digit scenes and the classifier
-this project trains on them (:mod:`gsutils.experiments.classifier_training`).
+this project trains on them (:mod:`gsutils.experiments.normgrad.classifier_training`).
 With a VOC-format directory and a VOC-trained checkpoint (e.g. TorchRay's
 ``vgg16_voc-b050e8c3.pth.tar``), the same analyses run on real images:
 
@@ -35,10 +35,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from gsutils.claims import Gate
 from gsutils.data.scenes import DIGIT_CLASSES, SceneSet, load_voc_split
 from gsutils.data.voc import VOC_CLASSES
-from gsutils.claims import Gate
-from gsutils.experiments.classifier_training import gate, no_gate, scenes_root, test_scenes, train_or_load_classifier
+from gsutils.experiments.normgrad.classifier_training import (gate, no_gate, scenes_root, test_scenes,
+                                                              train_or_load_classifier)
 from gsutils.io import atomic_write_text
 from gsutils.models.classifiers import IMAGENET_NORMALIZATION
 from gsutils.profiles import Profile

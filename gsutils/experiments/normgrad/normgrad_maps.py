@@ -10,7 +10,7 @@
   few test scenes (Fig. 7, drawn by :func:`gsutils.plots.normgrad.plot_fig7`), and :func:`gradcam_energy_by_layer`, the share of
   Grad-CAM's positive mass inside the target's boxes at each layer.
 
-Results are cached in the profile's :class:`~gsutils.experiments.store.Store`
+Results are cached in the profile's :class:`~gsutils.experiments.common.store.Store`
 under a hash of everything that determines them (the classifier's config, the
 layers, the methods), so re-running a chapter only loads them.
 """
@@ -24,17 +24,17 @@ import numpy as np
 import torch
 from scipy.stats import rankdata
 
-from gsutils.experiments.classifier_training import (
+from gsutils.experiments.common.store import Store
+from gsutils.experiments.normgrad.classifier_training import (
     NUM_CLASSES,
     classifier_config,
     test_scenes,
     train_or_load_classifier,
 )
-from gsutils.experiments.store import Store
 from gsutils.metrics.pointing import SUBSETS, PointingGame, hit_region
 from gsutils.models.classifiers import CANDIDATE_LAYERS
-from gsutils.saliency.extract_aggregate import METHODS, extract_aggregate
 from gsutils.profiles import Profile
+from gsutils.saliency.extract_aggregate import METHODS, extract_aggregate
 
 #: bump when what these runs compute changes
 RESULT_VERSION = 1
@@ -164,7 +164,7 @@ def identity_trick_run(profile: Profile, arch: str, *, progress: bool = True) ->
     ----------
     profile:
         A :class:`gsutils.profiles.Profile`; its trained classifier and test
-        scenes are used (:mod:`gsutils.experiments.classifier_training`).
+        scenes are used (:mod:`gsutils.experiments.normgrad.classifier_training`).
     arch:
         ``"vgg16"`` or ``"resnet50"``.
     progress:

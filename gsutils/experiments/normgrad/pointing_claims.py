@@ -3,9 +3,9 @@
 :func:`record_pointing` records every row of the chapter, per network: NormGrad
 against the plain gradient, Grad-CAM at the last block, every method against
 the center baseline, the depth of the best layers and Table 2's layers
-(:func:`gsutils.experiments.normgrad_claims.table2_claim`). The depth claims are
+(:func:`gsutils.experiments.normgrad.normgrad_claims.table2_claim`). The depth claims are
 judged only when the classifiers pass the gate
-(:func:`gsutils.experiments.pointing_runs.runs_gate`); every row carries the
+(:func:`gsutils.experiments.normgrad.pointing_runs.runs_gate`); every row carries the
 gate's numbers in its note except the center baseline's, which is not about
 depth.
 """
@@ -16,8 +16,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from gsutils.claims import Gate
-from gsutils.experiments.normgrad_claims import table2_claim
-from gsutils.experiments.pointing_runs import CENTER, best_layers, paired_bootstrap
+from gsutils.experiments.normgrad.normgrad_claims import table2_claim
+from gsutils.experiments.normgrad.pointing_runs import CENTER, best_layers, paired_bootstrap
 from gsutils.models.classifiers import CANDIDATE_LAYERS
 from gsutils.references import table2_best_layer
 
@@ -29,8 +29,8 @@ def record_pointing(ledger: Any, runs: Sequence[dict[str, Any]], tables: dict[st
                     seed: int = 0) -> list[Any]:
     """Record the section A chapter's rows for every run; returns them.
 
-    ``tables``: :func:`gsutils.experiments.pointing_runs.pointing_accuracies` per architecture;
-    ``centres``: :func:`gsutils.experiments.pointing_runs.center_accuracy` per architecture;
+    ``tables``: :func:`gsutils.experiments.normgrad.pointing_runs.pointing_accuracies` per architecture;
+    ``centres``: :func:`gsutils.experiments.normgrad.pointing_runs.center_accuracy` per architecture;
     ``last_grid``: the side of each architecture's last block.
     """
     rows = []

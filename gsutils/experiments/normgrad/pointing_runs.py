@@ -2,7 +2,7 @@
 
 :func:`pointing_game_run` plays the pointing game with every Extract &
 Aggregate method at every candidate layer, on the stand-in's test scenes with
-the classifiers of :mod:`gsutils.experiments.classifier_training`, or on a
+the classifiers of :mod:`gsutils.experiments.normgrad.classifier_training`, or on a
 real VOC-format test set with TorchRay's checkpoints. Both paths score each
 (image, class) pair with :func:`gsutils.metrics.pointing.is_hit`, and every
 summary counts the hits with the one accumulator,
@@ -24,16 +24,17 @@ import numpy as np
 import torch
 from torch import nn
 
-from gsutils.experiments.classifier_training import (
+from gsutils.claims import Gate
+from gsutils.data.boxes import is_difficult_pair
+from gsutils.data.voc import VOC_CLASSES, VOCDataset
+from gsutils.experiments.common.store import Store
+from gsutils.experiments.normgrad.classifier_training import (
     NUM_CLASSES,
     check_profile_arch,
     classifier_config,
     evaluate_classifier,
 )
-from gsutils.data.boxes import is_difficult_pair
-from gsutils.data.voc import VOC_CLASSES, VOCDataset
-from gsutils.experiments.normgrad_data import STAND_IN, torchray_checkpoint
-from gsutils.experiments.store import Store
+from gsutils.experiments.normgrad.normgrad_data import STAND_IN, torchray_checkpoint
 from gsutils.metrics.pointing import (
     DEFAULT_TOLERANCE,
     SUBSETS,
@@ -42,10 +43,9 @@ from gsutils.metrics.pointing import (
     is_hit,
 )
 from gsutils.models.classifiers import CANDIDATE_LAYERS, build_classifier, input_normalization, normalize_images
-from gsutils.claims import Gate
-from gsutils.saliency.extract_aggregate import METHODS, extract_aggregate
-from gsutils.references import TORCHRAY_VOC07  # noqa: F401  (re-exported)
 from gsutils.profiles import Profile
+from gsutils.references import TORCHRAY_VOC07  # noqa: F401  (re-exported)
+from gsutils.saliency.extract_aggregate import METHODS, extract_aggregate
 
 #: bump when what :func:`pointing_game_run` computes changes
 POINTING_VERSION = 2  # 2: hits keyed by (method, layer) tuples, stored as "method|layer"
@@ -169,7 +169,7 @@ def stand_in_hits(profile: Profile, arch: str, score: Callable[..., dict[tuple[s
     ``score(model, x, target, gts, tolerance)`` returns, for a batch of pairs,
     the hits of each of its maps by key; returns the classifier, the test
     scenes, the pairs played and the hits per key. ``data``
-    (:class:`gsutils.experiments.normgrad_data.NormGradData`, default the
+    (:class:`gsutils.experiments.normgrad.normgrad_data.NormGradData`, default the
     stand-in) may name a VOC directory and checkpoint instead.
     """
     from tqdm.auto import tqdm
@@ -288,7 +288,7 @@ def pointing_game_run(profile: Profile, arch: str, *, voc_root: str | os.PathLik
 
 def last_block_grid(profile: Profile, arch: str) -> int:
     """The side of the last candidate layer's map for the profile's image size (measured by a forward pass)."""
-    from gsutils.experiments.classifier_training import deployed_model
+    from gsutils.experiments.normgrad.classifier_training import deployed_model
 
     model = deployed_model(classifier_config(profile, arch)).eval()
     layer = CANDIDATE_LAYERS[arch][-1]
@@ -305,12 +305,12 @@ def last_block_grid(profile: Profile, arch: str) -> int:
 
 
 def runs_gate(profile: Profile, runs: Sequence[dict[str, Any]]) -> Gate:
-    """The gate of the depth claims for pointing runs (:func:`gsutils.experiments.classifier_training.gate`).
+    """The gate of the depth claims for pointing runs (:func:`gsutils.experiments.normgrad.classifier_training.gate`).
 
     Runs on the stand-in carry their classifier's test mAP; runs of published
     VOC checkpoints do not, and are not gated.
     """
-    from gsutils.experiments.classifier_training import gate, no_gate
+    from gsutils.experiments.normgrad.classifier_training import gate, no_gate
 
     maps = {run["arch"]: run["test_map"] for run in runs if "test_map" in run}
     if not maps:

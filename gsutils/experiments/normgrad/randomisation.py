@@ -25,9 +25,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from gsutils.experiments import classifier_training as ct
-from gsutils.experiments.normgrad_data import STAND_IN, NormGradData
-from gsutils.experiments.store import Store
+from gsutils.experiments.common.store import Store
+from gsutils.experiments.normgrad import classifier_training as ct
+from gsutils.experiments.normgrad.normgrad_data import STAND_IN, NormGradData
 from gsutils.metrics.pointing import hit_region, is_hit
 from gsutils.models.classifiers import CANDIDATE_LAYERS
 from gsutils.profiles import Profile
