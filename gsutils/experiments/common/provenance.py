@@ -3,7 +3,10 @@
 Every shipped network's training log keeps the losses of its first training
 steps. Re-running those steps from the same config, data and initialisation
 shows that the network was trained by this code from this config; the tests do
-it for every shipped network (:func:`shipped_traces`).
+it for every shipped network: the traces (:class:`ShippedTrace`) of each paper's
+networks come from :func:`gsutils.experiments.grid.shipped_traces.shipped_traces` (the
+U-Nets and DeepLabs) and :func:`gsutils.experiments.normgrad.shipped_traces.shipped_traces`
+(the classifiers and the captioner).
 
 Bit-for-bit equality holds only on the machine kind that trained the network
 (same torch, same CPU kernels): the initial weights are drawn by vectorised
@@ -29,7 +32,6 @@ autocast; their training log also keeps the same first steps re-run in float64
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -101,7 +103,7 @@ def forced_kernels() -> bool:
 
 def same_machine_kind(trained_on: dict[str, Any] | None) -> bool:
     """Whether this process runs the torch version and CPU kernels the network was trained with."""
-    from gsutils.experiments.shipped import machine
+    from gsutils.experiments.common.shipped import machine
 
     if trained_on is None or forced_kernels():
         return False
@@ -160,7 +162,8 @@ def rerun_threads() -> int:
     return int(os.environ.get("GSUTILS_RERUN_THREADS", "1"))
 
 
-def _one_thread(fn: Callable[[int], list]) -> Callable[[int], list[float]]:
+def one_thread(fn: Callable[[int], list]) -> Callable[[int], list[float]]:
+    """``fn`` run on :func:`rerun_threads` threads, its losses as floats."""
     def run(n: int) -> list[float]:
         import torch
 
@@ -171,99 +174,3 @@ def _one_thread(fn: Callable[[int], list]) -> Callable[[int], list[float]]:
         finally:
             torch.set_num_threads(threads)
     return run
-
-
-#: backbones whose float64 traces are checked as ``"smp-float64"`` (segmentation-models-pytorch U-Nets)
-SMP_KINDS = ("small_vgg16", "small_mobilenet_v2", "small_resnet18", "vgg16", "mobilenet_v2", "resnet18",
-             "slim_vgg16", "slim_mobilenet_v2", "slim_resnet18")
-
-
-def _unet_traces(profile, runs, float64: bool) -> list[ShippedTrace]:
-    import torch
-
-    from gsutils.experiments import segmentation as seg
-
-    out = []
-    for run in runs:
-        net = seg.shipped_network(profile, run)
-        folder = net.path
-        hist = json.loads((folder / "history.json").read_text()) if (folder / "history.json").is_file() else [{}]
-        f64 = float64 or "first_step_losses_float64" in hist[0]  # the float64 trace when it was logged
-        key = "first_step_losses_float64" if f64 else "first_step_losses"
-        logged = as_floats(hist[0].get(key, []))
-        dtype = torch.float64 if f64 else None
-        kind = ("smp-float64" if run.backbone in SMP_KINDS else "unet-float64") if f64 else "unet-float32"
-        out.append(ShippedTrace(
-            run.label, kind, folder, logged, net.provenance(),
-            _one_thread(lambda n, run=run, dtype=dtype: seg.first_step_losses(profile, run, n, dtype))))
-    return out
-
-
-def shipped_traces(profile, which: str = "all") -> list[ShippedTrace]:
-    """The shipped networks of ``profile`` (``which``: ``"all"``, ``"unet"``, ``"slim"``,
-    ``"classifier"``, ``"deeplab"`` or ``"captioner"``), each with its logged first steps."""
-    from gsutils.experiments import segmentation as seg
-
-    out: list[ShippedTrace] = []
-    if which in ("all", "unet"):
-        out += _unet_traces(profile, seg.grid_runs(profile), float64=True)
-    if which in ("all", "slim"):
-        from gsutils.experiments.backbones import backbone_profile, backbone_runs
-
-        bp = backbone_profile(profile)
-        out += _unet_traces(bp, backbone_runs(bp), float64=False)
-    if which in ("all", "classifier"):
-        from gsutils.experiments import classifier_training as ct
-
-        for arch in profile.normgrad.archs:
-            net = ct.shipped_network(profile, arch)
-            hist = json.loads((net.path / "history.json").read_text())
-            out.append(ShippedTrace(arch, "classifier", net.path, as_floats(hist[0]["first_losses"][:3]),
-                                    net.provenance(),
-                                    _one_thread(lambda n, arch=arch: ct.first_step_losses(profile, arch, n))))
-    if which in ("all", "deeplab"):
-        out += _deeplab_traces(profile)
-    if which in ("all", "captioner"):
-        from gsutils.experiments import captioning as cap
-        from gsutils.experiments.store import decode
-        from gsutils.io import read_checked
-
-        net = cap.shipped_network(profile)
-        folder = net.path
-        hist = json.loads((folder / "history.json").read_text())
-
-        def rerun(n: int) -> list[float]:
-            vocab = cap.Vocabulary(decode(read_checked(folder / "model.pt"), "pt")["vocab"])
-            return cap.first_step_losses(profile, vocab, n)
-        out.append(ShippedTrace("captioner", "captioner", folder, as_floats(hist[0]["first_losses"][:4]),
-                                net.provenance(),
-                                _one_thread(rerun), exact=bool(profile.captioning.train_encoder)))
-    return out
-
-
-def _deeplab_traces(profile) -> list[ShippedTrace]:
-    from gsutils.experiments import coco_context, street_context
-    from gsutils.experiments.deeplab_training import DeepLabRecipe, first_step_losses
-    from gsutils.experiments.shipped import shipped_networks
-
-    out = []
-    for net in shipped_networks(profile.name):
-        if net.kind != "deeplab":
-            continue
-        cfg = net.config
-        recipe = DeepLabRecipe(**cfg["recipe"])
-        logged = as_floats(json.loads((net.path / "history.json").read_text())[0]["first_losses"])
-
-        def rerun(n: int, recipe=recipe, key=cfg["data"]) -> list[float]:
-            street = street_context.street_data(profile, progress=False)
-            if key == street.key:
-                x, y = street.train_x, street.train_y
-            else:
-                coco = coco_context.coco_data(profile)
-                if key != coco.key:
-                    raise AssertionError("a shipped DeepLab whose data the profile does not make")
-                x, y = coco.train_x, coco.train_y
-            return first_step_losses(recipe, x, y, n=n)
-        out.append(ShippedTrace(net.folder, "deeplab", net.path, logged, net.provenance(),
-                                _one_thread(rerun)))
-    return out
