@@ -27,7 +27,8 @@ from gsutils.cli import Parser, add_profile_arguments, grid_parser
 #: :data:`gsutils.models.unet.BACKBONES`, the encoders ``train --backbones`` accepts
 UNET_BACKBONES: tuple[str, ...] = ("tiny", "small", "vgg16", "mobilenet_v2", "resnet18",
                                    "slim_vgg16", "slim_mobilenet_v2", "slim_resnet18",
-                                   "small_vgg16", "small_mobilenet_v2", "small_resnet18")
+                                   "small_vgg16", "small_mobilenet_v2", "small_resnet18",
+                                   "small_mobilenet_v2_fs", "small_resnet18_fs")
 #: :data:`gsutils.models.classifiers.ARCHS`, the NormGrad stand-in classifiers
 CLASSIFIER_ARCHS: tuple[str, ...] = ("vgg16", "resnet50")
 #: :data:`gsutils.experiments.grid.context_saliency.OTHER_DIGIT_DIVISOR`: each digit other than the
