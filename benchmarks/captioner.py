@@ -14,7 +14,7 @@ encoder, ResNet101's module tree with 3, 4, 6, 3 blocks at 1/8 widths, on
 - ``captioner_encode_images_per_s``: computing those features (once per run);
 - ``caption_explanation_s``: seconds to explain one caption (selective
   NormGrad at the three layers and their product combination,
-  :func:`gsutils.experiments.caption_saliency.caption_maps`);
+  :func:`gsutils.experiments.normgrad.caption_saliency.caption_maps`);
 - ``caption_explanation_vs_gradient``: that time over one plain gradient of
   the caption's log-probability with respect to the image (the baseline).
 
@@ -30,8 +30,8 @@ import time
 import torch
 import torch.nn.functional as F
 
-from gsutils.experiments import captioning as cap
-from gsutils.experiments.caption_saliency import caption_maps
+from gsutils.experiments.normgrad import captioning as cap
+from gsutils.experiments.normgrad.caption_saliency import caption_maps
 from gsutils.models.captioner import END, CaptionLogProb
 from gsutils.profiles import get_profile
 

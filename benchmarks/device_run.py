@@ -4,7 +4,7 @@ Trains and evaluates three VGG16 U-Nets with the paper's recipe (S1.2: RMSprop,
 batch 100, learning rate 1e-3 then 1e-4 for the last fifth of the epochs, pixel-wise
 cross entropy) at the gpu profile's data size (64 px, a fresh draw of
 ``toy.n_train`` images per epoch), through the library's own training
-(:func:`gsutils.experiments.segmentation.run_grid`: per-epoch checkpoints, so
+(:func:`gsutils.experiments.grid.segmentation.run_grid`: per-epoch checkpoints, so
 a killed run resumes), and writes ``results/gpu/s1_2_subgrid.json``: per
 network the per-class IoU on the unbiased test set, the bias digit's IoU, the
 training seconds, and the gate (N's mean digit IoU against the gpu profile's
@@ -26,7 +26,7 @@ from pathlib import Path
 
 
 def main(argv: list[str] | None = None) -> int:
-    from gsutils.experiments import segmentation as seg
+    from gsutils.experiments.grid import segmentation as seg
     from gsutils.io import atomic_write_text
     from gsutils.paths import REPO_ROOT
     from gsutils.profiles import get_profile

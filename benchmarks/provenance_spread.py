@@ -3,7 +3,7 @@
 Re-runs the logged first steps of every shipped network of a profile on this
 machine's CPU kernels and prints, per network, the relative difference of each
 step's loss from the logged one. Run it once as it is and once with the generic
-code path forced, to measure the spread that :data:`gsutils.experiments.provenance.TOLERANCES`
+code path forced, to measure the spread that :data:`gsutils.experiments.common.provenance.TOLERANCES`
 must cover::
 
     python benchmarks/provenance_spread.py
@@ -22,8 +22,10 @@ import os
 
 import torch
 
-from gsutils.experiments import provenance as pv
-from gsutils.experiments.shipped import machine
+from gsutils.experiments.common import provenance as pv
+from gsutils.experiments.common.shipped import machine
+from gsutils.experiments.grid import shipped_traces as grid_traces
+from gsutils.experiments.normgrad import shipped_traces as normgrad_traces
 from gsutils.paths import results_root
 from gsutils.profiles import get_profile
 
@@ -35,7 +37,7 @@ def main() -> None:
     a = ap.parse_args()
     prof = get_profile(a.profile, device="cpu", results_dir=results_root() / "benchmarks" / "provenance-runs")
     rows, worst = [], {}
-    for t in pv.shipped_traces(prof, a.which):
+    for t in grid_traces.shipped_traces(prof, a.which) + normgrad_traces.shipped_traces(prof, a.which):
         if not t.logged:
             print(f"{t.name}: no logged first steps (not shipped yet)")
             continue

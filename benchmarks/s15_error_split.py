@@ -19,8 +19,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import torch  # noqa: E402
 
-from gsutils.experiments.backbones import backbone_profile, backbone_runs  # noqa: E402
-from gsutils.experiments.segmentation import predict, train_or_load, unbiased_test_set  # noqa: E402
+from gsutils.experiments.grid.backbones import backbone_profile, backbone_runs  # noqa: E402
+from gsutils.experiments.grid.segmentation import predict, train_or_load, unbiased_test_set  # noqa: E402
 from gsutils.profiles import get_profile  # noqa: E402
 
 

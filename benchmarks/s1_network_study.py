@@ -91,7 +91,7 @@ N_TEST = 300
 
 def digit_miou(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
     """Mean IoU over the ten digit classes of ``net``'s float32 predictions (the library's metric)."""
-    from gsutils.experiments.segmentation import predict
+    from gsutils.experiments.grid.segmentation import predict
     from gsutils.metrics.segmentation import ConfusionMeter, mean_iou
 
     net.eval()
@@ -105,8 +105,8 @@ def run_trial(name: str, trial: Trial, steps: int, eval_every: int, partial: Pat
     import dataclasses
 
     from gsutils.data.toy import make_toy_dataset
-    from gsutils.experiments import segmentation as seg
-    from gsutils.experiments.training import mix_seed
+    from gsutils.experiments.common.training import mix_seed
+    from gsutils.experiments.grid import segmentation as seg
     from gsutils.models.unet import UNet, build_unet
     from gsutils.profiles import get_profile
 
@@ -156,7 +156,7 @@ def run_trial(name: str, trial: Trial, steps: int, eval_every: int, partial: Pat
 
 
 def _cpu_model() -> str:
-    from gsutils.experiments.shipped import machine
+    from gsutils.experiments.common.shipped import machine
 
     return machine()["cpu"]
 

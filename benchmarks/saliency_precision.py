@@ -43,8 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     import gsutils
-    from gsutils.experiments.context_results import METHODS
-    from gsutils.experiments.context_saliency import compute_context_saliency, grid_config, select_images
+    from gsutils.experiments.grid.context_results import METHODS
+    from gsutils.experiments.grid.context_saliency import compute_context_saliency, grid_config, select_images
     from gsutils.models.precision import autocast_model
     from gsutils.profiles import get_profile
 

@@ -73,7 +73,7 @@ def wide_encoder(backbone: str) -> str:
 
 
 def build(backbone: str, trial: str) -> nn.Module:
-    from gsutils.experiments.training import mix_seed
+    from gsutils.experiments.common.training import mix_seed
     from gsutils.models.unet import build_unet
 
     seed = mix_seed(0, 1)  # the initialisation of the quick profile's N network (seed 0)
@@ -116,8 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
 
     from gsutils.data.toy import make_toy_dataset
-    from gsutils.experiments import segmentation as seg
-    from gsutils.experiments.backbones import backbone_profile, backbone_runs
+    from gsutils.experiments.grid import segmentation as seg
+    from gsutils.experiments.grid.backbones import backbone_profile, backbone_runs
     from gsutils.profiles import get_profile
 
     cfg = backbone_profile(get_profile("quick", device="cpu"))

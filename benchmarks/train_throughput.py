@@ -6,7 +6,7 @@ For each backbone, a few RMSprop steps of pixel-wise cross entropy on random
     train_images_per_s_<backbone>: N
 
 in the memory format training uses (channels last, see
-``gsutils.experiments.segmentation.MEMORY_FORMAT``), and two ratios against
+``gsutils.experiments.grid.segmentation.MEMORY_FORMAT``), and two ratios against
 baselines measured in the same run: ``train_speed_vs_tiny_<backbone>: r``
 (images/s relative to the tiny U-Net) and
 ``train_channels_last_speedup_<backbone>: r`` (channels last against the
@@ -38,7 +38,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from gsutils.experiments.segmentation import MEMORY_FORMAT
+from gsutils.experiments.grid.segmentation import MEMORY_FORMAT
 from gsutils.models.unet import BACKBONES, build_unet
 
 
@@ -69,7 +69,7 @@ def steps_to_gate(profile_name: str, eval_every: int) -> None:
     import math
     import tempfile
 
-    from gsutils.experiments import segmentation as seg
+    from gsutils.experiments.grid import segmentation as seg
     from gsutils.metrics.segmentation import ConfusionMeter, mean_iou
     from gsutils.profiles import get_profile
 

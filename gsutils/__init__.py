@@ -41,7 +41,7 @@ def _grid_run(profile: Any, bias: str, digit: int, texture: int, seed: int, devi
     """
     import dataclasses
 
-    from gsutils.experiments.seg_runs import grid_runs
+    from gsutils.experiments.grid.seg_runs import grid_runs
     from gsutils.profiles import Profile, get_profile, resolve_device
 
     if isinstance(profile, Profile):
@@ -96,7 +96,7 @@ def load_network(profile: Any = "quick", bias: str = "strong", digit: int = 2, t
         ``"cpu"`` (default), ``"cuda"``, ``"cuda:N"``, ``"mps"`` or ``"auto"``.
 
     The network is the one of
-    :func:`gsutils.experiments.segmentation.train_or_load`: loaded from the
+    :func:`gsutils.experiments.grid.segmentation.train_or_load`: loaded from the
     results folder, restored from a shipped checkpoint, or else trained
     (which takes long outside the quick profile) and cached.
 
@@ -107,7 +107,7 @@ def load_network(profile: Any = "quick", bias: str = "strong", digit: int = 2, t
         the grid), or an unknown profile, bias or device.
     """
     prof, run = _grid_run(profile, bias, digit, texture, seed, device)
-    from gsutils.experiments import segmentation
+    from gsutils.experiments.grid import segmentation
 
     return segmentation.train_or_load(prof, run).eval()
 
@@ -117,10 +117,10 @@ def load_test_set(profile: Any = "quick", bias: str = "strong", digit: int = 2, 
     """The test set of :func:`load_network`'s network (same arguments), a :class:`gsutils.data.toy.ToyData`.
 
     A biased network's test set is the test split generated with its own
-    bias config (:func:`gsutils.experiments.context_saliency.biased_test_set`,
+    bias config (:func:`gsutils.experiments.grid.context_saliency.biased_test_set`,
     what the S1.3-S1.4 chapters explain); for ``bias="none"`` it is the
     unbiased test set every network is evaluated on
-    (:func:`gsutils.experiments.segmentation.unbiased_test_set`). Images are
+    (:func:`gsutils.experiments.grid.segmentation.unbiased_test_set`). Images are
     ``data.images`` ``(N, 1, H, W)`` float32 in ``[0, 1]``, labels
     ``data.labels`` ``(N, H, W)``, digits ``data.digits`` ``(N,)``, digit masks
     ``data.digit_mask`` ``(N, H, W)`` (the request regions). ``device``
@@ -128,9 +128,9 @@ def load_test_set(profile: Any = "quick", bias: str = "strong", digit: int = 2, 
     """
     prof, run = _grid_run(profile, bias, digit, texture, seed, device)
     if bias == "none":
-        from gsutils.experiments import segmentation
+        from gsutils.experiments.grid import segmentation
 
         return segmentation.unbiased_test_set(prof)
-    from gsutils.experiments import context_saliency
+    from gsutils.experiments.grid import context_saliency
 
     return context_saliency.biased_test_set(prof, run)

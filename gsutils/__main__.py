@@ -7,7 +7,7 @@ writing those two functions and one entry in :data:`COMMANDS`.
 
 The commands of :data:`DELEGATED` are the command lines of other modules:
 ``python -m gsutils train ARGS`` runs
-``gsutils.experiments.segmentation.main(ARGS)``, and so on; ``--help`` after
+``gsutils.experiments.grid.segmentation.main(ARGS)``, and so on; ``--help`` after
 the command shows that module's arguments. They are parsed here first, by the
 command's parser in :mod:`gsutils.cli_commands` (the module's ``main`` parses
 with the same one), which imports no torch: ``--help``
@@ -160,23 +160,23 @@ _HELP = {
 
 #: name -> (module whose ``main(argv)`` runs the command, one-line help)
 DELEGATED: dict[str, tuple[str, str]] = {
-    "train": ("gsutils.experiments.segmentation",
+    "train": ("gsutils.experiments.grid.segmentation",
               "train and evaluate the segmentation networks of the S1.2 bias grid"),
-    "saliency": ("gsutils.experiments.context_saliency",
+    "saliency": ("gsutils.experiments.grid.context_saliency",
                  "compute every biased network's context saliency (S1.3-S1.4)"),
-    "pointing": ("gsutils.experiments.classifier_training",
+    "pointing": ("gsutils.experiments.normgrad.classifier_training",
                  "train the NormGrad stand-in classifiers of the pointing game and print their test mAP"),
-    "layers": ("gsutils.experiments.layer_combination",
+    "layers": ("gsutils.experiments.normgrad.layer_combination",
                "NormGrad sections C, D and E: layer combination, meta-saliency, weight randomisation"),
-    "shipped": ("gsutils.experiments.shipped_unets",
+    "shipped": ("gsutils.experiments.grid.shipped_unets",
                 "retrain, export or list the shipped Grid Saliency U-Nets of a profile"),
-    "backbones": ("gsutils.experiments.backbones",
+    "backbones": ("gsutils.experiments.grid.backbones",
                   "train, evaluate and explain the S1.5 backbone comparison (locally or on Dask)"),
-    "sweeps": ("gsutils.experiments.sweeps",
+    "sweeps": ("gsutils.experiments.grid.sweeps",
                "sweep grid saliency's optimisation parameters (S1.6), locally, on Dask or Slurm/PBS"),
-    "captioning": ("gsutils.experiments.caption_saliency",
+    "captioning": ("gsutils.experiments.normgrad.caption_saliency",
                    "train (or restore), evaluate and explain the NormGrad supplement-F captioner"),
-    "scenes": ("gsutils.experiments.scene_networks",
+    "scenes": ("gsutils.experiments.grid.scene_networks",
                "train (or restore) the DeepLabv3+ networks of the S2 (street scenes) and S3 (COCO) chapters"),
     "book": ("gsutils.book", "execute the chapters and build the Jupyter Book"),
 }

@@ -94,7 +94,7 @@ _PROG_ALIASES: dict[str, str] = {}
 def command_prog(module: str, prog: str) -> Iterator[None]:
     """Within the block, a :class:`Parser` named ``python -m <module>`` is named ``prog``.
 
-    ``python -m gsutils train`` runs ``gsutils.experiments.segmentation.main``:
+    ``python -m gsutils train`` runs ``gsutils.experiments.grid.segmentation.main``:
     its usage and errors then read ``python -m gsutils train``, not the module path.
     """
     _PROG_ALIASES[f"python -m {module}"] = prog
@@ -161,7 +161,7 @@ def add_executor_arguments(parser: argparse.ArgumentParser, *, executor: str | N
 
     ``--executor``, ``--address``, ``--workers`` and the dask-jobqueue options
     ``--cluster``, ``--jobs``, ``--queue``, ``--walltime``, ``--memory``,
-    ``--account``. Resolve them with :func:`gsutils.experiments.executor.executor_or_exit`,
+    ``--account``. Resolve them with :func:`gsutils.experiments.common.executor.executor_or_exit`,
     which starts the cluster.
     """
     parser.add_argument("--executor", default=executor, choices=("local", "dask"),

@@ -1,7 +1,8 @@
 """The arguments of every ``python -m gsutils <command>``, defined without importing torch.
 
-The runners of the commands (``gsutils.experiments.*``, ``gsutils.book``)
-import torch, matplotlib or Dask when they are imported, which takes seconds.
+The runners of the commands (``gsutils.experiments.grid.*``,
+``gsutils.experiments.normgrad.*``, ``gsutils.book``) import torch,
+matplotlib or Dask when they are imported, which takes seconds.
 ``python -m gsutils`` parses a command's arguments with
 :func:`command_parser` first, so ``--help`` and a usage error are answered
 before any of that is imported. Each runner's ``main`` builds its parser
@@ -26,10 +27,11 @@ from gsutils.cli import Parser, add_profile_arguments, grid_parser
 #: :data:`gsutils.models.unet.BACKBONES`, the encoders ``train --backbones`` accepts
 UNET_BACKBONES: tuple[str, ...] = ("tiny", "small", "vgg16", "mobilenet_v2", "resnet18",
                                    "slim_vgg16", "slim_mobilenet_v2", "slim_resnet18",
-                                   "small_vgg16", "small_mobilenet_v2", "small_resnet18")
+                                   "small_vgg16", "small_mobilenet_v2", "small_resnet18",
+                                   "small_mobilenet_v2_fs", "small_resnet18_fs")
 #: :data:`gsutils.models.classifiers.ARCHS`, the NormGrad stand-in classifiers
 CLASSIFIER_ARCHS: tuple[str, ...] = ("vgg16", "resnet50")
-#: :data:`gsutils.experiments.context_saliency.OTHER_DIGIT_DIVISOR`: each digit other than the
+#: :data:`gsutils.experiments.grid.context_saliency.OTHER_DIGIT_DIVISOR`: each digit other than the
 #: bias digit gets ``--images // OTHER_DIGIT_DIVISOR`` images
 OTHER_DIGIT_DIVISOR = 4
 

@@ -161,7 +161,7 @@ class CaptionSettings:
     #: stride of layer4's first block (1: layer4 keeps layer3's resolution)
     last_stride: int = 2
     #: ``"random"`` or ``"classifier"``: the encoder starts from the profile's section-A ResNet50
-    #: classifier (``gsutils.experiments.classifier_training``), trained on the same kind of
+    #: classifier (``gsutils.experiments.normgrad.classifier_training``), trained on the same kind of
     #: scenes, as neuraltalk2 starts from an ImageNet classifier (depths, width and
     #: last_stride must then be that classifier's)
     encoder_init: str = "random"

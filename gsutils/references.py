@@ -62,7 +62,7 @@ def cbl_poster(method: str, strength: str) -> float:
 #: (:data:`GRID_SALIENCY_POSTER`, about +-0.05)
 BIAS_DIGIT_IOU_POSTER: dict[str, float] = {"none": 0.96, "weak": 0.74, "strong": 0.14}
 
-# thresholds of the S1.2 claims (gsutils.experiments.bias_results)
+# thresholds of the S1.2 claims (gsutils.experiments.grid.bias_results)
 #: how far a measured value may be from the reference to count as reproduced
 REFERENCE_TOL = 0.05
 #: the gap between consecutive strengths that counts as a clear ordering
@@ -70,7 +70,7 @@ ORDER_MARGIN = 0.05
 #: "other digits stay high": their mean IoU at least this (and within REFERENCE_TOL of N)
 HIGH_IOU = 0.8
 
-# thresholds of the S1.3 / S1.4 claims (gsutils.experiments.context_claims)
+# thresholds of the S1.3 / S1.4 claims (gsutils.experiments.grid.context_claims)
 #: S1.3 detection: mean grid CBD on the bias digit at least this ...
 DETECT_ON = 0.1
 #: ... at most this on the other digits ...

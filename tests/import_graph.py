@@ -32,11 +32,22 @@ LAYERS: tuple[tuple[int, tuple[str, ...], bool], ...] = (
     (2, ("gsutils.data", "gsutils.models"), True),
     # pure functions of tensors; the conventions every command line shares, and the commands' arguments
     (3, ("gsutils.saliency", "gsutils.metrics", "gsutils.cli", "gsutils.cli_commands"), True),
-    (4, ("gsutils.experiments",), True),
+    # what both papers' experiments share (store, epoch loop, executors, shipped networks, provenance),
+    # and the ``experiments`` package's ``__init__``
+    (4, ("gsutils.experiments", "gsutils.experiments.common"), True),
+    # the two papers' runners, results and claims: each imports its own package and common, never the
+    # other paper's (:data:`APART`)
+    (5, ("gsutils.experiments.grid", "gsutils.experiments.normgrad"), True),
     # figures, the report page's tables, the book's offline assets: nothing in the library imports them
-    (5, ("gsutils.plots", "gsutils.report", "gsutils.offline_assets"), True),
+    (6, ("gsutils.plots", "gsutils.report", "gsutils.offline_assets"), True),
     # the entry points: the book's executor, ``python -m gsutils`` and the package's public functions
-    (6, ("gsutils.book", "gsutils.__main__", "gsutils"), True),
+    (7, ("gsutils.book", "gsutils.__main__", "gsutils"), True),
+)
+
+#: prefixes of one layer that must not import one another (each may still import itself): the Grid
+#: Saliency and the NormGrad experiments share only what lies below them
+APART: tuple[tuple[str, ...], ...] = (
+    ("gsutils.experiments.grid", "gsutils.experiments.normgrad"),
 )
 
 
@@ -63,10 +74,13 @@ def layer_of(name: str, *, strict: bool = False) -> tuple[int, str, bool] | None
 
 
 def is_upward(importer: str, imported: str) -> bool:
-    """Whether ``importer`` importing ``imported`` goes up the layers (or sideways where that is not allowed)."""
+    """Whether ``importer`` importing ``imported`` goes up the layers (or sideways where that is not
+    allowed: within a layer that forbids it, or between two prefixes of one group of :data:`APART`)."""
     la, lb = layer_of(importer), layer_of(imported)
     if la is None or lb is None:  # outside the package
         return False
+    if lb[0] == la[0] and la[1] != lb[1] and any(la[1] in g and lb[1] in g for g in APART):
+        return True
     return lb[0] > la[0] or (lb[0] == la[0] and not la[2])
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from gsutils import claims
-from gsutils.experiments.store import CorruptEntry, Store, config_key, read_checked, write_checked
+from gsutils.experiments.common.store import CorruptEntry, Store, config_key, read_checked, write_checked
 from gsutils.profiles import PROFILE_NAMES, get_profile
 
 

@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 
 from gsutils.claims import NOT_MEASURED, NOT_REPRODUCED, REPRODUCED, Ledger
-from gsutils.experiments import backbones as bk
-from gsutils.experiments import context_claims as cc
+from gsutils.experiments.grid import backbones as bk
+from gsutils.experiments.grid import context_claims as cc
 from gsutils.profiles import get_profile
 
 
 
 def test_every_quick_comparison_network_is_shipped_and_compact():
-    from gsutils.experiments import shipped_unets
+    from gsutils.experiments.grid import shipped_unets
 
     p = bk.backbone_profile(get_profile("quick", device="cpu"))
     rows = shipped_unets.manifest(p, bk.backbone_runs(p))
@@ -144,7 +144,7 @@ def test_end_to_end_on_a_shrunken_profile(tmp_path):
 
 def test_reduced_widths_are_part_of_the_cache_key(monkeypatch):
     # a change of a reduced encoder's widths must retrain, never load a network of another shape
-    from gsutils.experiments.segmentation import model_dir
+    from gsutils.experiments.grid.segmentation import model_dir
     from gsutils.models import smp_unet
 
     q = bk.backbone_profile(get_profile("quick", device="cpu"))

@@ -10,8 +10,8 @@ import pytest
 import torch
 from torchvision.models import resnet101
 
-from gsutils.experiments import caption_saliency as cs
-from gsutils.experiments import captioning as cap
+from gsutils.experiments.normgrad import caption_saliency as cs
+from gsutils.experiments.normgrad import captioning as cap
 from gsutils.models.captioner import (
     END,
     EXPLAINED_LAYERS,
@@ -212,7 +212,7 @@ def test_evaluate_explain_and_ship(small, tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="rows"):
         plot_fig6(ex, ev["captions"], cs.map_names(), [5])
     # ship it, restore it into a fresh result folder
-    from gsutils.experiments import shipped
+    from gsutils.experiments.common import shipped
 
     monkeypatch.setattr(shipped, "SHIPPED_ROOT", tmp_path / "checkpoints")
     folder = cap.shipped_network(small).export(small.results_dir, threads=1)

@@ -9,9 +9,9 @@ import json
 import pytest
 import torch
 
-from gsutils.experiments import classifier_snapshots as snaps
-from gsutils.experiments import classifier_training as ct
-from gsutils.experiments import shipped
+from gsutils.experiments.common import shipped
+from gsutils.experiments.normgrad import classifier_snapshots as snaps
+from gsutils.experiments.normgrad import classifier_training as ct
 from gsutils.profiles import get_profile
 
 #: compares floats or bytes to what the same code made elsewhere: also run with a forced CPU kernel set
@@ -29,7 +29,7 @@ def test_quick_classifiers_are_shipped_and_small(quick):
         folder = ct.shipped_network(quick, arch).path
         missing = [f for f in shipped.FILES if not (folder / f).is_file()]
         assert not missing, (f"{arch}: {missing} missing in {folder}; train and export with `python -m "
-                             "gsutils.experiments.classifier_training --profile quick --retrain --export`")
+                             "gsutils.experiments.normgrad.classifier_training --profile quick --retrain --export`")
         assert json.loads((folder / "config.json").read_text()) == ct.classifier_config(quick, arch)
         total += (folder / "model.pt").stat().st_size
     assert total < 5_000_000
@@ -66,7 +66,7 @@ def test_restore_without_training_and_only_for_the_same_config(tmp_path, monkeyp
 
 
 def test_half_precision_snapshots_round_trip():
-    from gsutils.experiments.shipped import pack_half, unpack_half
+    from gsutils.experiments.common.shipped import pack_half, unpack_half
 
     g = torch.Generator().manual_seed(0)
     states = {e: {"w": torch.randn(4, 3, generator=g), "n": torch.tensor(7 * e)} for e in (1, 2)}

@@ -1,5 +1,5 @@
 """Tests of the classifiers (gsutils.models.classifiers) and their training
-(gsutils.experiments.classifier_training): torchvision's module names at every
+(gsutils.experiments.normgrad.classifier_training): torchvision's module names at every
 width, BatchNorm folding, TorchRay-format checkpoints, average precision
 (gsutils.metrics.multilabel), and a tiny end-to-end training run that is
 cached, deterministic and resumable.
@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from torchvision.models import resnet50, vgg16
 
-import gsutils.experiments.classifier_training as clf
+import gsutils.experiments.normgrad.classifier_training as clf
 from gsutils.metrics.multilabel import average_precision
 from gsutils.models.classifiers import (
     CAFFE_NORMALIZATION,
@@ -203,7 +203,7 @@ def test_training_is_cached_deterministic_and_resumable(tmp_path, monkeypatch, r
 
     # interrupted after the first epoch's checkpoint, then resumed: the same weights
     other = _tiny_profile(tmp_path / "b")
-    from gsutils.experiments import training as loop  # the shared loop writes the epoch checkpoints
+    from gsutils.experiments.common import training as loop  # the shared loop writes the epoch checkpoints
 
     real_write = loop.write_checked
     calls = {"n": 0}

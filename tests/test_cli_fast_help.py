@@ -162,7 +162,7 @@ def test_each_runner_module_runs_its_command_as_a_script():
 
 def test_the_copied_names_equal_the_originals():
     from gsutils import cli_commands
-    from gsutils.experiments.context_saliency import OTHER_DIGIT_DIVISOR
+    from gsutils.experiments.grid.context_saliency import OTHER_DIGIT_DIVISOR
     from gsutils.models.classifiers import ARCHS
     from gsutils.models.unet import BACKBONES
 

@@ -11,7 +11,7 @@ from PIL import Image
 
 from gsutils.data.coco_semantic import (COCOSemantic, COCOStandinConfig, render_coco_scene,
                                         write_coco_standin)
-from gsutils.experiments.coco_context import coco_requests
+from gsutils.experiments.grid.coco_context import coco_requests
 
 
 def write_fixture(root):

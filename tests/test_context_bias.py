@@ -207,7 +207,7 @@ def _conv_model():
 
 
 def test_select_images():
-    from gsutils.experiments.context_saliency import select_images, select_per_digit
+    from gsutils.experiments.grid.context_saliency import select_images, select_per_digit
 
     digits = np.array([3, 1, 0, 3, 2, 1, 0, 4, 5, 6, 7, 8, 9, 9, 8, 7, 6, 5, 4, 2])
     idx = select_per_digit(digits, 2)
@@ -228,8 +228,8 @@ def test_select_images():
 
 
 def test_images_per_other_digit():
-    from gsutils.experiments.context_saliency import OTHER_DIGIT_DIVISOR, explained_counts, images_per_other_digit
-    from gsutils.experiments.segmentation import SegRun
+    from gsutils.experiments.grid.context_saliency import OTHER_DIGIT_DIVISOR, explained_counts, images_per_other_digit
+    from gsutils.experiments.grid.segmentation import SegRun
     from gsutils.profiles import get_profile
 
     prof = get_profile("quick", device="cpu")
@@ -241,7 +241,7 @@ def test_images_per_other_digit():
 
 
 def test_compute_context_saliency_end_to_end():
-    from gsutils.experiments.context_saliency import METHODS, compute_context_saliency
+    from gsutils.experiments.grid.context_saliency import METHODS, compute_context_saliency
     from gsutils.saliency.grid import GridSaliencyConfig
 
     model = _conv_model()
@@ -274,7 +274,7 @@ def test_compute_context_saliency_end_to_end():
 
 
 def test_compute_fixed_grey_uses_the_one_grey():
-    from gsutils.experiments.context_saliency import compute_fixed_grey
+    from gsutils.experiments.grid.context_saliency import compute_fixed_grey
     from gsutils.saliency.grid import GridSaliencyConfig
 
     data = _toy_data()
@@ -289,8 +289,8 @@ def test_compute_fixed_grey_uses_the_one_grey():
 
 def _fake_results(cbd_on=0.6, cbd_off=0.01, empty_grid_on=(False, True), textures=(0,), digits_=(2, 7)):
     """Two images per test digit per network; grid (method 3) CBL 0.9 where non-empty."""
-    from gsutils.experiments.context_results import ContextSaliencyResults
-    from gsutils.experiments.segmentation import SegRun
+    from gsutils.experiments.grid.context_results import ContextSaliencyResults
+    from gsutils.experiments.grid.segmentation import SegRun
 
     runs, results = [], []
     for t in textures:
@@ -313,7 +313,7 @@ def _fake_results(cbd_on=0.6, cbd_off=0.01, empty_grid_on=(False, True), texture
 
 
 def test_results_aggregation():
-    from gsutils.experiments.context_results import diagonal_split
+    from gsutils.experiments.grid.context_results import diagonal_split
 
     res = _fake_results()
     mat = res.cbd_matrix("strong", "grid")
@@ -352,7 +352,7 @@ def test_results_aggregation():
 
 def test_results_of_one_method():
     """The fixed-grey results (grid only, (n,) arrays) aggregate like the main ones."""
-    from gsutils.experiments.context_results import ContextSaliencyResults
+    from gsutils.experiments.grid.context_results import ContextSaliencyResults
 
     full = _fake_results()
     one = ContextSaliencyResults(full.runs, [{k: (v[3] if k in ("cbd", "cbl", "empty") else v)
@@ -364,9 +364,9 @@ def test_results_of_one_method():
 
 
 def test_context_scores_with_a_model_that_ignores_context(tmp_path, monkeypatch):
-    from gsutils.experiments import context_evidence as ev
-    from gsutils.experiments import context_saliency as cs
-    from gsutils.experiments.segmentation import SegRun
+    from gsutils.experiments.grid import context_evidence as ev
+    from gsutils.experiments.grid import context_saliency as cs
+    from gsutils.experiments.grid.segmentation import SegRun
     from gsutils.profiles import get_profile
 
     model = _pixel_model()

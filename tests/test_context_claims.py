@@ -1,4 +1,4 @@
-"""Tests of the S1.3/S1.4 claims, gate and tables (gsutils.experiments.context_claims)."""
+"""Tests of the S1.3/S1.4 claims, gate and tables (gsutils.experiments.grid.context_claims)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import pytest
 
 from gsutils.claims import NOT_MEASURED, NOT_REPRODUCED, REPRODUCED, Ledger
 from gsutils.data.toy import BiasConfig
-from gsutils.experiments import context_claims as cc
-from gsutils.experiments.context_results import METHODS, ContextSaliencyResults
-from gsutils.experiments.segmentation import SegRun
+from gsutils.experiments.grid import context_claims as cc
+from gsutils.experiments.grid.context_results import METHODS, ContextSaliencyResults
+from gsutils.experiments.grid.segmentation import SegRun
 from gsutils.references import CBL_POSTER, cbl_poster
 
 
@@ -53,7 +53,7 @@ def _ledger(tmp_path):
 
 
 def _gate(passed, value=0.8):
-    from gsutils.experiments.bias_results import saliency_network_gate
+    from gsutils.experiments.grid.bias_results import saliency_network_gate
 
     gate = saliency_network_gate(value, 0.75, "mean digit IoU of the unbiased tiny network (1 network(s))",
                                  {"tiny seed 0": value})
@@ -176,7 +176,7 @@ def test_the_chapters_record_their_gate_then_their_claims(tmp_path, record, ids,
 
 
 def test_gate_from_the_grid_results(monkeypatch):
-    from gsutils.experiments import segmentation as seg
+    from gsutils.experiments.grid import segmentation as seg
 
     def result(strength, iou):
         bias = {"strength": strength, "digit": None if strength == "none" else 2, "texture": 0}
@@ -293,7 +293,7 @@ def test_figures_handle_many_textures():
 
 def test_network_evidence_rows(monkeypatch):
     """Per network: its bias digit's IoU drop from N's beside each method's CBD, empty share and CBL."""
-    from gsutils.experiments import segmentation as seg
+    from gsutils.experiments.grid import segmentation as seg
 
     res = _results(textures=(0,), on={m: [0.3] for m in METHODS}, off={m: [0.02] for m in METHODS},
                    cbl={m: 0.8 for m in METHODS}, empty={"vg": 0.0, "sg": 0.0, "ig": 0.0, "grid": 0.5})

@@ -10,9 +10,9 @@ import pytest
 import torch
 from torch import nn
 
-from gsutils.experiments import context_claims as cc
-from gsutils.experiments import context_evidence as ev
-from gsutils.experiments import context_saliency as cs
+from gsutils.experiments.grid import context_claims as cc
+from gsutils.experiments.grid import context_evidence as ev
+from gsutils.experiments.grid import context_saliency as cs
 from gsutils.profiles import get_profile
 
 

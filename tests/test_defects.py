@@ -144,7 +144,7 @@ def test_voc_box_at_the_image_border_is_clipped():
 
 
 def test_store_keeps_an_entry_without_sidecar_and_moves_corrupt_ones_aside(tmp_path):
-    from gsutils.experiments.store import Store
+    from gsutils.experiments.common.store import Store
 
     store = Store(tmp_path)
     cfg = {"a": 1}
@@ -168,7 +168,7 @@ def test_store_keeps_an_entry_without_sidecar_and_moves_corrupt_ones_aside(tmp_p
 
 
 def test_store_entry_of_another_config_is_moved_aside(tmp_path):
-    from gsutils.experiments.store import Store
+    from gsutils.experiments.common.store import Store
 
     store = Store(tmp_path)
     store.get_or_compute("k", {"a": 1}, lambda: [1])
@@ -180,7 +180,7 @@ def test_store_entry_of_another_config_is_moved_aside(tmp_path):
 
 def _saved_tiny_model(tmp_path):
     from gsutils.data.toy import BiasConfig
-    from gsutils.experiments import segmentation as seg
+    from gsutils.experiments.grid import segmentation as seg
     from gsutils.models.unet import build_unet
     from gsutils.profiles import get_profile
 
@@ -347,7 +347,7 @@ def test_book_cli_bad_values_are_one_line(capsys):
 
 
 def test_segmentation_cli_bad_values_are_one_line(capsys, tmp_path):
-    from gsutils.experiments import segmentation as seg
+    from gsutils.experiments.grid import segmentation as seg
 
     for argv, word in ((["--device", "tpu"], "device"), (["--profile", "huge"], "--profile"),
                        (["--workers", "0"], "--workers"),
@@ -359,7 +359,7 @@ def test_segmentation_cli_bad_values_are_one_line(capsys, tmp_path):
 
 
 def test_classification_cli_bad_values_are_one_line(capsys):
-    from gsutils.experiments import classifier_training as clf
+    from gsutils.experiments.normgrad import classifier_training as clf
 
     for argv, word in ((["--device", "tpu"], "device"), (["--seed", "-2"], "seed"),
                        (["--profile", "huge"], "--profile")):
@@ -372,7 +372,7 @@ def test_classification_cli_bad_values_are_one_line(capsys):
 def test_cuda_device_without_gpu_is_one_line_from_a_subprocess(tmp_path):
     if torch.cuda.is_available():
         pytest.skip("a GPU is visible")
-    r = subprocess.run([sys.executable, "-m", "gsutils.experiments.segmentation", "--device", "cuda",
+    r = subprocess.run([sys.executable, "-m", "gsutils.experiments.grid.segmentation", "--device", "cuda",
                         "--results-dir", str(tmp_path)], capture_output=True, text=True, timeout=120)
     assert r.returncode == 2
     _one_line_error(r.stderr, "no CUDA device")
@@ -421,7 +421,7 @@ def test_cbd_on_an_empty_batch_is_a_clear_error():
 
 @pytest.mark.parametrize("umask", [0o022, 0o027], ids=["umask022", "umask027"])
 def test_written_files_honour_the_umask(tmp_path, umask):
-    from gsutils.experiments.store import Store, atomic_write_bytes, write_checked
+    from gsutils.experiments.common.store import Store, atomic_write_bytes, write_checked
 
     old = os.umask(umask)
     try:
@@ -451,7 +451,7 @@ def test_pointing_empty_ground_truth_with_region_raises_like_the_plain_path():
 
 def test_grid_commands_share_one_executor_check(capsys):
     # the S1.2 grid, the S1.5 comparison and the S1.6 sweeps take the same executor options
-    from gsutils.experiments import backbones, segmentation, sweeps
+    from gsutils.experiments.grid import backbones, segmentation, sweeps
 
     bad = ((["--cluster", "slurm", "--address", "tcp://h:8786"], "either"),
            (["--workers", "0"], "--workers"), (["--jobs", "0", "--cluster", "pbs"], "--jobs"),

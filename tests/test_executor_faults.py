@@ -19,7 +19,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from gsutils.experiments.executor import run_local
+from gsutils.experiments.common.executor import run_local
 
 REPO = Path(__file__).resolve().parents[1]
 RUNS = list(range(5))
@@ -54,7 +54,7 @@ def test_dask_grid_survives_a_killed_worker(tmp_path):
     pytest.importorskip("distributed")
     import cloudpickle
 
-    from gsutils.experiments.executor import run_dask
+    from gsutils.experiments.common.executor import run_dask
 
     # the workers get this module's task by value (they need not import the tests)
     cloudpickle.register_pickle_by_value(sys.modules[__name__])
@@ -73,7 +73,7 @@ def test_local_grid_resumes_after_the_process_is_killed(tmp_path):
         from types import SimpleNamespace
         sys.path.insert(0, {str(Path(__file__).parent)!r})
         from test_executor_faults import RUNS, flaky_task
-        from gsutils.experiments.executor import run_local
+        from gsutils.experiments.common.executor import run_local
         res = run_local(flaky_task, SimpleNamespace(device="cpu", dir={str(tmp_path)!r}), RUNS,
                         progress=False)
         print(json.dumps(res))

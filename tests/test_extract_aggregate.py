@@ -439,7 +439,7 @@ def test_layers_and_methods_types():
 def test_spearman_rows_matches_scipy_with_ties_and_constant_rows():
     from scipy.stats import spearmanr
 
-    from gsutils.experiments.normgrad_maps import spearman_rows
+    from gsutils.experiments.normgrad.normgrad_maps import spearman_rows
 
     g = torch.Generator().manual_seed(9)
     a = torch.randn(4, 50, generator=g, dtype=DT).numpy()

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from gsutils.data.toy import BiasConfig
-from gsutils.experiments import segmentation as seg
-from gsutils.experiments.segmentation import SegRun, run_grid
+from gsutils.experiments.grid import segmentation as seg
+from gsutils.experiments.grid.segmentation import SegRun, run_grid
 from gsutils.profiles import get_profile
 
 
@@ -99,7 +99,7 @@ def test_dask_local_workers_run_one_thread_without_malloc_trim(tmp_path):
     (see executor._worker_environ); the executor must not pass it to its workers.
     """
     pytest.importorskip("distributed")
-    from gsutils.experiments.executor import run_dask
+    from gsutils.experiments.common.executor import run_dask
 
     def probe(profile, run, progress):  # pickled by value (defined in a test)
         import os

@@ -35,7 +35,7 @@ def test_config_key_canonicalises_order_containers_and_numpy():
 
 
 def test_the_store_re_exports_the_primitives():
-    from gsutils.experiments import store
+    from gsutils.experiments.common import store
 
     for name in ("config_key", "atomic_write_bytes", "atomic_write_text", "write_checked", "read_checked",
                  "load_checked", "quarantine", "file_mode", "CorruptEntry", "MissingChecksum"):

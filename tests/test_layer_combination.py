@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from gsutils.experiments.layer_combination import (
+from gsutils.experiments.normgrad.layer_combination import (
     COMBO_METHODS,
     WEIGHTINGS,
     combo_key,

@@ -111,17 +111,26 @@ def _package(tmp_path: Path, files: dict[str, str]) -> Path:
 
 
 @pytest.mark.parametrize("module, source", [
-    ("data/fake.py", "def f():\n    from gsutils.experiments.store import Store\n"),
+    ("data/fake.py", "def f():\n    from gsutils.experiments.common.store import Store\n"),
     ("data/fake.py", "def f():\n    from ..metrics import pointing\n"),  # data sits below metrics
     ("metrics/fake.py", "import gsutils.plots\n"),
     ("models/fake.py", "from gsutils.plots import toy\n"),
-    ("saliency/fake.py", "from ..experiments import segmentation\n"),
+    ("saliency/fake.py", "from ..experiments.grid import segmentation\n"),
     ("claims.py", "def f():\n    import gsutils.experiments\n"),
     ("io.py", "from gsutils.paths import cache_root\n"),  # the bottom imports nothing of ours
     ("references.py", "from gsutils import io\n"),
-    ("cli.py", "def f():\n    from gsutils.experiments.executor import make_cluster\n"),
+    ("cli.py", "def f():\n    from gsutils.experiments.common.executor import make_cluster\n"),
     ("experiments/fake.py", "from gsutils.plots.normgrad import plot_fig7\n"),
     ("experiments/fake.py", "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from gsutils import book\n"),
+    # the two papers' experiments never import each other; common imports neither
+    ("experiments/grid/fake.py", "from gsutils.experiments.normgrad.pointing_runs import CENTER\n"),
+    ("experiments/grid/fake.py", "def f():\n    from ..normgrad import captioning\n"),
+    ("experiments/normgrad/fake.py", "from gsutils.experiments.grid import segmentation\n"),
+    ("experiments/normgrad/fake.py", "def f():\n    import gsutils.experiments.grid.seg_runs\n"),
+    ("experiments/common/fake.py", "from gsutils.experiments.grid.seg_runs import SegRun\n"),
+    ("experiments/common/fake.py", "def f():\n    from gsutils.experiments.normgrad import classifier_training\n"),
+    ("experiments/common/fake.py", "from .. import grid\n"),
+    ("experiments/fake.py", "from gsutils.experiments.normgrad import captioning\n"),  # the package's __init__
 ])
 def test_a_violating_import_is_found(tmp_path, module, source):
     root = _package(tmp_path, {module: source})
@@ -131,9 +140,26 @@ def test_a_violating_import_is_found(tmp_path, module, source):
 def test_allowed_imports_are_not_reported(tmp_path):
     root = _package(tmp_path, {"data/fake.py": "from gsutils.io import atomic_write_bytes\nfrom . import voc\n"
                                                "import numpy\ndef f():\n    from ..models import classifiers\n",
-                               "book.py": "from gsutils import claims\nfrom gsutils.plots import toy\n"})
-    assert violations(root / "data" / "fake.py", root) == []
-    assert violations(root / "book.py", root) == []
+                               "book.py": "from gsutils import claims\nfrom gsutils.plots import toy\n",
+                               "experiments/grid/fake.py": "from gsutils.experiments.common.store import Store\n"
+                                                           "from . import seg_runs\n"
+                                                           "def f():\n    from ..common import executor\n",
+                               "experiments/normgrad/fake.py": "from gsutils.experiments.normgrad import captioning\n"
+                                                               "from gsutils.experiments.common import training\n",
+                               "experiments/common/fake.py": "from gsutils.experiments.common.shipped import machine\n"
+                                                             "from gsutils.saliency import grid\n",
+                               "plots/fake.py": "from gsutils.experiments.grid import sweeps\n"
+                                                "from gsutils.experiments.normgrad import meta_saliency\n"})
+    for module in ("data/fake.py", "book.py", "experiments/grid/fake.py", "experiments/normgrad/fake.py",
+                   "experiments/common/fake.py", "plots/fake.py"):
+        assert violations(root / module, root) == [], module
+
+
+def test_experiments_modules_live_in_a_subpackage():
+    """``gsutils/experiments/`` holds the three subpackages that show the book, and no module of its own."""
+    loose = [n for n in modules() if n.startswith("gsutils.experiments.")
+             and n.split(".")[2] not in ("common", "grid", "normgrad")]
+    assert not loose, f"modules of gsutils.experiments outside common/, grid/ and normgrad/: {loose}"
 
 
 def test_a_cycle_through_a_function_level_import_is_found(tmp_path):

@@ -121,7 +121,7 @@ def test_cluster_jobs_get_absolute_path_environment(tmp_path, monkeypatch):
 
     import dask_jobqueue
 
-    from gsutils.experiments.executor import make_cluster
+    from gsutils.experiments.common.executor import make_cluster
 
     made = {}
 
@@ -404,7 +404,7 @@ def _error_line(err: str, command: str, *words: str) -> str:
 
 
 def _fake_shipped(src: Path) -> None:
-    from gsutils.experiments.shipped import FILES
+    from gsutils.experiments.common.shipped import FILES
 
     src.mkdir()
     for f in FILES:
@@ -416,7 +416,7 @@ def test_a_full_disk_while_restoring_a_shipped_network_leaves_no_temp_file(tmp_p
     import errno
     import shutil
 
-    from gsutils.experiments import shipped
+    from gsutils.experiments.common import shipped
 
     src, out = tmp_path / "shipped", tmp_path / "models" / "key"
     _fake_shipped(src)
@@ -477,7 +477,7 @@ def small_saliency(tmp_path, monkeypatch, results_env):
     """``python -m gsutils saliency`` on a shrunken quick profile (few test images and steps) whose
     networks are small fixed-seed convolutional models (their labels are recorded in ``loads``)."""
     from gsutils import cli
-    from gsutils.experiments import context_saliency as cs
+    from gsutils.experiments.grid import context_saliency as cs
 
     real = cli.resolve_profile
 
@@ -587,8 +587,8 @@ def test_an_unknown_saliency_network_lists_the_valid_ones(small_saliency, capsys
 @pytest.fixture
 def fake_grid_loads(monkeypatch):
     """``train_or_load`` and the test sets replaced by recorders (nothing is loaded or rendered)."""
-    from gsutils.experiments import context_saliency as cs
-    from gsutils.experiments import segmentation as seg
+    from gsutils.experiments.grid import context_saliency as cs
+    from gsutils.experiments.grid import segmentation as seg
 
     seen: list[tuple] = []
 

@@ -13,10 +13,10 @@ import pytest
 import torch
 
 from gsutils.claims import Gate
-from gsutils.experiments import normgrad_claims as nc
-from gsutils.experiments.layer_combination import positive_gains
-from gsutils.experiments.normgrad_maps import FIG7_LAYERS
-from gsutils.experiments.pointing_runs import CENTER
+from gsutils.experiments.normgrad import normgrad_claims as nc
+from gsutils.experiments.normgrad.layer_combination import positive_gains
+from gsutils.experiments.normgrad.normgrad_maps import FIG7_LAYERS
+from gsutils.experiments.normgrad.pointing_runs import CENTER
 from gsutils.models.classifiers import CANDIDATE_LAYERS
 from gsutils.references import IDENTITY_TRICK_TABLE1, TABLE3_GAINS
 from gsutils.saliency.extract_aggregate import METHODS

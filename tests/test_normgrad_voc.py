@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from gsutils.data.voc import VOC_CLASSES, VOCObject, write_image_set, write_voc_image
-from gsutils.experiments.normgrad_data import STAND_IN, NormGradData, classifier_gate, normgrad_data
+from gsutils.experiments.normgrad.normgrad_data import STAND_IN, NormGradData, classifier_gate, normgrad_data
 from gsutils.profiles import get_profile
 
 
@@ -63,9 +63,9 @@ def test_a_page_s_parameters_choose_the_data(voc):
 
 @pytest.mark.slow
 def test_sections_c_d_e_run_on_a_voc_directory(voc):
-    from gsutils.experiments.layer_combination import combination_run, layer_weights, table3
-    from gsutils.experiments.meta_saliency import meta_examples, meta_training_run
-    from gsutils.experiments.randomisation import randomisation_curves, randomisation_run
+    from gsutils.experiments.normgrad.layer_combination import combination_run, layer_weights, table3
+    from gsutils.experiments.normgrad.meta_saliency import meta_examples, meta_training_run
+    from gsutils.experiments.normgrad.randomisation import randomisation_curves, randomisation_run
 
     profile, root, ckdir = voc
     data = normgrad_data("resnet50", str(root), str(ckdir))
@@ -87,6 +87,6 @@ def test_sections_c_d_e_run_on_a_voc_directory(voc):
     ex = meta_examples(profile, "resnet50", data=data)
     assert set(ex["present"]) <= set(VOC_CLASSES) and ex["rgb"].shape == (2, 3, 32, 32)
     # the stand-in's results live under other keys: nothing of the VOC run is reused for it
-    from gsutils.experiments.layer_combination import combination_config
+    from gsutils.experiments.normgrad.layer_combination import combination_config
 
     assert combination_config(profile, "resnet50", data) != combination_config(profile, "resnet50")

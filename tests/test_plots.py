@@ -132,7 +132,7 @@ def test_reliance_is_a_matrix():
 
 
 def _fig7_data(S: int = 24):
-    from gsutils.experiments.normgrad_maps import FIG7_LAYERS
+    from gsutils.experiments.normgrad.normgrad_maps import FIG7_LAYERS
     from gsutils.saliency.extract_aggregate import METHODS
 
     rng = np.random.default_rng(0)
@@ -273,7 +273,7 @@ def test_fig6_overlays_with_one_colourbar():
 def test_cbl_bars_use_the_method_palette():
     import pandas as pd
 
-    from gsutils.experiments.context_results import METHODS
+    from gsutils.experiments.grid.context_results import METHODS
     from gsutils.plots.backbones import plot_cbl_bars
 
     idx = pd.MultiIndex.from_tuples([(bb, m) for bb in ("vgg16", "resnet18") for m in METHODS])

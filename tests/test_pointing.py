@@ -217,7 +217,7 @@ def _run_record(class_id, hits, difficult, image_index):
 
 
 def test_hits_keys_survive_the_json_store():
-    import gsutils.experiments.pointing_runs as runs
+    import gsutils.experiments.normgrad.pointing_runs as runs
 
     hits = {("gradient", "features.29"): [True], runs.CENTER: [False], ("linear_approx", "product", "accuracy"): [True]}
     assert runs.decode_hits(runs.encode_hits(hits)) == hits
@@ -226,7 +226,7 @@ def test_hits_keys_survive_the_json_store():
 
 
 def test_run_summaries_take_voc_class_ids():
-    import gsutils.experiments.pointing_runs as runs
+    import gsutils.experiments.normgrad.pointing_runs as runs
 
     # VOC's 20 classes: ids past the stand-in's 10 are counted, not rejected or dropped
     run = _run_record([11, 7, 15, 11], {("gradient", "input"): [True, True, False, False],
@@ -259,8 +259,8 @@ def _tiny_profile(tmp_path):
 
 @pytest.mark.slow
 def test_pointing_game_run_on_the_stand_in(tmp_path, results_env, monkeypatch):
-    import gsutils.experiments.classifier_training as training
-    import gsutils.experiments.pointing_runs as clf
+    import gsutils.experiments.normgrad.classifier_training as training
+    import gsutils.experiments.normgrad.pointing_runs as clf
     from gsutils.saliency.extract_aggregate import METHODS
 
     profile = _tiny_profile(tmp_path)
@@ -287,7 +287,7 @@ def test_pointing_game_run_on_the_stand_in(tmp_path, results_env, monkeypatch):
 
 @pytest.mark.slow
 def test_pointing_game_run_on_a_voc_directory(tmp_path, monkeypatch):
-    import gsutils.experiments.pointing_runs as clf
+    import gsutils.experiments.normgrad.pointing_runs as clf
     from gsutils.models.classifiers import build_classifier
     from tests.voc_fixtures import write_dog_and_cat_split
 

@@ -47,8 +47,8 @@ def test_effective_autocast_follows_the_hardware(monkeypatch):
 
 
 def test_saliency_results_are_keyed_by_the_precision_actually_used(monkeypatch):
-    from gsutils.experiments import context_saliency as cs
-    from gsutils.experiments.seg_runs import grid_runs
+    from gsutils.experiments.grid import context_saliency as cs
+    from gsutils.experiments.grid.seg_runs import grid_runs
     from gsutils.models import precision
     from gsutils.profiles import get_profile
 

@@ -1,7 +1,8 @@
 """Provenance of every shipped network, portable across x86-64 CPUs.
 
 Each shipped network's logged first training steps are re-run from its
-config, data and initialisation (:mod:`gsutils.experiments.provenance`): bit
+config, data and initialisation (:mod:`gsutils.experiments.common.provenance`; the traces of
+:mod:`gsutils.experiments.grid.shipped_traces` and :mod:`gsutils.experiments.normgrad.shipped_traces`): bit
 for bit on the machine kind that trained it, within tolerances measured
 across CPU code paths elsewhere. The mutation tests show that the same check
 fails when the config, the seed or the data differ.
@@ -14,7 +15,9 @@ import dataclasses
 import pytest
 import torch
 
-from gsutils.experiments import provenance as pv
+from gsutils.experiments.common import provenance as pv
+from gsutils.experiments.grid import shipped_traces as grid_traces
+from gsutils.experiments.normgrad import shipped_traces as normgrad_traces
 from gsutils.profiles import get_profile
 
 pytestmark = pytest.mark.numeric
@@ -25,7 +28,7 @@ UNET_STEPS = 3
 
 
 def _traces(which: str):
-    return pv.shipped_traces(QUICK, which)
+    return grid_traces.shipped_traces(QUICK, which) + normgrad_traces.shipped_traces(QUICK, which)
 
 
 def _ids(traces):
@@ -69,7 +72,7 @@ def test_captioner_first_steps():
 
 
 def test_check_is_exact_on_the_training_machine_kind_and_tolerant_elsewhere(monkeypatch):
-    from gsutils.experiments.shipped import machine
+    from gsutils.experiments.common.shipped import machine
 
     logged = [2.0, 1.5, 1.25]
     close = [2.0 * (1 + 1e-9), 1.5 * (1 + 1e-6), 1.25]
@@ -115,8 +118,8 @@ def _one_thread(fn):
 @pytest.mark.parametrize("which", ["unet", "slim"])
 def test_unet_check_fails_for_another_lr_seed_or_data(which):
     from gsutils.data.toy import BiasConfig
-    from gsutils.experiments import segmentation as seg
-    from gsutils.experiments.backbones import backbone_profile, backbone_runs
+    from gsutils.experiments.grid import segmentation as seg
+    from gsutils.experiments.grid.backbones import backbone_profile, backbone_runs
 
     trace = next(t for t in _traces(which) if "strong-" in t.name or "weak-" in t.name)  # a biased network
     if not trace.logged:
@@ -138,7 +141,7 @@ def test_unet_check_fails_for_another_lr_seed_or_data(which):
 
 
 def test_classifier_check_fails_for_another_lr_or_seed():
-    from gsutils.experiments import classifier_training as ct
+    from gsutils.experiments.normgrad import classifier_training as ct
 
     trace = next(t for t in _traces("classifier") if t.name == "resnet50")
     ng = QUICK.normgrad
@@ -154,8 +157,8 @@ def test_deeplab_check_fails_for_another_lr_seed_or_data():
     images are caught."""
     import json
 
-    from gsutils.experiments import coco_context, street_context
-    from gsutils.experiments.deeplab_training import DeepLabRecipe, first_step_losses
+    from gsutils.experiments.grid import coco_context, street_context
+    from gsutils.experiments.grid.deeplab_training import DeepLabRecipe, first_step_losses
 
     trace = _traces("deeplab")[0]
     cfg = json.loads((trace.folder / "config.json").read_text())
@@ -170,8 +173,8 @@ def test_deeplab_check_fails_for_another_lr_seed_or_data():
 
 
 def test_captioner_check_fails_for_another_lr():
-    from gsutils.experiments import captioning as cap
-    from gsutils.experiments.store import decode
+    from gsutils.experiments.common.store import decode
+    from gsutils.experiments.normgrad import captioning as cap
     from gsutils.io import read_checked
 
     (trace,) = _traces("captioner")

@@ -164,7 +164,7 @@ def test_readme_command_line_parses(line):
     words = shlex.split(re.sub(r"\[[^\]]*\]", "", line))  # "[--address ...]": an optional part
     module = words[words.index("-m") + 1]
     args = words[words.index("-m") + 2:]
-    if module != "gsutils":  # python -m gsutils.book, python -m gsutils.experiments.backbones
+    if module != "gsutils":  # python -m gsutils.book, python -m gsutils.experiments.grid.backbones
         by_module = {m: c for c, (m, _) in DELEGATED.items()}
         assert module in by_module, f"{module} is not the module of a `python -m gsutils` command"
         args = [by_module[module], *args]

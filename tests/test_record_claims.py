@@ -54,7 +54,7 @@ class _Assignment:
 
 
 def test_record_toy(tmp_path, monkeypatch):
-    from gsutils.experiments import toy_claims
+    from gsutils.experiments.grid import toy_claims
 
     strong = np.array([0.0, 0, 1, 0, 0, 0, 0, 0, 0, 0])
     weak = np.where(np.arange(10) == 2, 1.0, 0.078)
@@ -80,7 +80,7 @@ def test_record_toy(tmp_path, monkeypatch):
 
 
 def test_record_bias_writes_the_gate_then_the_claims(tmp_path, monkeypatch):
-    from gsutils.experiments import bias_results as br
+    from gsutils.experiments.grid import bias_results as br
 
     monkeypatch.setattr(br, "bias_claims", lambda frame, backbone: [
         dict(id=f"claim_{backbone}", section="S1.2", claim="c", measured=1, passed=True, criterion="x")])
@@ -95,8 +95,8 @@ def test_record_bias_writes_the_gate_then_the_claims(tmp_path, monkeypatch):
 
 
 def test_record_sweeps(tmp_path, monkeypatch):
-    from gsutils.experiments import bias_results as br
-    from gsutils.experiments import sweeps as sw
+    from gsutils.experiments.grid import bias_results as br
+    from gsutils.experiments.grid import sweeps as sw
 
     ids = ["s16_smooth_around_setting", "s16_lambda_trades_detection_for_localisation",
            "s16_chosen_setting_keeps_both_high"]
@@ -114,7 +114,7 @@ def test_record_sweeps(tmp_path, monkeypatch):
 
 
 def test_record_cityscapes(tmp_path, monkeypatch):
-    from gsutils.experiments import scene_claims as sc
+    from gsutils.experiments.grid import scene_claims as sc
 
     seen = []
 
@@ -143,7 +143,7 @@ def test_record_cityscapes(tmp_path, monkeypatch):
 
 
 def test_record_coco(tmp_path):
-    from gsutils.experiments import scene_claims as sc
+    from gsutils.experiments.grid import scene_claims as sc
 
     rng = np.random.default_rng(0)
     res = {"encoders": ["mobilenet_v2", "xception65"], "miou": {"mobilenet_v2": 0.7, "xception65": 0.5},
@@ -164,8 +164,8 @@ def test_record_coco(tmp_path):
 def test_record_pointing(tmp_path):
     from test_normgrad_claims import _run
 
-    from gsutils.experiments.pointing_claims import record_pointing
-    from gsutils.experiments.pointing_runs import center_accuracy, pointing_accuracies
+    from gsutils.experiments.normgrad.pointing_claims import record_pointing
+    from gsutils.experiments.normgrad.pointing_runs import center_accuracy, pointing_accuracies
 
     runs = [_run({("gradient", "input"): 0.3}, arch="vgg16"), _run(arch="resnet50")]
     tables = {r["arch"]: pointing_accuracies(r) for r in runs}
@@ -180,7 +180,7 @@ def test_record_pointing(tmp_path):
 
 
 def test_record_identity_trick(tmp_path):
-    from gsutils.experiments.map_claims import record_identity_trick
+    from gsutils.experiments.normgrad.map_claims import record_identity_trick
 
     runs = [{"layers": {"features.3": {"spearman_mean": 0.95}, "features.8": {"spearman_mean": 0.92}}}]
     t1 = pd.DataFrame({"ours %": [95.0, 92.0], "paper %": [99.1, 98.2]},
@@ -196,8 +196,8 @@ def test_record_identity_trick(tmp_path):
 def test_record_fig7(tmp_path):
     from test_normgrad_claims import _run
 
-    from gsutils.experiments.map_claims import record_fig7
-    from gsutils.experiments.normgrad_maps import FIG7_LAYERS
+    from gsutils.experiments.normgrad.map_claims import record_fig7
+    from gsutils.experiments.normgrad.normgrad_maps import FIG7_LAYERS
 
     energy = {"layers": {layer: 0.2 + 0.1 * k for k, layer in enumerate(FIG7_LAYERS)}, "box_area": 0.1}
     sel = {"mean": {"normgrad": 0.8, "linear_approx": 0.5, "selective_normgrad": 0.6}, "n_scenes": 2,
@@ -213,8 +213,8 @@ def test_record_fig7(tmp_path):
 
 
 def test_record_layer_combination(tmp_path):
-    from gsutils.experiments.layer_claims import record_layer_combination
-    from gsutils.experiments.layer_combination import COMBO_METHODS, WEIGHTINGS
+    from gsutils.experiments.normgrad.layer_claims import record_layer_combination
+    from gsutils.experiments.normgrad.layer_combination import COMBO_METHODS, WEIGHTINGS
 
     archs = ("vgg16", "resnet50")
     idx = pd.MultiIndex.from_product([COMBO_METHODS, ("sum", "product"), WEIGHTINGS],
@@ -235,8 +235,8 @@ def test_record_layer_combination(tmp_path):
 
 
 def test_record_meta(tmp_path):
-    from gsutils.experiments.layer_claims import record_meta
-    from gsutils.experiments.meta_saliency import META_METHODS
+    from gsutils.experiments.normgrad.layer_claims import record_meta
+    from gsutils.experiments.normgrad.meta_saliency import META_METHODS
 
     epochs = 6
     fig2 = {"vgg16": pd.DataFrame({(s, m, "input"): np.full(epochs, 0.8 if s == "train" else 0.5)
@@ -251,8 +251,8 @@ def test_record_meta(tmp_path):
 
 
 def test_record_randomisation(tmp_path):
-    from gsutils.experiments.layer_claims import record_randomisation
-    from gsutils.experiments.randomisation import RANDOM_METHODS
+    from gsutils.experiments.normgrad.layer_claims import record_randomisation
+    from gsutils.experiments.normgrad.randomisation import RANDOM_METHODS
 
     stages = 4
     curves = {"vgg16": pd.DataFrame({(k, m, "input"): np.linspace(1, 0.1 if k == "plain" else 0.6, stages)
@@ -269,8 +269,8 @@ def test_record_randomisation(tmp_path):
 
 
 def test_record_captioning(tmp_path):
-    from gsutils.experiments.caption_claims import captioner_gate, record_captioning
-    from gsutils.experiments.caption_saliency import map_names
+    from gsutils.experiments.normgrad.caption_claims import captioner_gate, record_captioning
+    from gsutils.experiments.normgrad.caption_saliency import map_names
 
     names = map_names()
     n = 30

@@ -122,8 +122,8 @@ def test_table_helpers():
 
 
 def test_the_paper_profile_uses_the_supplements_settings():
+    from gsutils.experiments.normgrad.normgrad_maps import TRICK_LAYERS
     from gsutils.models.classifiers import CANDIDATE_LAYERS
-    from gsutils.experiments.normgrad_maps import TRICK_LAYERS
     from gsutils.profiles import get_profile
     from gsutils.saliency.grid import GridSaliencyConfig
 

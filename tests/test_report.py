@@ -17,8 +17,8 @@ import pytest
 from gsutils import claims
 from gsutils.book import chapters as executor_chapters
 from gsutils.claims import NOT_MEASURED, NOT_REPRODUCED, REPRODUCED, Claim
-from gsutils.experiments.bias_results import saliency_network_gate
-from gsutils.experiments import scene_claims
+from gsutils.experiments.grid import scene_claims
+from gsutils.experiments.grid.bias_results import saliency_network_gate
 from gsutils.profiles import get_profile
 from gsutils.report import (AT_PROFILE, GATE_FAILED, REPORT_PAGE, Chapter, Report, book_chapters, chapter_counts,
                             fmt_number, fmt_value, group_gates, not_measured_reason, page_url, toc_files)

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from gsutils.data.cityscapes import TRAIN_CLASSES
-from gsutils.experiments import scene_claims as sc
+from gsutils.experiments.grid import scene_claims as sc
 from gsutils.references import TABLE_S1_COUNTS, TABLE_S2_COUNTS
 
 RIDER, BICYCLE, CAR, PERSON, ROAD = (TRAIN_CLASSES.index(c) for c in ("rider", "bicycle", "car", "person", "road"))

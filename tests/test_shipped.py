@@ -10,8 +10,9 @@ import shutil
 import pytest
 import torch
 
-from gsutils.experiments import segmentation as seg
-from gsutils.experiments import shipped, shipped_unets
+from gsutils.experiments.common import shipped
+from gsutils.experiments.grid import segmentation as seg
+from gsutils.experiments.grid import shipped_unets
 from gsutils.profiles import get_profile
 
 #: compares floats or bytes to what the same code made elsewhere: also run with a forced CPU kernel set

@@ -15,11 +15,11 @@ import warnings
 import pytest
 import torch
 
-from gsutils.experiments import captioning as cap
-from gsutils.experiments import classifier_training as ct
-from gsutils.experiments.deeplab_training import DeepLabRecipe, model_dir
-from gsutils.experiments.shipped import FILES, KINDS, ShippedNetwork, shipped_networks
-from gsutils.experiments.store import Store
+from gsutils.experiments.common.shipped import FILES, KINDS, ShippedNetwork, shipped_networks
+from gsutils.experiments.common.store import Store
+from gsutils.experiments.grid.deeplab_training import DeepLabRecipe, model_dir
+from gsutils.experiments.normgrad import captioning as cap
+from gsutils.experiments.normgrad import classifier_training as ct
 from gsutils.io import config_key, read_checked
 from gsutils.models.deeplab import deeplab
 from gsutils.models.unet import build_unet, load_checkpoint_into
@@ -94,7 +94,7 @@ def test_the_profile_finds_its_shipped_classifiers_and_captioner(tmp_path):
 def test_a_corrupt_shipped_file_is_refused_in_one_line_naming_it_and_the_fix(tmp_path, monkeypatch):
     import shutil
 
-    from gsutils.experiments import shipped
+    from gsutils.experiments.common import shipped
 
     net = next(n for n in NETWORKS if n.kind == "deeplab")
     root = tmp_path / "checkpoints"
@@ -115,7 +115,7 @@ def test_a_corrupt_shipped_file_is_refused_in_one_line_naming_it_and_the_fix(tmp
 def test_restore_then_export_gives_back_the_shipped_files_byte_for_byte(net, tmp_path, monkeypatch):
     """Today's on-disk formats: what a restored network exports is what was committed (float16
     U-Nets stay float16), and the export adds this machine's ``provenance.json``."""
-    from gsutils.experiments import shipped
+    from gsutils.experiments.common import shipped
 
     results = tmp_path / "results"
     assert net.restore(results)

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from gsutils.data.cityscapes import IGNORE
-from gsutils.experiments.street_context import (Request, baseline_masks, context_shares, request_masks,
-                                                scaled_thresholds, select_requests)
+from gsutils.experiments.grid.street_context import (Request, baseline_masks, context_shares, request_masks,
+                                                     scaled_thresholds, select_requests)
 from gsutils.models.deeplab import deeplab, load_deeplab_checkpoint
 
 
@@ -96,7 +96,7 @@ def test_deeplab_has_deeplabs_atrous_rates_and_loads_smp_state_dicts(tmp_path):
 def test_shipped_network_restores_only_with_equal_config(tmp_path, monkeypatch):
     import json
 
-    from gsutils.experiments import shipped
+    from gsutils.experiments.common import shipped
     from gsutils.io import write_checked
 
     monkeypatch.setattr(shipped, "SHIPPED_ROOT", tmp_path / "checkpoints")

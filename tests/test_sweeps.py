@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gsutils.experiments import sweeps as S
-from gsutils.experiments.segmentation import train_or_load
-from gsutils.experiments.store import Store
+from gsutils.experiments.common.store import Store
+from gsutils.experiments.grid import sweeps as S
+from gsutils.experiments.grid.segmentation import train_or_load
 from gsutils.profiles import get_profile
 from gsutils.saliency.grid import GridSaliencyConfig
 
@@ -83,7 +83,7 @@ def test_cluster_without_a_scheduler_is_a_clear_error(monkeypatch, tmp_path):
     monkeypatch.setenv("PATH", str(tmp_path))  # no sbatch / qsub here
     with pytest.raises(RuntimeError, match="sbatch is not on PATH.*login node"):
         S.make_cluster("slurm", 2)
-    from gsutils.experiments.sweeps import main
+    from gsutils.experiments.grid.sweeps import main
 
     with pytest.raises(SystemExit) as exc:
         main(["--profile", "quick", "--device", "cpu", "--cluster", "pbs", "--jobs", "2"])
@@ -96,7 +96,7 @@ KILLER = textwrap.dedent("""
     torch.set_num_threads(1)
     sys.path.insert(0, {tests!r})
     from test_sweeps import small_profile
-    from gsutils.experiments import sweeps as S
+    from gsutils.experiments.grid import sweeps as S
     from pathlib import Path
     prof = small_profile(Path({results!r}))
     started = []
@@ -192,7 +192,7 @@ def test_lambda_trend_is_spearman_of_the_lambda_rows():
 def test_quick_sweeps_take_the_first_two_informative_strong_networks():
     # Fig. S11 at quick: the 17 settings on the first two shipped strongly biased small networks whose
     # maps at the S1.2 setting are informative (chosen at run time, before the sweep)
-    from gsutils.experiments.segmentation import shipped_network
+    from gsutils.experiments.grid.segmentation import shipped_network
 
     q = get_profile("quick", device="cpu")
     cands = S.candidate_networks(q)

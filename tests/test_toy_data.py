@@ -377,7 +377,7 @@ def test_quick_training_data_matches_its_stored_digest():
     rendered when the shipped networks were trained (on any CPU and kernel set)."""
     import torch  # noqa: F401  (the renderer may use torch kernels)
 
-    from gsutils.experiments import segmentation as seg
+    from gsutils.experiments.grid import segmentation as seg
 
     prof = get_profile("quick", device="cpu")
     run = seg.grid_runs(prof)[1]

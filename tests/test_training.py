@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from gsutils.data.toy import BiasConfig
-from gsutils.experiments import segmentation as seg
-from gsutils.experiments.segmentation import SegRun, evaluate_iou, grid_runs, train_or_load
+from gsutils.experiments.grid import segmentation as seg
+from gsutils.experiments.grid.segmentation import SegRun, evaluate_iou, grid_runs, train_or_load
 from gsutils.metrics.segmentation import (
     ConfusionMeter,
     confusion_matrix,
@@ -279,7 +279,7 @@ def fake_results(n_iou=0.96, weak=0.74, strong=0.14, other=0.95, backbones=("tin
 
 
 def test_iou_matrix_and_drop():
-    from gsutils.experiments import bias_results as br
+    from gsutils.experiments.grid import bias_results as br
 
     frame = br.results_frame(fake_results())
     iou, drop = br.iou_matrix(frame, "strong", "tiny")
@@ -316,7 +316,7 @@ def test_iou_matrix_and_drop():
     ],
 )
 def test_bias_claims_criteria(kw, expect):
-    from gsutils.experiments import bias_results as br
+    from gsutils.experiments.grid import bias_results as br
 
     frame = br.results_frame(fake_results(**kw))
     claims = {c["id"]: c for c in br.bias_claims(frame, "tiny")}
@@ -329,7 +329,7 @@ def test_bias_claims_criteria(kw, expect):
 
 
 def test_backbone_claim_needs_two_backbones():
-    from gsutils.experiments import bias_results as br
+    from gsutils.experiments.grid import bias_results as br
 
     one = br.backbone_claim(br.results_frame(fake_results()))
     assert one["passed"] is None and "only" in one["note"]
@@ -347,7 +347,7 @@ def test_fig_s9_pipeline_with_the_three_paper_backbones(tmp_path):
     """
     import matplotlib.pyplot as plt
 
-    from gsutils.experiments import bias_results as br
+    from gsutils.experiments.grid import bias_results as br
 
     cfg = get_profile("gpu", device="cpu", results_dir=tmp_path / "gpu")
     cfg = dataclasses.replace(
@@ -379,7 +379,7 @@ def test_background_weight_enters_the_loss_and_the_key_only_when_set():
 
     import torch
 
-    from gsutils.experiments import segmentation as seg
+    from gsutils.experiments.grid import segmentation as seg
     from gsutils.profiles import get_profile
 
     q = get_profile("quick", device="cpu")

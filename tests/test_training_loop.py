@@ -1,4 +1,4 @@
-"""The one epoch loop (gsutils.experiments.training.fit): resume, checkpoints, corrupt files."""
+"""The one epoch loop (gsutils.experiments.common.training.fit): resume, checkpoints, corrupt files."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from gsutils.experiments.training import (
+from gsutils.experiments.common.training import (
     TrainState,
     discard_checkpoint,
     fit,

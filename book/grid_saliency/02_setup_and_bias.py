@@ -26,7 +26,7 @@
 # subjects of the saliency experiments in the next two chapters.
 #
 # This page trains (or, at the quick profile, loads the shipped) grid of networks of the S1.2 recipe
-# (`gsutils.experiments.segmentation`), measures per-class IoU on the unbiased
+# (`gsutils.experiments.grid.segmentation`), measures per-class IoU on the unbiased
 # test set, redraws the matrices of Fig. S4a and S5a and the comparison of
 # Fig. S9, and records the claims in the ledger.
 #
@@ -68,9 +68,9 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import display
 
-from gsutils.experiments import bias_results as br
-from gsutils.experiments import segmentation as seg
-from gsutils.experiments import shipped_unets
+from gsutils.experiments.grid import bias_results as br
+from gsutils.experiments.grid import segmentation as seg
+from gsutils.experiments.grid import shipped_unets
 
 
 # %% [markdown]
@@ -113,10 +113,10 @@ from gsutils.experiments import shipped_unets
 # book build may spend. **The quick networks are therefore shipped**: trained
 # by this project's own code with exactly this recipe and committed under
 # `checkpoints/quick/<config hash>/` with their config, training log and
-# sha256 (`gsutils.experiments.shipped`). They are loaded only when their
+# sha256 (`gsutils.experiments.common.shipped`). They are loaded only when their
 # config equals the run's; a unit test re-runs each network's first training
 # steps in float64 from the same initialisation and compares them with the
-# float64 trace logged when it was trained (`gsutils.experiments.provenance`).
+# float64 trace logged when it was trained (`gsutils.experiments.common.provenance`).
 # To retrain them instead: `python -m gsutils shipped --profile quick
 # --retrain` (then `--export` to replace the shipped ones). The table
 # lists both recipes.
@@ -129,7 +129,7 @@ display(br.recipe_table(cfg))
 # deterministically, checkpointed after every epoch and cached under a hash of
 # their configuration, so re-running this page loads them. The profile says how
 # the grid is trained (`cfg.train.executor`: in this process, or on a local Dask
-# cluster of one-thread workers); `python -m gsutils.experiments.segmentation
+# cluster of one-thread workers); `python -m gsutils.experiments.grid.segmentation
 # --profile gpu --executor dask --address <scheduler>` runs it on a cluster.
 
 # %%

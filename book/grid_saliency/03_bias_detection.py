@@ -45,7 +45,7 @@
 # shipped with the project, with one bias digit, three bias textures and one seed. To keep the saliency run within
 # minutes, every network explains `images_per_digit` test images of its bias
 # digit but only a quarter of that number of each other digit
-# (`gsutils.experiments.context_saliency.OTHER_DIGIT_DIVISOR`; the off-diagonal
+# (`gsutils.experiments.grid.context_saliency.OTHER_DIGIT_DIVISOR`; the off-diagonal
 # mean pools nine digits, so it still rests on more images than the diagonal).
 # A saliency claim is only as good as the network it explains: the claims
 # below are judged only when the networks pass the profile's quality gate, and
@@ -79,11 +79,11 @@ import time
 import matplotlib.pyplot as plt
 from IPython.display import display
 
-from gsutils.experiments import bias_results as br
-from gsutils.experiments import context_claims as cc
-from gsutils.experiments import context_evidence as ev
-from gsutils.experiments import context_saliency as cs
-from gsutils.experiments import segmentation as seg
+from gsutils.experiments.grid import bias_results as br
+from gsutils.experiments.grid import context_claims as cc
+from gsutils.experiments.grid import context_evidence as ev
+from gsutils.experiments.grid import context_saliency as cs
+from gsutils.experiments.grid import segmentation as seg
 from gsutils.models.precision import precision_label
 from gsutils.plots.context import plot_cbd_matrices, plot_method_maps
 
@@ -137,7 +137,7 @@ print(gate.line())
 # A map is **empty** when its context holds no saliency (CBD at most $10^{-6}$,
 # `gsutils.metrics.context_bias.empty_maps`): grid saliency returns one when
 # the empty mask keeps the score best. All four methods are computed once per
-# network and cached (`gsutils.experiments.context_saliency`); the next chapter
+# network and cached (`gsutils.experiments.grid.context_saliency`); the next chapter
 # reads the same results.
 
 # %%
@@ -258,7 +258,7 @@ print(evidence[cols].round(3).to_string())
 # %% [markdown]
 # ## Claims
 #
-# Criteria, fixed in `gsutils.experiments.context_claims` before measuring:
+# Criteria, fixed in `gsutils.experiments.grid.context_claims` before measuring:
 #
 # * *Grid saliency detects the bias* (S1.3), per bias strength: its mean CBD
 #   on the bias digit is at least 0.1, at most 0.05 elsewhere, and at least

@@ -72,9 +72,9 @@ import time
 import matplotlib.pyplot as plt
 from IPython.display import display
 
-from gsutils.experiments import context_claims as cc
-from gsutils.experiments import context_evidence as ev
-from gsutils.experiments import context_saliency as cs
+from gsutils.experiments.grid import context_claims as cc
+from gsutils.experiments.grid import context_evidence as ev
+from gsutils.experiments.grid import context_saliency as cs
 from gsutils.plots.context import plot_cbl, plot_saliency_gallery
 from gsutils.references import CBL_POSTER, GRID_SALIENCY_POSTER, cbl_poster
 
@@ -227,7 +227,7 @@ print(evidence[cols].round(3).to_string())
 # %% [markdown]
 # ## Claims
 #
-# Criteria, fixed in `gsutils.experiments.context_claims` before measuring,
+# Criteria, fixed in `gsutils.experiments.grid.context_claims` before measuring,
 # judged only when the gate holds:
 #
 # * *Grid saliency localises the bias far better than IG, VG and SG* (S1.4):

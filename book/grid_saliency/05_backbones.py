@@ -35,7 +35,7 @@
 # The networks are `segmentation-models-pytorch` U-Nets
 # (`gsutils.models.smp_unet`, randomly initialised, `encoder_weights=None`),
 # trained with this project's S1.2 runner and explained with the S1.3/S1.4
-# code (`gsutils.experiments.context_saliency`).
+# code (`gsutils.experiments.grid.context_saliency`).
 #
 # ## What differs from the paper
 #
@@ -93,9 +93,9 @@ import time
 import matplotlib.pyplot as plt
 from IPython.display import display
 
-from gsutils.experiments import backbones as bk
-from gsutils.experiments import context_claims as cc
-from gsutils.experiments import segmentation as seg
+from gsutils.experiments.grid import backbones as bk
+from gsutils.experiments.grid import context_claims as cc
+from gsutils.experiments.grid import segmentation as seg
 from gsutils.plots.backbones import (
     backbone_label,
     plot_cbd_panels,
@@ -217,7 +217,7 @@ for r in n_runs:
 # %% [markdown]
 # ## Claims
 #
-# Criteria (in `gsutils.experiments.backbones`, fixed before measuring),
+# Criteria (in `gsutils.experiments.grid.backbones`, fixed before measuring),
 # judged only when the gate holds: the bias-digit IoU drops by at least 0.05
 # against N's on every backbone; VGG's N has the highest digit mIoU and its
 # drop is the smallest; IG's and grid saliency's CBD on the bias digit exceed

@@ -29,14 +29,14 @@
 # mCBD and mCBL high.
 #
 # Each (network, setting) pair is one task whose result is stored in the
-# result store as soon as it finishes (`gsutils.experiments.sweeps`). The
+# result store as soon as it finishes (`gsutils.experiments.grid.sweeps`). The
 # same command runs the sweeps here, on a local Dask cluster, on a scheduler,
 # or on a Slurm/PBS cluster through dask-jobqueue; a killed sweep loses only
 # the tasks in flight (a test kills one and resumes it). The paper profile on
 # a Slurm cluster, one single-threaded worker per job:
 #
 # ```bash
-# python -m gsutils.experiments.sweeps --profile paper --device cuda \
+# python -m gsutils.experiments.grid.sweeps --profile paper --device cuda \
 #     --cluster slurm --jobs 20 --queue gpu --walltime 02:00:00 --memory 16GB
 # ```
 #
@@ -84,8 +84,8 @@ import time
 
 import matplotlib.pyplot as plt
 
-from gsutils.experiments import context_claims as cc
-from gsutils.experiments import sweeps as sw
+from gsutils.experiments.grid import context_claims as cc
+from gsutils.experiments.grid import sweeps as sw
 from gsutils.plots.sweeps import plot_sweeps
 
 t_page = time.perf_counter()
@@ -136,7 +136,7 @@ print({k: round(v, 3) for k, v in sw.lambda_trend(table).items()})
 # %% [markdown]
 # ## Claims
 #
-# Criteria (in `gsutils.experiments.sweeps`, fixed before measuring), judged
+# Criteria (in `gsutils.experiments.grid.sweeps`, fixed before measuring), judged
 # only when the gate holds: *smooth*: at the values next to the S1.2 value, the
 # mCBD gap (bias digit minus other digits) and the mCBL change by at most 0.1,
 # for every ordered parameter (λ, learning rate, momentum, initial mask; the

@@ -104,8 +104,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from gsutils.data.cityscapes import TRAIN_CLASSES, class_colors
-from gsutils.experiments import scene_claims as claims
-from gsutils.experiments import street_context as sc
+from gsutils.experiments.grid import scene_claims as claims
+from gsutils.experiments.grid import street_context as sc
 from gsutils.plots.scenes import (plot_context_shares, plot_gallery, plot_request_sizes, plot_s13_panels,
                                   plot_scenes)
 from gsutils.references import (CITYSCAPES_RIDER_BICYCLE_POSTER, CITYSCAPES_S2_SETTINGS,
@@ -317,7 +317,7 @@ for request, context in (("rider", "bicycle"), ("rider", "motorcycle"), ("traffi
 # %% [markdown]
 # ## Claims
 #
-# Criteria fixed before measuring (`gsutils.experiments.scene_claims`): a
+# Criteria fixed before measuring (`gsutils.experiments.grid.scene_claims`): a
 # context relation is "far above its baseline" when the mean grid-saliency
 # share is at least twice the baseline's and the paired difference's 95 %
 # bootstrap interval lies above zero. Rider → bicycle is the poster's number;

@@ -70,8 +70,8 @@ import time
 import matplotlib.pyplot as plt
 import numpy as np
 
-from gsutils.experiments import coco_context as cc
-from gsutils.experiments import scene_claims as claims
+from gsutils.experiments.grid import coco_context as cc
+from gsutils.experiments.grid import scene_claims as claims
 from gsutils.plots.common import class_colours
 from gsutils.plots.scenes import plot_gallery, plot_reliance, plot_scenes
 

@@ -92,8 +92,10 @@ print(describe(cfg, "normgrad"))
 import numpy as np
 import pandas as pd
 
-from gsutils.experiments.classifier_training import scenes_root, test_scenes
-from gsutils.experiments.pointing_runs import (
+from gsutils.experiments.normgrad.classifier_training import scenes_root, test_scenes
+from gsutils.experiments.normgrad.normgrad_claims import table2_comparison, table2_gap_line
+from gsutils.experiments.normgrad.pointing_claims import record_pointing
+from gsutils.experiments.normgrad.pointing_runs import (
     center_accuracy,
     last_block_grid,
     pointing_accuracies,
@@ -101,8 +103,6 @@ from gsutils.experiments.pointing_runs import (
     pointing_game_run,
     runs_gate,
 )
-from gsutils.experiments.normgrad_claims import table2_comparison, table2_gap_line
-from gsutils.experiments.pointing_claims import record_pointing
 from gsutils.models.classifiers import CANDIDATE_LAYERS
 from gsutils.plots.normgrad import classifier_summary, plot_pointing_by_layer, plot_scene_examples
 
@@ -148,7 +148,8 @@ fig = plot_scene_examples(scenes, range(6))
 # their sha256, config, training log) and restored only when the config
 # matches exactly; `tests/test_classifier_shipped.py` re-runs their first
 # training steps and compares the logged losses. Retrain with
-# `python -m gsutils.experiments.classifier_training --profile quick --retrain`. The narrow VGG16 of the quick profile pools its last
+# `python -m gsutils.experiments.normgrad.classifier_training --profile quick --retrain`.
+# The narrow VGG16 of the quick profile pools its last
 # block globally before the classifier (`vgg_pool = 1`), which keeps the module
 # names but makes the gradient reaching `features.29` the same at every location
 # the last max-pool passes on. Then every method of the Extract & Aggregate

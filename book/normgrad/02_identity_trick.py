@@ -77,15 +77,15 @@ print(describe(cfg, "normgrad"))
 # %%
 import pandas as pd
 
-from gsutils.experiments.map_claims import record_identity_trick
-from gsutils.experiments.normgrad_claims import table1_comparison
-from gsutils.references import POINTING_TOLERANCE_PX
-from gsutils.experiments.normgrad_maps import (
+from gsutils.experiments.normgrad.map_claims import record_identity_trick
+from gsutils.experiments.normgrad.normgrad_claims import table1_comparison
+from gsutils.experiments.normgrad.normgrad_maps import (
     TRICK_LAYERS,
     identity_trick_run,
     identity_trick_table,
     pointing_differences,
 )
+from gsutils.references import POINTING_TOLERANCE_PX
 
 print(f"profile {cfg.name}: width {cfg.normgrad.width}, {cfg.normgrad.image_size}px scenes, "
       f"{cfg.normgrad.n_test_scenes} test scenes, pointing tolerance {cfg.normgrad.tolerance} px "

@@ -74,11 +74,12 @@ print(describe(cfg, "normgrad"))
 # %%
 import matplotlib.pyplot as plt
 
-from gsutils.experiments.classifier_training import test_scenes
-from gsutils.experiments.map_claims import record_fig7
-from gsutils.experiments.normgrad_claims import FIG7_ACROSS_METHODS, fig7_selectivity
-from gsutils.experiments.normgrad_maps import FIG7_LAYERS, fig7_maps, gradcam_energy_by_layer
-from gsutils.experiments.pointing_runs import center_accuracy, pointing_accuracies, pointing_game_run, runs_gate
+from gsutils.experiments.normgrad.classifier_training import test_scenes
+from gsutils.experiments.normgrad.map_claims import record_fig7
+from gsutils.experiments.normgrad.normgrad_claims import FIG7_ACROSS_METHODS, fig7_selectivity
+from gsutils.experiments.normgrad.normgrad_maps import FIG7_LAYERS, fig7_maps, gradcam_energy_by_layer
+from gsutils.experiments.normgrad.pointing_runs import (center_accuracy, pointing_accuracies, pointing_game_run,
+                                                        runs_gate)
 from gsutils.plots.normgrad import plot_fig7, plot_gradcam_energy
 from gsutils.saliency.extract_aggregate import METHODS
 
@@ -198,7 +199,7 @@ for m in ("gradient", *FIG7_ACROSS_METHODS):
 #
 # The Grad-CAM row is judged on the mass share above; the caption's three
 # rows on the measurements of the previous section, with the criteria in
-# `gsutils.experiments.normgrad_claims`. All are judged only above section
+# `gsutils.experiments.normgrad.normgrad_claims`. All are judged only above section
 # A's gate.
 
 # %%

@@ -48,7 +48,7 @@
 #   features are between classes" as the share of the pooled features'
 #   variance that a class's presence explains (the between-group variance of
 #   the scenes with and without the class over the total variance, averaged
-#   over classes; `gsutils.experiments.layer_combination.feature_spread`).
+#   over classes; `gsutils.experiments.normgrad.layer_combination.feature_spread`).
 #
 # The supplement's Table 3 (VOC07, ImageNet-pretrained networks) stands beside
 # our gains row for row; the claims are its findings, judged on our gains.
@@ -59,7 +59,7 @@
 # `Annotations/`, `JPEGImages/` and `ImageSets/Main/`) and `checkpoint_dir`
 # (TorchRay's `vgg16_voc-*.pth.tar` / `resnet50_voc-*.pth.tar`), the page runs
 # on VOC's test images and the published networks instead
-# (`gsutils.experiments.normgrad_data`): images resized to `image_size`
+# (`gsutils.experiments.normgrad.normgrad_data`): images resized to `image_size`
 # squared with their boxes, the tolerance scaled to that side, the published
 # networks not gated. Tested on a VOC-format fixture; the real set and
 # checkpoints cannot be downloaded here.
@@ -94,10 +94,10 @@ print(describe(cfg, "normgrad", "layers"))
 # %%
 import numpy as np
 
-from gsutils.experiments.normgrad_data import classifier_gate, normgrad_data
-from gsutils.experiments.layer_claims import record_layer_combination
-from gsutils.experiments.layer_combination import combination_run, layer_weights, single_layer_table, table3
-from gsutils.experiments.normgrad_claims import table3_comparison, table3_differences
+from gsutils.experiments.normgrad.layer_claims import record_layer_combination
+from gsutils.experiments.normgrad.layer_combination import combination_run, layer_weights, single_layer_table, table3
+from gsutils.experiments.normgrad.normgrad_claims import table3_comparison, table3_differences
+from gsutils.experiments.normgrad.normgrad_data import classifier_gate, normgrad_data
 from gsutils.plots.normgrad_layers import plot_fig1_weights, plot_raw_measures, plot_table3_gains
 from gsutils.references import source_line
 

@@ -41,7 +41,7 @@
 # packed, every point of Fig. 2 (a mean Spearman correlation) moved by at most
 # 0.008, and every point of Fig. 3 by at most 0.003, against the float32
 # snapshots of the same training run. To recompute from float32 snapshots, run
-# `python -m gsutils.experiments.classifier_training --profile quick --retrain`
+# `python -m gsutils.experiments.normgrad.classifier_training --profile quick --retrain`
 # (about 30 CPU minutes) to make them. The step is one SGD step of size
 # `meta_lr` on the binary cross-entropy of the target logit; maps are taken at
 # the input and at the last block for `meta_images` training and as many test
@@ -51,7 +51,7 @@
 # `Annotations/`, `JPEGImages/` and `ImageSets/Main/`) and `checkpoint_dir`
 # (TorchRay's `vgg16_voc-*.pth.tar` / `resnet50_voc-*.pth.tar`), the page runs
 # on VOC's test images and the published networks instead
-# (`gsutils.experiments.normgrad_data`): images resized to `image_size`
+# (`gsutils.experiments.normgrad.normgrad_data`): images resized to `image_size`
 # squared with their boxes, the tolerance scaled to that side, the published
 # networks not gated. Tested on a VOC-format fixture; the real set and
 # checkpoints cannot be downloaded here.
@@ -86,17 +86,17 @@ cfg, ledger = open_chapter("normgrad/05_meta_saliency",
 print(describe(cfg, "normgrad", "layers"))
 
 # %%
-from gsutils.experiments.normgrad_data import classifier_gate, normgrad_data
-from gsutils.experiments.layer_claims import record_meta
-from gsutils.experiments.layer_combination import layer_weights
-from gsutils.experiments.meta_saliency import (
+from gsutils.experiments.normgrad.classifier_snapshots import snapshot_precision
+from gsutils.experiments.normgrad.layer_claims import record_meta
+from gsutils.experiments.normgrad.layer_combination import layer_weights
+from gsutils.experiments.normgrad.meta_saliency import (
     meta_curves,
     meta_examples,
     meta_training_run,
     to_final_curves,
     train_test_map,
 )
-from gsutils.experiments.classifier_snapshots import snapshot_precision
+from gsutils.experiments.normgrad.normgrad_data import classifier_gate, normgrad_data
 from gsutils.plots.normgrad_layers import plot_fig2, plot_fig3, plot_fig4
 
 archs = cfg.normgrad.archs

@@ -58,7 +58,7 @@
 # `Annotations/`, `JPEGImages/` and `ImageSets/Main/`) and `checkpoint_dir`
 # (TorchRay's `vgg16_voc-*.pth.tar` / `resnet50_voc-*.pth.tar`), the page runs
 # on VOC's test images and the published networks instead
-# (`gsutils.experiments.normgrad_data`): images resized to `image_size`
+# (`gsutils.experiments.normgrad.normgrad_data`): images resized to `image_size`
 # squared with their boxes, the tolerance scaled to that side, the published
 # networks not gated. Tested on a VOC-format fixture; the real set and
 # checkpoints cannot be downloaded here.
@@ -90,10 +90,10 @@ cfg, ledger = open_chapter("normgrad/06_randomisation",
 print(describe(cfg, "normgrad", "layers"))
 
 # %%
-from gsutils.experiments.normgrad_data import classifier_gate, normgrad_data
-from gsutils.experiments.layer_claims import record_randomisation
-from gsutils.experiments.layer_combination import layer_weights
-from gsutils.experiments.randomisation import (
+from gsutils.experiments.normgrad.layer_claims import record_randomisation
+from gsutils.experiments.normgrad.layer_combination import layer_weights
+from gsutils.experiments.normgrad.normgrad_data import classifier_gate, normgrad_data
+from gsutils.experiments.normgrad.randomisation import (
     randomisation_curves,
     randomisation_hits,
     randomisation_run,

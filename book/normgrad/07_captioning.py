@@ -95,9 +95,9 @@ print(describe(cfg, "captioning"))
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from gsutils.experiments.caption_claims import captioner_gate, record_captioning
-from gsutils.experiments.caption_saliency import explain_captions, layer_grids, map_names, sharpness_summary
-from gsutils.experiments.captioning import (
+from gsutils.experiments.normgrad.caption_claims import captioner_gate, record_captioning
+from gsutils.experiments.normgrad.caption_saliency import explain_captions, layer_grids, map_names, sharpness_summary
+from gsutils.experiments.normgrad.captioning import (
     evaluate_captioner,
     load_split,
     shipped_network,

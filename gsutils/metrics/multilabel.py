@@ -1,6 +1,6 @@
 """Multi-label classification metrics: per-class average precision.
 
-The classifiers of the NormGrad chapters (:mod:`gsutils.experiments.classifier_training`)
+The classifiers of the NormGrad chapters (:mod:`gsutils.experiments.normgrad.classifier_training`)
 are judged by their mean average precision over classes, as the VOC07 and
 COCO classifiers of Rebuffi et al. (2020).
 """

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from gsutils.experiments.context_results import METHODS
+from gsutils.experiments.grid.context_results import METHODS
 from gsutils.plots.common import BIAS_COLOUR, REFERENCE_COLOUR, VALUE_CMAP, method_colour, method_label
 
 __all__ = ["backbone_label", "plot_iou_mean_std", "plot_cbd_panels", "plot_cbl_bars"]
@@ -125,7 +125,7 @@ def plot_cbd_panels(per_backbone: dict[str, Any]):
 def plot_cbl_bars(cbl) -> Any:
     """Fig. S10: CBL per backbone and method, error bars = std over bias digits (textures, seeds).
 
-    ``cbl`` is :func:`gsutils.experiments.backbones.cbl_table`; the dotted line
+    ``cbl`` is :func:`gsutils.experiments.grid.backbones.cbl_table`; the dotted line
     is the chance level (a uniform map's CBL).
     """
     import matplotlib.pyplot as plt

@@ -26,7 +26,7 @@ def plot_fig6(explained: Mapping[str, np.ndarray], captions: Sequence[str], name
     Parameters
     ----------
     explained:
-        :func:`gsutils.experiments.caption_saliency.explain_captions`'s result.
+        :func:`gsutils.experiments.normgrad.caption_saliency.explain_captions`'s result.
     captions:
         The generated caption of every explained image.
     names:

@@ -85,7 +85,7 @@ def plot_cbd_matrices(
         Labels of the matrices' first two axes.
     iou_drop:
         ``(textures, bias digits, 10)``: the biased network's IoU on unbiased test data minus
-        N's (column a; :func:`gsutils.experiments.bias_results.iou_drop_by_texture`).
+        N's (column a; :func:`gsutils.experiments.grid.bias_results.iou_drop_by_texture`).
     title:
         Figure title.
     """

@@ -1,9 +1,9 @@
 """Figures and tables of the NormGrad chapters (Rebuffi et al., 2020).
 
 One module per part of the book: this one draws what
-:mod:`gsutils.experiments.pointing_runs`,
-:mod:`gsutils.experiments.classifier_training` and
-:mod:`gsutils.experiments.normgrad_maps` compute; it computes nothing itself.
+:mod:`gsutils.experiments.normgrad.pointing_runs`,
+:mod:`gsutils.experiments.normgrad.classifier_training` and
+:mod:`gsutils.experiments.normgrad.normgrad_maps` compute; it computes nothing itself.
 """
 
 from __future__ import annotations
@@ -14,14 +14,14 @@ from typing import Any
 import numpy as np
 
 from gsutils.data.scenes import SceneSet
-from gsutils.experiments.classifier_training import classifier_history
-from gsutils.experiments.normgrad_maps import FIG7_LAYERS
-from gsutils.experiments.pointing_runs import center_accuracy, pointing_accuracies
+from gsutils.experiments.normgrad.classifier_training import classifier_history
+from gsutils.experiments.normgrad.normgrad_maps import FIG7_LAYERS
+from gsutils.experiments.normgrad.pointing_runs import center_accuracy, pointing_accuracies
 from gsutils.metrics.pointing import SUBSETS
-from gsutils.saliency.extract_aggregate import METHODS
 from gsutils.plots.common import (class_colours, layer_label, method_colour, method_label, normalise_map,
                                   saliency_colorbar, show_saliency)
 from gsutils.profiles import Profile
+from gsutils.saliency.extract_aggregate import METHODS
 
 
 def plot_scene_examples(scenes: SceneSet, indices: Sequence[int]):
@@ -181,7 +181,7 @@ __all__ = [
 def plot_gradcam_energy(energy: dict[str, Any], layers: Sequence[str]):
     """Bar chart: the share of Grad-CAM's mass inside the class's boxes at each layer.
 
-    ``energy`` is :func:`gsutils.experiments.normgrad_maps.gradcam_energy_by_layer`'s result;
+    ``energy`` is :func:`gsutils.experiments.normgrad.normgrad_maps.gradcam_energy_by_layer`'s result;
     the dashed line is the share a uniform map gets (the boxes' area).
     """
     import matplotlib.pyplot as plt

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from gsutils.experiments.sweeps import PARAM_LABELS, PARAMS
+from gsutils.experiments.grid.sweeps import PARAM_LABELS, PARAMS
 from gsutils.plots.common import BIAS_COLOUR
 
 __all__ = ["plot_sweeps"]
@@ -15,7 +15,7 @@ __all__ = ["plot_sweeps"]
 def plot_sweeps(table: Any):
     """Fig. S11: mCBD (bias digit and the other digits) and mCBL per value of each swept parameter.
 
-    ``table`` is :func:`gsutils.experiments.sweeps.sweep_table`. Columns: the
+    ``table`` is :func:`gsutils.experiments.grid.sweeps.sweep_table`. Columns: the
     parameters (λ, learning rate, momentum, initial mask value, grey value);
     top row mCBD of the biased digit (solid) and of the unbiased digits
     (dashed), bottom row mCBL with the chance level; the S1.2 setting is
