@@ -271,4 +271,6 @@ print(ledger.summary())
 # criterion fixed before measuring and the verdict.
 
 # %%
-ledger.table()
+from gsutils.report import chapter_table
+
+chapter_table(ledger)

@@ -307,4 +307,6 @@ print(f"this page: {time.perf_counter() - t_page:.0f} s wall time; the stored sa
 # ### Reported vs reproduced
 
 # %%
-cc.claims_table(ledger)
+from gsutils.report import chapter_table
+
+chapter_table(ledger)

@@ -227,7 +227,9 @@ for r in n_runs:
 
 # %%
 _ = bk.record_backbones(ledger, gate, miou, cbd, cbl)
-cc.claims_table(ledger)
+from gsutils.report import chapter_table
+
+chapter_table(ledger)
 
 # %% [markdown]
 # ## Summary

@@ -151,7 +151,9 @@ print({k: round(v, 3) for k, v in sw.lambda_trend(table).items()})
 
 # %%
 _ = sw.record_sweeps(ledger, cfg, table, gate)
-cc.claims_table(ledger)
+from gsutils.report import chapter_table
+
+chapter_table(ledger)
 
 # %% [markdown]
 # ## Summary

@@ -169,4 +169,6 @@ print(ledger.summary())
 
 # %%
 print(f"page time: {time.perf_counter() - t_page:.0f} s")
-ledger.table()
+from gsutils.report import chapter_table
+
+chapter_table(ledger)

@@ -293,4 +293,6 @@ print(f"this page: {time.perf_counter() - t_page:.0f} s wall time")
 # criterion fixed before measuring and the verdict.
 
 # %%
-ledger.table()
+from gsutils.report import chapter_table
+
+chapter_table(ledger)

@@ -259,7 +259,9 @@ _ = record_captioning(ledger, ex, summary, names, gate)
 print(ledger.summary())
 
 # %%
-ledger.table()
+from gsutils.report import chapter_table
+
+chapter_table(ledger)
 
 # %% [markdown]
 # How to read these rows (numbers of the quick profile). The maps of Fig. 6

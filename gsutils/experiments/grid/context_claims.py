@@ -80,14 +80,6 @@ def record_localisation(ledger: Any, results: ContextSaliencyResults, gate: Gate
     return record(ledger, localisation_claims(results), gate, section="S1.4")
 
 
-def claims_table(ledger: Any):
-    """The chapter's ledger rows with their notes (why a claim was not measured)."""
-    import pandas as pd
-
-    cols = ["section", "claim", "reported", "measured", "criterion", "verdict", "note"]
-    return pd.DataFrame([{k: getattr(c, k) for k in cols} for c in ledger.claims.values()], columns=cols)
-
-
 # ------------------------------------------------------------------------------------ informative maps
 
 
