@@ -168,12 +168,14 @@ class Gate:
         return dict(claim, passed=None, note=self.reason + (f"; {claim['note']}" if claim.get("note") else ""))
 
     def table(self):
-        """The gate as a one-row table: what was measured, the value, per network, threshold, outcome."""
+        """The gate as a one-row table (what was measured, the value, per network, threshold, outcome),
+        numbers to 3 decimals, no row index, no cell cut short."""
         import pandas as pd
 
-        return pd.DataFrame([{"measured": self.what, "value": self.measured,
-                              **{k: _fmt_cell(v) for k, v in self.detail},
-                              "threshold": self.threshold, "gate": "holds" if self.passed else "fails"}])
+        frame = pd.DataFrame([{"measured": self.what, "value": _fmt_cell(self.measured),
+                               **{k: _fmt_cell(v) for k, v in self.detail},
+                               "threshold": self.threshold, "gate": "holds" if self.passed else "fails"}])
+        return frame.style.hide(axis="index").format(precision=3)
 
 
 def _fmt(v: Any) -> str:

@@ -207,14 +207,9 @@ print(claims.table_s2_vs_paper(res).to_string(index=False))
 # the context replaced by the chosen grey value ($M = 0$) and its prediction;
 # the image under the optimised mask, $x'(M^*)$, and its prediction; the map.
 # The optimisation is the toy chapters' (`gsutils.saliency.grid`, reached
-# through `gsutils.explain`), with the mask upsampled bilinearly
-# (`upsample="bilinear"`):
-#
-# ```{literalinclude} ../../gsutils/saliency/grid.py
-# :language: python
-# :start-after: grid-core-start
-# :end-before: grid-core-end
-# ```
+# through `gsutils.explain`; its code is shown in
+# {doc}`04_bias_localization`), with the mask upsampled bilinearly
+# (`upsample="bilinear"`).
 
 # %%
 show = sc.gallery_indices(res, ("rider",)) or [0]
