@@ -21,7 +21,7 @@ def small_profile(tmp_path, monkeypatch):
     """The quick profile's grid and data, few images and steps, results in ``tmp_path``; every
     network is a small fixed-seed convolutional model (counted in ``loads``)."""
     prof = get_profile("quick", device="cpu", results_dir=tmp_path)
-    sal = dataclasses.replace(prof.saliency, images_per_digit=4, grid_steps=2, ig_steps=2, sg_samples=2,
+    sal = dataclasses.replace(prof.saliency, images_per_digit=4, workers=1, grid_steps=2, ig_steps=2, sg_samples=2,
                               batch_size=16, gallery_images=2)
     prof = dataclasses.replace(prof, saliency=sal)
     loads = []

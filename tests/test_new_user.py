@@ -483,7 +483,7 @@ def small_saliency(tmp_path, monkeypatch, results_env):
 
     def shrunk(name, **kwargs):
         prof = real(name, **kwargs)
-        sal = dataclasses.replace(prof.saliency, images_per_digit=4, grid_steps=2, ig_steps=2, sg_samples=2,
+        sal = dataclasses.replace(prof.saliency, images_per_digit=4, workers=1, grid_steps=2, ig_steps=2, sg_samples=2,
                                   batch_size=16, gallery_images=1)
         return dataclasses.replace(prof, toy=dataclasses.replace(prof.toy, n_test=120), saliency=sal)
 
