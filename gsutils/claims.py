@@ -175,7 +175,7 @@ class Gate:
         frame = pd.DataFrame([{"measured": self.what, "value": _fmt_cell(self.measured),
                                **{k: _fmt_cell(v) for k, v in self.detail},
                                "threshold": self.threshold, "gate": "holds" if self.passed else "fails"}])
-        return frame.style.hide(axis="index").format(precision=3)
+        return frame
 
 
 def _fmt(v: Any) -> str:
