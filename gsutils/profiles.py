@@ -212,6 +212,9 @@ class BackboneSettings:
     #: data and training recipe of these networks (``None``: the profile's ``toy`` / ``train``)
     toy: ToySettings | None = None
     train: TrainSettings | None = None
+    #: per backbone, a recipe of its own, ``((backbone, TrainSettings), ...)``: it replaces
+    #: ``train`` / ``epochs`` for that backbone's networks (families that need more steps)
+    family_train: tuple[tuple[str, TrainSettings], ...] = ()
 
 
 @dataclass(frozen=True)

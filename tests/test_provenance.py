@@ -124,9 +124,9 @@ def test_unet_check_fails_for_another_lr_seed_or_data(which):
     trace = next(t for t in _traces(which) if "strong-" in t.name or "weak-" in t.name)  # a biased network
     if not trace.logged:
         pytest.fail(f"{trace.name} is not shipped")
-    prof = QUICK if which == "unet" else backbone_profile(QUICK)
-    runs = seg.grid_runs(prof) if which == "unet" else backbone_runs(prof)
+    runs = seg.grid_runs(QUICK) if which == "unet" else backbone_runs(QUICK)
     run = next(r for r in runs if r.label == trace.name)
+    prof = QUICK if which == "unet" else backbone_profile(QUICK, run.backbone)
     f64 = trace.kind in ("unet-float64", "smp-float64")  # the 64 px networks log a float64 trace
     n = UNET_STEPS if f64 else len(trace.logged)
     dtype = torch.float64 if f64 else None

@@ -40,7 +40,7 @@ from gsutils.experiments.grid.context_results import METHODS
 from gsutils.experiments.grid.segmentation import SegRun, evaluate_iou, run_grid
 from gsutils.profiles import Profile
 
-__all__ = ["backbone_profile", "backbone_runs", "train_and_evaluate", "saliency_results",
+__all__ = ["backbone_profile", "run_profile", "backbone_runs", "train_and_evaluate", "saliency_results",
            "miou_table", "saliency_table", "cbl_table", "backbone_gate", "record_backbones", "backbone_claims",
            "CBD_MARGIN", "DROP_MARGIN"]
 
@@ -52,14 +52,16 @@ CBD_MARGIN = 0.05
 CBL_MARGIN = 0.0
 
 
-def backbone_profile(profile: Profile) -> Profile:
+def backbone_profile(profile: Profile, backbone: str | None = None) -> Profile:
     """``profile`` with the backbone comparison's sub-grid, schedule and saliency images.
 
     The returned profile's ``grid`` holds the comparison's bias digits,
     textures, seeds and backbones and only the weak strength; ``train.epochs``
     and ``saliency.images_per_digit`` are replaced where
     ``profile.backbone_cmp`` sets them, and so are the data (``toy``) and recipe
-    (``train``) when it sets those. Everything else (results folder, gate) is the profile's.
+    (``train``) when it sets those. With ``backbone``, the recipe is that backbone's
+    own where ``backbone_cmp.family_train`` gives one (use it for that backbone's
+    networks: :func:`run_profile`). Everything else (results folder, gate) is the profile's.
     """
     if not isinstance(profile, Profile):
         raise TypeError(f"profile must be a gsutils.profiles.Profile (from get_profile), got {type(profile).__name__}")
@@ -74,10 +76,21 @@ def backbone_profile(profile: Profile) -> Profile:
     )
     train = profile.train if b.train is None else b.train
     train = train if b.epochs is None else dataclasses.replace(train, epochs=b.epochs)
+    own = dict(b.family_train)
+    if backbone is not None:
+        if backbone not in b.backbones:
+            raise ValueError(f"backbone {backbone!r} is not compared at this profile; choose from {b.backbones}")
+        train = own.get(backbone, train)
     toy = profile.toy if b.toy is None else b.toy
     sal = profile.saliency if b.images_per_digit is None else dataclasses.replace(
         profile.saliency, images_per_digit=b.images_per_digit)
     return dataclasses.replace(profile, grid=grid, train=train, toy=toy, saliency=sal)
+
+
+def run_profile(profile: Profile, run: SegRun) -> Profile:
+    """The profile ``run`` (one of :func:`backbone_runs`) trains and is explained under: the
+    comparison's, with its backbone's own recipe where it has one."""
+    return backbone_profile(profile, run.backbone)
 
 
 def backbone_runs(profile: Profile, *, biased_only: bool = False) -> list[SegRun]:
@@ -102,14 +115,19 @@ def train_and_evaluate(profile: Profile, *, executor: str = "local", address: st
                        workers: int = 2, progress: bool = True) -> list[dict[str, Any]]:
     """Train (or load, or restore the shipped) networks and their unbiased-test IoU, in run order."""
     p = backbone_profile(profile)
-    return run_grid(p, backbone_runs(p), executor=executor, address=address, progress=progress,
-                    n_workers=workers)
+    runs = backbone_runs(p)
+    done = {}
+    for bb in p.grid.backbones:  # one grid per recipe
+        mine = [r for r in runs if r.backbone == bb]
+        res = run_grid(backbone_profile(profile, bb), mine, executor=executor, address=address,
+                       progress=progress, n_workers=workers)
+        done.update(zip(mine, res))
+    return [done[r] for r in runs]
 
 
 def iou_results(profile: Profile) -> list[dict[str, Any]]:
     """The cached IoU results of every network (trained or restored where missing)."""
-    p = backbone_profile(profile)
-    return [evaluate_iou(p, run) for run in backbone_runs(p)]
+    return [evaluate_iou(run_profile(profile, run), run) for run in backbone_runs(profile)]
 
 
 def saliency_results(profile: Profile, *, progress: bool = True):
@@ -125,7 +143,7 @@ def saliency_results(profile: Profile, *, progress: bool = True):
         from tqdm.auto import tqdm
 
         it = tqdm(runs, desc="context saliency", unit="net")
-    res = {run: run_context_saliency(p, run) for run in it}
+    res = {run: run_context_saliency(run_profile(profile, run), run) for run in it}
     for bb in p.grid.backbones:
         mine = [r for r in runs if r.backbone == bb]
         out[bb] = ContextSaliencyResults(runs=mine, results=[res[r] for r in mine],

@@ -53,8 +53,9 @@ def shipped_traces(profile, which: str = "all") -> list[ShippedTrace]:
     if which in ("all", "slim"):
         from gsutils.experiments.grid.backbones import backbone_profile, backbone_runs
 
-        bp = backbone_profile(profile)
-        out += _unet_traces(bp, backbone_runs(bp), float64=False)
+        for bb in profile.backbone_cmp.backbones:  # a family may have a recipe of its own
+            bp = backbone_profile(profile, bb)
+            out += _unet_traces(bp, [r for r in backbone_runs(bp) if r.backbone == bb], float64=False)
     if which in ("all", "deeplab"):
         out += _deeplab_traces(profile)
     return out

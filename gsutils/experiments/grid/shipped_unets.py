@@ -76,14 +76,16 @@ def manifest(profile: Profile, runs: Sequence[SegRun]) -> list[dict[str, Any]]:
     return shipped.manifest(profile, runs, network=shipped_network)
 
 
-def _grid(profile: Profile, grid: str) -> tuple[Profile, list[SegRun]]:
-    """The profile the networks of ``grid`` (``"bias"`` or ``"backbones"``) train under, and the networks."""
+def _groups(profile: Profile, grid: str) -> list[tuple[Profile, list[SegRun]]]:
+    """The networks of ``grid`` (``"bias"`` or ``"backbones"``), grouped by the profile they train
+    under (the backbone comparison gives a family its own recipe where the profile says so)."""
     if grid == "backbones":
         from gsutils.experiments.grid.backbones import backbone_profile, backbone_runs
 
-        profile = backbone_profile(profile)
-        return profile, backbone_runs(profile)
-    return profile, grid_runs(profile)
+        runs = backbone_runs(profile)
+        return [(backbone_profile(profile, bb), [r for r in runs if r.backbone == bb])
+                for bb in dict.fromkeys(r.backbone for r in runs)]
+    return [(profile, grid_runs(profile))]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -93,30 +95,32 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     ap = command_parser("shipped", prog="python -m gsutils.experiments.grid.shipped_unets")
     a, prof = parse_with_profile(ap, argv)
-    prof, runs = _grid(prof, a.grid)
+    groups = _groups(prof, a.grid)
     if a.only is not None:
-        labels = [r.label for r in runs]
+        labels = [r.label for _, runs in groups for r in runs]
         unknown = [x for x in a.only if x not in labels]
         if unknown:
             ap.error(f"--only: no network labelled {', '.join(unknown)} in this grid; choose from {', '.join(labels)}")
+    chosen = [(p, [r for r in runs if a.only is None or r.label in a.only]) for p, runs in groups]
     if a.retrain:
-        for run in runs:
-            if a.only is not None and run.label not in a.only:
-                continue
-            if not (model_dir(prof, run) / "model.pt").is_file():
-                train_unet(prof, run)
+        for p, runs in chosen:
+            for run in runs:
+                if not (model_dir(p, run) / "model.pt").is_file():
+                    train_unet(p, run)
     if a.export:
-        written = export(prof, runs if a.only is None else [r for r in runs if r.label in a.only])
+        written = [path for p, runs in chosen for path in export(p, runs)]
         for path in written:
             print(f"exported {path}")
         if a.only is None:  # the grid's earlier networks (of this and of earlier backbones) go
             from gsutils.models.smp_unet import SLIM_BACKBONES
 
-            old = {r.backbone for r in runs} | ({"tiny"} if a.grid == "bias" else set(SLIM_BACKBONES))
-            for path in remove_unused(prof, written, sorted(old)):
+            old = {r.backbone for _, runs in groups for r in runs}
+            old |= {"tiny"} if a.grid == "bias" else set(SLIM_BACKBONES)
+            for path in remove_unused(groups[0][0], written, sorted(old)):
                 print(f"removed {path} (no config of the profile restores it)")
-    for row in manifest(prof, runs):
-        print(json.dumps(row))
+    for p, runs in groups:
+        for row in manifest(p, runs):
+            print(json.dumps(row))
     return 0
 
 
