@@ -67,6 +67,10 @@ print(describe(cfg, "toy"))
 import dataclasses
 import time
 
+from IPython.display import display
+
+from gsutils.report import html_table
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -208,7 +212,7 @@ plt.show()
 # %%
 # NBVAL_CHECK_OUTPUT
 tex_stats = texture_stats(bank)
-print(tex_stats.round(3).to_string())
+display(html_table(tex_stats, digits=3))
 
 # %% [markdown]
 # ## Fig. S3: variation across crops
@@ -232,7 +236,7 @@ plt.show()
 # NBVAL_CHECK_OUTPUT
 print(f"{toy.n_train} training and {toy.n_test} test samples per set")
 stats = pd.concat({"train": bias_table(train_bias), "test": bias_table(test_bias)})
-print(stats.round(3).to_string())
+display(html_table(stats, digits=3))
 
 # %% [markdown]
 # ## Explorer

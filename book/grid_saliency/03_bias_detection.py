@@ -76,6 +76,10 @@ print(describe(cfg, "grid", "saliency"))
 # %%
 import time
 
+from IPython.display import display
+
+from gsutils.report import html_table
+
 import matplotlib.pyplot as plt
 from IPython.display import display
 
@@ -183,10 +187,8 @@ for strength in results.strengths:
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print(cc.cbd_summary(results).round(3).to_string(index=False))
-print()
-print("CBD of the bias digit per bias texture")
-print(cc.per_texture_table(results, "cbd").round(3).to_string())
+display(html_table(cc.cbd_summary(results), digits=3, index=False))
+display(html_table(cc.per_texture_table(results, "cbd"), digits=3, caption="CBD of the bias digit per bias texture"))
 
 # %% [markdown]
 # ## Empty maps
@@ -198,7 +200,7 @@ print(cc.per_texture_table(results, "cbd").round(3).to_string())
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print(cc.empty_rate_table(results).round(3).to_string(index=False))
+display(html_table(cc.empty_rate_table(results), digits=3, index=False))
 
 # %% [markdown]
 # ## What the network does with the context
@@ -219,8 +221,7 @@ print(cc.empty_rate_table(results).round(3).to_string(index=False))
 # %%
 # NBVAL_CHECK_OUTPUT
 scores = [ev.context_scores(cfg, run) for run in results.runs]
-print(cc.scores_table(results, scores).round(3).to_string())
-print()
+display(html_table(cc.scores_table(results, scores), digits=3))
 print("\n".join(cc.evidence_lines(results, scores)))
 
 # %% [markdown]
@@ -253,7 +254,7 @@ for strength in results.strengths:
 evidence = cc.network_evidence(cfg, results)
 cols = ["bias digit IoU", "drop from N"] + [f"{m} {k}" for m in ("Grid", "VG", "SG")
                                             for k in ("CBD bias digit", "CBD others", "empty")]
-print(evidence[cols].round(3).to_string())
+display(html_table(evidence[cols], digits=3))
 
 # %% [markdown]
 # ## Claims

@@ -90,6 +90,10 @@ cfg, ledger = open_chapter("grid_saliency/05_backbones",
 # %%
 import time
 
+from IPython.display import display
+
+from gsutils.report import html_table
+
 import matplotlib.pyplot as plt
 from IPython.display import display
 
@@ -153,7 +157,7 @@ plt.show()
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print(miou.round(3).to_string())
+display(html_table(miou, digits=3))
 
 # %% [markdown]
 # ## Fig. S8: CBD per method and backbone
@@ -171,7 +175,7 @@ plt.show()
 # %%
 # NBVAL_CHECK_OUTPUT
 cbd = bk.saliency_table(per_backbone)
-print(cbd.round(3).to_string())
+display(html_table(cbd, digits=3))
 
 # %% [markdown]
 # ## Fig. S10: CBL per backbone
@@ -187,7 +191,7 @@ plt.show()
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print(cbl.round(3).to_string())
+display(html_table(cbl, digits=3))
 
 # %% [markdown]
 # ## The networks' training

@@ -82,6 +82,10 @@ cfg, ledger = open_chapter("grid_saliency/06_parameters",
 # %%
 import time
 
+from IPython.display import display
+
+from gsutils.report import html_table
+
 import matplotlib.pyplot as plt
 
 from gsutils.experiments.grid import context_claims as cc
@@ -121,7 +125,7 @@ plt.show()
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print(table.drop(columns=["seconds"]).round(3).to_string(index=False))
+display(html_table(table.drop(columns=["seconds"]), digits=3, index=False))
 
 # %% [markdown]
 # ## λ: detection against localisation

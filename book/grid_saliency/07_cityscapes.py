@@ -100,6 +100,10 @@ print(describe(cfg, "scenes"))
 # %%
 import time
 
+from IPython.display import display
+
+from gsutils.report import html_table
+
 import matplotlib.pyplot as plt
 import numpy as np
 
@@ -167,7 +171,7 @@ plt.show()
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print(claims.table_s1(res).to_string(index=False))
+display(html_table(claims.table_s1(res), index=False))
 
 # %% [markdown]
 # Beside the supplement's Table S1 (its unit is the image: an image counts for
@@ -177,7 +181,7 @@ print(claims.table_s1(res).to_string(index=False))
 # %%
 # NBVAL_CHECK_OUTPUT
 print(source_line("TABLE_S1_COUNTS"))
-print(claims.table_s1_vs_paper(res).to_string(index=False))
+display(html_table(claims.table_s1_vs_paper(res), index=False))
 
 # %% [markdown]
 # ## Table S2: ground-truth class x predicted class of the requests
@@ -187,7 +191,7 @@ print(claims.table_s1_vs_paper(res).to_string(index=False))
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print(claims.table_s2(res).to_string())
+display(html_table(claims.table_s2(res)))
 
 # %% [markdown]
 # Beside the supplement's Table S2, for the pairs it lists (its requests are
@@ -198,7 +202,7 @@ print(claims.table_s2(res).to_string())
 # %%
 # NBVAL_CHECK_OUTPUT
 print(source_line("TABLE_S2_COUNTS"))
-print(claims.table_s2_vs_paper(res).to_string(index=False))
+display(html_table(claims.table_s2_vs_paper(res), index=False))
 
 # %% [markdown]
 # ## Fig. S13: the intermediate steps of one explanation

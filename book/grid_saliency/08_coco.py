@@ -67,6 +67,10 @@ print(describe(cfg, "scenes"))
 # %%
 import time
 
+from IPython.display import display
+
+from gsutils.report import html_table
+
 import matplotlib.pyplot as plt
 import numpy as np
 
@@ -134,7 +138,7 @@ plt.show()
 # %%
 # NBVAL_CHECK_OUTPUT
 table = claims.reliance_table(res)
-print(table.round(3).to_string(index=False))
+display(html_table(table, digits=3, index=False))
 fig = plot_reliance({enc: dict(zip(table["class"], table[f"{enc} reliance"])) for enc in encs},
                     list(table["class"]))
 plt.show()
