@@ -70,7 +70,6 @@ import time
 from IPython.display import display
 
 from gsutils.report import html_table
-
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd

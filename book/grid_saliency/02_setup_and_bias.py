@@ -67,7 +67,6 @@ import time
 from IPython.display import display
 
 from gsutils.report import html_table
-
 import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import display

@@ -79,7 +79,6 @@ import time
 from IPython.display import display
 
 from gsutils.report import html_table
-
 import matplotlib.pyplot as plt
 from IPython.display import display
 

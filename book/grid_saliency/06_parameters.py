@@ -85,7 +85,6 @@ import time
 from IPython.display import display
 
 from gsutils.report import html_table
-
 import matplotlib.pyplot as plt
 
 from gsutils.experiments.grid import context_claims as cc

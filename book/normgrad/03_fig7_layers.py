@@ -65,10 +65,9 @@ import time
 
 from IPython.display import display
 
-from gsutils.report import html_table
-
 from gsutils.claims import open_chapter
 from gsutils.profiles import describe
+from gsutils.report import html_table
 
 t_page = time.perf_counter()
 cfg, ledger = open_chapter("normgrad/03_fig7_layers",
