@@ -67,9 +67,6 @@ print(describe(cfg, "toy"))
 import dataclasses
 import time
 
-from IPython.display import display
-
-from gsutils.report import html_table
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -80,6 +77,7 @@ from gsutils.data.toy import BiasConfig, make_toy_dataset, sample_bias, toy_conf
 from gsutils.experiments.grid.toy_claims import record_toy
 from gsutils.plots.toy import (bias_table, explorer_figure, pick_examples, plot_samples,
                                plot_texture_bank, plot_texture_crops, texture_stats, toy_explorer)
+from gsutils.report import html_table
 
 toy = cfg.toy
 bank = texture_bank(toy.textures_source, cfg.data_root)

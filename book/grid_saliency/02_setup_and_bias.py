@@ -64,9 +64,6 @@ print(describe(cfg, "toy", "train", "grid"))
 # %%
 import time
 
-from IPython.display import display
-
-from gsutils.report import html_table
 import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import display
@@ -74,6 +71,7 @@ from IPython.display import display
 from gsutils.experiments.grid import bias_results as br
 from gsutils.experiments.grid import segmentation as seg
 from gsutils.experiments.grid import shipped_unets
+from gsutils.report import html_table
 
 
 # %% [markdown]

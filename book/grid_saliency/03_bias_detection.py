@@ -76,9 +76,6 @@ print(describe(cfg, "grid", "saliency"))
 # %%
 import time
 
-from IPython.display import display
-
-from gsutils.report import html_table
 import matplotlib.pyplot as plt
 from IPython.display import display
 
@@ -89,6 +86,7 @@ from gsutils.experiments.grid import context_saliency as cs
 from gsutils.experiments.grid import segmentation as seg
 from gsutils.models.precision import precision_label
 from gsutils.plots.context import plot_cbd_matrices, plot_method_maps
+from gsutils.report import html_table
 
 t_page = time.perf_counter()
 s = cfg.saliency

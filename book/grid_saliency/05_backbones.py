@@ -90,9 +90,6 @@ cfg, ledger = open_chapter("grid_saliency/05_backbones",
 # %%
 import time
 
-from IPython.display import display
-
-from gsutils.report import html_table
 import matplotlib.pyplot as plt
 from IPython.display import display
 
@@ -106,6 +103,7 @@ from gsutils.plots.backbones import (
     plot_iou_mean_std,
     plot_training_curves,
 )
+from gsutils.report import html_table
 
 t_page = time.perf_counter()
 bcfg = bk.backbone_profile(cfg)

@@ -82,14 +82,13 @@ cfg, ledger = open_chapter("grid_saliency/06_parameters",
 # %%
 import time
 
-from IPython.display import display
-
-from gsutils.report import html_table
 import matplotlib.pyplot as plt
+from IPython.display import display
 
 from gsutils.experiments.grid import context_claims as cc
 from gsutils.experiments.grid import sweeps as sw
 from gsutils.plots.sweeps import plot_sweeps
+from gsutils.report import html_table
 
 t_page = time.perf_counter()
 print(describe(cfg, "sweeps", "saliency"))

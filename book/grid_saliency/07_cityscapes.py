@@ -100,11 +100,9 @@ print(describe(cfg, "scenes"))
 # %%
 import time
 
-from IPython.display import display
-
-from gsutils.report import html_table
 import matplotlib.pyplot as plt
 import numpy as np
+from IPython.display import display
 
 from gsutils.data.cityscapes import TRAIN_CLASSES, class_colors
 from gsutils.experiments.grid import scene_claims as claims
@@ -113,6 +111,7 @@ from gsutils.plots.scenes import (plot_context_shares, plot_gallery, plot_reques
                                   plot_scenes)
 from gsutils.references import (CITYSCAPES_RIDER_BICYCLE_POSTER, CITYSCAPES_S2_SETTINGS,
                                 GRID_SALIENCY_POSTER_S2, source_line)
+from gsutils.report import html_table
 
 t_page = time.perf_counter()
 thr = sc.scaled_thresholds(cfg.scenes.height, cfg.scenes.width)
