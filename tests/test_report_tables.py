@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gsutils.report import html_table
+from gsutils.plots.tables import html_table
 
 
 def test_html_table_formats_numbers_and_missing_values():

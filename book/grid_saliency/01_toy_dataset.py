@@ -75,9 +75,9 @@ from IPython.display import display
 from gsutils.data.textures import texture_bank
 from gsutils.data.toy import BiasConfig, make_toy_dataset, sample_bias, toy_config
 from gsutils.experiments.grid.toy_claims import record_toy
+from gsutils.plots.tables import html_table
 from gsutils.plots.toy import (bias_table, explorer_figure, pick_examples, plot_samples,
                                plot_texture_bank, plot_texture_crops, texture_stats, toy_explorer)
-from gsutils.report import html_table
 
 toy = cfg.toy
 bank = texture_bank(toy.textures_source, cfg.data_root)

@@ -71,7 +71,7 @@ from IPython.display import display
 from gsutils.experiments.grid import bias_results as br
 from gsutils.experiments.grid import segmentation as seg
 from gsutils.experiments.grid import shipped_unets
-from gsutils.report import html_table
+from gsutils.plots.tables import html_table
 
 
 # %% [markdown]

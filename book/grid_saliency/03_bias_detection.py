@@ -86,7 +86,7 @@ from gsutils.experiments.grid import context_saliency as cs
 from gsutils.experiments.grid import segmentation as seg
 from gsutils.models.precision import precision_label
 from gsutils.plots.context import plot_cbd_matrices, plot_method_maps
-from gsutils.report import html_table
+from gsutils.plots.tables import html_table
 
 t_page = time.perf_counter()
 s = cfg.saliency

@@ -76,8 +76,8 @@ from gsutils.experiments.grid import context_claims as cc
 from gsutils.experiments.grid import context_evidence as ev
 from gsutils.experiments.grid import context_saliency as cs
 from gsutils.plots.context import plot_cbl, plot_saliency_gallery
+from gsutils.plots.tables import html_table
 from gsutils.references import CBL_POSTER, GRID_SALIENCY_POSTER, cbl_poster
-from gsutils.report import html_table
 
 t_page = time.perf_counter()
 print(f"profile {cfg.name}: backbone {cfg.train.backbone}, bias digits {cfg.grid.bias_digits}, "

@@ -103,7 +103,7 @@ from gsutils.plots.backbones import (
     plot_iou_mean_std,
     plot_training_curves,
 )
-from gsutils.report import html_table
+from gsutils.plots.tables import html_table
 
 t_page = time.perf_counter()
 bcfg = bk.backbone_profile(cfg)

@@ -88,7 +88,7 @@ from IPython.display import display
 from gsutils.experiments.grid import context_claims as cc
 from gsutils.experiments.grid import sweeps as sw
 from gsutils.plots.sweeps import plot_sweeps
-from gsutils.report import html_table
+from gsutils.plots.tables import html_table
 
 t_page = time.perf_counter()
 print(describe(cfg, "sweeps", "saliency"))

@@ -109,9 +109,9 @@ from gsutils.experiments.grid import scene_claims as claims
 from gsutils.experiments.grid import street_context as sc
 from gsutils.plots.scenes import (plot_context_shares, plot_gallery, plot_request_sizes, plot_s13_panels,
                                   plot_scenes)
+from gsutils.plots.tables import html_table
 from gsutils.references import (CITYSCAPES_RIDER_BICYCLE_POSTER, CITYSCAPES_S2_SETTINGS,
                                 GRID_SALIENCY_POSTER_S2, source_line)
-from gsutils.report import html_table
 
 t_page = time.perf_counter()
 thr = sc.scaled_thresholds(cfg.scenes.height, cfg.scenes.width)

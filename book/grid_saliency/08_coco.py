@@ -75,7 +75,7 @@ from gsutils.experiments.grid import coco_context as cc
 from gsutils.experiments.grid import scene_claims as claims
 from gsutils.plots.common import class_colours
 from gsutils.plots.scenes import plot_gallery, plot_reliance, plot_scenes
-from gsutils.report import html_table
+from gsutils.plots.tables import html_table
 
 t_page = time.perf_counter()
 

@@ -84,8 +84,8 @@ import time
 from IPython.display import display
 
 from gsutils.claims import open_chapter
+from gsutils.plots.tables import html_table
 from gsutils.profiles import describe
-from gsutils.report import html_table
 
 t_page = time.perf_counter()
 cfg, ledger = open_chapter("normgrad/06_randomisation",
