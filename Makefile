@@ -10,12 +10,12 @@ PY := $(VENV)/bin/python
 PROFILE ?= quick
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: book test env unit unit-portable notebooks nbval build-strict rendered benchmarks clean
+.PHONY: book test env unit unit-portable notebooks nbval build-strict rendered book-checks built-and-rendered benchmarks clean
 
 book: env
 	$(PY) -m gsutils.book --profile $(PROFILE) --jobs 2
 
-test: env unit unit-portable notebooks nbval build-strict rendered
+test: env unit unit-portable notebooks book-checks
 
 env: $(STAMP)
 
@@ -48,6 +48,15 @@ build-strict:
 
 rendered:
 	$(PY) -m pytest -q -p no:cacheprovider tests/test_rendered_book.py
+
+# nbval re-runs the executed notebooks and compares their outputs (it writes nothing the build
+# reads) while the book is built strictly and its pages are checked: the two at once
+book-checks:
+	$(MAKE) --no-print-directory -j2 --output-sync=target nbval built-and-rendered
+
+built-and-rendered:
+	$(MAKE) --no-print-directory build-strict
+	$(MAKE) --no-print-directory rendered
 
 benchmarks: env
 	for f in benchmarks/*.py; do OMP_NUM_THREADS=2 $(PY) $$f; done

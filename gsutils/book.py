@@ -249,21 +249,26 @@ def profile_summary(profiles: dict[str, str | None]) -> tuple[str, bool]:
 
 
 #: chapters that read nothing their part's earlier chapters computed: a chain of their own,
-#: started after the parts (Grid Saliency's street scenes and COCO: their own networks and data)
-OWN_CHAIN: dict[str, str] = {"grid_saliency/07_cityscapes": "scenes", "grid_saliency/08_coco": "scenes"}
+#: started after the parts. Grid Saliency's sweeps (S1.6) and backbone comparison (S1.5)
+#: restore the networks they explain and compute their own maps; the street scenes and
+#: COCO train their own networks on their own data.
+OWN_CHAIN: dict[str, str] = {"grid_saliency/05_backbones": "backbones", "grid_saliency/06_parameters": "sweeps",
+                             "grid_saliency/07_cityscapes": "scenes", "grid_saliency/08_coco": "scenes"}
+#: the order the own chains start in: the longest first, so that two lanes end close together
+OWN_CHAIN_ORDER: tuple[str, ...] = ("sweeps", "backbones", "scenes")
 
 
 def _parts(chs: list[str]) -> list[list[str]]:
     """Chapters grouped by part (``grid_saliency/...``): each part is a chain whose
     chapters may read what earlier ones computed; different parts are independent.
-    The chains of :data:`OWN_CHAIN` come after the parts."""
+    The chains of :data:`OWN_CHAIN` come after the parts, in :data:`OWN_CHAIN_ORDER`."""
     groups: dict[str, list[str]] = {}
     for c in chs:
         if c not in OWN_CHAIN:
             groups.setdefault(c.split("/")[0], []).append(c)
-    for c in chs:
-        if c in OWN_CHAIN:
-            groups.setdefault(f"{c.split('/')[0]}/{OWN_CHAIN[c]}", []).append(c)
+    own = sorted((c for c in chs if c in OWN_CHAIN), key=lambda c: OWN_CHAIN_ORDER.index(OWN_CHAIN[c]))
+    for c in own:
+        groups.setdefault(f"{c.split('/')[0]}/{OWN_CHAIN[c]}", []).append(c)
     return list(groups.values())
 
 

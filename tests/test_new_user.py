@@ -686,3 +686,15 @@ def test_the_scene_chapters_run_as_their_own_chain_after_the_parts():
     assert book._parts(chs) == [["grid_saliency/01_toy_dataset", "grid_saliency/02_setup_and_bias"],
                                 ["normgrad/01_pointing_game"],
                                 ["grid_saliency/07_cityscapes", "grid_saliency/08_coco"]]
+
+
+def test_the_backbone_and_sweep_chapters_run_beside_the_bias_chapters():
+    from gsutils import book
+
+    grid = [f"grid_saliency/{c}" for c in ("01_toy_dataset", "02_setup_and_bias", "03_bias_detection",
+                                            "04_bias_localization", "05_backbones", "06_parameters",
+                                            "07_cityscapes", "08_coco")]
+    parts = book._parts(grid + ["normgrad/01_pointing_game"])
+    # S1.4 reads S1.3's maps: one chain; S1.5 and S1.6 explain their own networks: chains of their own,
+    # the longest (the sweeps) first
+    assert parts == [grid[:4], ["normgrad/01_pointing_game"], [grid[5]], [grid[4]], grid[6:]]

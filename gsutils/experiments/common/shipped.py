@@ -45,6 +45,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 import shutil
 import warnings
 from collections.abc import Callable, Sequence
@@ -294,14 +295,15 @@ def shipped_networks(profile_name: str) -> list[ShippedNetwork]:
 
 
 def copy_shipped(src: Path, out: Path, files: tuple[str, ...] = FILES) -> None:
-    """Copy the shipped folder's ``files`` into ``out``: each to a ``<name>.restoring`` temp file,
-    then, when every copy succeeded, each renamed into place.
+    """Copy the shipped folder's ``files`` into ``out``: each to a ``<name>.<pid>.restoring`` temp
+    file, then, when every copy succeeded, each renamed into place (two processes restoring the
+    same network each rename a complete copy of their own).
 
     A failed copy (a full disk, a read-only folder, an interrupt) removes the
     temp files and renames nothing, then re-raises: ``out`` keeps what it held.
     """
     out.mkdir(parents=True, exist_ok=True)
-    tmps = [out / (f + ".restoring") for f in files]
+    tmps = [out / f"{f}.{os.getpid()}.restoring" for f in files]
     try:
         for f, tmp in zip(files, tmps):
             shutil.copyfile(src / f, tmp)
