@@ -478,3 +478,4 @@ def chapter_table(ledger: Any) -> _HTML:
         text.append(f"[{r.outcome}] {r.section} {r.id}: ours {_text(r.measured, 'not measured')}, "
                     f"paper {_text(r.reported)}")
     return _HTML(_wrap(_table((11, 40, 15, 19, 15), head, body, "gs-rows gs-claims")), "\n".join(text))
+

@@ -28,7 +28,7 @@ LAYERS: tuple[tuple[int, tuple[str, ...], bool], ...] = (
     # the bottom: atomic writes, paths, published numbers; each imports nothing of ours
     (0, ("gsutils.io", "gsutils.paths", "gsutils.references"), False),
     # settings and the ledger
-    (1, ("gsutils.profiles", "gsutils.claims"), True),
+    (1, ("gsutils.settings", "gsutils.profiles", "gsutils.claims"), True),
     (2, ("gsutils.data", "gsutils.models"), True),
     # pure functions of tensors; the conventions every command line shares, and the commands' arguments
     (3, ("gsutils.saliency", "gsutils.metrics", "gsutils.cli", "gsutils.cli_commands"), True),

@@ -75,6 +75,7 @@ from IPython.display import display
 from gsutils.data.textures import texture_bank
 from gsutils.data.toy import BiasConfig, make_toy_dataset, sample_bias, toy_config
 from gsutils.experiments.grid.toy_claims import record_toy
+from gsutils.plots.tables import html_table
 from gsutils.plots.toy import (bias_table, explorer_figure, pick_examples, plot_samples,
                                plot_texture_bank, plot_texture_crops, texture_stats, toy_explorer)
 
@@ -208,7 +209,7 @@ plt.show()
 # %%
 # NBVAL_CHECK_OUTPUT
 tex_stats = texture_stats(bank)
-print(tex_stats.round(3).to_string())
+display(html_table(tex_stats, digits=3))
 
 # %% [markdown]
 # ## Fig. S3: variation across crops
@@ -232,7 +233,7 @@ plt.show()
 # NBVAL_CHECK_OUTPUT
 print(f"{toy.n_train} training and {toy.n_test} test samples per set")
 stats = pd.concat({"train": bias_table(train_bias), "test": bias_table(test_bias)})
-print(stats.round(3).to_string())
+display(html_table(stats, digits=3))
 
 # %% [markdown]
 # ## Explorer

@@ -71,6 +71,7 @@ from IPython.display import display
 from gsutils.experiments.grid import bias_results as br
 from gsutils.experiments.grid import segmentation as seg
 from gsutils.experiments.grid import shipped_unets
+from gsutils.plots.tables import html_table
 
 
 # %% [markdown]
@@ -174,7 +175,7 @@ print(gate.line())
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print(br.unbiased_iou_table(frame).round(2).to_string())
+display(html_table(br.unbiased_iou_table(frame), digits=2))
 
 # %% [markdown]
 # ## Fig. S4a and S5a: the bias digit loses IoU
@@ -195,7 +196,7 @@ for backbone in cfg.grid.backbones:
 for backbone in cfg.grid.backbones:
     for strength in cfg.grid.strengths:
         iou, drop = br.iou_matrix(frame, strength, backbone)
-        print(f"{backbone}, {strength} bias: IoU on unbiased test data\n{iou.round(2).to_string()}\n")
+        display(html_table(iou, digits=2, caption=f"{backbone}, {strength} bias: IoU on unbiased test data"))
 
 # %% [markdown]
 # ## Per bias texture
@@ -205,7 +206,7 @@ for backbone in cfg.grid.backbones:
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print(br.texture_table(frame, cfg.train.backbone).round(2).to_string())
+display(html_table(br.texture_table(frame, cfg.train.backbone), digits=2))
 
 # %% [markdown]
 # ## Fig. S9: the encoders compared (S1.5)
@@ -222,7 +223,7 @@ plt.show()
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print(br.backbone_summary(frame).round(2).to_string())
+display(html_table(br.backbone_summary(frame), digits=2))
 
 # %% [markdown]
 # ## Claims

@@ -86,6 +86,7 @@ from gsutils.experiments.grid import context_saliency as cs
 from gsutils.experiments.grid import segmentation as seg
 from gsutils.models.precision import precision_label
 from gsutils.plots.context import plot_cbd_matrices, plot_method_maps
+from gsutils.plots.tables import html_table
 
 t_page = time.perf_counter()
 s = cfg.saliency
@@ -183,10 +184,8 @@ for strength in results.strengths:
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print(cc.cbd_summary(results).round(3).to_string(index=False))
-print()
-print("CBD of the bias digit per bias texture")
-print(cc.per_texture_table(results, "cbd").round(3).to_string())
+display(html_table(cc.cbd_summary(results), digits=3, index=False))
+display(html_table(cc.per_texture_table(results, "cbd"), digits=3, caption="CBD of the bias digit per bias texture"))
 
 # %% [markdown]
 # ## Empty maps
@@ -198,7 +197,7 @@ print(cc.per_texture_table(results, "cbd").round(3).to_string())
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print(cc.empty_rate_table(results).round(3).to_string(index=False))
+display(html_table(cc.empty_rate_table(results), digits=3, index=False))
 
 # %% [markdown]
 # ## What the network does with the context
@@ -219,8 +218,7 @@ print(cc.empty_rate_table(results).round(3).to_string(index=False))
 # %%
 # NBVAL_CHECK_OUTPUT
 scores = [ev.context_scores(cfg, run) for run in results.runs]
-print(cc.scores_table(results, scores).round(3).to_string())
-print()
+display(html_table(cc.scores_table(results, scores), digits=3))
 print("\n".join(cc.evidence_lines(results, scores)))
 
 # %% [markdown]
@@ -253,7 +251,7 @@ for strength in results.strengths:
 evidence = cc.network_evidence(cfg, results)
 cols = ["bias digit IoU", "drop from N"] + [f"{m} {k}" for m in ("Grid", "VG", "SG")
                                             for k in ("CBD bias digit", "CBD others", "empty")]
-print(evidence[cols].round(3).to_string())
+display(html_table(evidence[cols], digits=3))
 
 # %% [markdown]
 # ## Claims

@@ -76,6 +76,7 @@ from gsutils.experiments.grid import context_claims as cc
 from gsutils.experiments.grid import context_evidence as ev
 from gsutils.experiments.grid import context_saliency as cs
 from gsutils.plots.context import plot_cbl, plot_saliency_gallery
+from gsutils.plots.tables import html_table
 from gsutils.references import CBL_POSTER, GRID_SALIENCY_POSTER, cbl_poster
 
 t_page = time.perf_counter()
@@ -147,12 +148,10 @@ for strength in results.strengths:
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print(cc.cbl_table(results).round(3).to_string(index=False))
-print()
-print("CBL of the bias digit per bias texture (empty maps = chance)")
-print(cc.per_texture_table(results, "cbl").round(3).to_string())
-print()
-print(cc.empty_rate_table(results).round(3).to_string(index=False))
+display(html_table(cc.cbl_table(results), digits=3, index=False))
+display(html_table(cc.per_texture_table(results, "cbl"), digits=3,
+                   caption="CBL of the bias digit per bias texture (empty maps = chance)"))
+display(html_table(cc.empty_rate_table(results), digits=3, index=False))
 
 # %% [markdown]
 # ## Sensitivity: grey fixed at 0.5
@@ -171,9 +170,8 @@ fixed = cs.collect_fixed_grey(cfg, cs.FIXED_GREY, progress=True)
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print(f"sensitivity: grey fixed at {cs.FIXED_GREY:g} (grid saliency, bias digit)")
-print(cc.sensitivity_table(results, fixed, cs.FIXED_GREY, cs.grid_config(cfg).greys).round(3)
-      .to_string(index=False))
+display(html_table(cc.sensitivity_table(results, fixed, cs.FIXED_GREY, cs.grid_config(cfg).greys), digits=3,
+                   index=False, caption=f"sensitivity: grey fixed at {cs.FIXED_GREY:g} (grid saliency, bias digit)"))
 
 # %% [markdown]
 # ## Fig. S13 layout: grid saliency step by step
@@ -205,8 +203,7 @@ for strength in results.strengths:
 # %%
 # NBVAL_CHECK_OUTPUT
 scores = [ev.context_scores(cfg, run) for run in results.runs]
-print(cc.scores_table(results, scores).round(3).to_string())
-print()
+display(html_table(cc.scores_table(results, scores), digits=3))
 print("\n".join(cc.evidence_lines(results, scores)))
 
 # %% [markdown]
@@ -222,7 +219,7 @@ print("\n".join(cc.evidence_lines(results, scores)))
 # NBVAL_CHECK_OUTPUT
 evidence = cc.network_evidence(cfg, results)
 cols = ["drop from N"] + [f"{m} {k}" for m in ("Grid", "VG", "SG", "IG") for k in ("CBL", "empty")]
-print(evidence[cols].round(3).to_string())
+display(html_table(evidence[cols], digits=3))
 
 # %% [markdown]
 # ## Claims

@@ -107,6 +107,7 @@ from gsutils.plots.backbones import (
     plot_iou_mean_std,
     plot_training_curves,
 )
+from gsutils.plots.tables import html_table
 
 t_page = time.perf_counter()
 bcfg = bk.backbone_profile(cfg)
@@ -162,7 +163,7 @@ plt.show()
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print(miou.round(3).to_string())
+display(html_table(miou, digits=3))
 
 # %% [markdown]
 # ## Fig. S8: CBD per method and backbone
@@ -180,7 +181,7 @@ plt.show()
 # %%
 # NBVAL_CHECK_OUTPUT
 cbd = bk.saliency_table(per_backbone)
-print(cbd.round(3).to_string())
+display(html_table(cbd, digits=3))
 
 # %% [markdown]
 # ## Fig. S10: CBL per backbone
@@ -196,7 +197,7 @@ plt.show()
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print(cbl.round(3).to_string())
+display(html_table(cbl, digits=3))
 
 # %% [markdown]
 # ## The networks' training

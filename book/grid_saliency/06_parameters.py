@@ -83,10 +83,12 @@ cfg, ledger = open_chapter("grid_saliency/06_parameters",
 import time
 
 import matplotlib.pyplot as plt
+from IPython.display import display
 
 from gsutils.experiments.grid import context_claims as cc
 from gsutils.experiments.grid import sweeps as sw
 from gsutils.plots.sweeps import plot_sweeps
+from gsutils.plots.tables import html_table
 
 t_page = time.perf_counter()
 print(describe(cfg, "sweeps", "saliency"))
@@ -121,7 +123,7 @@ plt.show()
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print(table.drop(columns=["seconds"]).round(3).to_string(index=False))
+display(html_table(table.drop(columns=["seconds"]), digits=3, index=False))
 
 # %% [markdown]
 # ## λ: detection against localisation

@@ -102,12 +102,14 @@ import time
 
 import matplotlib.pyplot as plt
 import numpy as np
+from IPython.display import display
 
 from gsutils.data.cityscapes import TRAIN_CLASSES, class_colors
 from gsutils.experiments.grid import scene_claims as claims
 from gsutils.experiments.grid import street_context as sc
 from gsutils.plots.scenes import (plot_context_shares, plot_gallery, plot_request_sizes, plot_s13_panels,
                                   plot_scenes)
+from gsutils.plots.tables import html_table
 from gsutils.references import (CITYSCAPES_RIDER_BICYCLE_POSTER, CITYSCAPES_S2_SETTINGS,
                                 GRID_SALIENCY_POSTER_S2, source_line)
 
@@ -167,7 +169,7 @@ plt.show()
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print(claims.table_s1(res).to_string(index=False))
+display(html_table(claims.table_s1(res), index=False))
 
 # %% [markdown]
 # Beside the supplement's Table S1 (its unit is the image: an image counts for
@@ -177,7 +179,7 @@ print(claims.table_s1(res).to_string(index=False))
 # %%
 # NBVAL_CHECK_OUTPUT
 print(source_line("TABLE_S1_COUNTS"))
-print(claims.table_s1_vs_paper(res).to_string(index=False))
+display(html_table(claims.table_s1_vs_paper(res), index=False))
 
 # %% [markdown]
 # ## Table S2: ground-truth class x predicted class of the requests
@@ -187,7 +189,7 @@ print(claims.table_s1_vs_paper(res).to_string(index=False))
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print(claims.table_s2(res).to_string())
+display(html_table(claims.table_s2(res)))
 
 # %% [markdown]
 # Beside the supplement's Table S2, for the pairs it lists (its requests are
@@ -198,7 +200,7 @@ print(claims.table_s2(res).to_string())
 # %%
 # NBVAL_CHECK_OUTPUT
 print(source_line("TABLE_S2_COUNTS"))
-print(claims.table_s2_vs_paper(res).to_string(index=False))
+display(html_table(claims.table_s2_vs_paper(res), index=False))
 
 # %% [markdown]
 # ## Fig. S13: the intermediate steps of one explanation

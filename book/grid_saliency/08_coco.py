@@ -69,11 +69,13 @@ import time
 
 import matplotlib.pyplot as plt
 import numpy as np
+from IPython.display import display
 
 from gsutils.experiments.grid import coco_context as cc
 from gsutils.experiments.grid import scene_claims as claims
 from gsutils.plots.common import class_colours
 from gsutils.plots.scenes import plot_gallery, plot_reliance, plot_scenes
+from gsutils.plots.tables import html_table
 
 t_page = time.perf_counter()
 
@@ -134,7 +136,7 @@ plt.show()
 # %%
 # NBVAL_CHECK_OUTPUT
 table = claims.reliance_table(res)
-print(table.round(3).to_string(index=False))
+display(html_table(table, digits=3, index=False))
 fig = plot_reliance({enc: dict(zip(table["class"], table[f"{enc} reliance"])) for enc in encs},
                     list(table["class"]))
 plt.show()

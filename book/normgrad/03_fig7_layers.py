@@ -63,7 +63,10 @@ data_root = ""
 # %%
 import time
 
+from IPython.display import display
+
 from gsutils.claims import open_chapter
+from gsutils.plots.tables import html_table
 from gsutils.profiles import describe
 
 t_page = time.perf_counter()
@@ -159,7 +162,7 @@ print(f"highest share at {best}")
 # NBVAL_CHECK_OUTPUT
 vgg_run = pointing_game_run(cfg, "vgg16", progress=False)
 acc = pointing_accuracies(vgg_run)["all"].loc[["gradient", *FIG7_ACROSS_METHODS], list(FIG7_LAYERS)]
-print(acc.round(1).to_string())
+display(html_table(acc, digits=1))
 print(f"center baseline: {center_accuracy(vgg_run)['all']:.1f} %")
 
 # %% [markdown]

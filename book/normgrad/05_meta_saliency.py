@@ -77,7 +77,10 @@ checkpoint_dir = ""
 # %%
 import time
 
+from IPython.display import display
+
 from gsutils.claims import open_chapter
+from gsutils.plots.tables import html_table
 from gsutils.profiles import describe
 
 t_page = time.perf_counter()
@@ -133,8 +136,7 @@ print("epoch snapshots:", ", ".join(f"{a} {snapshot_precision(cfg, a) if ok else
 fig2 = {a: meta_curves(r) for a, r in runs.items() if r is not None}
 fig3 = {a: to_final_curves(r) for a, r in runs.items() if r is not None}
 for arch, t in fig2.items():
-    print(arch)
-    print(t.round(2).to_string())
+    display(html_table(t, digits=2, caption=arch))
 
 # %%
 fig = plot_fig2(fig2) if fig2 else None
@@ -155,8 +157,7 @@ for arch, v in fit_gap.items():
 
 # %%
 for arch, t in fig3.items():
-    print(arch)
-    print(t.round(2).to_string())
+    display(html_table(t, digits=2, caption=arch))
 
 # %%
 fig = plot_fig3(fig3) if fig3 else None

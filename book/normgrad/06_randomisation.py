@@ -81,7 +81,10 @@ checkpoint_dir = ""
 # %%
 import time
 
+from IPython.display import display
+
 from gsutils.claims import open_chapter
+from gsutils.plots.tables import html_table
 from gsutils.profiles import describe
 
 t_page = time.perf_counter()
@@ -173,7 +176,7 @@ rankings = {arch: ranking_comparison(run) for arch, run in runs.items()}
 for arch, (frame, same) in rankings.items():
     print(f"{arch}: signed and absolute rankings coincide for " + (", ".join("/".join(k) for k in same) or "none"))
     if not frame.empty:
-        print(frame.round(2).to_string())
+        display(html_table(frame, digits=2))
 
 # %% [markdown]
 # Whether a stage's map still points at the object (pointing-game hits on the

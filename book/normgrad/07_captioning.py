@@ -83,7 +83,10 @@ data_root = ""
 # %%
 import time
 
+from IPython.display import display
+
 from gsutils.claims import open_chapter
+from gsutils.plots.tables import html_table
 from gsutils.profiles import describe
 
 t_page = time.perf_counter()
@@ -217,7 +220,7 @@ plt.show()
 # NBVAL_CHECK_OUTPUT
 table = pd.DataFrame({n: summary[n] for n in names}).T
 table.columns = ["mass on named objects", "normalised entropy", "area >= half max", "word map mass on its digit"]
-print(table.round(3).to_string())
+display(html_table(table, digits=3))
 print(f"named objects cover {100 * summary['named_objects']['area']:.1f} % of the image "
       f"({summary['named_objects']['n']} captions that name a digit present in the scene)")
 
@@ -240,7 +243,7 @@ ex4 = explain_captions(cfg, layers=finer, progress=False)
 summary4 = sharpness_summary(ex4, finer)
 table4 = pd.DataFrame({n: summary4[n] for n in map_names(finer)}).T
 table4.columns = table.columns
-print(table4.round(3).to_string())
+display(html_table(table4, digits=3))
 
 # %% [markdown]
 # ## Claims

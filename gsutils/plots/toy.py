@@ -64,11 +64,11 @@ def plot_samples(rows: Sequence[tuple[str, ToyData, Sequence[int]]], *, panel: f
             if data.is_biased[i]:
                 ax4[0].contour(data.biased_mask[i], levels=[0.5], colors=BIAS_COLOUR, linewidths=0.8)
             ax4[0].set_xlabel(f"digit {int(data.digits[i])}" + (", biased" if data.is_biased[i] else ""),
-                              fontsize=7)
+                              fontsize=8.5)
             if r == 0:
                 for a, t in zip(ax4, titles):
-                    a.set_title(t, fontsize=8)
-        axes[r, 0].set_ylabel(label, fontsize=8)
+                    a.set_title(t, fontsize=9)
+        axes[r, 0].set_ylabel(label, fontsize=9)
     fig.tight_layout(pad=0.3, w_pad=0.2, h_pad=0.6)
     return fig
 
@@ -100,9 +100,9 @@ def plot_texture_bank(bank: TextureBank, *, size: int = 64, seed: int = 0, cols:
             for sp in ax.spines.values():
                 sp.set_edgecolor(BIAS_COLOUR)
                 sp.set_linewidth(3)
-            ax.set_title(f"{name}\nbias texture {bias_rank[i]}", fontsize=7, color=BIAS_COLOUR)
+            ax.set_title(f"{name}\nbias texture {bias_rank[i]}", fontsize=8.5, color=BIAS_COLOUR)
         else:
-            ax.set_title(name, fontsize=7)
+            ax.set_title(name, fontsize=8.5)
     fig.tight_layout(pad=0.3)
     return fig
 
@@ -122,8 +122,8 @@ def plot_texture_crops(bank: TextureBank, indices: Sequence[int], *, n_crops: in
             ax.imshow(_crop(t, y, x, size), cmap="gray", vmin=0, vmax=1)
             ax.set_xticks([])
             ax.set_yticks([])
-        label = bank.names[ti] + (" (bias)" if ti in bank.bias_indices else "")
-        axes[r, 0].set_ylabel(label, fontsize=7)
+        label = bank.names[ti] + ("\n(bias)" if ti in bank.bias_indices else "")
+        axes[r, 0].set_ylabel(label, fontsize=8.5)
     fig.tight_layout(pad=0.3)
     return fig
 
@@ -164,12 +164,12 @@ def explorer_figure(config: ToyConfig, n: int = 6, split: str = "train"):
             ax.imshow(data.images[i, 0], cmap="gray", vmin=0, vmax=1)
             if data.is_biased[i]:
                 ax.contour(data.biased_mask[i], levels=[0.5], colors=BIAS_COLOUR, linewidths=0.8)
-            ax.set_title(f"{int(data.digits[i])}" + (" biased" if data.is_biased[i] else ""), fontsize=7)
+            ax.set_title(f"{int(data.digits[i])}" + (" biased" if data.is_biased[i] else ""), fontsize=8.5)
     b = config.bias
-    axes[0, 0].set_ylabel(f"digit {d}", fontsize=8)
-    axes[1, 0].set_ylabel("other digits", fontsize=8)
+    axes[0, 0].set_ylabel(f"digit {d}", fontsize=9)
+    axes[1, 0].set_ylabel("other digits", fontsize=9)
     fig.suptitle(f"bias {b.strength}, digit {b.digit}, bias texture {b.texture}, seed {config.seed}"
-                 f" ({int(data.is_biased.sum())}/{len(data)} images biased)", fontsize=8)
+                 f" ({int(data.is_biased.sum())}/{len(data)} images biased)", fontsize=9)
     fig.tight_layout(pad=0.3)
     return fig
 

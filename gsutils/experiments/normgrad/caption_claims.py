@@ -60,26 +60,27 @@ def record_captioning(ledger: Any, ex: dict[str, Any], summary: dict[str, Any], 
             criterion="at every single layer, the mean share of the image at or above half the map's maximum "
                       "exceeds the mean share covered by the named objects",
         ),
-        ledger.check(
-            "combination_sharper", "F (Fig. 6)",
+        _interval_claim(
+            ledger, gate, "combination_sharper",
             "The product combination of the layers is sharper than each layer (lower entropy)",
-            measured={l: round(summary[l]["entropy"], 3) for l in names},
-            reported="qualitative (Fig. 6)",
-            passed=gate.judge(all(ent[l]["low"] > 0 for l in layers)),
-            criterion="for every layer, the 95 % bootstrap interval of mean[entropy(layer) - "
-                      "entropy(combination)] over the explained captions lies above 0",
-            note="; ".join(f"{l}: {ent[l]['difference']:.3f} [{ent[l]['low']:.3f}, {ent[l]['high']:.3f}]"
-                           for l in layers),
-        ),
-        ledger.check(
-            "combination_on_objects", "F (Fig. 6)",
+            {l: round(summary[l]["entropy"], 3) for l in names}, ent, ".3f",
+            "for every layer, the 95 % bootstrap interval of mean[entropy(layer) - "
+            "entropy(combination)] over the explained captions lies above 0"),
+        _interval_claim(
+            ledger, gate, "combination_on_objects",
             "The combination puts more of its mass on the objects the caption names than each layer",
-            measured={l: round(summary[l]["mass"], 3) for l in names},
-            reported="qualitative (Fig. 6)",
-            passed=gate.judge(all(mass[l]["low"] > 0 for l in layers)),
-            criterion="for every layer, the 95 % bootstrap interval of mean[mass share(combination) - "
-                      "mass share(layer)] on the named objects' pixels lies above 0",
-            note="; ".join(f"{l}: {mass[l]['difference']:+.3f} [{mass[l]['low']:+.3f}, {mass[l]['high']:+.3f}]"
-                           for l in layers),
-        ),
+            {l: round(summary[l]["mass"], 3) for l in names}, mass, "+.3f",
+            "for every layer, the 95 % bootstrap interval of mean[mass share(combination) - "
+            "mass share(layer)] on the named objects' pixels lies above 0"),
     ]
+
+
+def _interval_claim(ledger: Any, gate: Gate, claim_id: str, claim: str, measured: dict[str, float],
+                    diffs: dict[str, dict[str, float]], fmt: str, criterion: str) -> Any:
+    """A Fig. 6 row judged by paired bootstrap intervals (one per layer, combination against the
+    layer): it holds when every interval lies above 0; the note lists them (``fmt``: their format)."""
+    return ledger.check(
+        claim_id, "F (Fig. 6)", claim, measured=measured, reported="qualitative (Fig. 6)",
+        passed=gate.judge(all(d["low"] > 0 for d in diffs.values())), criterion=criterion,
+        note="; ".join(f"{l}: {d['difference']:{fmt}} [{d['low']:{fmt}}, {d['high']:{fmt}}]" for l, d in diffs.items()),
+    )

@@ -63,28 +63,12 @@ def record_layer_combination(ledger: Any, tables: dict[str, Any], weights: dict[
     ))
     rows.append(ledger.check(**spread_vgg16_claim(tables, g)))
     for arch, w in weights.items():
-        acc = w["accuracy"]
-        rows.append(ledger.check(
-            f"accuracy_rises_with_depth_{arch}", "C (Fig. 1)",
-            f"{arch}: the linear-probe accuracy of a layer's features rises with depth",
-            measured=[round(v, 3) for v in acc],
-            reported="rises with depth",
-            passed=g.judge(acc[-1] > acc[0] and depth_trend(acc) >= 0.8),
-            criterion="the deepest layer's probe mAP exceeds the shallowest's and its rank correlation "
-                      "with depth is at least 0.8",
-            note=g.note + f"; rank correlation {depth_trend(acc):.2f}",
-        ))
-    sp = weights["resnet50"]["spread"]
-    rows.append(ledger.check(
-        "spread_rises_with_depth_resnet50", "C (Fig. 1)",
-        "resnet50: the feature spread rises with depth",
-        measured=[round(v, 3) for v in sp],
-        reported="rises with depth",
-        passed=g.judge(sp[-1] > sp[0] and depth_trend(sp) >= 0.8),
-        criterion="the deepest layer's spread exceeds the shallowest's and its rank correlation with depth "
-                  "is at least 0.8",
-        note=g.note + f"; rank correlation {depth_trend(sp):.2f}",
-    ))
+        rows.append(_rises_with_depth(ledger, g, f"accuracy_rises_with_depth_{arch}",
+                                      f"{arch}: the linear-probe accuracy of a layer's features rises with depth",
+                                      w["accuracy"], "probe mAP"))
+    rows.append(_rises_with_depth(ledger, g, "spread_rises_with_depth_resnet50",
+                                  "resnet50: the feature spread rises with depth", weights["resnet50"]["spread"],
+                                  "spread"))
     sv = weights["vgg16"]["spread"]
     rows.append(ledger.check(
         "spread_falls_last_two_vgg16", "C (Fig. 1)",
@@ -198,3 +182,18 @@ def record_randomisation(ledger: Any, curves: dict[str, Any], hits: dict[str, An
                 + f"; the criterion would {'hold' if abs_delays else 'not hold'}; " + g.note,
         ),
     ]
+
+
+def _rises_with_depth(ledger, g, claim_id: str, claim: str, values, what: str):
+    """A Fig. 1 row: ``values`` (one per layer, shallow to deep) rise with depth: the deepest
+    exceeds the shallowest and the rank correlation with depth is at least 0.8."""
+    trend = depth_trend(values)
+    return ledger.check(
+        claim_id, "C (Fig. 1)", claim,
+        measured=[round(v, 3) for v in values],
+        reported="rises with depth",
+        passed=g.judge(values[-1] > values[0] and trend >= 0.8),
+        criterion=f"the deepest layer's {what} exceeds the shallowest's and its rank correlation "
+                  "with depth is at least 0.8",
+        note=g.note + f"; rank correlation {trend:.2f}",
+    )
