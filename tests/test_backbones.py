@@ -17,8 +17,8 @@ from gsutils.profiles import get_profile
 def test_every_quick_comparison_network_is_shipped_and_compact():
     from gsutils.experiments.grid import shipped_unets
 
-    p = bk.backbone_profile(get_profile("quick", device="cpu"))
-    rows = shipped_unets.manifest(p, bk.backbone_runs(p))
+    rows = shipped_unets.grid_manifest(get_profile("quick", device="cpu"), "backbones")
+    assert len(rows) == 6
     assert all(r["shipped"] for r in rows), [r["network"] for r in rows if not r["shipped"]]
     assert max(r["kB"] for r in rows) < 6_000  # float16: at most about 5 MB (MobileNetV2's 2.5M parameters)
     assert sum(r["kB"] for r in rows) * 1024 < 30_000_000  # 6 networks
