@@ -130,6 +130,7 @@ def test_end_to_end_on_a_shrunken_profile(tmp_path):
     q = get_profile("quick", device="cpu", results_dir=tmp_path)
     prof = dataclasses.replace(
         q, toy=dataclasses.replace(q.toy, n_train=64, n_test=80),
+        train=dataclasses.replace(q.train, autocast=None),  # bfloat16 is emulated, 20x slower, on AVX2 CPUs
         backbone_cmp=dataclasses.replace(q.backbone_cmp, backbones=("slim_mobilenet_v2", "slim_resnet18"),
                                          bias_textures=(0,), seeds=(0,), epochs=1, images_per_digit=2),
         saliency=dataclasses.replace(q.saliency, grid_steps=2, ig_steps=2, sg_samples=2))

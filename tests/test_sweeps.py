@@ -28,7 +28,7 @@ def small_profile(results_dir: Path):
     return dataclasses.replace(
         p,
         toy=dataclasses.replace(p.toy, n_train=64, n_test=80),
-        train=dataclasses.replace(p.train, epochs=1),
+        train=dataclasses.replace(p.train, epochs=1, autocast=None),  # bfloat16: emulated, slow on AVX2
         saliency=dataclasses.replace(p.saliency, grid_steps=3),
         sweeps=dataclasses.replace(p.sweeps, lam=(0.0125, 0.025, 0.05, 0.1, 0.2), lr=(0.2,), momentum=(0.5,),
                                    init=(0.5, 1.0), greys=((0.0, 0.25, 0.5, 0.75, 1.0), (0.5,)),
@@ -189,15 +189,16 @@ def test_lambda_trend_is_spearman_of_the_lambda_rows():
     assert -1.0 < tr["mcbd_biased"] < -0.8  # a tie: 0.5, 0.5
 
 
-def test_quick_sweeps_take_the_first_two_informative_strong_networks():
-    # Fig. S11 at quick: the 17 settings on the first two shipped strongly biased small networks whose
+def test_quick_sweeps_take_the_first_informative_strong_network():
+    # Fig. S11 at quick: the 17 settings on the first shipped strongly biased small network whose
     # maps at the S1.2 setting are informative (chosen at run time, before the sweep)
     from gsutils.experiments.grid.segmentation import shipped_network
 
     q = get_profile("quick", device="cpu")
     cands = S.candidate_networks(q)
     assert [r.label for r in cands] == [f"small/strong-d2-t{t}/s0" for t in range(5)]
-    assert q.sweeps.informative_networks == 2
+    assert q.sweeps.informative_networks == 1
+    assert len({p.config for p in S.sweep_points(q)}) == 17  # distinct settings (the S1.2 one in every row)
     assert all(shipped_network(q, r).exists() for r in cands)
 
 

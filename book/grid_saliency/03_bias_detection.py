@@ -42,7 +42,7 @@
 # Smaller profiles train fewer and smaller
 # networks (the recipe table of the previous chapter lists both): the quick
 # profile uses small U-Nets on the paper's 64×64 images, trained on a CPU and
-# shipped with the project, with one bias digit, three bias textures and one seed. To keep the saliency run within
+# shipped with the project, with one bias digit, five bias textures and one seed. To keep the saliency run within
 # minutes, every network explains `images_per_digit` test images of its bias
 # digit but only a quarter of that number of each other digit
 # (`gsutils.experiments.grid.context_saliency.OTHER_DIGIT_DIVISOR`; the off-diagonal

@@ -61,7 +61,7 @@ ORDERED_PARAMS: tuple[str, ...] = ("lam", "lr", "momentum", "init")
 PARAM_LABELS: dict[str, str] = {"lam": "λ (L1 weight)", "lr": "learning rate", "momentum": "momentum",
                                 "init": "initial mask value", "greys": "grey value"}
 #: bump when a task's computation changes
-VERSION = 1
+VERSION = 2  # 2: the networks explain in the channels-last layout (context_saliency.VERSION 4)
 #: "smooth degradation": at the chosen value's neighbours, mCBD gap and mCBL change by at most this
 SMOOTH_TOL = 0.1
 
