@@ -16,13 +16,18 @@ trial          U-Net (widths per resolution)          data        precision  cyc
 tiny32         16-32-64-64 (the former quick network)  32 px [1]   float32    3,000
 small64        16-32-64-128-128 (5 levels)             64 px       float32    3,000
 small64_bf16   16-32-64-128-128                        64 px       bf16 [2]   3,000
-small64_short  16-32-64-128-128                        64 px       bf16       1,500
-narrow64       8-16-32-64-64 (5 levels, 1/4 params)    64 px       bf16       3,000
-deep4_64       16-32-64-128 (4 levels)                 64 px       bf16       3,000
+small64_short  16-32-64-128-128                        64 px       float32    1,500
+narrow64       8-16-32-64-64 (5 levels, 1/4 params)    64 px       float32    3,000
+deep4_64       16-32-64-128 (4 levels)                 64 px       float32    3,000
 =============  =====================================  ==========  =========  =====
 
 [1] rendered at 64 px and area-downsampled, as the quick profile did before.
-[2] the forward pass under ``torch.autocast("cpu", torch.bfloat16)``.
+[2] the forward pass under ``torch.autocast("cpu", torch.bfloat16)``: the one trial that
+    compares precisions (against ``small64``). It is run only where the CPU computes bfloat16
+    natively (AMX, AVX-512 BF16); on an AVX2-only CPU oneDNN emulates it and a step of these
+    U-Nets ran about 20x slower than float32, so the trial is skipped there with a line saying
+    so (``--emulated-bf16`` runs it anyway). ``--speed`` times a few steps of ``small64`` at both
+    precisions in the same run and prints the ratio, on any CPU.
 
 The S1.5 families (``gsutils.models.smp_unet``'s small 64 px variants, bf16,
 the same recipe) with a cycle twice as long: ``resnet18_6k`` and
@@ -73,9 +78,9 @@ TRIALS: dict[str, Trial] = {
     "tiny32": Trial((16, 32, 64, 64), 32, 64, False, 3000),
     "small64": Trial((16, 32, 64, 128, 128), 64, None, False, 3000),
     "small64_bf16": Trial((16, 32, 64, 128, 128), 64, None, True, 3000),
-    "small64_short": Trial((16, 32, 64, 128, 128), 64, None, True, 1500),
-    "narrow64": Trial((8, 16, 32, 64, 64), 64, None, True, 3000),
-    "deep4_64": Trial((16, 32, 64, 128), 64, None, True, 3000),
+    "small64_short": Trial((16, 32, 64, 128, 128), 64, None, False, 1500),
+    "narrow64": Trial((8, 16, 32, 64, 64), 64, None, False, 3000),
+    "deep4_64": Trial((16, 32, 64, 128), 64, None, False, 3000),
     "vgg16_3k": Trial((), 64, None, True, 3000, "small_vgg16"),
     "resnet18_6k": Trial((), 64, None, True, 6000, "small_resnet18"),
     "mobilenet_v2_6k": Trial((), 64, None, True, 6000, "small_mobilenet_v2"),
@@ -155,6 +160,39 @@ def run_trial(name: str, trial: Trial, steps: int, eval_every: int, partial: Pat
             "threads": torch.get_num_threads(), "cpu": _cpu_model()}
 
 
+def precision_speed(steps: int = 6) -> dict:
+    """Seconds per training step of ``small64`` (batch 32, 64 px, one thread) at float32 and under
+    bfloat16 autocast, alternating, in the same run; the first step of each is left out."""
+    from gsutils.models.unet import UNet
+
+    torch.manual_seed(0)
+    net = UNet("small", 11, 1, widths=TRIALS["small64"].widths).to(memory_format=torch.channels_last).train()
+    opt = torch.optim.AdamW(net.parameters(), lr=1e-4)
+    x = torch.rand(32, 1, 64, 64).contiguous(memory_format=torch.channels_last)
+    y = torch.randint(0, 11, (32, 64, 64))
+    times: dict[str, list[float]] = {"float32": [], "bf16": []}
+    for i in range(steps + 1):
+        for name in times:
+            t0 = time.perf_counter()
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=name == "bf16"):
+                logits = net(x)
+            loss = nn.functional.cross_entropy(logits.float(), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            if i:
+                times[name].append(time.perf_counter() - t0)
+    f32, bf = (sorted(times[k])[len(times[k]) // 2] for k in ("float32", "bf16"))
+    return {"cpu": _cpu_model(), "native_bf16": _native_bf16(), "float32_s": f32, "bf16_s": bf,
+            "bf16_over_float32": bf / f32}
+
+
+def _native_bf16() -> bool:
+    from gsutils.models.precision import native_bf16
+
+    return native_bf16("cpu")
+
+
 def _cpu_model() -> str:
     from gsutils.experiments.common.shipped import machine
 
@@ -185,10 +223,19 @@ def main(argv: list[str] | None = None) -> int:
                     help="multiply every trial's cycle (0.01: a quick check of the script)")
     ap.add_argument("--force", action="store_true", help="re-run finished trials")
     ap.add_argument("--out", default=None, help="folder of the trials' JSON (default benchmarks/results/s1_network_study)")
+    ap.add_argument("--emulated-bf16", action="store_true",
+                    help="run the bfloat16 trials on a CPU without native bfloat16 too (about 20x slower)")
+    ap.add_argument("--speed", action="store_true",
+                    help="only time small64's steps at float32 and bfloat16 on this CPU and print the ratio")
     a = ap.parse_args(argv)
     if a.eval_every < 1 or a.steps_scale <= 0:
         ap.error("--eval-every and --steps-scale must be positive")
     torch.set_num_threads(1)
+    if a.speed:
+        r = precision_speed()
+        print(f"{r['cpu']} (native bfloat16: {r['native_bf16']}): small64 step {r['float32_s']:.3f} s at float32, "
+              f"{r['bf16_s']:.3f} s under bfloat16 autocast: bf16 / float32 = {r['bf16_over_float32']:.2f}")
+        return 0
     if a.out:
         out = Path(a.out)
     elif a.steps_scale == 1.0:  # the study itself: its trials are kept with the code
@@ -200,6 +247,10 @@ def main(argv: list[str] | None = None) -> int:
         path = out / f"{name}.json"
         if path.is_file() and not a.force:
             print(f"{name}: finished earlier ({path})")
+            continue
+        if TRIALS[name].bf16 and not a.emulated_bf16 and not _native_bf16():
+            print(f"{name}: skipped, this CPU has no native bfloat16 (a step runs about 20x slower than "
+                  "float32); run it on one that has, or pass --emulated-bf16")
             continue
         steps = max(1, round(TRIALS[name].steps * a.steps_scale))
         partial = out / f"{name}.partial.json"
