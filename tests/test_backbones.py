@@ -75,10 +75,9 @@ def test_miou_table_mean_std_and_ns_bias_digit():
     assert t.loc[("a", "N"), "n"] == 1 and t.loc[("a", "weak"), "n"] == 2
 
 
-def frames(gap_grid=0.3, lead=0.2, drop=0.3):
+def frames(gap_grid=0.3, lead=0.2, drop=0.3, bbs=("slim_vgg16", "slim_mobilenet_v2", "slim_resnet18")):
     import pandas as pd
 
-    bbs = ["slim_vgg16", "slim_mobilenet_v2", "slim_resnet18"]
     miou = pd.DataFrame([{"backbone": b, "network": n, "miou": 0.9 - 0.1 * i,
                           "bias_digit_iou": 0.9 if n == "N" else 0.9 - drop - 0.05 * i, "n": 1}
                          for i, b in enumerate(bbs) for n in ("N", "weak")]).set_index(["backbone", "network"])
@@ -100,6 +99,15 @@ def test_claims_pass_and_fail_on_their_criteria():
     assert bad["s15_every_backbone_picks_up_bias"] is False
     assert bad["s15_ig_grid_detect_on_every_backbone"] is False
     assert bad["s15_grid_cbl_best_on_every_backbone"] is False
+
+
+def test_every_size_of_the_three_families_gets_all_five_claims():
+    # the quick profile's small and full-stem variants are the same families as the paper's encoders
+    quick = bk.backbone_profile(get_profile("quick", device="cpu")).grid.backbones
+    for bbs in (quick, ("vgg16", "mobilenet_v2", "resnet18")):
+        ids = [c["id"] for c in bk.backbone_claims(*frames(bbs=bbs))]
+        assert "s15_vgg_best_base_smallest_drop" in ids and "s15_grid_localises_best_with_vgg" in ids, bbs
+        assert len(ids) == 5
 
 
 def test_below_the_gate_every_claim_is_not_measured(tmp_path):

@@ -257,8 +257,16 @@ def record_backbones(ledger: Any, gate: Gate, miou: Any, cbd: Any, cbl: Any) -> 
     return record(ledger, backbone_claims(miou, cbd, cbl), gate, section="S1.5")
 
 
+#: the paper's name of each encoder family, by the key the S1.5 claims use
+_FAMILY_KEYS = {"VGG16": "vgg16", "MobileNetV2": "mobilenet_v2", "ResNet18": "resnet18"}
+
+
 def _family(bb: str) -> str:
-    return bb.replace("slim_", "")
+    """``"vgg16"``, ``"mobilenet_v2"`` or ``"resnet18"`` for any size of the three families
+    (``small_resnet18_fs`` -> ``"resnet18"``); an unknown backbone is its own family."""
+    from gsutils.models.smp_unet import FAMILY
+
+    return _FAMILY_KEYS.get(FAMILY.get(bb, ""), bb)
 
 
 def backbone_claims(miou: Any, cbd: Any, cbl: Any) -> list[dict[str, Any]]:
