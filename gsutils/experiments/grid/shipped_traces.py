@@ -12,13 +12,13 @@ from __future__ import annotations
 import json
 
 from gsutils.experiments.common.provenance import ShippedTrace, as_floats, one_thread
+from gsutils.models.smp_unet import FULL_STEM_BACKBONES, SLIM_BACKBONES, SMALL_BACKBONES, SMP_BACKBONES
 
 #: the kinds of network this module traces (``which`` of :func:`shipped_traces`)
 WHICH = ("unet", "slim", "deeplab")
 
 #: backbones whose float64 traces are checked as ``"smp-float64"`` (segmentation-models-pytorch U-Nets)
-SMP_KINDS = ("small_vgg16", "small_mobilenet_v2", "small_resnet18", "vgg16", "mobilenet_v2", "resnet18",
-             "slim_vgg16", "slim_mobilenet_v2", "slim_resnet18")
+SMP_KINDS = SMP_BACKBONES + SLIM_BACKBONES + SMALL_BACKBONES + FULL_STEM_BACKBONES
 
 
 def _unet_traces(profile, runs, float64: bool) -> list[ShippedTrace]:
