@@ -95,6 +95,7 @@ cfg, ledger = open_chapter("grid_saliency/05_backbones",
 import time
 
 import matplotlib.pyplot as plt
+import pandas as pd
 from IPython.display import display
 
 from gsutils.experiments.grid import backbones as bk
@@ -130,11 +131,14 @@ for bb in bcfg.grid.backbones:
 # %%
 # NBVAL_CHECK_OUTPUT
 results = bk.train_and_evaluate(cfg, progress=False)
-for res in results:
-    r = res["run"]
-    print(f"{backbone_label(r['backbone']):>18}  {r['bias']['strength']:>4} digit {r['bias'].get('digit')} "
-          f"texture {r['bias'].get('texture')} seed {r['seed']}: digit mIoU {res['digit_miou']:.3f}, "
-          f"pixel accuracy {res['pixel_acc']:.3f}")
+networks = pd.DataFrame([{
+    "backbone": backbone_label(res["run"]["backbone"]),
+    "network": ("N" if res["run"]["bias"]["strength"] == "none" else
+                f"{res['run']['bias']['strength']} bias, digit {res['run']['bias']['digit']}, "
+                f"texture {res['run']['bias']['texture']}"),
+    "seed": res["run"]["seed"], "digit mIoU": res["digit_miou"], "pixel accuracy": res["pixel_acc"],
+} for res in results])
+display(html_table(networks, digits=3, index=False, caption="N and the weakly biased networks on unbiased test data"))
 
 # %% [markdown]
 # ## The gate
