@@ -178,6 +178,42 @@ class Gate:
         return frame
 
 
+def _missing(v: Any) -> bool:
+    return v is None or (isinstance(v, float) and math.isnan(v)) or (isinstance(v, str) and v.strip() in
+                                                                       ("", "nan", "NaN", "None", "null"))
+
+
+def fmt_number(v: float | int) -> str:
+    """A number as a reader reads it: ``50,000``, ``0.841``, ``45.2``, ``1.2e-05``."""
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, int):
+        return f"{v:,}"
+    if math.isinf(v):
+        return "∞" if v > 0 else "−∞"
+    if abs(v) >= 1000:
+        return f"{v:,.0f}"
+    text = f"{v:.3g}"
+    if "e" in text:
+        mantissa, exponent = text.split("e")
+        text = f"{mantissa}e{int(exponent)}"
+    return text
+
+
+def fmt_value(v: Any) -> list[str]:
+    """A ledger value as lines of text (a dict gives one ``key: value`` line per item); ``[]`` when missing."""
+    if _missing(v):
+        return []
+    if isinstance(v, (bool, int, float)):
+        return [fmt_number(v)]
+    if isinstance(v, (list, tuple)):
+        parts = [" ".join(fmt_value(x)) or "—" for x in v]
+        return ["; ".join(parts)] if parts else []
+    if isinstance(v, dict):
+        return [f"{k}: {'; '.join(fmt_value(x)) or '—'}" for k, x in v.items()]
+    return [str(v).strip()]
+
+
 def _fmt(v: Any) -> str:
     return f"{v:.3f}" if isinstance(v, float) else str(v)
 
@@ -289,8 +325,10 @@ class Ledger:
         """One line per claim, for printing at the end of a chapter."""
         lines = []
         for c in self.claims.values():
-            lines.append(f"[{c.outcome}] {c.section} {c.id}: measured {c.measured}"
-                         + (f" (paper {c.reported})" if c.reported is not None else ""))
+            ours = "; ".join(fmt_value(c.measured)) or "—"
+            paper = "; ".join(fmt_value(c.reported))
+            lines.append(f"[{c.outcome}] {c.section}: {c.claim}. Ours: {ours}" + (f"; paper: {paper}" if paper else "")
+                         + ("" if c.verdict != NOT_MEASURED or not c.note else f" ({c.note})"))
         return "\n".join(lines)
 
     def table(self):

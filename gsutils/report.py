@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import html
 import json
-import math
 import posixpath
 from collections import Counter
 from collections.abc import Sequence
@@ -36,7 +35,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gsutils.claims import GATE_OUTCOME, NOT_MEASURED, NOT_REPRODUCED, REPRODUCED, Claim, gates, paper_claims
+from gsutils.claims import (GATE_OUTCOME, NOT_MEASURED, NOT_REPRODUCED, REPRODUCED, Claim, _missing, fmt_number,
+                            fmt_value, gates, paper_claims)
 from gsutils.paths import REPO_ROOT
 
 BOOK = REPO_ROOT / "book"
@@ -190,42 +190,6 @@ def group_gates(rows: Sequence[Claim], chapters: Sequence[Chapter] = ()) -> list
 
 
 # ------------------------------------------------------------------------------------------- values
-
-
-def _missing(v: Any) -> bool:
-    return v is None or (isinstance(v, float) and math.isnan(v)) or (isinstance(v, str) and v.strip() in
-                                                                       ("", "nan", "NaN", "None", "null"))
-
-
-def fmt_number(v: float | int) -> str:
-    """A number as a reader reads it: ``50,000``, ``0.841``, ``45.2``, ``1.2e-05``."""
-    if isinstance(v, bool):
-        return "yes" if v else "no"
-    if isinstance(v, int):
-        return f"{v:,}"
-    if math.isinf(v):
-        return "∞" if v > 0 else "−∞"
-    if abs(v) >= 1000:
-        return f"{v:,.0f}"
-    text = f"{v:.3g}"
-    if "e" in text:
-        mantissa, exponent = text.split("e")
-        text = f"{mantissa}e{int(exponent)}"
-    return text
-
-
-def fmt_value(v: Any) -> list[str]:
-    """A ledger value as lines of text (a dict gives one ``key: value`` line per item); ``[]`` when missing."""
-    if _missing(v):
-        return []
-    if isinstance(v, (bool, int, float)):
-        return [fmt_number(v)]
-    if isinstance(v, (list, tuple)):
-        parts = [" ".join(fmt_value(x)) or "—" for x in v]
-        return ["; ".join(parts)] if parts else []
-    if isinstance(v, dict):
-        return [f"{k}: {'; '.join(fmt_value(x)) or '—'}" for k, x in v.items()]
-    return [str(v).strip()]
 
 
 def _value_cell(lines: list[str], empty: str, why: str) -> str:

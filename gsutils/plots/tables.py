@@ -7,7 +7,8 @@ import html
 import math
 from typing import Any
 
-from gsutils.report import _HEAD, _HTML, _missing, fmt_number
+from gsutils.claims import _missing, fmt_number
+from gsutils.report import _HEAD, _HTML
 
 __all__ = ["html_table"]
 
