@@ -109,7 +109,7 @@ print(f"profile {cfg.name}: backbone {cfg.train.backbone}, bias digits {cfg.grid
 # %%
 # NBVAL_CHECK_OUTPUT
 gate = cc.saliency_gate(cfg)
-display(gate.table())
+display(html_table(gate.table(), index=False))
 print(gate.line())
 
 # %% [markdown]

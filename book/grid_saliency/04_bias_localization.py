@@ -98,7 +98,7 @@ print("the poster's mean CBL (strong / weak bias): "
 # %%
 # NBVAL_CHECK_OUTPUT
 gate = cc.saliency_gate(cfg)
-display(gate.table())
+display(html_table(gate.table(), index=False))
 print(gate.line())
 
 # %% [markdown]
