@@ -10,8 +10,10 @@ import pytest
 import torch
 from torchvision.models import resnet101
 
+from gsutils.experiments.common.store import Store
 from gsutils.experiments.normgrad import caption_saliency as cs
 from gsutils.experiments.normgrad import captioning as cap
+from gsutils.experiments.normgrad.caption_results import CaptionEvaluation, ExplainedCaptions
 from gsutils.models.captioner import (
     END,
     EXPLAINED_LAYERS,
@@ -193,24 +195,40 @@ def test_evaluate_explain_and_ship(small, tmp_path, monkeypatch):
     torch.set_num_threads(1)
     model, vocab, _ = cap.train_or_load_captioner(small, progress=False, shipped=False)
     ev = cap.evaluate_captioner(small)
-    assert ev["n"] == 6 and set(ev["scores"]) == {"BLEU-4", "ROUGE-L", "CIDEr"}
-    assert ev["gate"]["passed"] == (ev["mentions"]["f1"] >= small.captioning.gate_mention_f1)
+    assert isinstance(ev, CaptionEvaluation)
+    assert ev.n == 6 and len(ev.captions) == 6 and set(ev.scores) == {"BLEU-4", "ROUGE-L", "CIDEr"}
+    assert ev.gate_passed == (ev.mentions.f1 >= small.captioning.gate_mention_f1)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        ev.n = 7
+    # the cached entry keeps the form it had as a dict, and reads back equal
+    stored = Store(small.results_dir).load("captioner_eval", cap.captioner_config(small), "json")
+    assert set(stored) == {"scores", "mentions", "gate", "captions", "references", "n"}
+    assert CaptionEvaluation.from_json(stored) == ev and json.loads(json.dumps(ev.to_json())) == stored
     ex = cs.explain_captions(small)
-    assert ex["maps"].shape == (3, 4, 32, 32) and ex["entropy"].shape == (3, 4)
-    assert np.all(ex["maps"] >= 0)
+    assert isinstance(ex, ExplainedCaptions) and ex.n_images == 3
+    assert ex.maps.shape == (3, 4, 32, 32) and ex.entropy.shape == (3, 4)
+    assert np.all(ex.maps >= 0)
+    again = cs.explain_captions(small)  # from the cache
+    for name, a in ex.to_arrays().items():
+        np.testing.assert_array_equal(getattr(again, name), a)
     summary = cs.sharpness_summary(ex)
-    assert set(summary) == set(cs.map_names()) | {"named_objects"}
+    assert list(summary.maps) == list(cs.map_names()) and 0 <= summary.n_named <= 3
+    with pytest.raises(ValueError, match="layers"):
+        cs.sharpness_summary(ex, ("encoder.layer4",))
     import matplotlib
 
     matplotlib.use("Agg")
     from gsutils.plots.captioning import plot_caption_training, plot_fig6, plot_sharpness
 
-    fig = plot_fig6(ex, ev["captions"], cs.map_names(), [0, 2])
+    fig = plot_fig6(ex, ev.captions, cs.map_names(), [0, 2])
     assert len([a for a in fig.axes if a.get_label() != "<colorbar>"]) == 2 * 5 and len(fig.axes) == 2 * 5 + 1
     assert len(plot_sharpness(summary, cs.map_names()).axes) == 3
     plot_caption_training(cap.train_or_load_captioner(small, progress=False)[2])
     with pytest.raises(ValueError, match="rows"):
-        plot_fig6(ex, ev["captions"], cs.map_names(), [5])
+        plot_fig6(ex, ev.captions, cs.map_names(), [5])
+    plot_fig6(ex, ev.captions, cs.map_names(), [1], maps=ex.word_maps, words=["one"])
+    with pytest.raises(ValueError, match="maps"):
+        plot_fig6(ex, ev.captions, cs.map_names(), [1], maps=ex.word_maps[:, :2])
     # ship it, restore it into a fresh result folder
     from gsutils.experiments.common import shipped
 

@@ -14,6 +14,7 @@ import torch
 
 from gsutils.claims import Gate
 from gsutils.experiments.normgrad import normgrad_claims as nc
+from gsutils.experiments.normgrad.fig7_results import Fig7Maps, Fig7Selectivity
 from gsutils.experiments.normgrad.layer_combination import positive_gains
 from gsutils.experiments.normgrad.normgrad_maps import FIG7_LAYERS
 from gsutils.experiments.normgrad.pointing_runs import CENTER
@@ -147,16 +148,19 @@ def _fig7_data(selective: bool):
     masks[0][:, : s // 2] = True
     masks[1][:, s // 2:] = True
     scenes = SimpleNamespace(gt_mask=lambda i, c: masks[c], labels=torch.tensor([[1.0, 1.0, 0.0]]))
-    return {"maps": maps, "image_index": np.array([0]), "target": np.array([0])}, scenes
+    data = Fig7Maps(maps=maps, rgb=np.zeros((1, 3, s, s), np.float32), image_index=np.array([0]),
+                    target=np.array([0]), boxes=np.full((1, 4, 4), -1), class_names=("zero", "one", "two"))
+    return data, scenes
 
 
 def test_fig7_selectivity_compares_the_other_classes_with_the_target():
     data, scenes = _fig7_data(selective=True)
     sel = nc.fig7_selectivity(data, scenes)
-    assert sel["n_scenes"] == 1 and sel["other_area"] == pytest.approx(0.5)
-    assert sel["mean"]["linear_approx"] == pytest.approx(0.0)
-    assert sel["mean"]["normgrad"] == pytest.approx(1.0 / (31 / 32))  # flat but for one target pixel
-    assert set(sel["ratio"]["normgrad"]) == set(FIG7_LAYERS)
+    assert isinstance(sel, Fig7Selectivity)
+    assert sel.n_scenes == 1 and sel.other_area == pytest.approx(0.5)
+    assert sel.mean["linear_approx"] == pytest.approx(0.0)
+    assert sel.mean["normgrad"] == pytest.approx(1.0 / (31 / 32))  # flat but for one target pixel
+    assert set(sel.ratio["normgrad"]) == set(FIG7_LAYERS)
     assert nc.fig7_selectivity_claim(sel, PASSED)["passed"] is True
     data, scenes = _fig7_data(selective=False)
     assert nc.fig7_selectivity_claim(nc.fig7_selectivity(data, scenes), PASSED)["passed"] is False

@@ -132,21 +132,22 @@ def test_reliance_is_a_matrix():
 
 
 def _fig7_data(S: int = 24):
+    from gsutils.experiments.normgrad.fig7_results import Fig7Maps
     from gsutils.experiments.normgrad.normgrad_maps import FIG7_LAYERS
     from gsutils.saliency.extract_aggregate import METHODS
 
     rng = np.random.default_rng(0)
     maps = rng.random((1, len(METHODS), len(FIG7_LAYERS), S, S)).astype(np.float32)
     maps[0, METHODS.index("normgrad_conv"), 0] = np.nan
-    return {"maps": maps, "rgb": rng.random((1, 3, S, S)), "image_index": np.array([3]), "target": np.array([1]),
-            "boxes": np.array([[[2, 3, 10, 12], [-1] * 4]]), "class_names": np.array(["cat", "dog"])}
+    return Fig7Maps(maps=maps, rgb=rng.random((1, 3, S, S)), image_index=np.array([3]), target=np.array([1]),
+                    boxes=np.array([[[2, 3, 10, 12], [-1] * 4]]), class_names=("cat", "dog"))
 
 
 def test_fig7_has_a_colourbar_and_the_layers_names():
     from gsutils.plots.normgrad import plot_fig7
 
     data = _fig7_data()
-    n_rows, n_cols = data["maps"].shape[1:3]
+    n_rows, n_cols = data.maps.shape[1:3]
     fig = plot_fig7(data, 0)
     assert len(_colorbars(fig)) == 1
     assert len(_image_axes(fig)) == n_rows * n_cols + 1  # the maps (n/a ones kept square) and the scene
@@ -258,12 +259,17 @@ def test_toy_galleries_overlay_saliency_with_a_colourbar():
 
 
 def test_fig6_overlays_with_one_colourbar():
+    from gsutils.experiments.normgrad.caption_results import ExplainedCaptions
     from gsutils.plots.captioning import plot_fig6
 
     rng, S = np.random.default_rng(0), 16
     names = ["encoder.layer3.0.relu", "encoder.layer4.0.relu", "encoder.layer4", "combined"]
-    ex = {"images": rng.integers(0, 255, (3, 3, S, S), dtype=np.uint8), "named_mask": rng.random((3, S, S)) > 0.7,
-          "maps": rng.random((3, len(names), S, S))}
+    per_map = np.full((3, len(names)), np.nan)
+    ex = ExplainedCaptions(
+        maps=rng.random((3, len(names), S, S)), word_maps=np.zeros((3, len(names), S, S)),
+        word_pos=np.full(3, -1), mass=per_map, word_mass=per_map, entropy=per_map, half_max=per_map,
+        named_mask=(rng.random((3, S, S)) > 0.7).astype(np.uint8), named_area=np.full(3, np.nan),
+        images=rng.integers(0, 255, (3, 3, S, S), dtype=np.uint8), index=np.arange(3))
     fig = plot_fig6(ex, ["a dog on grass"] * 3, names, [0, 2])
     assert len(_colorbars(fig)) == 1 and len(_image_axes(fig)) == 2 * 5
     assert common.SALIENCY_CMAP in _cmaps(fig) and "jet" not in _cmaps(fig)

@@ -196,12 +196,14 @@ def test_record_identity_trick(tmp_path):
 def test_record_fig7(tmp_path):
     from test_normgrad_claims import _run
 
+    from gsutils.experiments.normgrad.fig7_results import Fig7Selectivity, GradCamEnergy
     from gsutils.experiments.normgrad.map_claims import record_fig7
     from gsutils.experiments.normgrad.normgrad_maps import FIG7_LAYERS
 
-    energy = {"layers": {layer: 0.2 + 0.1 * k for k, layer in enumerate(FIG7_LAYERS)}, "box_area": 0.1}
-    sel = {"mean": {"normgrad": 0.8, "linear_approx": 0.5, "selective_normgrad": 0.6}, "n_scenes": 2,
-           "other_area": 0.2}
+    energy = GradCamEnergy(share={layer: 0.2 + 0.1 * k for k, layer in enumerate(FIG7_LAYERS)},
+                           n_zero_maps={layer: 0 for layer in FIG7_LAYERS}, box_area=0.1, n_pairs=10)
+    sel = Fig7Selectivity(ratio={}, mean={"normgrad": 0.8, "linear_approx": 0.5, "selective_normgrad": 0.6},
+                          n_scenes=2, other_area=0.2)
     ok, bad = _both(tmp_path, record_fig7, energy, _run(), sel)
     assert [r.id for r in ok] == ["gradcam_last_layer", "fig7_gradient_fails_only_at_the_end",
                                   "fig7_methods_work_across_layers", "fig7_la_sng_more_selective"]
@@ -270,18 +272,26 @@ def test_record_randomisation(tmp_path):
 
 def test_record_captioning(tmp_path):
     from gsutils.experiments.normgrad.caption_claims import captioner_gate, record_captioning
+    from gsutils.experiments.normgrad.caption_results import (CaptionEvaluation, ExplainedCaptions, MapSharpness,
+                                                              MentionScores, SharpnessSummary)
     from gsutils.experiments.normgrad.caption_saliency import map_names
 
     names = map_names()
-    n = 30
+    n, s = 30, 4
     rng = np.random.default_rng(0)
-    ex = {"entropy": rng.uniform(0.9, 1.0, (n, len(names))), "mass": rng.uniform(0.1, 0.3, (n, len(names)))}
-    summary = {**{l: {"half_max": 0.5, "entropy": 0.95, "mass": 0.2} for l in names},
-               "named_objects": {"area": 0.1, "n": n}}
+    per_map = np.full((n, len(names)), np.nan)
+    ex = ExplainedCaptions(
+        maps=np.zeros((n, len(names), s, s), np.float32), word_maps=np.zeros((n, len(names), s, s), np.float32),
+        word_pos=np.full(n, -1), mass=rng.uniform(0.1, 0.3, (n, len(names))), word_mass=per_map,
+        named_mask=np.zeros((n, s, s), np.uint8), entropy=rng.uniform(0.9, 1.0, (n, len(names))),
+        half_max=per_map, named_area=np.full(n, 0.1), images=np.zeros((n, 3, s, s), np.uint8), index=np.arange(n))
+    summary = SharpnessSummary(maps={l: MapSharpness(mass=0.2, entropy=0.95, half_max=0.5, word_mass=0.3)
+                                     for l in names}, named_area=0.1, n_named=n)
 
     def ev(f1):
-        return {"mentions": {"f1": f1}, "scores": {"BLEU-4": 0.31234, "CIDEr": 1.5},
-                "gate": {"threshold": 0.5, "passed": f1 >= 0.5}}
+        return CaptionEvaluation(scores={"BLEU-4": 0.31234, "CIDEr": 1.5},
+                                 mentions=MentionScores(precision=f1, recall=f1, f1=f1, exact=0.5),
+                                 gate_threshold=0.5, gate_passed=f1 >= 0.5, captions=(), references=(), n=0)
 
     for f1, ok in ((0.8, True), (0.3, False)):
         gate = captioner_gate(ev(f1))

@@ -100,15 +100,14 @@ from gsutils.saliency.extract_aggregate import METHODS
 
 # %%
 data = fig7_maps(cfg, progress=False)
-for i in range(data["maps"].shape[0]):
+for i in range(data.n_images):
     plot_fig7(data, i)
     plt.show()
 
 # %%
 # NBVAL_CHECK_OUTPUT
-names = data["class_names"]
-for i in range(data["maps"].shape[0]):
-    print(f"scene {int(data['image_index'][i])}: target {names[int(data['target'][i])]}")
+for i in range(data.n_images):
+    print(f"scene {int(data.image_index[i])}: target {data.target_name(i)}")
 print(f"{len(METHODS)} methods x {len(FIG7_LAYERS)} layers: " + ", ".join(FIG7_LAYERS))
 
 # %% [markdown]
@@ -130,10 +129,10 @@ plt.show()
 # %%
 # NBVAL_CHECK_OUTPUT
 for layer in FIG7_LAYERS:
-    print(f"{layer:12s} {100 * energy['layers'][layer]:5.1f} % of the mass in the boxes "
-          f"({energy['n_zero_maps'][layer]} of {energy['n_pairs']} maps all zero)")
-print(f"uniform map: {100 * energy['box_area']:.1f} %")
-best = max(FIG7_LAYERS, key=lambda layer: energy["layers"][layer])
+    print(f"{layer:12s} {100 * energy.share[layer]:5.1f} % of the mass in the boxes "
+          f"({energy.n_zero_maps[layer]} of {energy.n_pairs} maps all zero)")
+print(f"uniform map: {100 * energy.box_area:.1f} %")
+best = max(FIG7_LAYERS, key=lambda layer: energy.share[layer])
 print(f"highest share at {best}")
 
 # %% [markdown]
@@ -178,10 +177,10 @@ print(f"center baseline: {center_accuracy(vgg_run)['all']:.1f} %")
 # %%
 # NBVAL_CHECK_OUTPUT
 sel = fig7_selectivity(data, test_scenes(cfg))
-print(f"{sel['n_scenes']} scenes; the other classes cover {100 * sel['other_area']:.1f} % of the image")
+print(f"{sel.n_scenes} scenes; the other classes cover {100 * sel.other_area:.1f} % of the image")
 for m in ("gradient", *FIG7_ACROSS_METHODS):
-    print(f"{m:20s} " + "  ".join(f"{layer} {v:4.2f}" for layer, v in sel["ratio"][m].items())
-          + f"   mean {sel['mean'][m]:.2f}")
+    print(f"{m:20s} " + "  ".join(f"{layer} {v:4.2f}" for layer, v in sel.ratio[m].items())
+          + f"   mean {sel.mean[m]:.2f}")
 
 # %% [markdown]
 # **Reading them** (numbers as measured when this page was written, with the

@@ -95,6 +95,8 @@ cfg, ledger = open_chapter("normgrad/07_captioning",
 print(describe(cfg, "captioning"))
 
 # %%
+from dataclasses import asdict
+
 import matplotlib.pyplot as plt
 import pandas as pd
 
@@ -152,15 +154,15 @@ plt.show()
 # %%
 # NBVAL_CHECK_OUTPUT
 ev = evaluate_captioner(cfg)
-print(", ".join(f"{k} {v:.3f}" for k, v in ev["scores"].items()) + f" on {ev['n']} test images")
-m = ev["mentions"]
-print(f"digit mentions: precision {m['precision']:.3f}, recall {m['recall']:.3f}, F1 {m['f1']:.3f}, "
-      f"all digits right in {100 * m['exact']:.1f} % of the captions")
+print(", ".join(f"{k} {v:.3f}" for k, v in ev.scores.items()) + f" on {ev.n} test images")
+m = ev.mentions
+print(f"digit mentions: precision {m.precision:.3f}, recall {m.recall:.3f}, F1 {m.f1:.3f}, "
+      f"all digits right in {100 * m.exact:.1f} % of the captions")
 gate = captioner_gate(ev)
 print(gate.line())
 
 # %%
-pd.DataFrame({"generated": ev["captions"][:8], "references": [" / ".join(r) for r in ev["references"][:8]]})
+pd.DataFrame({"generated": ev.captions[:8], "references": [" / ".join(r) for r in ev.references[:8]]})
 
 # %% [markdown]
 # ## Fig. 6: selective NormGrad at three layers and their combination
@@ -183,7 +185,7 @@ for name, grid in layer_grids(model, cfg.captioning.image_size).items():
 ex = explain_captions(cfg, progress=False)
 names = map_names()
 rows = list(range(cfg.captioning.n_figure))
-plot_fig6(ex, ev["captions"], names, rows)
+plot_fig6(ex, ev.captions, names, rows)
 plt.show()
 
 # %% [markdown]
@@ -193,10 +195,10 @@ plt.show()
 # digit word alone (given the words before it).
 
 # %%
-has_word = [i for i in range(len(ex["word_pos"])) if ex["word_pos"][i] >= 0][:cfg.captioning.n_figure]
-words = [ev["captions"][i].split()[int(ex["word_pos"][i])] for i in has_word]
+has_word = [i for i in range(ex.n_images) if ex.word_pos[i] >= 0][:cfg.captioning.n_figure]
+words = [ev.captions[i].split()[int(ex.word_pos[i])] for i in has_word]
 if has_word:
-    plot_fig6(ex, ev["captions"], names, has_word, key="word_maps", words=words)
+    plot_fig6(ex, ev.captions, names, has_word, maps=ex.word_maps, words=words)
     plt.show()
 else:
     print("no explained caption holds a digit word")
@@ -218,11 +220,11 @@ plt.show()
 
 # %%
 # NBVAL_CHECK_OUTPUT
-table = pd.DataFrame({n: summary[n] for n in names}).T
+table = pd.DataFrame({n: asdict(summary.maps[n]) for n in names}).T
 table.columns = ["mass on named objects", "normalised entropy", "area >= half max", "word map mass on its digit"]
 display(html_table(table, digits=3))
-print(f"named objects cover {100 * summary['named_objects']['area']:.1f} % of the image "
-      f"({summary['named_objects']['n']} captions that name a digit present in the scene)")
+print(f"named objects cover {100 * summary.named_area:.1f} % of the image "
+      f"({summary.n_named} captions that name a digit present in the scene)")
 
 # %% [markdown]
 # ### A finer layer in the product
@@ -241,7 +243,7 @@ finer = ("encoder.layer2.0.relu",) + tuple(EXPLAINED_LAYERS)
 print(", ".join(f"{n}: {g[0]}x{g[1]}" for n, g in layer_grids(model, cfg.captioning.image_size, finer).items()))
 ex4 = explain_captions(cfg, layers=finer, progress=False)
 summary4 = sharpness_summary(ex4, finer)
-table4 = pd.DataFrame({n: summary4[n] for n in map_names(finer)}).T
+table4 = pd.DataFrame({n: asdict(summary4.maps[n]) for n in map_names(finer)}).T
 table4.columns = table.columns
 display(html_table(table4, digits=3))
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from gsutils.experiments.normgrad.caption_results import ExplainedCaptions, SharpnessSummary
 from gsutils.plots.common import (REFERENCE_COLOUR, SERIES_COLOURS, method_label, normalise_map, overlay_saliency,
                                   saliency_colorbar)
 
@@ -19,8 +20,8 @@ LAYER_TITLES = {
 }
 
 
-def plot_fig6(explained: Mapping[str, np.ndarray], captions: Sequence[str], names: Sequence[str],
-              rows: Sequence[int], *, key: str = "maps", words: Sequence[str] | None = None):
+def plot_fig6(explained: ExplainedCaptions, captions: Sequence[str], names: Sequence[str],
+              rows: Sequence[int], *, maps: np.ndarray | None = None, words: Sequence[str] | None = None):
     """Fig. 6's layout: per image a row, the image then each layer's map and the combination.
 
     Parameters
@@ -30,11 +31,12 @@ def plot_fig6(explained: Mapping[str, np.ndarray], captions: Sequence[str], name
     captions:
         The generated caption of every explained image.
     names:
-        The map names, in the order of ``explained[key]``'s second axis.
+        The map names, in the order of ``maps``'s second axis.
     rows:
         The explained images to draw.
-    key:
-        ``"maps"`` (whole caption) or ``"word_maps"`` (one word; ``words`` gives it per row).
+    maps:
+        ``(N, M, S, S)`` the maps to draw: ``explained.maps`` (whole caption, the default) or
+        ``explained.word_maps`` (one word; ``words`` gives it per row).
 
     Each map is drawn over the greyed image with its own ``[0, 1]`` scaling;
     the outline marks the objects the caption names.
@@ -45,7 +47,10 @@ def plot_fig6(explained: Mapping[str, np.ndarray], captions: Sequence[str], name
     """
     import matplotlib.pyplot as plt
 
-    maps = explained[key]
+    maps = explained.maps if maps is None else np.asarray(maps)
+    if maps.shape[0] != explained.n_images or maps.shape[1] != len(names):
+        raise ValueError(f"maps {tuple(maps.shape)} must hold {len(names)} maps (names) for each of the "
+                         f"{explained.n_images} explained images")
     if len(rows) == 0:
         raise ValueError("rows is empty: pass the indices of the explained images to draw")
     if any(not 0 <= r < maps.shape[0] for r in rows):
@@ -54,8 +59,8 @@ def plot_fig6(explained: Mapping[str, np.ndarray], captions: Sequence[str], name
     fig, axes = plt.subplots(len(rows), n_cols, figsize=(min(11.0, 1.9 * n_cols + 1.0), 2.15 * len(rows) + 0.3),
                              squeeze=False, layout="constrained")
     for r, i in enumerate(rows):
-        rgb = np.transpose(explained["images"][i], (1, 2, 0)) / 255.0  # (S, S, 3)
-        mask = explained["named_mask"][i] > 0
+        rgb = np.transpose(explained.images[i], (1, 2, 0)) / 255.0  # (S, S, 3)
+        mask = explained.named_mask[i] > 0
         title = captions[i] if words is None else f"{captions[i]}\nword: \u201c{words[r]}\u201d"
         axes[r, 0].imshow(rgb)
         axes[r, 0].set_title(_wrap(title), fontsize=8)
@@ -87,7 +92,7 @@ def _wrap(text: str, width: int = 30) -> str:
     return "\n".join(lines)
 
 
-def plot_sharpness(summary: Mapping[str, Any], names: Sequence[str]):
+def plot_sharpness(summary: SharpnessSummary, names: Sequence[str]):
     """Bars per map: mass on the named objects, normalised entropy, half-maximum area.
 
     The named objects' share of the image is drawn as a reference line in the
@@ -98,19 +103,21 @@ def plot_sharpness(summary: Mapping[str, Any], names: Sequence[str]):
     fig, axes = plt.subplots(1, 3, figsize=(11, 3.2), layout="constrained")
     x = np.arange(len(names))
     colours = [SERIES_COLOURS[0]] * (len(names) - 1) + [SERIES_COLOURS[1]]  # single layers, the combination
-    panels = [("mass", "mass on the named objects"), ("entropy", "normalised entropy"),
-              ("half_max", "area above half the maximum")]
-    area = summary["named_objects"]["area"]
-    for a, (k, label) in zip(axes, panels):
-        a.bar(x, [summary[n][k] for n in names], color=colours)
+    per = [summary.maps[n] for n in names]
+    # (values, label, whether the named objects' area is drawn as the reference)
+    panels = [([s.mass for s in per], "mass on the named objects", True),
+              ([s.entropy for s in per], "normalised entropy", False),
+              ([s.half_max for s in per], "area above half the maximum", True)]
+    for a, (values, label, reference) in zip(axes, panels):
+        a.bar(x, values, color=colours)
         a.set_xticks(x, [LAYER_TITLES.get(n, n).replace("\n", " ") for n in names], rotation=25, ha="right", fontsize=8)
         a.set_ylabel(label)
         a.set_ylim(0, 1)
-        if k in ("mass", "half_max"):
-            a.axhline(area, color=REFERENCE_COLOUR, ls="--", lw=1, label="named objects' area")
+        if reference:
+            a.axhline(summary.named_area, color=REFERENCE_COLOUR, ls="--", lw=1, label="named objects' area")
             a.legend(fontsize=8)
     fig.suptitle(f"{method_label('selective_normgrad')}: mean over "
-                 f"{summary['named_objects']['n']} explained captions", fontsize=9)
+                 f"{summary.n_named} explained captions", fontsize=9)
     return fig
 
 

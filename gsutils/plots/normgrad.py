@@ -15,6 +15,7 @@ import numpy as np
 
 from gsutils.data.scenes import SceneSet
 from gsutils.experiments.normgrad.classifier_training import classifier_history
+from gsutils.experiments.normgrad.fig7_results import Fig7Maps, GradCamEnergy
 from gsutils.experiments.normgrad.normgrad_maps import FIG7_LAYERS
 from gsutils.experiments.normgrad.pointing_runs import center_accuracy, pointing_accuracies
 from gsutils.metrics.pointing import SUBSETS
@@ -109,7 +110,7 @@ def classifier_summary(profile: Profile, runs: Sequence[dict[str, Any]]):
     return pd.DataFrame(rows).set_index("arch")
 
 
-def plot_fig7(data: dict[str, np.ndarray], image: int = 0, *, width: float = 10.5):
+def plot_fig7(data: Fig7Maps, image: int = 0, *, width: float = 10.5):
     """Fig. 7's layout for one scene: methods in rows, VGG16 layers in columns.
 
     The scene (with the target's boxes) heads the ``input`` column; each map is
@@ -124,7 +125,7 @@ def plot_fig7(data: dict[str, np.ndarray], image: int = 0, *, width: float = 10.
     import matplotlib.pyplot as plt
     from matplotlib.patches import Rectangle
 
-    maps = data["maps"]
+    maps = data.maps
     if not 0 <= image < maps.shape[0]:
         raise ValueError(f"image must be in [0, {maps.shape[0]}), got {image}")
     n_rows, n_cols = maps.shape[1], maps.shape[2]
@@ -138,13 +139,13 @@ def plot_fig7(data: dict[str, np.ndarray], image: int = 0, *, width: float = 10.
     for a in list(axes[0, 2:]) + list(axes[:, 0]):
         a.axis("off")
     ax = axes[0, 1]
-    ax.imshow(np.clip(np.transpose(data["rgb"][image], (1, 2, 0)), 0, 1))
-    cls = str(data["class_names"][int(data["target"][image])])
-    for b in data["boxes"][image]:
+    ax.imshow(np.clip(np.transpose(data.rgb[image], (1, 2, 0)), 0, 1))
+    cls = data.target_name(image)
+    for b in data.boxes[image]:
         if b[0] >= 0:
             ax.add_patch(Rectangle((b[0] - 0.5, b[1] - 0.5), b[2] - b[0] + 1, b[3] - b[1] + 1,
                                    fill=False, edgecolor="cyan", linewidth=1.5))
-    axes[0, 0].text(1.0, 0.5, f"test scene {int(data['image_index'][image])}\ntarget: {cls}\n(cyan: its boxes)",
+    axes[0, 0].text(1.0, 0.5, f"test scene {int(data.image_index[image])}\ntarget: {cls}\n(cyan: its boxes)",
                     ha="right", va="center", fontsize=9, transform=axes[0, 0].transAxes)
     sal = None
     for i in range(n_rows):
@@ -178,7 +179,7 @@ __all__ = [
 ]
 
 
-def plot_gradcam_energy(energy: dict[str, Any], layers: Sequence[str]):
+def plot_gradcam_energy(energy: GradCamEnergy, layers: Sequence[str]):
     """Bar chart: the share of Grad-CAM's mass inside the class's boxes at each layer.
 
     ``energy`` is :func:`gsutils.experiments.normgrad.normgrad_maps.gradcam_energy_by_layer`'s result;
@@ -187,9 +188,9 @@ def plot_gradcam_energy(energy: dict[str, Any], layers: Sequence[str]):
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(8, 3.2), layout="constrained")
-    shares = [100 * energy["layers"][layer] for layer in layers]
+    shares = [100 * energy.share[layer] for layer in layers]
     ax.bar(range(len(layers)), shares, color=method_colour("grad_cam"))
-    ax.axhline(100 * energy["box_area"], color="k", ls="--", lw=1, label="uniform map (box area)")
+    ax.axhline(100 * energy.box_area, color="k", ls="--", lw=1, label="uniform map (box area)")
     ax.set_xticks(range(len(layers)), [layer_label(x, "vgg16").replace(" (", "\n(") for x in layers], fontsize=8)
     ax.set_ylabel("Grad-CAM mass in the boxes (%)")
     ax.legend(fontsize=8)

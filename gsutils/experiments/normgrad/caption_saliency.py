@@ -29,6 +29,7 @@ import torch.nn.functional as F
 
 from gsutils.data.captions import DIGIT_CLASSES, Vocabulary, tokenize
 from gsutils.experiments.common.store import Store
+from gsutils.experiments.normgrad.caption_results import ExplainedCaptions, MapSharpness, SharpnessSummary
 from gsutils.experiments.normgrad.captioning import (
     captioner_config,
     evaluate_captioner,
@@ -95,23 +96,14 @@ def map_names(layers: Sequence[str] = EXPLAINED_LAYERS) -> tuple[str, ...]:
 
 
 def explain_captions(profile: Profile, *, layers: Sequence[str] = EXPLAINED_LAYERS,
-                     progress: bool = False) -> dict[str, np.ndarray]:
+                     progress: bool = False) -> ExplainedCaptions:
     """Maps and sharpness of the generated captions of the first ``n_explain`` test images (cached).
 
-    ``layers`` are the explained layers (shallowest first; default: the paper's three).
-    Returns (``M`` maps: :func:`map_names`; ``N`` images; ``S`` side):
-
-    * ``maps`` ``(N, M, S, S)`` float32, caption log-probability; ``word_maps`` the same
-      for the first digit word of the caption (zeros and ``word_pos = -1`` without one);
-    * ``mass``: ``(N, M)`` share of each map's mass on the objects the caption names
-      (the visible pixels of the image's objects whose digit word the caption holds;
-      NaN where it names none, or without object annotations);
-    * ``entropy``, ``half_max``: ``(N, M)`` normalised entropy and half-maximum area;
-    * ``word_mass``: ``(N, M)`` share of each word map's mass on the objects of the explained
-      digit word (NaN where the caption has no digit word or the scene no such digit);
-    * ``named_area``: ``(N,)`` share of the image the named objects cover, ``named_mask``
-      ``(N, S, S)`` uint8 their pixels;
-    * ``images`` ``(N, 3, S, S)`` uint8, ``index`` ``(N,)`` test indices, ``word_pos`` ``(N,)``.
+    ``layers`` are the explained layers (shallowest first; default: the paper's three); the
+    maps of the result are :func:`map_names` of them. The named objects of a caption are
+    the visible pixels of the image's objects whose digit word the caption holds; the
+    word maps explain the caption's first digit word. Cached as the arrays of
+    :meth:`ExplainedCaptions.to_arrays`.
     """
     from tqdm.auto import tqdm
 
@@ -132,7 +124,7 @@ def explain_captions(profile: Profile, *, layers: Sequence[str] = EXPLAINED_LAYE
         word_maps = np.zeros_like(maps)
         word_pos = np.full(n, -1, np.int64)
         for i in tqdm(range(n), desc="explain captions", disable=not progress, leave=False):
-            ids = vocab.encode([ev["captions"][i]], c.max_len).to(device)  # (1, T)
+            ids = vocab.encode([ev.captions[i]], c.max_len).to(device)  # (1, T)
             x = normalize(test.images[i:i + 1].to(device))  # (1, 3, S, S)
             m = caption_maps(model, x, ids, layers=layers)
             maps[i] = torch.cat([m[k] for k in names], dim=1)[0].cpu().numpy()
@@ -148,7 +140,7 @@ def explain_captions(profile: Profile, *, layers: Sequence[str] = EXPLAINED_LAYE
         named_mask = np.zeros((n, s, s), np.uint8)
         if test.objects is not None:
             for i in range(n):
-                words = tokenize(ev["captions"][i])
+                words = tokenize(ev.captions[i])
                 named = set(words) & set(DIGIT_CLASSES)
                 mask = test.object_mask(i, named)
                 if named and bool(mask.any()):
@@ -164,7 +156,8 @@ def explain_captions(profile: Profile, *, layers: Sequence[str] = EXPLAINED_LAYE
                 "entropy": normalized_entropy(t).numpy(), "half_max": half_max_area(t).numpy(),
                 "named_area": area, "images": test.images[:n].numpy(), "index": np.arange(n)}
 
-    return Store(profile.results_dir).get_or_compute("caption_maps", cfg, compute, fmt="npz")
+    return ExplainedCaptions.from_arrays(
+        Store(profile.results_dir).get_or_compute("caption_maps", cfg, compute, fmt="npz"))
 
 
 def _nanmean(a: np.ndarray) -> float:
@@ -174,15 +167,22 @@ def _nanmean(a: np.ndarray) -> float:
     return float(a.mean()) if a.size else float("nan")
 
 
-def sharpness_summary(explained: dict[str, np.ndarray],
-                      layers: Sequence[str] = EXPLAINED_LAYERS) -> dict[str, dict[str, float]]:
-    """Per map: the mean over captions of the mass share, entropy, half-max area and word-map mass."""
-    out = {}
-    for j, name in enumerate(map_names(layers)):
-        out[name] = {k: _nanmean(explained[k][:, j]) for k in ("mass", "entropy", "half_max", "word_mass")}
-    out["named_objects"] = {"area": _nanmean(explained["named_area"]),
-                            "n": int(np.isfinite(explained["named_area"]).sum())}
-    return out
+def sharpness_summary(explained: ExplainedCaptions,
+                      layers: Sequence[str] = EXPLAINED_LAYERS) -> SharpnessSummary:
+    """Per map: the mean over captions of the mass share, entropy, half-max area and word-map mass.
+
+    ``layers`` are the layers ``explained`` was computed at (:func:`explain_captions`'s).
+    """
+    names = map_names(layers)
+    if explained.maps.shape[1] != len(names):
+        raise ValueError(f"explained holds {explained.maps.shape[1]} maps per image, but layers {list(layers)} "
+                         f"make {len(names)}: pass the layers it was explained at")
+    e = explained
+    maps = {name: MapSharpness(mass=_nanmean(e.mass[:, j]), entropy=_nanmean(e.entropy[:, j]),
+                               half_max=_nanmean(e.half_max[:, j]), word_mass=_nanmean(e.word_mass[:, j]))
+            for j, name in enumerate(names)}
+    return SharpnessSummary(maps=maps, named_area=_nanmean(e.named_area),
+                            n_named=int(np.isfinite(e.named_area).sum()))
 
 
 def paired_interval(a: np.ndarray, b: np.ndarray, *, n_boot: int = 1000, seed: int = 0) -> dict[str, float]:
@@ -233,11 +233,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.export:
         print(f"exported to {shipped_network(profile).export(profile.results_dir, threads=1)}")
     ev = evaluate_captioner(profile, progress=True)
-    print(", ".join(f"{k} {v:.3f}" for k, v in ev["scores"].items()))
-    if ev["mentions"] is not None:
-        print(f"object-mention F1 {ev['mentions']['f1']:.3f} (gate {ev['gate']['threshold']})")
-    for name, v in sharpness_summary(explain_captions(profile, progress=True)).items():
+    print(", ".join(f"{k} {v:.3f}" for k, v in ev.scores.items()))
+    if ev.mentions is not None:
+        print(f"object-mention F1 {ev.mentions.f1:.3f} (gate {ev.gate_threshold})")
+    summary = sharpness_summary(explain_captions(profile, progress=True))
+    for name, v in summary.maps.items():
         print(name, v)
+    print(f"named objects: {summary.named_area:.3f} of the image ({summary.n_named} captions)")
 
 
 if __name__ == "__main__":

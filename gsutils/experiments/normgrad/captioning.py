@@ -16,12 +16,14 @@
   config equals the run's and its checksum verifies (:func:`shipped_network`).
 * :func:`evaluate_captioner`: greedy captions of the test images, BLEU-4,
   ROUGE-L, CIDEr (pycocoevalcap) and the object-mention F1 that gates the
-  saliency claims (cached, ``captioner_eval/<key>.json``).
+  saliency claims, a :class:`~gsutils.experiments.normgrad.caption_results.CaptionEvaluation`
+  (cached, ``captioner_eval/<key>.json``).
 * :func:`gsutils.experiments.normgrad.caption_saliency.explain_captions`: selective
   NormGrad of the log-probability of each generated caption (or of one word of it) at the layers of
   :data:`gsutils.models.captioner.EXPLAINED_LAYERS`, their product
   combination with linear weights (:mod:`gsutils.saliency.combine`), and the
-  sharpness of every map (cached, ``caption_maps/<key>.npz``).
+  sharpness of every map, an :class:`~gsutils.experiments.normgrad.caption_results.ExplainedCaptions`
+  (cached, ``caption_maps/<key>.npz``).
 
 From the command line (train, evaluate and explain:
 :func:`gsutils.experiments.normgrad.caption_saliency.main`)::
@@ -53,6 +55,7 @@ from gsutils.data.captions import (
 from gsutils.experiments.common.shipped import ShippedNetwork
 from gsutils.experiments.common.store import Store
 from gsutils.experiments.common.training import TrainState, discard_checkpoint, fit, mix_seed
+from gsutils.experiments.normgrad.caption_results import CaptionEvaluation
 from gsutils.experiments.normgrad.classifier_training import classifier_config, train_or_load_classifier
 from gsutils.io import config_key
 from gsutils.metrics.captions import caption_scores, mention_f1
@@ -367,12 +370,12 @@ def generate(model: Captioner, vocab: Vocabulary, images: torch.Tensor, max_len:
     return out
 
 
-def evaluate_captioner(profile: Profile, *, progress: bool = False) -> dict[str, Any]:
-    """Test-set caption quality and the gate (cached).
+def evaluate_captioner(profile: Profile, *, progress: bool = False) -> CaptionEvaluation:
+    """Test-set caption quality and the gate (cached, in :meth:`CaptionEvaluation.to_json`'s form).
 
-    Returns ``{"scores": {BLEU-4, ROUGE-L, CIDEr}, "mentions": {precision,
-    recall, f1, exact} (``None`` without object annotations), "gate":
-    {threshold, passed}, "captions": [generated], "references": [[...]], "n"}``.
+    Returns the scores (BLEU-4, ROUGE-L, CIDEr), the digit-word mentions
+    (``None`` without object annotations), the gate, and the generated and
+    reference captions of every test image.
     """
     cfg = captioner_config(profile)
 
@@ -390,4 +393,5 @@ def evaluate_captioner(profile: Profile, *, progress: bool = False) -> dict[str,
         return {"scores": scores, "mentions": mentions, "gate": {"threshold": thr, "passed": passed},
                 "captions": gen, "references": [list(r) for r in test.captions], "n": len(test)}
 
-    return Store(profile.results_dir).get_or_compute("captioner_eval", cfg, compute, fmt="json")
+    return CaptionEvaluation.from_json(
+        Store(profile.results_dir).get_or_compute("captioner_eval", cfg, compute, fmt="json"))

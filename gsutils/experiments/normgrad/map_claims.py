@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from gsutils.claims import Gate
+from gsutils.experiments.normgrad.fig7_results import Fig7Selectivity, GradCamEnergy
 from gsutils.experiments.normgrad.normgrad_claims import fig7_across_claim, fig7_gradient_claim, fig7_selectivity_claim
 from gsutils.experiments.normgrad.normgrad_maps import FIG7_LAYERS
 from gsutils.references import IDENTITY_TRICK_CORRELATION_RANGE, IDENTITY_TRICK_POINTING_DIFF
@@ -62,22 +63,22 @@ def record_identity_trick(ledger: Any, runs: Sequence[dict[str, Any]], t1: Any, 
     ]
 
 
-def record_fig7(ledger: Any, energy: dict[str, Any], vgg_run: dict[str, Any], sel: dict[str, Any], gate: Gate,
+def record_fig7(ledger: Any, energy: GradCamEnergy, vgg_run: dict[str, Any], sel: Fig7Selectivity, gate: Gate,
                 *, seed: int = 0) -> list[Any]:
     """Record the Fig. 7 chapter's rows, each judged only above section A's gate: Grad-CAM at the last
     layer (on ``energy``, :func:`gsutils.experiments.normgrad.normgrad_maps.gradcam_energy_by_layer`), and the
     caption's three rows (:mod:`gsutils.experiments.normgrad.normgrad_claims`) on ``vgg_run`` and ``sel``."""
-    last = energy["layers"]["features.29"]
-    earlier = {layer: energy["layers"][layer] for layer in FIG7_LAYERS if layer != "features.29"}
+    last = energy.share["features.29"]
+    earlier = {layer: energy.share[layer] for layer in FIG7_LAYERS if layer != "features.29"}
     rows = [ledger.check(
         "gradcam_last_layer",
         "Fig. 7",
         "Grad-CAM localises the class at the last convolutional layer and fails at earlier layers",
-        measured={layer: round(100 * v, 1) for layer, v in energy["layers"].items()},
+        measured={layer: round(100 * v, 1) for layer, v in energy.share.items()},
         passed=gate.judge(np.isfinite(last) and all(np.isfinite(v) and last > v for v in earlier.values())),
         criterion="the share of Grad-CAM's mass inside the target's boxes (mean over test pairs, %) "
                   "is higher at features.29 than at every earlier candidate layer",
-        note=f"a uniform map scores {100 * energy['box_area']:.1f} %; " + gate.note,
+        note=f"a uniform map scores {100 * energy.box_area:.1f} %; " + gate.note,
     )]
     rows.append(ledger.check(**fig7_gradient_claim(vgg_run, gate, seed=seed)))
     rows.append(ledger.check(**fig7_across_claim(vgg_run, gate, seed=seed)))

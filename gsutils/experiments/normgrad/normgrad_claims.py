@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from gsutils.claims import Gate
+from gsutils.experiments.normgrad.fig7_results import Fig7Maps, Fig7Selectivity
 from gsutils.experiments.normgrad.pointing_runs import CENTER, best_layers, paired_bootstrap, pointing_accuracies
 from gsutils.models.classifiers import CANDIDATE_LAYERS
 from gsutils.references import (
@@ -302,7 +303,7 @@ def fig7_across_claim(run: dict[str, Any], gate: Gate, *, seed: int = 0) -> dict
     )
 
 
-def fig7_selectivity(data: dict[str, np.ndarray], scenes: Any) -> dict[str, Any]:
+def fig7_selectivity(data: Fig7Maps, scenes: Any) -> Fig7Selectivity:
     """How strongly each Fig. 7 map shows the classes *not* explained, relative to the one explained.
 
     Each map is scaled to ``[0, 1]`` by its own minimum and maximum, as the
@@ -321,17 +322,17 @@ def fig7_selectivity(data: dict[str, np.ndarray], scenes: Any) -> dict[str, Any]
 
     Returns
     -------
-    dict
-        ``ratio``: ``{method: {layer: mean ratio}}``; ``mean``: ``{method: mean over layers}``;
-        ``n_scenes``; ``other_area``: the mean share of the image the other classes cover.
+    Fig7Selectivity
+        The ratio per method and layer, its mean over the layers per method, the scenes
+        measured and the mean share of the image the other classes cover.
     """
     from gsutils.experiments.normgrad.normgrad_maps import FIG7_LAYERS
     from gsutils.saliency.extract_aggregate import METHODS
 
-    maps = np.asarray(data["maps"], dtype=np.float64)  # (B, M, L, S, S)
+    maps = np.asarray(data.maps, dtype=np.float64)  # (B, M, L, S, S)
     ratios: dict[str, dict[str, list[float]]] = {m: {layer: [] for layer in FIG7_LAYERS} for m in METHODS}
     area = []
-    for b, (i, t) in enumerate(zip(np.asarray(data["image_index"]).tolist(), np.asarray(data["target"]).tolist())):
+    for b, (i, t) in enumerate(zip(np.asarray(data.image_index).tolist(), np.asarray(data.target).tolist())):
         target = scenes.gt_mask(int(i), int(t)).numpy().astype(bool)
         present = [c for c in np.flatnonzero(scenes.labels[int(i)].numpy() > 0.5).tolist() if c != int(t)]
         other = np.zeros_like(target)
@@ -352,14 +353,15 @@ def fig7_selectivity(data: dict[str, np.ndarray], scenes: Any) -> dict[str, Any]
                 ratios[m][layer].append(float(y[other].mean()) / on_target if on_target > 0 else float("inf"))
     ratio = {m: {layer: float(np.mean(v)) for layer, v in per.items() if v} for m, per in ratios.items()}
     mean = {m: float(np.mean(list(v.values()))) for m, v in ratio.items() if v}
-    return {"ratio": ratio, "mean": mean, "n_scenes": len(area), "other_area": float(np.mean(area)) if area else 0.0}
+    return Fig7Selectivity(ratio=ratio, mean=mean, n_scenes=len(area),
+                           other_area=float(np.mean(area)) if area else 0.0)
 
 
-def fig7_selectivity_claim(sel: dict[str, Any], gate: Gate) -> dict[str, Any]:
+def fig7_selectivity_claim(sel: Fig7Selectivity, gate: Gate) -> dict[str, Any]:
     """Ledger row for Fig. 7's caption: linear approximation and selective NormGrad are more
     class-selective than NormGrad (the classes not explained show less, relative to the target)."""
-    mean = sel["mean"]
-    measurable = sel["n_scenes"] > 0 and all(m in mean for m in ("normgrad", *FIG7_SELECTIVE_METHODS))
+    mean = sel.mean
+    measurable = sel.n_scenes > 0 and all(m in mean for m in ("normgrad", *FIG7_SELECTIVE_METHODS))
     ok = measurable and all(mean[m] < mean["normgrad"] for m in FIG7_SELECTIVE_METHODS)
     return dict(
         id="fig7_la_sng_more_selective", section="Fig. 7",
@@ -370,8 +372,8 @@ def fig7_selectivity_claim(sel: dict[str, Any], gate: Gate) -> dict[str, Any]:
         criterion="mean of the min-max scaled map on the other present classes' pixels over its mean on the "
                   "target's pixels, averaged over the figure's scenes and VGG16's six columns: lower for "
                   "linear approximation and for selective NormGrad than for NormGrad",
-        note=f"{sel['n_scenes']} scenes (the figure's; the supplement's figure shows one image); the other "
-             f"classes cover {100 * sel['other_area']:.1f} % of the image on average; " + gate.note,
+        note=f"{sel.n_scenes} scenes (the figure's; the supplement's figure shows one image); the other "
+             f"classes cover {100 * sel.other_area:.1f} % of the image on average; " + gate.note,
     )
 
 

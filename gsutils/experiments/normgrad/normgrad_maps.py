@@ -8,7 +8,8 @@
   accuracy of each (Rebuffi et al., 2020, Sec. B).
 * :func:`fig7_maps`: every method's map at every VGG16 candidate layer for a
   few test scenes (Fig. 7, drawn by :func:`gsutils.plots.normgrad.plot_fig7`), and :func:`gradcam_energy_by_layer`, the share of
-  Grad-CAM's positive mass inside the target's boxes at each layer.
+  Grad-CAM's positive mass inside the target's boxes at each layer (typed results:
+  :mod:`gsutils.experiments.normgrad.fig7_results`).
 
 Results are cached in the profile's :class:`~gsutils.experiments.common.store.Store`
 under a hash of everything that determines them (the classifier's config, the
@@ -31,6 +32,7 @@ from gsutils.experiments.normgrad.classifier_training import (
     test_scenes,
     train_or_load_classifier,
 )
+from gsutils.experiments.normgrad.fig7_results import Fig7Maps, GradCamEnergy
 from gsutils.metrics.pointing import SUBSETS, PointingGame, hit_region
 from gsutils.models.classifiers import CANDIDATE_LAYERS
 from gsutils.profiles import Profile
@@ -270,27 +272,20 @@ def _fig7_compute(profile: Profile, n_images: int, progress: bool) -> dict[str, 
             "class_names": np.asarray(scenes.class_names)}
 
 
-def fig7_maps(profile: Profile, *, n_images: int = FIG7_IMAGES, progress: bool = True) -> dict[str, np.ndarray]:
+def fig7_maps(profile: Profile, *, n_images: int = FIG7_IMAGES, progress: bool = True) -> Fig7Maps:
     """Every method's map at every VGG16 candidate layer for a few test scenes (cached).
 
     The scenes are the first test scenes holding at least two classes; each
     is explained for its present class with the highest score.
     ``normgrad_conv`` is computed at the convolution that feeds each ReLU
-    column (NaN at the input).
-
-    Returns
-    -------
-    dict
-        ``maps`` ``(B, len(METHODS), len(FIG7_LAYERS), S, S)`` float32 (rows in
-        :data:`METHODS` order), ``rgb`` ``(B, 3, S, S)``, ``image_index`` ``(B,)``,
-        ``target`` ``(B,)``, ``boxes`` ``(B, 4, 4)`` (the target's boxes, ``-1``
-        padded), ``class_names``.
+    column (NaN at the input). The maps' rows follow :data:`METHODS`, their
+    columns :data:`FIG7_LAYERS`. Cached as the arrays of :meth:`Fig7Maps.to_arrays`.
     """
     if isinstance(n_images, bool) or not isinstance(n_images, int) or n_images < 1:
         raise ValueError(f"n_images must be a positive int, got {n_images!r}")
-    return Store(profile.results_dir).get_or_compute(
+    return Fig7Maps.from_arrays(Store(profile.results_dir).get_or_compute(
         "normgrad_fig7", fig7_config(profile, n_images), lambda: _fig7_compute(profile, n_images, progress),
-        fmt="npz")
+        fmt="npz"))
 
 
 def gradcam_energy_config(profile: Profile) -> dict[str, Any]:
@@ -326,23 +321,19 @@ def _gradcam_energy_compute(profile: Profile, progress: bool) -> dict[str, Any]:
             "box_area": float(np.mean(area)), "n_pairs": len(pairs)}
 
 
-def gradcam_energy_by_layer(profile: Profile, *, progress: bool = True) -> dict[str, Any]:
+def gradcam_energy_by_layer(profile: Profile, *, progress: bool = True) -> GradCamEnergy:
     """Share of Grad-CAM's mass inside the target's boxes, per VGG16 candidate layer (cached).
 
     For each (test scene, present class) pair, the Grad-CAM map (upsampled to
     the image) is summed inside the union of the class's boxes and divided by
     its total; the result is the mean over pairs (maps that are zero
     everywhere are left out and counted). ``box_area`` is the mean share of
-    the image the boxes cover: what a uniform map would score.
-
-    Returns
-    -------
-    dict
-        ``{"layers": {layer: share}, "n_zero_maps": {layer: int}, "box_area", "n_pairs"}``.
+    the image the boxes cover: what a uniform map would score. Cached in
+    :meth:`GradCamEnergy.to_json`'s form.
     """
-    return Store(profile.results_dir).get_or_compute(
+    return GradCamEnergy.from_json(Store(profile.results_dir).get_or_compute(
         "normgrad_gradcam_energy", gradcam_energy_config(profile),
-        lambda: _gradcam_energy_compute(profile, progress))
+        lambda: _gradcam_energy_compute(profile, progress)))
 
 
 __all__ = [
