@@ -57,8 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for run, res in zip(runs, results):
         hist = seg.training_history(prof, run)
-        rows.append({"network": run.label, "digit_miou": res["digit_miou"], "iou": res["iou"],
-                     "bias_digit_iou": None if run.bias.digit is None else res["iou"][run.bias.digit],
+        rows.append({"network": run.label, "digit_miou": res.digit_miou, "iou": list(res.iou),
+                     "bias_digit_iou": res.bias_digit_iou,
                      "train_seconds": sum(h["seconds"] for h in hist)})
     n = rows[0]
     summary = {"profile": "gpu", "scale": a.scale, "device": prof.device, "epochs": train.epochs,

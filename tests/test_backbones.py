@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 
 from gsutils.claims import NOT_MEASURED, NOT_REPRODUCED, REPRODUCED, Ledger
+from gsutils.data.toy import BiasConfig
 from gsutils.experiments.grid import backbones as bk
 from gsutils.experiments.grid import context_claims as cc
+from gsutils.experiments.grid.seg_runs import SegIoU, SegRun
 from gsutils.profiles import get_profile
 
 
@@ -59,20 +61,20 @@ def fake_result(backbone, strength, digit, texture, iou_bias, iou_other=0.8):
     iou = [iou_other] * 10 + [0.95]
     if digit is not None:
         iou[digit] = iou_bias
-    bias = {"strength": strength, "digit": digit, "texture": texture, "probability": 1.0}
-    return {"run": {"bias": bias, "backbone": backbone, "seed": 0}, "iou": iou,
-            "digit_miou": float(np.mean(iou[:10])), "miou": float(np.mean(iou)), "pixel_acc": 0.9}
+    bias = BiasConfig(strength, digit=digit, texture=texture or 0)
+    return SegIoU(run=SegRun(bias, backbone, 0), iou=tuple(iou), digit_miou=float(np.mean(iou[:10])),
+                  miou=float(np.mean(iou)), pixel_acc=0.9, n_test=10, key="k")
 
 
 def test_miou_table_mean_std_and_ns_bias_digit():
-    res = [fake_result("a", "none", None, None, None, 0.9),
-           fake_result("a", "weak", 2, 0, 0.5), fake_result("a", "weak", 2, 1, 0.7)]
+    res = [fake_result("tiny", "none", None, None, None, 0.9),
+           fake_result("tiny", "weak", 2, 0, 0.5), fake_result("tiny", "weak", 2, 1, 0.7)]
     t = bk.miou_table(res)
-    assert t.loc[("a", "N"), "bias_digit_iou"] == pytest.approx(0.9)  # N read on digit 2
-    assert t.loc[("a", "weak"), "bias_digit_iou"] == pytest.approx(0.6)
-    assert t.loc[("a", "weak"), "bias_digit_iou_std"] == pytest.approx(0.1)  # population std over textures
-    assert t.loc[("a", "weak"), "miou"] == pytest.approx((9 * 0.8 + 0.6) / 10)
-    assert t.loc[("a", "N"), "n"] == 1 and t.loc[("a", "weak"), "n"] == 2
+    assert t.loc[("tiny", "N"), "bias_digit_iou"] == pytest.approx(0.9)  # N read on digit 2
+    assert t.loc[("tiny", "weak"), "bias_digit_iou"] == pytest.approx(0.6)
+    assert t.loc[("tiny", "weak"), "bias_digit_iou_std"] == pytest.approx(0.1)  # population std over textures
+    assert t.loc[("tiny", "weak"), "miou"] == pytest.approx((9 * 0.8 + 0.6) / 10)
+    assert t.loc[("tiny", "N"), "n"] == 1 and t.loc[("tiny", "weak"), "n"] == 2
 
 
 def frames(gap_grid=0.3, lead=0.2, drop=0.3, bbs=("slim_vgg16", "slim_mobilenet_v2", "slim_resnet18")):
@@ -143,7 +145,7 @@ def test_end_to_end_on_a_shrunken_profile(tmp_path):
                                          bias_textures=(0,), seeds=(0,), epochs=1, images_per_digit=2),
         saliency=dataclasses.replace(q.saliency, grid_steps=2, ig_steps=2, sg_samples=2))
     results = bk.train_and_evaluate(prof, progress=False)
-    assert [r["run"]["backbone"] for r in results] == ["slim_mobilenet_v2"] * 2 + ["slim_resnet18"] * 2
+    assert [r.run.backbone for r in results] == ["slim_mobilenet_v2"] * 2 + ["slim_resnet18"] * 2
     miou = bk.miou_table(results)
     per = bk.saliency_results(prof, progress=False)
     assert set(per) == {"slim_mobilenet_v2", "slim_resnet18"}

@@ -181,8 +181,9 @@ def test_gate_from_the_grid_results(monkeypatch):
     from gsutils.experiments.grid import segmentation as seg
 
     def result(strength, iou):
-        bias = {"strength": strength, "digit": None if strength == "none" else 2, "texture": 0}
-        return {"run": {"bias": bias, "backbone": "tiny", "seed": 0}, "iou": [iou] * 10 + [0.99], "miou": iou}
+        run = SegRun(BiasConfig(strength, digit=None if strength == "none" else 2), "tiny", 0)
+        return seg.SegIoU(run=run, iou=(iou,) * 10 + (0.99,), miou=iou, digit_miou=iou, pixel_acc=0.9, n_test=10,
+                          key="k")
 
     monkeypatch.setattr(seg, "grid_runs", lambda profile: [])
     monkeypatch.setattr(seg, "run_grid", lambda profile, runs, **kw: [result("none", 0.8), result("strong", 0.1)])
@@ -301,7 +302,8 @@ def test_network_evidence_rows(monkeypatch):
                    cbl={m: 0.8 for m in METHODS}, empty={"vg": 0.0, "sg": 0.0, "ig": 0.0, "grid": 0.5})
 
     def fake_iou(profile, run):
-        return {"iou": [0.9] * 11 if run.bias.strength == "none" else [0.9, 0.9, 0.1] + [0.9] * 8}
+        iou = [0.9] * 11 if run.bias.strength == "none" else [0.9, 0.9, 0.1] + [0.9] * 8
+        return seg.SegIoU(run=run, iou=tuple(iou), miou=0.9, digit_miou=0.9, pixel_acc=0.9, n_test=10, key="k")
 
     monkeypatch.setattr(seg, "evaluate_iou", fake_iou)
     ev = cc.network_evidence(None, res)

@@ -37,7 +37,7 @@ def _one_thread(one_thread):
 def test_local_grid_writes_each_run_and_skips_done(tmp_path, monkeypatch):
     cfg = tiny_profile(tmp_path, "local")
     res = run_grid(cfg, RUNS, progress=False)
-    assert [r["run"] for r in res] == [r.as_dict() for r in RUNS]
+    assert [r.run for r in res] == RUNS
     for run in RUNS:
         assert (seg.model_dir(cfg, run) / "model.pt").exists()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import pickle
 
 import numpy as np
 import pytest
@@ -11,7 +12,7 @@ import torch
 
 from gsutils.data.toy import BiasConfig
 from gsutils.experiments.grid import segmentation as seg
-from gsutils.experiments.grid.segmentation import SegRun, evaluate_iou, grid_runs, train_or_load
+from gsutils.experiments.grid.segmentation import SegIoU, SegRun, evaluate_iou, grid_runs, train_or_load
 from gsutils.metrics.segmentation import (
     ConfusionMeter,
     confusion_matrix,
@@ -200,10 +201,12 @@ def test_corrupt_checkpoint_restarts_training(tmp_path):
 def test_evaluate_iou_and_its_cache(tmp_path):
     cfg = small_profile(tmp_path)
     res = evaluate_iou(cfg, STRONG)
-    assert len(res["iou"]) == 11 and res["n_test"] == 40
-    vals = np.array([np.nan if v is None else v for v in res["iou"]])
+    assert isinstance(res, SegIoU) and res.run == STRONG and res.key == seg.model_dir(cfg, STRONG).name
+    assert len(res.iou) == 11 and res.n_test == 40
+    vals = np.array([np.nan if v is None else v for v in res.iou])
     assert np.all((vals[np.isfinite(vals)] >= 0) & (vals[np.isfinite(vals)] <= 1))
-    assert res["miou"] == pytest.approx(np.nanmean(vals))
+    assert res.miou == pytest.approx(np.nanmean(vals))
+    assert res.digit_miou == pytest.approx(np.nanmean(vals[:10])) and res.bias_digit_iou == res.iou[STRONG.bias.digit]
     # the same numbers recomputed by hand from the model's predictions
     model = train_or_load(cfg, STRONG, progress=False)
     data = seg.unbiased_test_set(cfg)
@@ -214,10 +217,31 @@ def test_evaluate_iou_and_its_cache(tmp_path):
     files = list((cfg.results_dir / "seg_iou").glob("*.json"))
     files = [f for f in files if not f.name.endswith(".config.json")]
     assert len(files) == 1
+    assert json.loads(files[0].read_text()) == res.as_dict()  # the cache holds the JSON form
+    assert evaluate_iou(cfg, STRONG) == res  # read back from the cache
     files[0].write_text(files[0].read_text()[:10])
     with pytest.warns(UserWarning, match="corrupt"):
         again = evaluate_iou(cfg, STRONG)
-    assert json.dumps(again, sort_keys=True) == json.dumps(res, sort_keys=True)
+    assert again == res
+
+
+def test_seg_iou_reads_the_cached_json_and_pickles():
+    """A cache file written before SegIoU (a plain dict) reads back as it; the dataclass pickles (Dask)."""
+    cached = {"digit_miou": 0.78, "iou": [0.85, None] + [0.8] * 8 + [0.97], "key": "61b2bf71e1053124",
+              "miou": 0.8, "n_test": 500, "pixel_acc": 0.97,
+              "run": {"backbone": "tiny", "bias": {"digit": 2, "probability": 1.0, "strength": "weak", "texture": 1},
+                      "seed": 3}}
+    res = SegIoU.from_dict(json.loads(json.dumps(cached)))
+    assert res.run == SegRun(BiasConfig("weak", digit=2, texture=1), "tiny", 3)
+    assert res.iou[:2] == (0.85, None) and res.bias_digit_iou == 0.8 and res.n_test == 500
+    assert res.as_dict() == cached
+    assert pickle.loads(pickle.dumps(res)) == res
+    n = SegIoU.from_dict({**cached, "run": SegRun(BiasConfig(), "tiny", 0).as_dict()})
+    assert n.bias_digit_iou is None
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        res.miou = 1.0  # type: ignore[misc]
+    with pytest.raises(TypeError, match="SegRun"):
+        SegIoU(**{**dataclasses.asdict(res), "run": cached["run"]})
 
 
 def test_bad_arguments(tmp_path):
@@ -264,17 +288,19 @@ def test_metric_bad_input():
 
 
 def fake_results(n_iou=0.96, weak=0.74, strong=0.14, other=0.95, backbones=("tiny",), digits=(2, 7)):
-    """Result dicts as run_grid returns them, with chosen IoUs (textures 0, 1; seed 0)."""
+    """Results as run_grid returns them, with chosen IoUs (textures 0, 1; seed 0)."""
+    def result(run, iou):
+        return SegIoU(run=run, iou=tuple(iou), miou=0.9, digit_miou=0.9, pixel_acc=0.9, n_test=10, key="k")
+
     out = []
     for bb in backbones:
-        out.append({"run": SegRun(BiasConfig(), bb, 0).as_dict(), "iou": [n_iou] * 10 + [0.99], "miou": 0.9})
+        out.append(result(SegRun(BiasConfig(), bb, 0), [n_iou] * 10 + [0.99]))
         for st, v in (("strong", strong), ("weak", weak)):
             for d in digits:
                 for tex in (0, 1):
                     iou = [other] * 10 + [0.99]
                     iou[d] = v + 0.02 * tex  # texture 1 a bit higher: the std is 0.01 * sqrt(2)
-                    run = SegRun(BiasConfig(st, digit=d, texture=tex), bb, 0)
-                    out.append({"run": run.as_dict(), "iou": iou, "miou": 0.9})
+                    out.append(result(SegRun(BiasConfig(st, digit=d, texture=tex), bb, 0), iou))
     return out
 
 

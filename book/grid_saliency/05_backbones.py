@@ -132,11 +132,10 @@ for bb in bcfg.grid.backbones:
 # NBVAL_CHECK_OUTPUT
 results = bk.train_and_evaluate(cfg, progress=False)
 networks = pd.DataFrame([{
-    "backbone": backbone_label(res["run"]["backbone"]),
-    "network": ("N" if res["run"]["bias"]["strength"] == "none" else
-                f"{res['run']['bias']['strength']} bias, digit {res['run']['bias']['digit']}, "
-                f"texture {res['run']['bias']['texture']}"),
-    "seed": res["run"]["seed"], "digit mIoU": res["digit_miou"], "pixel accuracy": res["pixel_acc"],
+    "backbone": backbone_label(res.run.backbone),
+    "network": ("N" if res.run.bias.strength == "none" else
+                f"{res.run.bias.strength} bias, digit {res.run.bias.digit}, texture {res.run.bias.texture}"),
+    "seed": res.run.seed, "digit mIoU": res.digit_miou, "pixel accuracy": res.pixel_acc,
 } for res in results])
 display(html_table(networks, digits=3, index=False, caption="N and the weakly biased networks on unbiased test data"))
 

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from gsutils.experiments.grid.context_results import METHODS
+from gsutils.experiments.grid.seg_runs import SegIoU
 from gsutils.plots.common import BIAS_COLOUR, REFERENCE_COLOUR, VALUE_CMAP, method_colour, method_label
 
 __all__ = ["backbone_label", "plot_iou_mean_std", "plot_cbd_panels", "plot_cbl_bars"]
@@ -24,16 +25,15 @@ def backbone_label(backbone: str) -> str:
     return name
 
 
-def _iou_rows(results: Sequence[dict[str, Any]], backbone: str) -> tuple[list[str], np.ndarray, np.ndarray]:
+def _iou_rows(results: Sequence[SegIoU], backbone: str) -> tuple[list[str], np.ndarray, np.ndarray]:
     """Rows N, then every weak bias digit: mean and std (over textures, seeds) of the per-digit IoU."""
     groups: dict[str, list[np.ndarray]] = {}
     for res in results:
-        run = res["run"]
-        if run["backbone"] != backbone:
+        if res.run.backbone != backbone:
             continue
-        b = run["bias"]
-        row = "N" if b["strength"] == "none" else f"weak, bias digit {b['digit']}"
-        groups.setdefault(row, []).append(np.array([np.nan if v is None else v for v in res["iou"][:10]]))
+        b = res.run.bias
+        row = "N" if b.strength == "none" else f"weak, bias digit {b.digit}"
+        groups.setdefault(row, []).append(np.array([np.nan if v is None else v for v in res.iou[:10]]))
     names = ["N"] + sorted(k for k in groups if k != "N")
     names = [n for n in names if n in groups]
     mean = np.stack([np.nanmean(groups[n], axis=0) for n in names])
@@ -41,7 +41,7 @@ def _iou_rows(results: Sequence[dict[str, Any]], backbone: str) -> tuple[list[st
     return names, mean, std
 
 
-def plot_iou_mean_std(results: Sequence[dict[str, Any]], backbones: Sequence[str]):
+def plot_iou_mean_std(results: Sequence[SegIoU], backbones: Sequence[str]):
     """Fig. S9 a/b: per backbone, per-digit IoU on unbiased test data, (a) mean and (b) std.
 
     Rows: the unbiased network N, then the weakly biased networks of each bias

@@ -24,16 +24,19 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from gsutils.cli import fail
 from gsutils.paths import absolute_path_environment
 from gsutils.profiles import Profile
 
+#: what a task returns (e.g. a :class:`~gsutils.experiments.grid.seg_runs.SegIoU`); it must pickle for Dask
+R = TypeVar("R")
+
 
 def run_local(
-    task: Callable[..., dict], profile: Profile, runs: Sequence[Any], *, progress: bool = True
-) -> list[dict]:
+    task: Callable[..., R], profile: Profile, runs: Sequence[Any], *, progress: bool = True
+) -> list[R]:
     """Run ``task(profile, run, progress)`` for each run in this process, in order."""
     from tqdm.auto import tqdm
 
@@ -43,7 +46,7 @@ def run_local(
     return results
 
 
-def _in_worker(task: Callable[..., dict], profile: Profile, run: Any) -> dict:
+def _in_worker(task: Callable[..., R], profile: Profile, run: Any) -> R:
     """Executed on a Dask worker: one torch thread, no progress bars."""
     import torch
 
@@ -68,7 +71,7 @@ def _worker_environ() -> dict[str, Any]:
 
 
 def run_dask(
-    task: Callable[..., dict],
+    task: Callable[..., R],
     profile: Profile,
     runs: Sequence[Any],
     *,
@@ -76,7 +79,7 @@ def run_dask(
     progress: bool = True,
     n_workers: int = 2,
     processes: bool = True,
-) -> list[dict]:
+) -> list[R]:
     """Run ``task`` for each run on Dask workers; results in the order of ``runs``.
 
     Parameters
@@ -117,7 +120,7 @@ def run_dask(
             for run in runs
         ]
         index = {f.key: i for i, f in enumerate(futures)}
-        results: list[dict | None] = [None] * len(futures)
+        results: list[R | None] = [None] * len(futures)
         bar = tqdm(total=len(futures), desc="grid (dask)", disable=not progress)
         for fut in as_completed(futures):
             results[index[fut.key]] = fut.result()  # re-raises a task's error here

@@ -37,7 +37,7 @@ from gsutils.data.toy import BiasConfig
 from gsutils.experiments.grid.bias_results import saliency_network_gate
 from gsutils.experiments.grid.context_claims import record
 from gsutils.experiments.grid.context_results import METHODS
-from gsutils.experiments.grid.segmentation import SegRun, evaluate_iou, run_grid
+from gsutils.experiments.grid.segmentation import SegIoU, SegRun, evaluate_iou, run_grid
 from gsutils.profiles import Profile
 
 __all__ = ["backbone_profile", "run_profile", "backbone_runs", "train_and_evaluate", "saliency_results",
@@ -112,7 +112,7 @@ def backbone_runs(profile: Profile, *, biased_only: bool = False) -> list[SegRun
 
 
 def train_and_evaluate(profile: Profile, *, executor: str = "local", address: str | None = None,
-                       workers: int = 2, progress: bool = True) -> list[dict[str, Any]]:
+                       workers: int = 2, progress: bool = True) -> list[SegIoU]:
     """Train (or load, or restore the shipped) networks and their unbiased-test IoU, in run order."""
     p = backbone_profile(profile)
     runs = backbone_runs(p)
@@ -125,7 +125,7 @@ def train_and_evaluate(profile: Profile, *, executor: str = "local", address: st
     return [done[r] for r in runs]
 
 
-def iou_results(profile: Profile) -> list[dict[str, Any]]:
+def iou_results(profile: Profile) -> list[SegIoU]:
     """The cached IoU results of every network (trained or restored where missing)."""
     return [evaluate_iou(run_profile(profile, run), run) for run in backbone_runs(profile)]
 
@@ -155,7 +155,7 @@ def saliency_results(profile: Profile, *, progress: bool = True):
 # ------------------------------------------------------------------------------------- tables
 
 
-def miou_table(results: Sequence[dict[str, Any]]):
+def miou_table(results: Sequence[SegIoU]):
     """Fig. S9 a/b: per backbone, N's and the weak networks' mIoU and bias-digit IoU (mean, std).
 
     Rows: backbone x network (``N`` first, then ``weak``); columns: ``miou``,
@@ -166,11 +166,9 @@ def miou_table(results: Sequence[dict[str, Any]]):
 
     rows = []
     for res in results:
-        run = res["run"]
-        bias = run["bias"]
-        strength = bias["strength"]
-        rows.append({"backbone": run["backbone"], "network": "N" if strength == "none" else strength,
-                     "bias_digit": bias.get("digit"), "miou": res["digit_miou"], "iou": res["iou"]})
+        bias = res.run.bias
+        rows.append({"backbone": res.run.backbone, "network": "N" if bias.strength == "none" else bias.strength,
+                     "bias_digit": bias.digit, "miou": res.digit_miou, "iou": res.iou})
     frame = pd.DataFrame(rows)
     # N's bias-digit IoU is read on the digits the weak networks are biased on
     digits = sorted({int(d) for d in frame.loc[frame.network != "N", "bias_digit"].dropna()})
@@ -333,8 +331,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     a, prof = parse_with_profile(ap, argv)
     with executor_or_exit(ap, a) as (executor, address, workers):
         for res in train_and_evaluate(prof, executor=executor, address=address, workers=workers):
-            print(f"{res['run']['backbone']} {res['run']['bias']['strength']} t{res['run']['bias'].get('texture')}: "
-                  f"digit mIoU {res['digit_miou']:.3f}")
+            print(f"{res.run.backbone} {res.run.bias.strength} t{res.run.bias.texture}: "
+                  f"digit mIoU {res.digit_miou:.3f}")
     if not a.train_only:
         saliency_results(prof)
     return 0

@@ -1,6 +1,6 @@
 """Tables, figures and claims of the bias grid (Grid Saliency S1.2, Fig. S4a, S5a, S9).
 
-Input everywhere is the list of result dicts of
+Input everywhere is the list of :class:`~gsutils.experiments.grid.seg_runs.SegIoU` of
 :func:`gsutils.experiments.grid.segmentation.run_grid` (one per network: its run and
 its per-class IoU on the *unbiased* test set). :func:`results_frame` turns it
 into a long table; the other functions read that table.
@@ -19,14 +19,14 @@ from typing import Any
 import numpy as np
 
 from gsutils.claims import Gate
-from gsutils.experiments.grid.segmentation import training_history
+from gsutils.experiments.grid.segmentation import SegIoU, training_history
 
 from gsutils.references import BIAS_DIGIT_IOU_POSTER as REFERENCE_IOU
 from gsutils.references import HIGH_IOU, ORDER_MARGIN, REFERENCE_TOL
 
 
 
-def results_frame(results: Sequence[dict[str, Any]]):
+def results_frame(results: Sequence[SegIoU]):
     """One row per (network, test digit): backbone, strength, bias digit, texture, seed, test digit, IoU.
 
     ``bias_digit`` is ``-1`` for the unbiased network. Background IoU and mIoU
@@ -36,20 +36,19 @@ def results_frame(results: Sequence[dict[str, Any]]):
 
     rows = []
     for res in results:
-        run = res["run"]
-        b = run["bias"]
-        iou = [np.nan if v is None else float(v) for v in res["iou"]]
+        run, b = res.run, res.run.bias
+        iou = [np.nan if v is None else float(v) for v in res.iou]
         for digit in range(10):
             rows.append({
-                "backbone": run["backbone"],
-                "strength": b["strength"],
-                "bias_digit": -1 if b["digit"] is None else int(b["digit"]),
-                "texture": int(b["texture"]) if b["strength"] != "none" else -1,
-                "seed": int(run["seed"]),
+                "backbone": run.backbone,
+                "strength": b.strength,
+                "bias_digit": -1 if b.digit is None else b.digit,
+                "texture": b.texture if b.strength != "none" else -1,
+                "seed": run.seed,
                 "test_digit": digit,
                 "iou": iou[digit],
                 "background_iou": iou[10],
-                "miou": float(res["miou"]),
+                "miou": res.miou,
             })
     if not rows:
         raise ValueError("results is empty: run the grid first")

@@ -382,11 +382,11 @@ def network_evidence(profile: Profile, results: ContextSaliencyResults):
         d = run.bias.digit
         if run.seed not in n_iou:
             n_run = seg.SegRun(BiasConfig(strength="none"), run.backbone, run.seed)
-            n_iou[run.seed] = seg.evaluate_iou(profile, n_run)["iou"]
-        iou = seg.evaluate_iou(profile, run)["iou"]
+            n_iou[run.seed] = seg.evaluate_iou(profile, n_run).iou
+        bias_iou = seg.evaluate_iou(profile, run).bias_digit_iou
         on = res["digits"] == d
         biased = on & res["is_biased"]
-        row = {"network": run.label, "bias digit IoU": iou[d], "drop from N": n_iou[run.seed][d] - iou[d]}
+        row = {"network": run.label, "bias digit IoU": bias_iou, "drop from N": n_iou[run.seed][d] - bias_iou}
         for m in results.methods:
             lab = LABELS[m]
             row[f"{lab} CBD bias digit"] = float(results._values(res, "cbd", m)[on].mean())

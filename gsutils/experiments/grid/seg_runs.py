@@ -1,8 +1,10 @@
-"""The networks of the Grid Saliency bias grid: :class:`SegRun` and :func:`grid_runs`.
+"""The networks of the Grid Saliency bias grid: :class:`SegRun`, :func:`grid_runs` and
+their scores, :class:`SegIoU`.
 
 A run is one U-Net of S1.2: a bias config (strength, digit, texture), a
 backbone and a seed. :mod:`gsutils.experiments.grid.segmentation` trains and
-evaluates runs; the saliency experiments explain them.
+evaluates runs (:func:`~gsutils.experiments.grid.segmentation.evaluate_iou` gives a
+:class:`SegIoU`); the saliency experiments explain them.
 """
 
 from __future__ import annotations
@@ -54,6 +56,56 @@ class SegRun:
     def as_dict(self) -> dict[str, Any]:
         return {"bias": dataclasses.asdict(self.bias), "backbone": self.backbone, "seed": self.seed}
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> SegRun:
+        """The run of :meth:`as_dict`'s ``d``."""
+        return cls(BiasConfig(**d["bias"]), d["backbone"], int(d["seed"]))
+
+
+@dataclass(frozen=True)
+class SegIoU:
+    """One network's scores on the unbiased test set (:func:`gsutils.experiments.grid.segmentation.evaluate_iou`).
+
+    Stored as :meth:`as_dict` in the result store and read back with :meth:`from_dict`.
+    """
+
+    #: the network
+    run: SegRun
+    #: IoU per class, digits 0-9 then the background; ``None`` for a class absent from test set and predictions
+    iou: tuple[float | None, ...]
+    #: mean of ``iou`` over the classes present
+    miou: float
+    #: mean of ``iou`` over the digits present (the gate's measure)
+    digit_miou: float
+    #: share of the test pixels whose predicted class is their label
+    pixel_acc: float
+    #: number of test images
+    n_test: int
+    #: the network's cache key (the name of its model folder)
+    key: str
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.run, SegRun):
+            raise TypeError(f"run must be a SegRun, got {type(self.run).__name__}")
+        object.__setattr__(self, "iou", tuple(self.iou))
+
+    @property
+    def bias_digit_iou(self) -> float | None:
+        """The IoU of the run's bias digit (``None`` for an unbiased network)."""
+        d = self.run.bias.digit
+        return None if d is None else self.iou[d]
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON form (``run`` as :meth:`SegRun.as_dict`, ``iou`` a list), as cached on disk."""
+        return {"iou": list(self.iou), "miou": self.miou, "digit_miou": self.digit_miou, "pixel_acc": self.pixel_acc,
+                "n_test": self.n_test, "run": self.run.as_dict(), "key": self.key}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> SegIoU:
+        """The scores of :meth:`as_dict`'s (or a cache file's) ``d``."""
+        return cls(run=SegRun.from_dict(d["run"]), iou=tuple(None if v is None else float(v) for v in d["iou"]),
+                   miou=float(d["miou"]), digit_miou=float(d["digit_miou"]), pixel_acc=float(d["pixel_acc"]),
+                   n_test=int(d["n_test"]), key=str(d["key"]))
 
 
 

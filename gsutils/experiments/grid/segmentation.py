@@ -17,7 +17,8 @@ a corrupt one (checksum mismatch) is reported, moved aside and retrained; a
 network the project ships for the exact config (:mod:`gsutils.experiments.common.shipped`)
 is restored instead of trained.
 
-:func:`evaluate_iou` gives the per-class IoU on the *unbiased* test set, and
+:func:`evaluate_iou` gives the per-class IoU on the *unbiased* test set (a
+:class:`~gsutils.experiments.grid.seg_runs.SegIoU`), and
 :func:`run_grid` does both for a list of runs, locally or on a Dask cluster
 (see :mod:`gsutils.experiments.common.executor`).
 
@@ -56,7 +57,7 @@ from gsutils.experiments.common.training import (
     mix_seed,
     recipe_autocast,
 )
-from gsutils.experiments.grid.seg_runs import SegRun, grid_runs
+from gsutils.experiments.grid.seg_runs import SegIoU, SegRun, grid_runs
 from gsutils.io import CorruptEntry, config_key, load_checked, write_checked
 from gsutils.metrics.segmentation import ConfusionMeter, mean_iou
 from gsutils.models.smp_unet import architecture_config
@@ -395,16 +396,10 @@ def predict(model: nn.Module, images: torch.Tensor | np.ndarray, batch_size: int
     return torch.cat(outs)  # (N, H, W)
 
 
-def evaluate_iou(profile: Profile, run: SegRun, *, progress: bool = False) -> dict[str, Any]:
-    """Per-class IoU of ``run``'s network on the unbiased test set (cached).
+def evaluate_iou(profile: Profile, run: SegRun, *, progress: bool = False) -> SegIoU:
+    """Per-class IoU, mIoU and pixel accuracy of ``run``'s network on the unbiased test set.
 
-    Returns
-    -------
-    dict
-        ``iou``: 11 floats (digits 0-9, then background; ``None`` when a class
-        is absent), ``miou``: their mean, ``digit_miou``: the mean over the
-        digits, ``pixel_acc``, ``n_test``, ``run``: :meth:`SegRun.as_dict`,
-        ``key``: the model's cache key.
+    Cached in the result store (kind ``"seg_iou"``) as :meth:`SegIoU.as_dict`.
     """
     if not isinstance(run, SegRun):
         raise TypeError(f"run must be a SegRun, got {type(run).__name__}")
@@ -419,20 +414,14 @@ def evaluate_iou(profile: Profile, run: SegRun, *, progress: bool = False) -> di
         meter.update(predict(model, x), y)
         iou = meter.iou()  # (11,)
         c = meter.conf.numpy()
-        return {
-            "iou": [None if not np.isfinite(v) else float(v) for v in iou],
-            "miou": mean_iou(iou),
-            "digit_miou": mean_iou(iou[:BACKGROUND]),
-            "pixel_acc": float(np.trace(c) / c.sum()),
-            "n_test": int(x.shape[0]),
-            "run": run.as_dict(),
-            "key": key,
-        }
+        return SegIoU(run=run, iou=tuple(None if not np.isfinite(v) else float(v) for v in iou),
+                      miou=mean_iou(iou), digit_miou=mean_iou(iou[:BACKGROUND]),
+                      pixel_acc=float(np.trace(c) / c.sum()), n_test=int(x.shape[0]), key=key).as_dict()
 
-    return Store(profile.results_dir).get_or_compute("seg_iou", conf, compute)
+    return SegIoU.from_dict(Store(profile.results_dir).get_or_compute("seg_iou", conf, compute))
 
 
-def run_one(profile: Profile, run: SegRun, progress: bool = False) -> dict[str, Any]:
+def run_one(profile: Profile, run: SegRun, progress: bool = False) -> SegIoU:
     """Train (or load) one network and evaluate it; the grid executors call this."""
     train_or_load(profile, run, progress=progress)
     return evaluate_iou(profile, run)
@@ -445,8 +434,8 @@ def run_grid(
     address: str | None = None,
     progress: bool = True,
     n_workers: int = 2,
-) -> list[dict[str, Any]]:
-    """Train and evaluate every run; results in the order of ``runs``.
+) -> list[SegIoU]:
+    """Train and evaluate every run: its :func:`evaluate_iou`, in the order of ``runs``.
 
     Parameters
     ----------
@@ -490,9 +479,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     runs = grid_runs(cfg, a.backbones or cfg.grid.backbones)
     with executor_or_exit(ap, a) as (executor, address, workers):
         for res in run_grid(cfg, runs, executor=executor, address=address, n_workers=workers):
-            iou = res["iou"]
-            print(json.dumps({"run": res["run"], "miou": round(res["miou"], 4),
-                              "iou": [None if v is None else round(v, 4) for v in iou]}))
+            print(json.dumps({"run": res.run.as_dict(), "miou": round(res.miou, 4),
+                              "iou": [None if v is None else round(v, 4) for v in res.iou]}))
 
 
 if __name__ == "__main__":
