@@ -90,3 +90,34 @@ def test_sections_c_d_e_run_on_a_voc_directory(voc):
     from gsutils.experiments.normgrad.layer_combination import combination_config
 
     assert combination_config(profile, "resnet50", data) != combination_config(profile, "resnet50")
+
+
+def test_a_chapter_opens_its_classifiers_on_a_voc_directory(voc, monkeypatch):
+    import gsutils.experiments.normgrad.normgrad_data as nd
+
+    profile, root, ckdir = voc
+    profile = dataclasses.replace(profile, normgrad=dataclasses.replace(profile.normgrad, archs=("resnet50",)))
+    clf = nd.open_classifiers(profile, str(root), str(ckdir))
+    assert clf.archs == ("resnet50",) and clf.data["resnet50"].is_voc
+    assert 0.0 <= clf.test_maps["resnet50"] <= 1.0
+    # published checkpoints: not gated, their test mAP in the note
+    g = clf.gate
+    assert g.passed and g.threshold is None and "no gate" in g.note and "resnet50" in g.note
+    assert clf.pointing_args("resnet50") == {"voc_root": str(root), "checkpoint": clf.data["resnet50"].checkpoint}
+    # the test mAP is cached: a second chapter only reads it
+    monkeypatch.setattr(nd, "evaluate_classifier", lambda *a, **k: pytest.fail("the classifier was evaluated again"))
+    assert nd.open_classifiers(profile, str(root), str(ckdir)).test_maps == clf.test_maps
+
+
+def test_a_chapter_opens_the_stand_in_classifiers_gated_on_their_test_map(tmp_path, monkeypatch):
+    import gsutils.experiments.normgrad.normgrad_data as nd
+
+    profile = get_profile("quick", device="cpu", results_dir=tmp_path / "results")
+    maps = {"vgg16": 0.9, "resnet50": 0.7}
+    monkeypatch.setattr(nd, "classifier_test_map", lambda p, arch, data: maps[arch])
+    clf = nd.open_classifiers(profile)
+    assert clf.archs == tuple(profile.normgrad.archs) and all(d is STAND_IN for d in clf.data.values())
+    assert clf.test_maps == maps and clf.pointing_args("vgg16") == {}
+    assert isinstance(clf.gate, nd.Gate) and clf.gate.threshold == profile.normgrad.gate_map
+    assert clf.gate.passed == (min(maps.values()) >= profile.normgrad.gate_map)
+    assert clf.gate.per == maps and "resnet50 0.700" in clf.gate.note

@@ -94,14 +94,13 @@ import pandas as pd
 
 from gsutils.experiments.normgrad.classifier_training import scenes_root, test_scenes
 from gsutils.experiments.normgrad.normgrad_claims import table2_comparison, table2_gap_line
+from gsutils.experiments.normgrad.normgrad_data import open_classifiers
 from gsutils.experiments.normgrad.pointing_claims import record_pointing
 from gsutils.experiments.normgrad.pointing_runs import (
     center_accuracy,
     last_block_grid,
     pointing_accuracies,
-    pointing_data_args,
     pointing_game_run,
-    runs_gate,
 )
 from gsutils.models.classifiers import CANDIDATE_LAYERS
 from gsutils.plots.normgrad import classifier_summary, plot_pointing_by_layer, plot_scene_examples
@@ -163,8 +162,8 @@ for arch, side in last_grid.items():
     print(f"{arch}: last block {CANDIDATE_LAYERS[arch][-1]} is a {side}x{side} map on {ng.image_size} px images")
 
 # %%
-runs = [pointing_game_run(cfg, arch, progress=False, **pointing_data_args(arch, voc_root, checkpoint_dir))
-        for arch in ng.archs]
+clf = open_classifiers(cfg, voc_root, checkpoint_dir)
+runs = [pointing_game_run(cfg, arch, progress=False, **clf.pointing_args(arch)) for arch in clf.archs]
 summary = classifier_summary(cfg, runs)
 summary.round(2)
 
@@ -275,7 +274,7 @@ for run in runs:
 
 # %%
 # NBVAL_CHECK_OUTPUT
-g = runs_gate(cfg, runs)
+g = clf.gate
 print(g.line())
 _ = record_pointing(ledger, runs, tables, centres, last_grid, g, seed=cfg.seed)
 print(ledger.summary())

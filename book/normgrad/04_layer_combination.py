@@ -97,12 +97,12 @@ import numpy as np
 from gsutils.experiments.normgrad.layer_claims import record_layer_combination
 from gsutils.experiments.normgrad.layer_combination import combination_run, layer_weights, single_layer_table, table3
 from gsutils.experiments.normgrad.normgrad_claims import table3_comparison, table3_differences
-from gsutils.experiments.normgrad.normgrad_data import classifier_gate, normgrad_data
+from gsutils.experiments.normgrad.normgrad_data import open_classifiers
 from gsutils.plots.normgrad_layers import plot_fig1_weights, plot_raw_measures, plot_table3_gains
 from gsutils.references import source_line
 
-archs = cfg.normgrad.archs
-data = {arch: normgrad_data(arch, voc_root, checkpoint_dir) for arch in archs}
+clf = open_classifiers(cfg, voc_root, checkpoint_dir)
+archs, data, g = clf.archs, clf.data, clf.gate
 
 # %% [markdown]
 # ## The gate
@@ -115,8 +115,6 @@ data = {arch: normgrad_data(arch, voc_root, checkpoint_dir) for arch in archs}
 
 # %%
 # NBVAL_CHECK_OUTPUT
-weights = {arch: layer_weights(cfg, arch, data=data[arch]) for arch in archs}
-g = classifier_gate(cfg, {arch: w["test_map"] for arch, w in weights.items()}, data)
 print(g.line())
 
 # %% [markdown]
@@ -128,6 +126,7 @@ print(g.line())
 
 # %%
 # NBVAL_CHECK_OUTPUT
+weights = {arch: layer_weights(cfg, arch, data=data[arch]) for arch in archs}
 for arch, w in weights.items():
     print(f"{arch}: probes on {w['n_probe_train']} training scenes, measured on {w['n_probe_test']} test scenes")
     for k in ("accuracy", "spread"):

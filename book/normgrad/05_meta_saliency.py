@@ -91,7 +91,6 @@ print(describe(cfg, "normgrad", "layers"))
 # %%
 from gsutils.experiments.normgrad.classifier_snapshots import snapshot_precision
 from gsutils.experiments.normgrad.layer_claims import record_meta
-from gsutils.experiments.normgrad.layer_combination import layer_weights
 from gsutils.experiments.normgrad.meta_saliency import (
     meta_curves,
     meta_examples,
@@ -99,11 +98,11 @@ from gsutils.experiments.normgrad.meta_saliency import (
     to_final_curves,
     train_test_map,
 )
-from gsutils.experiments.normgrad.normgrad_data import classifier_gate, normgrad_data
+from gsutils.experiments.normgrad.normgrad_data import open_classifiers
 from gsutils.plots.normgrad_layers import plot_fig2, plot_fig3, plot_fig4
 
-archs = cfg.normgrad.archs
-data = {arch: normgrad_data(arch, voc_root, checkpoint_dir) for arch in archs}
+clf = open_classifiers(cfg, voc_root, checkpoint_dir)
+archs, data, g = clf.archs, clf.data, clf.gate
 
 # %% [markdown]
 # ## The gate
@@ -113,7 +112,6 @@ data = {arch: normgrad_data(arch, voc_root, checkpoint_dir) for arch in archs}
 
 # %%
 # NBVAL_CHECK_OUTPUT
-g = classifier_gate(cfg, {arch: layer_weights(cfg, arch, data=data[arch])["test_map"] for arch in archs}, data)
 print(g.line())
 
 # %% [markdown]

@@ -94,8 +94,7 @@ print(describe(cfg, "normgrad", "layers"))
 
 # %%
 from gsutils.experiments.normgrad.layer_claims import record_randomisation
-from gsutils.experiments.normgrad.layer_combination import layer_weights
-from gsutils.experiments.normgrad.normgrad_data import classifier_gate, normgrad_data
+from gsutils.experiments.normgrad.normgrad_data import open_classifiers
 from gsutils.experiments.normgrad.randomisation import (
     randomisation_curves,
     randomisation_hits,
@@ -104,8 +103,8 @@ from gsutils.experiments.normgrad.randomisation import (
 )
 from gsutils.plots.normgrad_layers import plot_fig5, plot_randomisation_curves
 
-archs = cfg.normgrad.archs
-data = {arch: normgrad_data(arch, voc_root, checkpoint_dir) for arch in archs}
+clf = open_classifiers(cfg, voc_root, checkpoint_dir)
+archs, data, g = clf.archs, clf.data, clf.gate
 
 # %% [markdown]
 # ## The gate
@@ -116,7 +115,6 @@ data = {arch: normgrad_data(arch, voc_root, checkpoint_dir) for arch in archs}
 
 # %%
 # NBVAL_CHECK_OUTPUT
-g = classifier_gate(cfg, {arch: layer_weights(cfg, arch, data=data[arch])["test_map"] for arch in archs}, data)
 print(g.line())
 
 # %% [markdown]

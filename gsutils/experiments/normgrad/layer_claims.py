@@ -3,7 +3,7 @@ meta-saliency (D, Figs. 2-3) and randomisation (E, Fig. 5).
 
 Each ``record_*`` function records every row of its chapter and returns them.
 Every claim here is about depth, so each is judged only above the classifiers'
-gate (:func:`gsutils.experiments.normgrad.normgrad_data.classifier_gate`), whose numbers
+gate (:func:`gsutils.experiments.normgrad.normgrad_data.open_classifiers`), whose numbers
 every row carries in its note.
 """
 

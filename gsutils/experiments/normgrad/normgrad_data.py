@@ -23,12 +23,17 @@ With a VOC-format directory and a VOC-trained checkpoint (e.g. TorchRay's
 checkpoint); :meth:`NormGradData.key` enters the result store's keys, so
 stand-in and VOC results never mix. :func:`probe_train_split` is the
 stand-in's share of training scenes the layer probes of section C learn from.
+
+:func:`open_classifiers` is what a NormGrad chapter (A, C, D, E) opens after
+its ledger: per network the data, the classifier's test mAP
+(:func:`classifier_test_map`, cached) and the gate of the depth claims
+(:func:`classifier_gate`), as one :class:`NormGradClassifiers`.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,14 +43,16 @@ from torch import nn
 from gsutils.claims import Gate
 from gsutils.data.scenes import DIGIT_CLASSES, SceneSet, load_voc_split
 from gsutils.data.voc import VOC_CLASSES
-from gsutils.experiments.normgrad.classifier_training import (gate, no_gate, scenes_root, test_scenes,
-                                                              train_or_load_classifier)
+from gsutils.experiments.common.store import Store
+from gsutils.experiments.normgrad.classifier_training import (check_profile_arch, classifier_config,
+                                                              evaluate_classifier, gate, no_gate, scenes_root,
+                                                              test_scenes, train_or_load_classifier)
 from gsutils.io import atomic_write_text
 from gsutils.models.classifiers import IMAGENET_NORMALIZATION
 from gsutils.profiles import Profile
 
 __all__ = ["NormGradData", "STAND_IN", "normgrad_data", "classifier_gate", "probe_train_split",
-           "torchray_checkpoint"]
+           "torchray_checkpoint", "classifier_test_map", "NormGradClassifiers", "open_classifiers"]
 
 #: the papers' pointing tolerance on VOC's ~500 px images
 VOC_TOLERANCE_PX = 15
@@ -172,3 +179,70 @@ def classifier_gate(profile: Profile, test_maps: dict[str, float], data: dict[st
         return no_gate("published VOC checkpoints: no gate (test mAP "
                        + ", ".join(f"{a} {m:.3f}" for a, m in test_maps.items()) + ")", test_maps)
     return gate(profile, ours)
+
+
+#: the result store's kind of :func:`classifier_test_map`
+TEST_MAP_KIND = "normgrad_classifier_test_map"
+TEST_MAP_VERSION = 1
+
+
+def classifier_test_map_config(profile: Profile, arch: str, data: NormGradData = STAND_IN) -> dict[str, Any]:
+    """Everything that determines :func:`classifier_test_map`: the classifier (with its scenes) or the VOC run."""
+    check_profile_arch(profile, arch)
+    classifier = (classifier_config(profile, arch) if not data.is_voc
+                  else {"arch": arch, **data.key(), "side": int(profile.normgrad.image_size)})
+    return {"version": TEST_MAP_VERSION, "classifier": classifier}
+
+
+def classifier_test_map(profile: Profile, arch: str, data: NormGradData = STAND_IN) -> float:
+    """The mAP of ``arch``'s classifier on ``data``'s test scenes (cached), the number the gate reads.
+
+    The classifier is the one :meth:`NormGradData.model` gives (the stand-in's
+    restored from the shipped network, or trained when none matches; else the
+    VOC checkpoint), the scenes :meth:`NormGradData.test`'s: on the stand-in the
+    same evaluation the pointing game and the layer weights record beside
+    their results.
+    """
+    def compute() -> dict[str, Any]:
+        model = data.model(profile, arch, progress=False)
+        return {"arch": arch, "test_map": evaluate_classifier(model, data.test(profile))["mAP"],
+                "data": data.label()}
+
+    config = classifier_test_map_config(profile, arch, data)
+    record = Store(profile.results_dir).get_or_compute(TEST_MAP_KIND, config, compute)
+    return float(record["test_map"])
+
+
+@dataclass(frozen=True)
+class NormGradClassifiers:
+    """The classifiers a NormGrad chapter explains, as :func:`open_classifiers` opens them."""
+
+    #: the networks, in the profile's order
+    archs: tuple[str, ...]
+    #: per network: the stand-in or the VOC directory with its checkpoint
+    data: dict[str, NormGradData] = field(repr=False)
+    #: per network: the classifier's test mAP (:func:`classifier_test_map`)
+    test_maps: dict[str, float]
+    #: the gate of the depth claims (:func:`classifier_gate`)
+    gate: Gate
+
+    def pointing_args(self, arch: str) -> dict[str, Any]:
+        """Keyword arguments of section A's ``pointing_game_run`` for ``arch``: ``{}`` on the stand-in."""
+        d = self.data[arch]
+        return {"voc_root": d.voc_root, "checkpoint": d.checkpoint} if d.is_voc else {}
+
+
+def open_classifiers(profile: Profile, voc_root: str = "", checkpoint_dir: str = "") -> NormGradClassifiers:
+    """A NormGrad chapter's classifiers from its parameters: the data, the test mAPs and the gate.
+
+    Empty ``voc_root`` (the default): the stand-in's scenes and the shipped
+    classifiers (restored on first use), gated on their test mAP
+    (``profile.normgrad.gate_map``). Otherwise each network's TorchRay VOC
+    checkpoint in ``checkpoint_dir`` with VOC's test images; published
+    checkpoints are not gated. The test mAPs are cached, so a chapter after
+    the first only reads them.
+    """
+    archs = tuple(profile.normgrad.archs)
+    data = {arch: normgrad_data(arch, voc_root, checkpoint_dir) for arch in archs}
+    maps = {arch: classifier_test_map(profile, arch, data[arch]) for arch in archs}
+    return NormGradClassifiers(archs=archs, data=data, test_maps=maps, gate=classifier_gate(profile, maps, data))

@@ -4,8 +4,8 @@
 against the plain gradient, Grad-CAM at the last block, every method against
 the center baseline, the depth of the best layers and Table 2's layers
 (:func:`gsutils.experiments.normgrad.normgrad_claims.table2_claim`). The depth claims are
-judged only when the classifiers pass the gate
-(:func:`gsutils.experiments.normgrad.pointing_runs.runs_gate`); every row carries the
+judged only when the classifiers pass the gate (the chapter's
+:func:`gsutils.experiments.normgrad.normgrad_data.open_classifiers`); every row carries the
 gate's numbers in its note except the center baseline's, which is not about
 depth.
 """
