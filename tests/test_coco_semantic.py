@@ -81,3 +81,26 @@ def test_boats_stand_on_water():
                     assert bl > r + 20
                     seen += 1
     assert seen > 0
+
+
+def test_coco_result_stores_each_networks_arrays_under_its_index(tmp_path):
+    from scene_results import coco_result
+
+    from gsutils.experiments.common.store import Store
+    from gsutils.experiments.grid.coco_context import COCOContextResult
+
+    rng = np.random.default_rng(0)
+    res = coco_result([rng.random(5), rng.random(5)], encoders=("a", "b"), miou=(0.25, 0.75),
+                      cls=np.array([1, 1, 2, 3, 3]), empty=np.array([[True] * 5, [False] * 5]))
+    assert res.reliance.shape == (2, 5) and res.maps.shape == (2, 5, 4, 4) and res.miou == {"a": 0.25, "b": 0.75}
+    arrays = res.to_arrays()
+    assert sorted(arrays) == sorted(["image", "cls", "masks"] + [f"{n}_{j}" for j in (0, 1) for n in (
+        "maps", "reliance", "empty", "grey", "kept_without_context")])
+    np.testing.assert_array_equal(arrays["reliance_1"], res.reliance[1])
+    back = Store(tmp_path).get_or_compute("coco_context", {"t": 1}, lambda: arrays, fmt="npz")
+    again = COCOContextResult.from_arrays(back, data=res.data, encoders=res.encoders, nets=res.nets, iou=res.iou)
+    for name in ("image", "cls", "masks", "maps", "reliance", "empty", "grey", "kept_without_context"):
+        np.testing.assert_array_equal(getattr(again, name), getattr(res, name))
+    assert again.maps.dtype == np.float16 and again.empty.dtype == bool
+    with pytest.raises(ValueError, match=r"3 networks: missing \['empty_2'"):
+        COCOContextResult.from_arrays(back, data=res.data, encoders=("a", "b", "c"), nets={}, iou={})

@@ -106,16 +106,20 @@ def test_gallery_is_large_with_a_colourbar_and_names_missing_classes():
 
 
 def test_request_sizes_histogram_and_s13_colourbar():
+    from gsutils.experiments.grid.street_context import S13Views, ScaledThresholds
     from gsutils.plots.scenes import plot_request_sizes, plot_s13_panels
 
     sizes = np.r_[np.arange(1, 200), np.arange(5, 50)]
-    fig = plot_request_sizes(sizes, np.r_[np.ones(199), np.zeros(45)], {"min_correct": 40, "min_erroneous": 3})
+    fig = plot_request_sizes(sizes, np.r_[np.ones(199), np.zeros(45)],
+                             ScaledThresholds(min_correct=40, min_erroneous=3, baseline_budget=100))
     assert len(fig.axes) == 1 and fig.axes[0].get_xscale() == "log" and fig.axes[0].patches
+    labels = fig.axes[0].get_legend_handles_labels()[1]
+    assert "threshold, correct: 40 px" in labels and "threshold, erroneous: 3 px" in labels
     rng = np.random.default_rng(0)
     views = {k: rng.random((3, H, W)) for k in ("input", "perturbed", "optimised")}
     views |= {k: rng.random((5, H, W)) for k in ("input_probs", "perturbed_probs", "optimised_probs")}
     views["map"] = rng.random((H, W))
-    fig = plot_s13_panels(views, views["map"] > 0.5, rng.random((5, 3)))
+    fig = plot_s13_panels(S13Views(**views), views["map"] > 0.5, rng.random((5, 3)))
     assert len(_image_axes(fig)) == 8 and len(_colorbars(fig)) == 1
 
 

@@ -143,12 +143,14 @@ def test_record_cityscapes(tmp_path, monkeypatch):
 
 
 def test_record_coco(tmp_path):
+    from scene_results import coco_result
+
     from gsutils.experiments.grid import scene_claims as sc
 
     rng = np.random.default_rng(0)
-    res = {"encoders": ["mobilenet_v2", "xception65"], "miou": {"mobilenet_v2": 0.7, "xception65": 0.5},
-           "iou": {"mobilenet_v2": {"boat": 0.7}, "xception65": {"boat": 0.5}},
-           "reliance_0": rng.uniform(0.5, 1, 20), "reliance_1": rng.uniform(0, 0.5, 20)}
+    res = coco_result([rng.uniform(0.5, 1, 20), rng.uniform(0, 0.5, 20)], encoders=("mobilenet_v2", "xception65"),
+                      miou=(0.7, 0.5))
+    assert res.miou == {"mobilenet_v2": 0.7, "xception65": 0.5}
     for thr, verdict in ((0.45, REPRODUCED), (0.6, NOT_MEASURED)):
         gates = sc.coco_gates(res, thr)
         rows = sc.record_coco(_ledger(tmp_path / str(thr)), res, gates)

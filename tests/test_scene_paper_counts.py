@@ -6,15 +6,17 @@ from types import SimpleNamespace
 
 import numpy as np
 import torch
+from scene_results import street_result
 
 from gsutils.data.cityscapes import TRAIN_CLASSES
 from gsutils.experiments.grid import scene_claims as sc
+from gsutils.experiments.grid.street_context import StreetContextResult
 from gsutils.references import TABLE_S1_COUNTS, TABLE_S2_COUNTS
 
 RIDER, BICYCLE, CAR, PERSON, ROAD = (TRAIN_CLASSES.index(c) for c in ("rider", "bicycle", "car", "person", "road"))
 
 
-def _res(n_riders: int = 6, on_bike: int = 6, n_empty_cars: int = 2) -> dict:
+def _res(n_riders: int = 6, on_bike: int = 6, n_empty_cars: int = 2) -> StreetContextResult:
     """Frames of 8 x 16: a rider request on the left (size grows with the frame), a bicycle right of it,
     road elsewhere; rider maps on the bicycle for the first ``on_bike`` frames, on the road after;
     then ``n_empty_cars`` large car requests with empty maps."""
@@ -56,11 +58,12 @@ def _res(n_riders: int = 6, on_bike: int = 6, n_empty_cars: int = 2) -> dict:
     n = len(frames)
     kept = np.array(kept)
     empty = np.array(empty)
-    return {"data": SimpleNamespace(val_y=torch.from_numpy(np.stack(gts))), "frame": np.array(frames),
-            "masks": np.stack(masks), "maps": np.stack(maps).astype(np.float16), "cls": np.array(cls),
-            "gt_cls": np.array(gt_cls), "kept": kept, "dropped_empty": empty, "dropped_loss": np.zeros(n, bool),
-            "all_cls": np.array(cls + [PERSON]), "all_gt_cls": np.array(gt_cls + [RIDER]),
-            "all_correct": np.array([True] * n + [False])}
+    return street_result(data=SimpleNamespace(val_y=torch.from_numpy(np.stack(gts))), frame=np.array(frames),
+                         masks=np.stack(masks), maps=np.stack(maps).astype(np.float16), cls=np.array(cls),
+                         gt_cls=np.array(gt_cls), kept=kept, dropped_empty=empty, empty=empty,
+                         dropped_loss=np.zeros(n, bool), all_cls=np.array(cls + [PERSON]),
+                         all_gt_cls=np.array(gt_cls + [RIDER]), all_correct=np.array([True] * n + [False]),
+                         all_size=np.ones(n + 1, int))
 
 
 def test_table_s1_beside_the_supplement():
@@ -87,7 +90,7 @@ def test_fig_s12_size_claim():
     assert row["measured"]["small: share on bikes"] == 1.0 and row["measured"]["large: share on bikes"] == 1.0
     # the two largest riders' maps go to the road: the large half fails
     frames = _res(on_bike=4)
-    sizes = [int(m.sum()) for m in frames["masks"][:6]]
+    sizes = [int(m.sum()) for m in frames.masks[:6]]
     assert sizes[4] > sizes[0]  # the frames after on_bike hold the larger requests
     assert sc.size_claim(frames, gate_ok=True)["passed"] is False
     assert sc.size_claim(_res(n_riders=3, on_bike=3), gate_ok=True)["passed"] is None

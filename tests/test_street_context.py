@@ -7,15 +7,15 @@ import pytest
 import torch
 
 from gsutils.data.cityscapes import IGNORE
-from gsutils.experiments.grid.street_context import (Request, baseline_masks, context_shares, request_masks,
-                                                     scaled_thresholds, select_requests)
+from gsutils.experiments.grid.street_context import (Request, ScaledThresholds, baseline_masks, context_shares,
+                                                     request_masks, scaled_thresholds, select_requests)
 from gsutils.models.deeplab import deeplab, load_deeplab_checkpoint
 
 
 def test_thresholds_are_the_supplements_at_full_size_and_scale_with_area():
-    assert scaled_thresholds(1024, 2048) == {"min_correct": 10_000, "min_erroneous": 625,
-                                             "baseline_budget": 400_000}
-    assert scaled_thresholds(64, 128) == {"min_correct": 39, "min_erroneous": 2, "baseline_budget": 1562}
+    assert scaled_thresholds(1024, 2048) == ScaledThresholds(min_correct=10_000, min_erroneous=625,
+                                                             baseline_budget=400_000)
+    assert scaled_thresholds(64, 128) == ScaledThresholds(min_correct=39, min_erroneous=2, baseline_budget=1562)
 
 
 def test_request_masks_split_correct_and_erroneous_after_erosion():
@@ -27,13 +27,13 @@ def test_request_masks_split_correct_and_erroneous_after_erosion():
     gt[12:17, 12:17] = 3
     pred[0, 19] = 5  # a single pixel: eroded away
     gt[0, 19] = IGNORE
-    reqs = request_masks(pred, gt, frame=4, thresholds={"min_correct": 25, "min_erroneous": 9})
+    reqs = request_masks(pred, gt, frame=4, thresholds=ScaledThresholds(25, 9, 1))
     fives = [r for r in reqs if r.cls == 5]
     assert [(r.correct, r.size, r.gt_cls, r.frame) for r in fives] == [(True, 25, 5, 4), (False, 9, 3, 4)]
-    strict = request_masks(pred, gt, 0, {"min_correct": 26, "min_erroneous": 10})
+    strict = request_masks(pred, gt, 0, ScaledThresholds(26, 10, 1))
     assert not [r for r in strict if r.cls == 5]
     with pytest.raises(ValueError, match="shape"):
-        request_masks(pred, gt[:5], 0, {"min_correct": 1, "min_erroneous": 1})
+        request_masks(pred, gt[:5], 0, ScaledThresholds(1, 1, 1))
 
 
 def test_capped_selection_prefers_correct_and_large_requests():
@@ -121,3 +121,64 @@ def test_shipped_network_restores_only_with_equal_config(tmp_path, monkeypatch):
     (src / "model.pt").write_bytes(b"tampered")
     with pytest.warns(UserWarning, match="ignoring shipped"):  # the same network, not yet restored elsewhere
         assert not net(40).restore(tmp_path / "elsewhere")
+
+
+def test_result_round_trips_through_the_store_in_its_stored_form(tmp_path):
+    from scene_results import street_result
+
+    from gsutils.experiments.common.store import Store
+    from gsutils.experiments.grid.street_context import StreetContextResult
+
+    masks = np.zeros((3, 4, 8), dtype=bool)
+    masks[:, 1:3, 2:5] = True
+    res = street_result(cls=np.array([12, 12, 13]), masks=masks, kept=np.array([True, False, True]),
+                        grid_shares=np.random.default_rng(0).random((3, 19)))
+    arrays = res.to_arrays()
+    assert set(arrays) == set(StreetContextResult.array_names()) and "model" not in arrays
+    back = Store(tmp_path).get_or_compute("street_context", {"t": 1}, lambda: arrays, fmt="npz")
+    assert set(back) == set(arrays)  # the .npz holds one array per field, under the field's name
+    again = StreetContextResult.from_arrays(back, model=res.model, history=res.history, data=res.data,
+                                            thresholds=res.thresholds, grid_config=res.grid_config)
+    for name, value in arrays.items():
+        np.testing.assert_array_equal(getattr(again, name), value)
+    assert again.iou == res.iou and again.miou == res.miou == 1.0
+    with pytest.raises(AttributeError):
+        again.cls = np.zeros(3)  # frozen
+    with pytest.raises(ValueError, match=r"missing \['kept'\], unexpected \['extra'\]"):
+        StreetContextResult.from_arrays({**{k: v for k, v in arrays.items() if k != "kept"}, "extra": arrays["cls"]},
+                                        model=None, history=[], data=None, thresholds=res.thresholds,
+                                        grid_config=res.grid_config)
+
+
+def test_s13_views_and_gallery_indices_read_the_result():
+    from types import SimpleNamespace
+
+    from scene_results import street_result
+
+    from gsutils.data.cityscapes import TRAIN_CLASSES
+    from gsutils.experiments.grid.street_context import S13Views, gallery_indices, s13_views
+
+    torch.manual_seed(0)
+    model = deeplab("mobilenet_v2_035", len(TRAIN_CLASSES), decoder_channels=16).eval()
+    x = torch.rand(2, 3, 32, 64)
+    masks = np.zeros((3, 32, 64), dtype=bool)
+    masks[:, 8:20, 10:30] = True
+    maps = np.zeros((3, 32, 64), dtype=np.float16)
+    maps[:, :4] = 1.0
+    rider, car = TRAIN_CLASSES.index("rider"), TRAIN_CLASSES.index("car")
+    res = street_result(cls=np.array([car, rider, rider]), masks=masks, maps=maps, frame=np.array([0, 1, 1]),
+                        kept=np.array([False, False, True]), dropped_empty=np.array([True, False, False]),
+                        grey=np.array([0.5, 0.25, 0.75], np.float32), model=model,
+                        data=SimpleNamespace(val_x=x, val_y=torch.zeros(2, 32, 64, dtype=torch.long)))
+    assert gallery_indices(res) == [2, 0]  # the first kept rider (no kept person, car, sign), the first empty map
+    assert gallery_indices(res, ("car",)) == [0]
+    v = s13_views(res, 2)
+    assert isinstance(v, S13Views)
+    assert v.input.shape == v.perturbed.shape == v.optimised.shape == (3, 32, 64)
+    assert v.input_probs.shape == (len(TRAIN_CLASSES), 32, 64) and v.map.shape == (32, 64)
+    np.testing.assert_allclose(v.input_probs.sum(0), 1, atol=1e-5)
+    inside, outside = masks[2], ~masks[2] & (maps[2] == 0)
+    np.testing.assert_array_equal(v.perturbed[:, inside], x[1].numpy()[:, inside])
+    assert np.all(v.perturbed[:, ~masks[2]] == 0.75)  # the context replaced by the chosen grey
+    np.testing.assert_array_equal(v.optimised[:, outside], v.perturbed[:, outside])
+    np.testing.assert_allclose(v.optimised[:, :4], x[1].numpy()[:, :4], atol=1e-6)  # kept where M* = 1

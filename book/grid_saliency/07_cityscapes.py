@@ -99,6 +99,7 @@ print(describe(cfg, "scenes"))
 
 # %%
 import time
+from dataclasses import asdict
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -116,7 +117,7 @@ from gsutils.references import (CITYSCAPES_RIDER_BICYCLE_POSTER, CITYSCAPES_S2_S
 t_page = time.perf_counter()
 thr = sc.scaled_thresholds(cfg.scenes.height, cfg.scenes.width)
 print(f"the supplement's thresholds at 1024 x 2048: {CITYSCAPES_S2_SETTINGS}")
-print(f"scaled to {cfg.scenes.height} x {cfg.scenes.width}: {thr}")
+print(f"scaled to {cfg.scenes.height} x {cfg.scenes.width}: {asdict(thr)}")
 
 # %% [markdown]
 # ## The data and the network
@@ -129,11 +130,11 @@ print(f"scaled to {cfg.scenes.height} x {cfg.scenes.width}: {thr}")
 
 # %%
 res = sc.run_street_context(cfg, progress=True)
-hist = res["history"]
+hist = res.history
 print(f"training: {len(hist)} epochs, final loss {hist[-1]['loss']:.3f}, "
       f"{sum(h['seconds'] for h in hist):.0f} s when it was trained")
-fig = plot_scenes(res["data"].val_x[:3].numpy(), res["data"].val_y[:3].numpy(),
-                  sc.predict(res["model"], res["data"].val_x[:3]).numpy(), class_colors())
+fig = plot_scenes(res.data.val_x[:3].numpy(), res.data.val_y[:3].numpy(),
+                  sc.predict(res.model, res.data.val_x[:3]).numpy(), class_colors())
 plt.show()
 
 # %% [markdown]
@@ -145,8 +146,8 @@ plt.show()
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print("IoU per class:", {k: round(v, 3) for k, v in res["iou"].items()})
-gate = claims.scene_gate(res["miou"], cfg.scenes.gate_miou, res["iou"], "S2")
+print("IoU per class:", {k: round(v, 3) for k, v in res.iou.items()})
+gate = claims.scene_gate(res.miou, cfg.scenes.gate_miou, res.iou, "S2")
 print(gate.line())
 
 # %% [markdown]
@@ -157,7 +158,7 @@ print(gate.line())
 # not part of any table.
 
 # %%
-fig = plot_request_sizes(res["all_size"], res["all_correct"], thr)
+fig = plot_request_sizes(res.all_size, res.all_correct, thr)
 plt.show()
 
 # %% [markdown]
@@ -216,9 +217,9 @@ display(html_table(claims.table_s2_vs_paper(res), index=False))
 # %%
 show = sc.gallery_indices(res, ("rider",)) or [0]
 i = show[0]
-fig = plot_s13_panels(sc.s13_views(res, i), res["masks"][i], class_colors(),
-                      title=f"request class {TRAIN_CLASSES[res['cls'][i]]}, preservation loss "
-                            f"{res['preservation'][i]:.3f}, loss at M = 0 {res['empty_loss'][i]:.3f}")
+fig = plot_s13_panels(sc.s13_views(res, i), res.masks[i], class_colors(),
+                      title=f"request class {TRAIN_CLASSES[res.cls[i]]}, preservation loss "
+                            f"{res.preservation[i]:.3f}, loss at M = 0 {res.empty_loss[i]:.3f}")
 plt.show()
 
 # %% [markdown]
@@ -232,7 +233,7 @@ plt.show()
 # next to the request.
 
 # %%
-req_classes = sorted({int(c) for c in res["cls"][res["kept"]]})
+req_classes = sorted({int(c) for c in res.cls[res.kept]})
 grid_m, counts = claims.share_matrix(res, "grid", req_classes)
 base_m, _ = claims.share_matrix(res, "baseline", req_classes)
 fig = plot_context_shares(grid_m, base_m, [TRAIN_CLASSES[c] for c in req_classes], TRAIN_CLASSES, counts)
@@ -249,10 +250,10 @@ plt.show()
 
 # %%
 g = sc.gallery_indices(res)
-frames = res["data"].val_x[res["frame"][g]].numpy()
-titles = [f"{TRAIN_CLASSES[res['cls'][j]]}" + (" (empty map)" if res["dropped_empty"][j] else "") for j in g]
-missing = [c for c in ("rider", "person", "car", "traffic sign") if TRAIN_CLASSES.index(c) not in res["cls"][g]]
-fig = plot_gallery(frames, res["masks"][g], res["maps"][g].astype(np.float32), titles, missing=missing)
+frames = res.data.val_x[res.frame[g]].numpy()
+titles = [f"{TRAIN_CLASSES[res.cls[j]]}" + (" (empty map)" if res.dropped_empty[j] else "") for j in g]
+missing = [c for c in ("rider", "person", "car", "traffic sign") if TRAIN_CLASSES.index(c) not in res.cls[g]]
+fig = plot_gallery(frames, res.masks[g], res.maps[g].astype(np.float32), titles, missing=missing)
 plt.show()
 
 # %% [markdown]

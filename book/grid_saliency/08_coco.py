@@ -87,9 +87,9 @@ t_page = time.perf_counter()
 
 # %%
 res = cc.run_coco_context(cfg, progress=True)
-data, encs = res["data"], res["encoders"]
+data, encs = res.data, res.encoders
 fig = plot_scenes(data.val_x[:3].numpy(), data.val_y[:3].numpy(),
-                  cc.predict(res["nets"][encs[0]], data.val_x[:3]).numpy(), class_colours(4))
+                  cc.predict(res.nets[encs[0]], data.val_x[:3]).numpy(), class_colours(4))
 plt.show()
 
 # %% [markdown]
@@ -103,7 +103,7 @@ plt.show()
 # NBVAL_CHECK_OUTPUT
 gates = claims.coco_gates(res, cfg.scenes.gate_miou)
 for enc, gate in zip(encs, gates):
-    print(f"{enc}: mIoU {res['miou'][enc]:.3f}", {k: round(v, 3) for k, v in res["iou"][enc].items()})
+    print(f"{enc}: mIoU {res.miou[enc]:.3f}", {k: round(v, 3) for k, v in res.iou[enc].items()})
     print(gate.line())
 
 # %% [markdown]
@@ -114,12 +114,12 @@ for enc, gate in zip(encs, gates):
 # to each other, two classes a row); the overlaid map is its context saliency.
 
 # %%
-pick = [int(np.flatnonzero(res["cls"] == c)[0]) for c in sorted(set(res["cls"].tolist()))]
+pick = [int(np.flatnonzero(res.cls == c)[0]) for c in sorted(set(res.cls.tolist()))]
 order = [(i, j) for i in pick for j in range(len(encs))]  # per class, each network
-fig = plot_gallery(data.val_x[res["image"][[i for i, _ in order]]].numpy(),
-                   np.stack([res["masks"][i] for i, _ in order]),
-                   np.stack([res[f"maps_{j}"][i].astype(np.float32) for i, j in order]),
-                   [f"{data.class_names[res['cls'][i]]}: {encs[j]}" for i, j in order],
+fig = plot_gallery(data.val_x[res.image[[i for i, _ in order]]].numpy(),
+                   np.stack([res.masks[i] for i, _ in order]),
+                   np.stack([res.maps[j][i].astype(np.float32) for i, j in order]),
+                   [f"{data.class_names[res.cls[i]]}: {encs[j]}" for i, j in order],
                    cols=len(encs) * min(2, len(pick)))
 plt.show()
 

@@ -8,11 +8,15 @@ shared palette (S3); the method colours and names come from
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from gsutils.plots.common import (SERIES_COLOURS, VALUE_CMAP, method_label, overlay_saliency, saliency_colorbar,
                                   show_saliency)
+
+if TYPE_CHECKING:  # the S2 runner imports torch; the figures only read its results
+    from gsutils.experiments.grid.street_context import S13Views, ScaledThresholds
 
 __all__ = ["colorize", "plot_context_shares", "plot_gallery", "plot_request_sizes", "plot_s13_panels",
            "plot_scenes", "plot_reliance"]
@@ -52,8 +56,9 @@ def plot_scenes(images, labels, preds, colours: np.ndarray, n: int = 3):
     return fig
 
 
-def plot_request_sizes(sizes: np.ndarray, correct: np.ndarray, thresholds: Mapping[str, int]):
-    """Fig. S12: histogram of request-mask sizes, correct and erroneous predictions, with the thresholds."""
+def plot_request_sizes(sizes: np.ndarray, correct: np.ndarray, thresholds: ScaledThresholds):
+    """Fig. S12: histogram of request-mask sizes, correct and erroneous predictions, with the thresholds
+    (``thresholds.min_correct``, ``thresholds.min_erroneous``)."""
     import matplotlib.pyplot as plt
 
     sizes, correct = np.asarray(sizes), np.asarray(correct, dtype=bool)
@@ -62,9 +67,9 @@ def plot_request_sizes(sizes: np.ndarray, correct: np.ndarray, thresholds: Mappi
     ax.hist([sizes[correct], sizes[~correct]], bins=bins, stacked=True, color=SERIES_COLOURS[:2],
             label=[f"correct prediction ({correct.sum()} requests)",
                    f"erroneous prediction ({(~correct).sum()} requests)"])
-    for key, style in (("min_correct", "-"), ("min_erroneous", "--")):
-        ax.axvline(thresholds[key], color="k", ls=style, lw=1.2,
-                   label=f"threshold, {key.split('_')[1]}: {thresholds[key]} px")
+    for name, value, style in (("correct", thresholds.min_correct, "-"),
+                               ("erroneous", thresholds.min_erroneous, "--")):
+        ax.axvline(value, color="k", ls=style, lw=1.2, label=f"threshold, {name}: {value} px")
     ax.set_xscale("log")
     ax.set_xlabel("request mask size after 3x3 erosion (px, log scale)", fontsize=9)
     ax.set_ylabel("number of requests", fontsize=9)
@@ -73,23 +78,24 @@ def plot_request_sizes(sizes: np.ndarray, correct: np.ndarray, thresholds: Mappi
     return fig
 
 
-def plot_s13_panels(views: Mapping[str, np.ndarray], request: np.ndarray, colours: np.ndarray, title: str = ""):
+def plot_s13_panels(views: S13Views, request: np.ndarray, colours: np.ndarray, title: str = ""):
     """Fig. S13: the eight intermediate panels of one explanation.
 
-    ``views``: ``input``, ``input_probs``, ``perturbed``, ``perturbed_probs``,
+    ``views``: :func:`gsutils.experiments.grid.street_context.s13_views`'s
+    ``input``, ``input_probs``, ``perturbed``, ``perturbed_probs``,
     ``optimised``, ``optimised_probs`` (``(C, H, W)`` / ``(K, H, W)``) and ``map`` ``(H, W)``.
     """
     import matplotlib.pyplot as plt
 
     panels = [
-        ("input image", _rgb(views["input"])),
+        ("input image", _rgb(views.input)),
         ("request mask", np.asarray(request, dtype=float)),
-        ("prediction", colorize(np.asarray(views["input_probs"]).argmax(0), colours)),
-        ("perturbed, M = 0", _rgb(views["perturbed"])),
-        ("its prediction", colorize(np.asarray(views["perturbed_probs"]).argmax(0), colours)),
-        ("optimised x'(M*)", _rgb(views["optimised"])),
-        ("its prediction", colorize(np.asarray(views["optimised_probs"]).argmax(0), colours)),
-        ("saliency map M*", np.asarray(views["map"], dtype=float)),
+        ("prediction", colorize(np.asarray(views.input_probs).argmax(0), colours)),
+        ("perturbed, M = 0", _rgb(views.perturbed)),
+        ("its prediction", colorize(np.asarray(views.perturbed_probs).argmax(0), colours)),
+        ("optimised x'(M*)", _rgb(views.optimised)),
+        ("its prediction", colorize(np.asarray(views.optimised_probs).argmax(0), colours)),
+        ("saliency map M*", np.asarray(views.map, dtype=float)),
     ]
     fig, axes = plt.subplots(2, 4, figsize=(11, 3.9), constrained_layout=True)
     for ax, (name, im) in zip(axes.flat, panels):

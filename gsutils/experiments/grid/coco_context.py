@@ -13,6 +13,7 @@ MobileNetV2 network relies more on context than the Xception one.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,11 +26,12 @@ from gsutils.data.coco_semantic import (STANDIN_CATEGORIES, COCOSemantic, COCOSt
 from gsutils.experiments.common.store import Store
 from gsutils.experiments.grid.deeplab_training import DeepLabRecipe, confusion, iou_table, predict, train_deeplab
 from gsutils.io import config_key
+from gsutils.models.deeplab import DeepLab
 from gsutils.profiles import Profile, check_profile
 from gsutils.saliency.explain import explain
 from gsutils.saliency.grid import GridSaliencyConfig
 
-__all__ = ["COCOData", "coco_data", "coco_recipes", "coco_requests", "run_coco_context"]
+__all__ = ["COCOContextResult", "COCOData", "coco_data", "coco_recipes", "coco_requests", "run_coco_context"]
 
 VERSION = 3
 #: a request must cover at least this fraction of the image (after the 3x3 erosion)
@@ -39,6 +41,8 @@ _EIGHT = np.ones((3, 3), dtype=bool)
 
 @dataclass
 class COCOData:
+    """The training and held-out images, in memory (images in [0, 1], category labels, 0 = background)."""
+
     train_x: torch.Tensor
     train_y: torch.Tensor
     val_x: torch.Tensor
@@ -106,8 +110,78 @@ def coco_recipes(profile: Profile, data: COCOData) -> list[DeepLabRecipe]:
                           profile.seed) for enc in s.coco_encoders]
 
 
-def run_coco_context(profile: Profile, *, progress: bool = True) -> dict:
-    """Train/load both networks, gate them, explain the shared requests with each; cached by config."""
+#: the per-network arrays of :class:`COCOContextResult`, stored as ``<name>_<network index>``
+_PER_NETWORK = ("maps", "reliance", "empty", "grey", "kept_without_context")
+
+
+@dataclass(frozen=True, eq=False)  # eq=False: arrays do not compare to one bool; results compare by identity
+class COCOContextResult:
+    """What :func:`run_coco_context` returns: the shared requests, each network's explanations of them,
+    and the networks.
+
+    ``R`` counts the requests, ``E`` the networks (in :attr:`encoders` order).
+    The arrays are what the result store keeps (:meth:`to_arrays`,
+    :meth:`from_arrays`; a per-network array ``x`` is stored as ``x_0``,
+    ``x_1``, ...); the rest is rebuilt on each run.
+    """
+
+    #: ``(R,)`` held-out image of each request
+    image: np.ndarray
+    #: ``(R,)`` its class (a category id, 0 is background)
+    cls: np.ndarray
+    #: ``(R, H, W)`` bool request masks (eroded ground-truth object regions)
+    masks: np.ndarray
+    #: ``(E, R, H, W)`` float16 context-saliency maps of each network (bilinear mask)
+    maps: np.ndarray
+    #: ``(E, R)`` context reliance: the map's mean over the context (an empty map counts 0)
+    reliance: np.ndarray
+    #: ``(E, R)`` bool, the empty mask was returned or every cell was clipped to 0
+    empty: np.ndarray
+    #: ``(E, R)`` the grey value chosen per request
+    grey: np.ndarray
+    #: ``(E, R)`` fraction of the request still predicted as its class with the context greyed out (M = 0)
+    kept_without_context: np.ndarray
+    #: the training and held-out images
+    data: COCOData
+    #: the compared networks' encoders, in the order of the arrays' first axis
+    encoders: tuple[str, ...]
+    #: the trained networks by encoder (eval mode, on the profile's device)
+    nets: dict[str, DeepLab]
+    #: per encoder, the IoU per class present in the held-out ground truth, by name
+    iou: dict[str, dict[str, float]]
+
+    @property
+    def miou(self) -> dict[str, float]:
+        """Per encoder, the mean of its :attr:`iou` (background included)."""
+        return {e: float(np.mean(list(v.values()))) for e, v in self.iou.items()}
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """The stored form: ``image``, ``cls``, ``masks`` and, per network ``j``, ``maps_j``,
+        ``reliance_j``, ``empty_j``, ``grey_j``, ``kept_without_context_j``."""
+        out = {"image": self.image, "cls": self.cls, "masks": self.masks}
+        for j in range(len(self.encoders)):
+            out.update({f"{name}_{j}": getattr(self, name)[j] for name in _PER_NETWORK})
+        return out
+
+    @classmethod
+    def from_arrays(cls, arrays: Mapping[str, np.ndarray], *, data: COCOData, encoders: tuple[str, ...],
+                    nets: dict[str, DeepLab], iou: dict[str, dict[str, float]]) -> COCOContextResult:
+        """The result of the stored ``arrays`` (:meth:`to_arrays`) and the run's other parts."""
+        names = {"image", "cls", "masks"} | {f"{n}_{j}" for n in _PER_NETWORK for j in range(len(encoders))}
+        missing, extra = sorted(names - set(arrays)), sorted(set(arrays) - names)
+        if missing or extra:
+            raise ValueError(f"stored coco_context arrays do not match {len(encoders)} networks: missing "
+                             f"{missing}, unexpected {extra}")
+        per_net = {n: np.stack([np.asarray(arrays[f"{n}_{j}"]) for j in range(len(encoders))])
+                   for n in _PER_NETWORK}
+        return cls(image=np.asarray(arrays["image"]), cls=np.asarray(arrays["cls"]),
+                   masks=np.asarray(arrays["masks"]), **per_net, data=data, encoders=tuple(encoders),
+                   nets=nets, iou=iou)
+
+
+def run_coco_context(profile: Profile, *, progress: bool = True) -> COCOContextResult:
+    """Train/load both networks, gate them, explain the shared requests with each; the arrays are cached
+    by config (:meth:`COCOContextResult.to_arrays`)."""
     s = profile.scenes
     data = coco_data(profile)
     nets, iou = {}, {}
@@ -125,7 +199,7 @@ def run_coco_context(profile: Profile, *, progress: bool = True) -> dict:
            "epochs": s.coco_epochs, "n_explain": s.coco_n_explain, "grid": list(s.coco_mask_grid),
            "steps": s.grid_steps, "decoder": s.decoder_channels, "lr": s.lr, "seed": profile.seed}
 
-    def compute() -> dict:
+    def compute() -> dict[str, np.ndarray]:
         x = data.val_x[[r[0] for r in reqs]]
         m = torch.from_numpy(np.stack([r[2] for r in reqs]))
         out = {"image": np.array([r[0] for r in reqs]), "cls": np.array([r[1] for r in reqs]),
@@ -143,7 +217,5 @@ def run_coco_context(profile: Profile, *, progress: bool = True) -> dict:
             out[f"kept_without_context_{j}"] = _kept_without_context(nets[enc], x, m, reqs, res.grey.cpu())
         return out
 
-    res = dict(Store(Path(profile.results_dir)).get_or_compute("coco_context", key, compute, fmt="npz"))
-    res.update(data=data, nets=nets, iou=iou, encoders=tuple(s.coco_encoders),
-               miou={e: float(np.mean(list(v.values()))) for e, v in iou.items()})
-    return res
+    arrays = Store(Path(profile.results_dir)).get_or_compute("coco_context", key, compute, fmt="npz")
+    return COCOContextResult.from_arrays(arrays, data=data, encoders=tuple(s.coco_encoders), nets=nets, iou=iou)

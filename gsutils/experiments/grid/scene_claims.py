@@ -8,12 +8,16 @@ the network passed its gate ("not measured: below the gate" otherwise).
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from gsutils.claims import Gate
 from gsutils.data.cityscapes import TRAIN_CLASSES
+
+if TYPE_CHECKING:  # the runners import torch; the tables and rows only read their results
+    from gsutils.experiments.grid.coco_context import COCOContextResult
+    from gsutils.experiments.grid.street_context import StreetContextResult
 
 __all__ = ["context_density", "scene_gate", "coco_gates", "record_cityscapes", "record_coco", "pair_claim", "preservation_claim", "reliance_claim", "reliance_table", "share_matrix",
            "table_s1", "table_s2", "table_s1_vs_paper", "table_s2_vs_paper", "size_claim", "empty_map_claim",
@@ -47,12 +51,12 @@ def scene_gate(miou: float, gate: float, iou: dict[str, float], section: str, id
                 reason="not measured: the network is below the gate")
 
 
-def coco_gates(res: dict, gate: float) -> list[Gate]:
+def coco_gates(res: COCOContextResult, gate: float) -> list[Gate]:
     """The S3 gates: one per network of :func:`gsutils.experiments.grid.coco_context.run_coco_context`."""
-    return [scene_gate(res["miou"][enc], gate, res["iou"][enc], "S3", id=f"s3_gate_{enc}") for enc in res["encoders"]]
+    return [scene_gate(res.miou[enc], gate, res.iou[enc], "S3", id=f"s3_gate_{enc}") for enc in res.encoders]
 
 
-def record_cityscapes(ledger: Any, res: dict, gate: Gate, *, max_loss: float) -> list[Any]:
+def record_cityscapes(ledger: Any, res: StreetContextResult, gate: Gate, *, max_loss: float) -> list[Any]:
     """Record the S2 chapter's rows: the gate, the preservation of the kept explanations (Fig. S13),
     rider -> bicycle and traffic sign -> pole (Fig. S14), request sizes (Fig. S12) and empty maps (Fig. S15)."""
     from gsutils.references import CITYSCAPES_RIDER_BICYCLE_POSTER
@@ -75,32 +79,32 @@ def record_cityscapes(ledger: Any, res: dict, gate: Gate, *, max_loss: float) ->
     return [ledger.check(**c) for c in claims]
 
 
-def record_coco(ledger: Any, res: dict, gates: list[Gate]) -> list[Any]:
+def record_coco(ledger: Any, res: COCOContextResult, gates: list[Gate]) -> list[Any]:
     """Record the S3 chapter's rows: each network's gate (:func:`coco_gates`), then the reliance claim,
     judged only when every network passed."""
     rows = [ledger.check(**g.row()) for g in gates]
     return rows + [ledger.check(**reliance_claim(res, gate_ok=all(g.passed for g in gates)))]
 
 
-def table_s1(res: dict):
+def table_s1(res: StreetContextResult):
     """Table S1: requests per request class (all, correct/erroneous) and what became of the explained ones."""
     import pandas as pd
 
     rows = []
-    for c in sorted(set(res["all_cls"].tolist())):
-        sel, ex = res["all_cls"] == c, res["cls"] == c
+    for c in sorted(set(res.all_cls.tolist())):
+        sel, ex = res.all_cls == c, res.cls == c
         rows.append({"request class": TRAIN_CLASSES[c], "requests": int(sel.sum()),
-                     "correct": int((sel & res["all_correct"]).sum()),
-                     "erroneous": int((sel & ~res["all_correct"]).sum()), "explained": int(ex.sum()),
-                     "dropped: loss > 0.1": int((ex & res["dropped_loss"]).sum()),
-                     "dropped: empty map": int((ex & res["dropped_empty"]).sum()),
-                     "kept": int((ex & res["kept"]).sum())})
+                     "correct": int((sel & res.all_correct).sum()),
+                     "erroneous": int((sel & ~res.all_correct).sum()), "explained": int(ex.sum()),
+                     "dropped: loss > 0.1": int((ex & res.dropped_loss).sum()),
+                     "dropped: empty map": int((ex & res.dropped_empty).sum()),
+                     "kept": int((ex & res.kept).sum())})
     df = pd.DataFrame(rows)
     total = {k: (df[k].sum() if k != "request class" else "all") for k in df.columns}
     return pd.concat([df, pd.DataFrame([total])], ignore_index=True)
 
 
-def table_s1_vs_paper(res: dict):
+def table_s1_vs_paper(res: StreetContextResult):
     """Table S1's counts beside ours, per request class the supplement lists.
 
     The supplement counts *images* per request class whose explanation was kept
@@ -116,15 +120,15 @@ def table_s1_vs_paper(res: dict):
     rows = []
     for name, n in TABLE_S1_COUNTS.items():
         c = TRAIN_CLASSES.index(name)
-        sel, ex = res["all_cls"] == c, res["cls"] == c
+        sel, ex = res.all_cls == c, res.cls == c
         rows.append({"request class": name, "paper: images kept": n,
-                     "ours: requests": int(sel.sum()), "ours: correct requests": int((sel & res["all_correct"]).sum()),
-                     "ours: explained": int(ex.sum()), "ours: kept": int((ex & res["kept"]).sum()),
-                     "ours: images kept": len(set(res["frame"][ex & res["kept"]].tolist()))})
+                     "ours: requests": int(sel.sum()), "ours: correct requests": int((sel & res.all_correct).sum()),
+                     "ours: explained": int(ex.sum()), "ours: kept": int((ex & res.kept).sum()),
+                     "ours: images kept": len(set(res.frame[ex & res.kept].tolist()))})
     return pd.DataFrame(rows)
 
 
-def table_s2_vs_paper(res: dict):
+def table_s2_vs_paper(res: StreetContextResult):
     """Table S2's counts beside ours, per (ground-truth class, predicted class) the supplement lists.
 
     The supplement counts images whose explanation of the intersection of the two
@@ -139,26 +143,26 @@ def table_s2_vs_paper(res: dict):
     rows = []
     for (gt, pred), n in TABLE_S2_COUNTS.items():
         g, p = TRAIN_CLASSES.index(gt), TRAIN_CLASSES.index(pred)
-        ex = (res["gt_cls"] == g) & (res["cls"] == p)
+        ex = (res.gt_cls == g) & (res.cls == p)
         rows.append({"GT class": gt, "predicted class": pred, "paper: images kept": n,
-                     "ours: requests": int(((res["all_gt_cls"] == g) & (res["all_cls"] == p)).sum()),
-                     "ours: explained": int(ex.sum()), "ours: kept": int((ex & res["kept"]).sum()),
-                     "ours: images kept": len(set(res["frame"][ex & res["kept"]].tolist()))})
+                     "ours: requests": int(((res.all_gt_cls == g) & (res.all_cls == p)).sum()),
+                     "ours: explained": int(ex.sum()), "ours: kept": int((ex & res.kept).sum()),
+                     "ours: images kept": len(set(res.frame[ex & res.kept].tolist()))})
     return pd.DataFrame(rows)
 
 
-def _two_wheeler_ratio(res: dict, i: int) -> float:
+def _two_wheeler_ratio(res: StreetContextResult, i: int) -> float:
     """Mean map value on the two-wheelers' context pixels over the mean on all context pixels (NaN: none)."""
-    gt = res["data"].val_y[int(res["frame"][i])].numpy()
-    w = res["maps"][i].astype(np.float64)
-    ctx = ~res["masks"][i]
+    gt = res.data.val_y[int(res.frame[i])].numpy()
+    w = res.maps[i].astype(np.float64)
+    ctx = ~res.masks[i]
     bike = ctx & np.isin(gt, [TRAIN_CLASSES.index(c) for c in TWO_WHEELERS])
     if not bike.any() or w[ctx].mean() <= 0:
         return float("nan")
     return float(w[bike].mean() / w[ctx].mean())
 
 
-def size_claim(res: dict, *, gate_ok: bool) -> dict[str, Any]:
+def size_claim(res: StreetContextResult, *, gate_ok: bool) -> dict[str, Any]:
     """Fig. S12: whatever the size of a rider's request mask, its salient context falls on the bike.
 
     For each kept rider explanation whose frame shows a two-wheeler in the
@@ -168,11 +172,11 @@ def size_claim(res: dict, *, gate_ok: bool) -> dict[str, Any]:
     half at least :data:`S12_SHARE` must have a ratio above 1.
     """
     r = TRAIN_CLASSES.index("rider")
-    idx = np.flatnonzero((res["cls"] == r) & res["kept"])
+    idx = np.flatnonzero((res.cls == r) & res.kept)
     ratios = np.array([_two_wheeler_ratio(res, i) for i in idx])
     ok = np.isfinite(ratios)
     idx, ratios = idx[ok], ratios[ok]
-    sizes = np.array([int(res["masks"][i].sum()) for i in idx])
+    sizes = np.array([int(res.masks[i].sum()) for i in idx])
     criterion = (f"in each half of the kept rider explanations split at the median request size, at least "
                  f"{S12_SHARE:.0%} have a map denser on {' or '.join(TWO_WHEELERS)} pixels than on the context "
                  f"as a whole (density ratio > 1); at least {MIN_SAMPLES} explanations")
@@ -197,18 +201,18 @@ def size_claim(res: dict, *, gate_ok: bool) -> dict[str, Any]:
                 criterion=criterion, note=note)
 
 
-def empty_map_claim(res: dict, *, gate_ok: bool) -> dict[str, Any]:
+def empty_map_claim(res: StreetContextResult, *, gate_ok: bool) -> dict[str, Any]:
     """Fig. S15 (i): empty maps come from large instances of easily recognised classes (cars, persons).
 
     Among the explanations that converged (preservation loss <= 0.1): there is
     at least one empty map; the empty maps' median request size exceeds that of
     the non-empty ones; and more than half of the empty maps are cars or persons.
     """
-    conv = ~res["dropped_loss"]
-    empty = conv & res["dropped_empty"]
-    full = conv & res["kept"]
-    size = np.array([int(m.sum()) for m in res["masks"]])
-    cls = np.asarray(res["cls"])
+    conv = ~res.dropped_loss
+    empty = conv & res.dropped_empty
+    full = conv & res.kept
+    size = np.array([int(m.sum()) for m in res.masks])
+    cls = np.asarray(res.cls)
     common = np.isin(cls, [TRAIN_CLASSES.index("car"), TRAIN_CLASSES.index("person")])
     measured = {"empty": int(empty.sum()), "non-empty": int(full.sum()),
                 "median size empty px": float(np.median(size[empty])) if empty.any() else None,
@@ -232,24 +236,26 @@ def empty_map_claim(res: dict, *, gate_ok: bool) -> dict[str, Any]:
                 passed=passed, criterion=criterion, note=note)
 
 
-def table_s2(res: dict):
+def table_s2(res: StreetContextResult):
     """Table S2: requests by ground-truth class (rows) and predicted class (columns)."""
     import pandas as pd
 
-    present = sorted(set(res["all_cls"].tolist()) | set(res["all_gt_cls"].tolist()))
+    present = sorted(set(res.all_cls.tolist()) | set(res.all_gt_cls.tolist()))
     m = np.zeros((len(present), len(present)), dtype=int)
-    for g, p in zip(res["all_gt_cls"], res["all_cls"]):
+    for g, p in zip(res.all_gt_cls, res.all_cls):
         m[present.index(int(g)), present.index(int(p))] += 1
     names = [TRAIN_CLASSES[c] for c in present]
     return pd.DataFrame(m, index=pd.Index(names, name="GT \\ predicted"), columns=names)
 
 
-def share_matrix(res: dict, which: str, classes: list[int]) -> tuple[np.ndarray, list[int]]:
+def share_matrix(res: StreetContextResult, which: str, classes: list[int]) -> tuple[np.ndarray, list[int]]:
     """``(R, K)`` mean share per request class (kept explanations) and the counts, for ``"grid"``/``"baseline"``."""
-    sh = res[f"{which}_shares"]
+    if which not in ("grid", "baseline"):
+        raise ValueError(f"which must be 'grid' or 'baseline', got {which!r}")
+    sh = res.grid_shares if which == "grid" else res.baseline_shares
     out, counts = [], []
     for c in classes:
-        sel = (res["cls"] == c) & res["kept"]
+        sel = (res.cls == c) & res.kept
         counts.append(int(sel.sum()))
         with warnings.catch_warnings():  # a context class no kept map touches has no mean: NaN
             warnings.simplefilter("ignore", RuntimeWarning)
@@ -265,13 +271,13 @@ def bootstrap_diff(a: np.ndarray, b: np.ndarray, seed: int = 0, n: int = 2000) -
     return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
 
 
-def pair_claim(res: dict, request: str, context: str, *, gate_ok: bool, cid: str, claim: str,
+def pair_claim(res: StreetContextResult, request: str, context: str, *, gate_ok: bool, cid: str, claim: str,
                reported: Any = None, note: str = "") -> dict[str, Any]:
     """A "request -> context share far above its baseline" row."""
     r, k = TRAIN_CLASSES.index(request), TRAIN_CLASSES.index(context)
-    sel = (res["cls"] == r) & res["kept"]
-    g = np.nan_to_num(res["grid_shares"][sel, k])
-    b = np.nan_to_num(res["baseline_shares"][sel, k])
+    sel = (res.cls == r) & res.kept
+    g = np.nan_to_num(res.grid_shares[sel, k])
+    b = np.nan_to_num(res.baseline_shares[sel, k])
     n = int(sel.sum())
     measured = {"grid": float(g.mean()) if n else None, "baseline": float(b.mean()) if n else None, "n": n}
     criterion = (f"mean grid-saliency share of {context} >= {FACTOR} x the baseline's and the paired "
@@ -290,11 +296,11 @@ def pair_claim(res: dict, request: str, context: str, *, gate_ok: bool, cid: str
                 reported=reported, note=note)
 
 
-def preservation_claim(res: dict, *, gate_ok: bool, max_loss: float) -> dict[str, Any]:
+def preservation_claim(res: StreetContextResult, *, gate_ok: bool, max_loss: float) -> dict[str, Any]:
     """Fig. S13: the optimised mask keeps the request's prediction, the all-grey context (M = 0) does not."""
-    ex = ~res["dropped_empty"] & ~res["empty"]
-    pres = np.median(res["preservation"][ex]) if ex.any() else np.nan
-    empty = np.median(res["empty_loss"][ex]) if ex.any() and "empty_loss" in res else np.nan
+    ex = ~res.dropped_empty & ~res.empty
+    pres = np.median(res.preservation[ex]) if ex.any() else np.nan
+    empty = np.median(res.empty_loss[ex]) if ex.any() else np.nan
     measured = {"median_loss_optimised": float(pres), "median_loss_M0": float(empty), "n": int(ex.sum())}
     return dict(id="s2_fig_s13_preservation", section="S2",
                 claim="Fig. S13: the optimised context keeps the request's prediction while replacing the "
@@ -307,28 +313,28 @@ def preservation_claim(res: dict, *, gate_ok: bool, max_loss: float) -> dict[str
 
 
 
-def reliance_table(res: dict):
+def reliance_table(res: COCOContextResult):
     """S3: per class and network, the mean context reliance, the empty maps, and the mean fraction
     of the request still predicted as its class with the whole context greyed out (M = 0)."""
     import pandas as pd
 
-    names = res["data"].class_names
+    names = res.data.class_names
     rows = []
-    for c in sorted(set(res["cls"].tolist())):
-        sel = res["cls"] == c
+    for c in sorted(set(res.cls.tolist())):
+        sel = res.cls == c
         row = {"class": names[c], "requests": int(sel.sum())}
-        for j, enc in enumerate(res["encoders"]):
-            row[f"{enc} reliance"] = float(res[f"reliance_{j}"][sel].mean())
-            row[f"{enc} empty"] = int(res[f"empty_{j}"][sel].sum())
-            row[f"{enc} kept at M=0"] = float(res[f"kept_without_context_{j}"][sel].mean())
+        for j, enc in enumerate(res.encoders):
+            row[f"{enc} reliance"] = float(res.reliance[j][sel].mean())
+            row[f"{enc} empty"] = int(res.empty[j][sel].sum())
+            row[f"{enc} kept at M=0"] = float(res.kept_without_context[j][sel].mean())
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-def reliance_claim(res: dict, *, gate_ok: bool) -> dict[str, Any]:
+def reliance_claim(res: COCOContextResult, *, gate_ok: bool) -> dict[str, Any]:
     """S3: the first network (MobileNetV2) relies more on context than the second (Xception)."""
-    a, b = res["reliance_0"], res["reliance_1"]
-    e0, e1 = res["encoders"][:2]
+    a, b = res.reliance[0], res.reliance[1]
+    e0, e1 = res.encoders[:2]
     measured = {e0: float(a.mean()), e1: float(b.mean()), "n": int(len(a))}
     criterion = (f"mean context reliance (map mean over the context) of {e0} > {e1} on the same requests, "
                  "with the paired difference's 95 % bootstrap interval above 0")
@@ -344,19 +350,19 @@ def reliance_claim(res: dict, *, gate_ok: bool) -> dict[str, Any]:
                 measured=measured, passed=passed, criterion=criterion, note=note)
 
 
-def context_density(res: dict, request: str, context: str) -> dict[str, float]:
+def context_density(res: StreetContextResult, request: str, context: str) -> dict[str, float]:
     """Mean map value on the ``context`` class's pixels over the mean on all context pixels, for the
     kept ``request`` explanations (grid saliency and baseline): a share can be small because the
     context class is small, while the map is still densest on it (ratio > 1)."""
     r, k = TRAIN_CLASSES.index(request), TRAIN_CLASSES.index(context)
-    gt = res["data"].val_y.numpy()
+    gt = res.data.val_y.numpy()
     out = {"n": 0}
-    for which, key in (("grid", "maps"), ("baseline", "baseline")):
+    for which, weights in (("grid", res.maps), ("baseline", res.baseline)):
         on, all_ = [], []
-        for i in np.flatnonzero((res["cls"] == r) & res["kept"]):
-            w = res[key][i].astype(np.float64)
-            ctx = ~res["masks"][i]
-            cls = ctx & (gt[res["frame"][i]] == k)
+        for i in np.flatnonzero((res.cls == r) & res.kept):
+            w = weights[i].astype(np.float64)
+            ctx = ~res.masks[i]
+            cls = ctx & (gt[res.frame[i]] == k)
             if cls.any():
                 on.append(w[cls].mean())
                 all_.append(w[ctx].mean())

@@ -24,8 +24,10 @@ Steps, as the supplement specifies them (the stand-in's scaled values in bracket
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -42,8 +44,9 @@ from gsutils.profiles import Profile, check_profile
 from gsutils.saliency.explain import explain
 from gsutils.saliency.grid import GridSaliencyConfig
 
-__all__ = ["FULL_AREA", "Request", "StreetData", "baseline_masks", "context_shares", "request_masks",
-           "scaled_thresholds", "select_requests", "street_data", "street_network", "run_street_context"]
+__all__ = ["FULL_AREA", "Request", "S13Views", "ScaledThresholds", "StreetContextResult", "StreetData",
+           "baseline_masks", "context_shares", "gallery_indices", "request_masks", "run_street_context",
+           "s13_views", "scaled_thresholds", "select_requests", "street_data", "street_network"]
 
 #: a Cityscapes frame's area, 1024 x 2048 px: the supplement's pixel thresholds refer to it
 FULL_AREA = 1024 * 2048
@@ -52,11 +55,24 @@ MIN_CORRECT, MIN_ERRONEOUS, BASELINE_BUDGET, MAX_PRESERVATION = 10_000, 625, 400
 VERSION = 2
 
 
-def scaled_thresholds(height: int, width: int) -> dict[str, int]:
+@dataclass(frozen=True)
+class ScaledThresholds:
+    """The supplement's pixel counts at one frame size (:func:`scaled_thresholds`)."""
+
+    #: fewest pixels a correct request keeps after the 3x3 erosion
+    min_correct: int
+    #: fewest pixels an erroneous request keeps after the 3x3 erosion
+    min_erroneous: int
+    #: the baseline's pixels per frame, shared among the frame's kept requests
+    baseline_budget: int
+
+
+def scaled_thresholds(height: int, width: int) -> ScaledThresholds:
     """The supplement's pixel counts scaled by ``height * width / (1024 * 2048)`` (at least 1 px)."""
     f = height * width / FULL_AREA
-    return {"min_correct": max(1, round(MIN_CORRECT * f)), "min_erroneous": max(1, round(MIN_ERRONEOUS * f)),
-            "baseline_budget": max(1, round(BASELINE_BUDGET * f))}
+    return ScaledThresholds(min_correct=max(1, round(MIN_CORRECT * f)),
+                            min_erroneous=max(1, round(MIN_ERRONEOUS * f)),
+                            baseline_budget=max(1, round(BASELINE_BUDGET * f)))
 
 
 @dataclass
@@ -77,7 +93,7 @@ class Request:
 _EIGHT = np.ones((3, 3), dtype=bool)
 
 
-def request_masks(pred: np.ndarray, gt: np.ndarray, frame: int, thresholds: dict[str, int]) -> list[Request]:
+def request_masks(pred: np.ndarray, gt: np.ndarray, frame: int, thresholds: ScaledThresholds) -> list[Request]:
     """The kept request masks of one frame (see the module's step 1), in class order."""
     pred, gt = np.asarray(pred), np.asarray(gt)
     if pred.shape != gt.shape or pred.ndim != 2:
@@ -88,7 +104,7 @@ def request_masks(pred: np.ndarray, gt: np.ndarray, frame: int, thresholds: dict
             region = (pred == c) & ((gt == c) if correct else ((gt != c) & (gt != IGNORE)))
             eroded = ndimage.binary_erosion(region, structure=_EIGHT, border_value=1)
             labels, n = ndimage.label(eroded, structure=_EIGHT)
-            need = thresholds["min_correct" if correct else "min_erroneous"]
+            need = thresholds.min_correct if correct else thresholds.min_erroneous
             for i in range(1, n + 1):
                 comp = labels == i
                 if comp.sum() < need:
@@ -204,6 +220,111 @@ def street_network(profile: Profile, data: StreetData, *, progress: bool = True)
                          progress=progress)
 
 
+# --------------------------------------------------------------------------- the result
+
+
+@dataclass(frozen=True, eq=False)  # eq=False: arrays do not compare to one bool; results compare by identity
+class StreetContextResult:
+    """What :func:`run_street_context` returns: the explained requests' arrays and what produced them.
+
+    ``A`` counts every request of the explained frames, ``R`` the explained
+    ones (a capped profile explains some of each class), ``K`` the train
+    classes. The arrays are what the result store keeps
+    (:meth:`to_arrays`, :meth:`from_arrays`); the rest is rebuilt on each run.
+    """
+
+    #: ``(K, K)`` int64 pixel counts on the held-out frames, rows ground truth, columns prediction
+    confusion: np.ndarray
+    #: ``(A,)`` predicted class of every request of the explained frames
+    all_cls: np.ndarray
+    #: ``(A,)`` its ground-truth class (the majority inside it)
+    all_gt_cls: np.ndarray
+    #: ``(A,)`` bool, whether it is a correct prediction
+    all_correct: np.ndarray
+    #: ``(A,)`` its size in pixels after the 3x3 erosion
+    all_size: np.ndarray
+    #: ``(R,)`` held-out frame of each explained request
+    frame: np.ndarray
+    #: ``(R,)`` its predicted (request) class
+    cls: np.ndarray
+    #: ``(R,)`` its ground-truth class
+    gt_cls: np.ndarray
+    #: ``(R,)`` bool, whether it is a correct prediction
+    correct: np.ndarray
+    #: ``(R,)`` its size in pixels
+    size: np.ndarray
+    #: ``(R, H, W)`` bool request masks
+    masks: np.ndarray
+    #: ``(R, H, W)`` float16 context-saliency maps (bilinear mask, zero inside the request)
+    maps: np.ndarray
+    #: ``(R, H, W)`` bool baseline rings of the kept requests (all False for the dropped ones)
+    baseline: np.ndarray
+    #: ``(R,)`` preservation loss of the returned mask (its loss less the L1 term)
+    preservation: np.ndarray
+    #: ``(R,)`` loss of the returned mask
+    loss: np.ndarray
+    #: ``(R,)`` bool, the empty mask was returned or every cell was clipped to 0
+    empty: np.ndarray
+    #: ``(R,)`` loss of the empty mask (M = 0) at the chosen grey value
+    empty_loss: np.ndarray
+    #: ``(R,)`` the grey value chosen per request
+    grey: np.ndarray
+    #: ``(R,)`` bool, neither dropped for its loss nor for an empty map
+    kept: np.ndarray
+    #: ``(R,)`` bool, dropped: preservation loss above 0.1
+    dropped_loss: np.ndarray
+    #: ``(R,)`` bool, dropped: an empty map (and not dropped for its loss)
+    dropped_empty: np.ndarray
+    #: ``(R, K)`` share of each map's mass on each ground-truth class (NaN rows: no mass on labelled pixels)
+    grid_shares: np.ndarray
+    #: ``(R, K)`` the same for the baseline rings
+    baseline_shares: np.ndarray
+    #: the explained network (eval mode, on the profile's device)
+    model: DeepLab
+    #: its training history, one dict per epoch (``loss``, ``seconds``, ...)
+    history: list[dict]
+    #: the training and held-out frames
+    data: StreetData
+    #: the pixel thresholds at the profile's frame size
+    thresholds: ScaledThresholds
+    #: the grid-saliency settings the maps were optimised with
+    grid_config: GridSaliencyConfig
+    #: IoU per train class present in the held-out ground truth, by name
+    iou: dict[str, float]
+
+    @property
+    def miou(self) -> float:
+        """Mean of :attr:`iou` (over the classes the held-out frames contain)."""
+        return float(np.mean(list(self.iou.values())))
+
+    @classmethod
+    def array_names(cls) -> tuple[str, ...]:
+        """The fields the result store keeps, one array each under its own name."""
+        return tuple(f.name for f in fields(cls) if f.type in ("np.ndarray", np.ndarray))
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """The stored form: the array fields by name (the result store writes them as one ``.npz``)."""
+        return {name: getattr(self, name) for name in self.array_names()}
+
+    @classmethod
+    def from_arrays(cls, arrays: Mapping[str, np.ndarray], *, model: DeepLab, history: list[dict],
+                    data: StreetData, thresholds: ScaledThresholds,
+                    grid_config: GridSaliencyConfig) -> StreetContextResult:
+        """The result of the stored ``arrays`` (:meth:`to_arrays`) and the run's other parts; the IoU
+        comes from the stored confusion matrix."""
+        _check_names(arrays, cls.array_names(), "street_context")
+        got: dict[str, Any] = {name: np.asarray(arrays[name]) for name in cls.array_names()}
+        return cls(**got, model=model, history=history, data=data, thresholds=thresholds,
+                   grid_config=grid_config, iou=iou_table(got["confusion"], TRAIN_CLASSES))
+
+
+def _check_names(arrays: Mapping[str, Any], names: tuple[str, ...], kind: str) -> None:
+    missing, extra = sorted(set(names) - set(arrays)), sorted(set(arrays) - set(names))
+    if missing or extra:
+        raise ValueError(f"stored {kind} arrays do not match the result's fields: missing {missing}, "
+                         f"unexpected {extra}")
+
+
 # --------------------------------------------------------------------------- the run
 
 
@@ -230,10 +351,10 @@ def _explain_all(model: DeepLab, data: StreetData, reqs: list[Request], cfg: Gri
             "grey": np.concatenate(grey)}
 
 
-def run_street_context(profile: Profile, *, progress: bool = True) -> dict:
+def run_street_context(profile: Profile, *, progress: bool = True) -> StreetContextResult:
     """Train/load the network, gate it, build requests, explain them, and compute the statistics.
 
-    Returns a dict of arrays and numbers (cached in the result store by config).
+    The arrays are cached in the result store by config (:meth:`StreetContextResult.to_arrays`).
     """
     s = profile.scenes
     data = street_data(profile, progress=progress)
@@ -241,10 +362,10 @@ def run_street_context(profile: Profile, *, progress: bool = True) -> dict:
     thr = scaled_thresholds(s.height, s.width)
     cfg = GridSaliencyConfig(grid=tuple(s.mask_grid), steps=s.grid_steps)
     key_cfg = {"kind": "street_context", "version": VERSION, "data": data.key, "recipe": street_recipe(profile).__dict__,
-               "n_explain": s.n_explain, "grid": list(s.mask_grid), "steps": s.grid_steps, "thr": thr,
+               "n_explain": s.n_explain, "grid": list(s.mask_grid), "steps": s.grid_steps, "thr": asdict(thr),
                "explain_classes": list(s.explain_classes), "max_per_class": s.max_per_class}
 
-    def compute() -> dict:
+    def compute() -> dict[str, np.ndarray]:
         pred = predict(model, data.val_x)
         conf = confusion(pred, data.val_y, len(TRAIN_CLASSES))
         n = min(s.n_explain, len(data.val_x))
@@ -258,13 +379,13 @@ def run_street_context(profile: Profile, *, progress: bool = True) -> dict:
         ex = _explain_all(model, data, reqs, cfg, progress)
         dropped_loss = ex["preservation"] > MAX_PRESERVATION
         # empty: the empty mask was returned, or every cell was clipped to 0 by the optimisation
-        ex["empty"] = ex["empty"] | (ex["maps"].reshape(len(reqs), -1).max(1) == 0)
-        dropped_empty = ex["empty"] & ~dropped_loss
+        empty = ex["empty"] | (ex["maps"].reshape(len(reqs), -1).max(1) == 0)
+        dropped_empty = empty & ~dropped_loss
         kept = ~dropped_loss & ~dropped_empty
         base = np.zeros((len(reqs), s.height, s.width), dtype=bool)
         for f in sorted({r.frame for r in reqs}):
             idx = [i for i, r in enumerate(reqs) if r.frame == f and kept[i]]
-            for i, ring in zip(idx, baseline_masks([reqs[i].mask for i in idx], thr["baseline_budget"])):
+            for i, ring in zip(idx, baseline_masks([reqs[i].mask for i in idx], thr.baseline_budget)):
                 base[i] = ring
         gt = data.val_y.numpy()
         grid_sh = np.stack([context_shares(ex["maps"][i], gt[r.frame]) for i, r in enumerate(reqs)])
@@ -277,46 +398,65 @@ def run_street_context(profile: Profile, *, progress: bool = True) -> dict:
                 "correct": np.array([r.correct for r in reqs]), "size": np.array([r.size for r in reqs]),
                 "masks": np.stack([r.mask for r in reqs]), "maps": ex["maps"].astype(np.float16),
                 "baseline": base, "preservation": ex["preservation"], "loss": ex["loss"],
-                "empty": ex["empty"], "empty_loss": ex["empty_loss"], "grey": ex["grey"], "kept": kept, "dropped_loss": dropped_loss,
-                "dropped_empty": dropped_empty, "grid_shares": grid_sh, "baseline_shares": base_sh}
+                "empty": empty, "empty_loss": ex["empty_loss"], "grey": ex["grey"], "kept": kept,
+                "dropped_loss": dropped_loss, "dropped_empty": dropped_empty, "grid_shares": grid_sh,
+                "baseline_shares": base_sh}
 
-    out = Store(Path(profile.results_dir)).get_or_compute("street_context", key_cfg, compute, fmt="npz")
-    res = dict(out)
-    res.update(model=model, history=history, data=data, thresholds=thr, grid_config=cfg,
-               iou=iou_table(res["confusion"], TRAIN_CLASSES))
-    res["miou"] = float(np.mean(list(res["iou"].values())))
-    return res
+    arrays = Store(Path(profile.results_dir)).get_or_compute("street_context", key_cfg, compute, fmt="npz")
+    return StreetContextResult.from_arrays(arrays, model=model, history=history, data=data, thresholds=thr,
+                                           grid_config=cfg)
 
 
 # --------------------------------------------------------------------------- figures' inputs
 
 
-def s13_views(res: dict, i: int) -> dict[str, np.ndarray]:
+@dataclass(frozen=True, eq=False)
+class S13Views:
+    """The Fig. S13 panels of one explanation (:func:`s13_views`), ``K`` classes, ``(H, W)`` frames."""
+
+    #: ``(3, H, W)`` the held-out frame
+    input: np.ndarray
+    #: ``(K, H, W)`` the network's class scores (softmax) on it
+    input_probs: np.ndarray
+    #: ``(3, H, W)`` the frame with its context replaced by the chosen grey value (M = 0)
+    perturbed: np.ndarray
+    #: ``(K, H, W)`` the class scores on the perturbed frame
+    perturbed_probs: np.ndarray
+    #: ``(3, H, W)`` the frame under the optimised mask, x'(M*)
+    optimised: np.ndarray
+    #: ``(K, H, W)`` the class scores on it
+    optimised_probs: np.ndarray
+    #: ``(H, W)`` the saliency map M*
+    map: np.ndarray
+
+
+def s13_views(res: StreetContextResult, i: int) -> S13Views:
     """The Fig. S13 panels of explained request ``i``: inputs, perturbations and their class scores."""
-    model, data = res["model"], res["data"]
+    model, data = res.model, res.data
     dev = next(model.parameters()).device
-    x = data.val_x[int(res["frame"][i])][None].to(dev)
-    r = torch.from_numpy(res["masks"][i]).to(x)[None, None]
-    m = torch.from_numpy(res["maps"][i].astype(np.float32)).to(x)[None, None]
-    p = x * r + float(res["grey"][i]) * (1 - r)  # M = 0: the context replaced by the grey value
+    x = data.val_x[int(res.frame[i])][None].to(dev)
+    r = torch.from_numpy(res.masks[i]).to(x)[None, None]
+    m = torch.from_numpy(res.maps[i].astype(np.float32)).to(x)[None, None]
+    p = x * r + float(res.grey[i]) * (1 - r)  # M = 0: the context replaced by the grey value
     x_opt = p + m * (x - p)  # the map is zero inside R, where x - p = 0 anyway
     model.eval()
     with torch.no_grad():
         views = {"input": x, "input_probs": model(x).softmax(1), "perturbed": p,
                  "perturbed_probs": model(p).softmax(1), "optimised": x_opt,
                  "optimised_probs": model(x_opt).softmax(1), "map": m[:, 0]}
-    return {k: v[0].cpu().numpy() for k, v in views.items()}
+    return S13Views(**{k: v[0].cpu().numpy() for k, v in views.items()})
 
 
-def gallery_indices(res: dict, classes: tuple[str, ...] = ("rider", "person", "car", "traffic sign")) -> list[int]:
+def gallery_indices(res: StreetContextResult,
+                    classes: tuple[str, ...] = ("rider", "person", "car", "traffic sign")) -> list[int]:
     """Fig. S15's examples: the first kept explanation of each of ``classes`` (where there is one)
     and the first empty map."""
     out = []
     for c in classes:
-        hit = np.flatnonzero((res["cls"] == TRAIN_CLASSES.index(c)) & res["kept"])
+        hit = np.flatnonzero((res.cls == TRAIN_CLASSES.index(c)) & res.kept)
         if len(hit):
             out.append(int(hit[0]))
-    empty = np.flatnonzero(res["dropped_empty"])
+    empty = np.flatnonzero(res.dropped_empty)
     if len(empty):
         out.append(int(empty[0]))
     return out
