@@ -16,6 +16,7 @@ from gsutils.experiments.normgrad.layer_combination import (
     score_combinations,
     table3,
 )
+from gsutils.experiments.normgrad.pointing_results import PointingHits
 from gsutils.models.classifiers import build_classifier
 
 
@@ -69,11 +70,11 @@ def test_score_combinations_and_table3():
     hits1 = score_combinations(model, "resnet50", x, torch.tensor([0, 1, 2, 0]), gts, 3, one)
     assert hits1[combo_key("linear_approx", "sum", "uniform")] == hits1["linear_approx", "layer4"]
     # Table 3 on a made-up run: a combination that hits everything gains 100 - best single layer
-    run = {"arch": "resnet50", "layers": ["layer1", "layer2", "layer3", "layer4"], "n_pairs": 4,
-           "image_index": [0, 1, 2, 3], "class_id": [0, 1, 2, 0], "difficult": [True, False, True, False],
-           "hits": {k: [False, False, False, False] for k in hits}}
-    run["hits"]["linear_approx", "layer2"] = [True, True, False, False]
-    run["hits"][combo_key("linear_approx", "product", "accuracy")] = [True] * 4
+    made_up = {k: [False, False, False, False] for k in hits}
+    made_up["linear_approx", "layer2"] = [True, True, False, False]
+    made_up[combo_key("linear_approx", "product", "accuracy")] = [True] * 4
+    run = PointingHits(arch="resnet50", layers=["layer1", "layer2", "layer3", "layer4"], image_index=[0, 1, 2, 3],
+                       class_id=[0, 1, 2, 0], difficult=[True, False, True, False], hits=made_up)
     t = table3(run)
     row = t.loc[("linear_approx", "product", "accuracy")]
     # per-class accuracies: class 0 pairs (0, 3): layer2 1/2; class 1: 1; class 2: 0 -> mean 50 %

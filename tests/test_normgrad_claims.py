@@ -17,6 +17,7 @@ from gsutils.experiments.normgrad import normgrad_claims as nc
 from gsutils.experiments.normgrad.fig7_results import Fig7Maps, Fig7Selectivity
 from gsutils.experiments.normgrad.layer_combination import positive_gains
 from gsutils.experiments.normgrad.normgrad_maps import FIG7_LAYERS
+from gsutils.experiments.normgrad.pointing_results import PointingRun
 from gsutils.experiments.normgrad.pointing_runs import CENTER
 from gsutils.models.classifiers import CANDIDATE_LAYERS
 from gsutils.references import IDENTITY_TRICK_TABLE1, TABLE3_GAINS
@@ -26,7 +27,7 @@ PASSED = Gate(what="test mAP", measured=0.9, threshold=0.5, passed=True, note="g
 FAILED = Gate(what="test mAP", measured=0.1, threshold=0.5, passed=False, note="below the gate")
 
 
-def _run(patterns: dict | None = None, arch: str = "vgg16", n_images: int = 40) -> dict:
+def _run(patterns: dict | None = None, arch: str = "vgg16", n_images: int = 40) -> PointingRun:
     """A pointing run of ``n_images`` scenes with classes 0 and 1 each; every method hits everywhere
     unless ``patterns`` gives ``{(method, layer): hit rate}`` (hits spread evenly over the images)."""
     patterns = patterns or {}
@@ -36,9 +37,9 @@ def _run(patterns: dict | None = None, arch: str = "vgg16", n_images: int = 40) 
     for (m, layer), rate in patterns.items():
         hits[m, layer] = [(i % 10) < 10 * rate for i in range(n)]
     hits[CENTER] = [(i % 10) < 5 for i in range(n)]
-    return {"arch": arch, "layers": layers, "n_pairs": n, "image_index": [i // 2 for i in range(n)],
-            "class_id": [i % 2 for i in range(n)], "difficult": [(i // 2) % 2 == 0 for i in range(n)],
-            "hits": hits}
+    return PointingRun(arch=arch, layers=layers, image_index=[i // 2 for i in range(n)],
+                       class_id=[i % 2 for i in range(n)], difficult=[(i // 2) % 2 == 0 for i in range(n)],
+                       hits=hits, tolerance=15, image_size=None, n_skipped=0, data="made up")
 
 
 # --------------------------------------------------------------------------------- Table 2

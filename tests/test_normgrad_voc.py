@@ -71,16 +71,17 @@ def test_sections_c_d_e_run_on_a_voc_directory(voc):
     data = normgrad_data("resnet50", str(root), str(ckdir))
     assert data.tolerance(profile) == 1  # 15 px of ~500 scaled to the 32 px side
     w = layer_weights(profile, "resnet50", data=data)
-    assert w["layers"] == ["layer1", "layer2", "layer3", "layer4"] and len(w["accuracy"]) == 4
-    assert w["n_probe_train"] == 4 and w["n_probe_test"] == 4 and w["data"].startswith("VOC at")
+    assert w.layers == ("layer1", "layer2", "layer3", "layer4") and len(w.accuracy) == 4
+    assert w.n_probe_train == 4 and w.n_probe_test == 4 and w.data.startswith("VOC at")
     run = combination_run(profile, "resnet50", data=data)
-    assert run["n_pairs"] == 7  # 4 test images x 2 classes, one pair all-difficult
+    assert run.n_pairs == 7  # 4 test images x 2 classes, one pair all-difficult
+    assert run.weights == w
     t = table3(run)
     assert len(t) == 2 * 2 * 4 and np.isfinite(t["gain all"]).all()
-    g = classifier_gate(profile, {"resnet50": w["test_map"]}, {"resnet50": data})
+    g = classifier_gate(profile, {"resnet50": w.test_map}, {"resnet50": data})
     assert g.passed and g.threshold is None and "no gate" in g.note and g.judge(False) is False
     r = randomisation_run(profile, "resnet50", data=data)
-    assert r["stages"][0] == "original" and len(r["pairs"]) == 3
+    assert r.stages[0] == "original" and len(r.pairs) == 3
     curves = randomisation_curves(r)
     assert np.allclose(curves.iloc[0].to_numpy(), 1.0)  # every map equals itself before randomisation
     assert meta_training_run(profile, "resnet50", data=data) is None  # no training snapshots

@@ -198,13 +198,14 @@ def test_layer_legends_name_each_networks_own_layers():
 def test_fig4_fig5_maps_have_a_colourbar():
     import torch
 
+    from gsutils.experiments.normgrad.randomisation import RandomisationRun
     from gsutils.plots.normgrad_layers import plot_fig4, plot_fig5
 
     S, rng = 16, np.random.default_rng(0)
     stages = ["original", "classifier", "block5"]
-    run = {"arch": "vgg16", "stages": stages,
-           "figure_maps": {(k, m, "input"): torch.rand(len(stages), 1, S, S)
-                           for k in ("plain", "meta") for m in ("linear_approx", "selective_normgrad")}}
+    run = RandomisationRun(arch="vgg16", stages=stages, spearman={}, spearman_abs={}, hits={}, pairs=[(0, 1)],
+                           figure_maps={(k, m, "input"): torch.rand(len(stages), 1, S, S)
+                                        for k in ("plain", "meta") for m in ("linear_approx", "selective_normgrad")})
     fig = plot_fig5(run, rng.random((3, S, S)), 0, "input")
     assert len(_colorbars(fig)) == 1 and len(_image_axes(fig)) == 4 * (len(stages) + 1)
     assert fig.get_size_inches()[0] <= 12
@@ -227,7 +228,11 @@ def test_pointing_lines_use_the_method_palette(monkeypatch):
     acc = pd.DataFrame(np.full((2, len(cols)), 50.0), index=["gradient", "normgrad"], columns=cols)
     monkeypatch.setattr(ng, "pointing_accuracies", lambda run: acc)
     monkeypatch.setattr(ng, "center_accuracy", lambda run: {s: 30.0 for s in SUBSETS})
-    fig = ng.plot_pointing_by_layer([{"arch": "vgg16", "tolerance": 15}])
+    from gsutils.experiments.normgrad.pointing_results import PointingRun
+
+    run = PointingRun(arch="vgg16", layers=layers, image_index=[], class_id=[], difficult=[], hits={},
+                      tolerance=15, image_size=None, n_skipped=0, data="made up")
+    fig = ng.plot_pointing_by_layer([run])
     ax = fig.axes[0]
     assert [line.get_color() for line in ax.get_lines()[:2]] == [common.method_colour("gradient"),
                                                                  common.method_colour("normgrad")]

@@ -211,9 +211,10 @@ def test_record_many_counts_as_record_and_is_hit_scores_as_add():
 
 
 def _run_record(class_id, hits, difficult, image_index):
-    return {"arch": "resnet50", "layers": ["input"], "tolerance": 15, "n_pairs": len(class_id),
-            "n_skipped": 0, "image_index": image_index, "class_id": class_id, "difficult": difficult,
-            "hits": hits}
+    from gsutils.experiments.normgrad.pointing_results import PointingRun
+
+    return PointingRun(arch="resnet50", layers=["input"], image_index=image_index, class_id=class_id,
+                       difficult=difficult, hits=hits, tolerance=15, image_size=None, n_skipped=0, data="made up")
 
 
 def test_hits_keys_survive_the_json_store():
@@ -265,14 +266,15 @@ def test_pointing_game_run_on_the_stand_in(tmp_path, results_env, monkeypatch):
 
     profile = _tiny_profile(tmp_path)
     run = clf.pointing_game_run(profile, "resnet50", progress=False)
-    n = run["n_pairs"]
-    assert n > 0 and len(run["class_id"]) == len(run["difficult"]) == n
-    assert len(run["hits"]) == 9 * 5 + 4 + 1  # 9 methods x 5 layers, normgrad_conv x 4, center
-    assert all(len(v) == n for v in run["hits"].values())
+    assert isinstance(run, clf.PointingRun) and run.data == "stand-in" and 0 <= run.test_map <= 1
+    n = run.n_pairs
+    assert n > 0 and len(run.class_id) == len(run.difficult) == n
+    assert len(run.hits) == 9 * 5 + 4 + 1  # 9 methods x 5 layers, normgrad_conv x 4, center
+    assert all(len(v) == n for v in run.hits.values())
     scenes = training.test_scenes(profile)
     centre = [bool(hit_region(scenes.gt_mask(i, c), 2)[16, 16])
-              for i, c in zip(run["image_index"], run["class_id"])]
-    assert run["hits"][clf.CENTER] == centre
+              for i, c in zip(run.image_index, run.class_id)]
+    assert list(run.hits[clf.CENTER]) == centre
     acc = clf.pointing_accuracies(run)
     assert list(acc.index) == list(METHODS)
     assert np.isnan(acc.loc["normgrad_conv", ("all", "input")])
@@ -282,7 +284,7 @@ def test_pointing_game_run_on_the_stand_in(tmp_path, results_env, monkeypatch):
     boot = clf.paired_bootstrap(run, ("gradient", "input"), ("gradient", "input"))
     assert boot == {"difference": 0.0, "low": 0.0, "high": 0.0}
     monkeypatch.setattr(clf, "_pointing_compute", lambda *a, **k: pytest.fail("recomputed a cached run"))
-    assert clf.pointing_game_run(profile, "resnet50", progress=False)["hits"] == run["hits"]
+    assert clf.pointing_game_run(profile, "resnet50", progress=False) == run
 
 
 @pytest.mark.slow
@@ -304,12 +306,13 @@ def test_pointing_game_run_on_a_voc_directory(tmp_path, monkeypatch):
     args = clf.pointing_data_args("resnet50", str(voc), str(ckdir))
     assert args["checkpoint"].name == "resnet50_voc-0000.pth.tar"
     run = clf.pointing_game_run(profile, "resnet50", progress=False, **args)
-    assert run["tolerance"] == 15 and run["n_skipped"] == 1  # image 1's cat: all boxes difficult
-    assert run["image_index"] == [0, 1] and run["class_id"] == [dog, cat]
+    assert run.tolerance == 15 and run.n_skipped == 1  # image 1's cat: all boxes difficult
+    assert run.image_index == (0, 1) and run.class_id == (dog, cat)
+    assert run.test_map is None and run.image_size is None and run.data.startswith("VOC test at")
     # the dog covers 9x28 of 40x56 pixels (< 1/4) and a cat is present: difficult
-    assert run["difficult"] == [True, False]
+    assert run.difficult == (True, False)
     # centres (28, 20) and (18, 24): 18 px right of the dog's box (tolerance 15); inside the cat's
-    assert run["hits"][clf.CENTER] == [False, True]
+    assert run.hits[clf.CENTER] == (False, True)
     assert clf.pointing_data_args("resnet50") == {}
     with pytest.raises(ValueError, match="checkpoint_dir"):
         clf.pointing_data_args("resnet50", str(voc), "")

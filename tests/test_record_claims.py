@@ -170,8 +170,8 @@ def test_record_pointing(tmp_path):
     from gsutils.experiments.normgrad.pointing_runs import center_accuracy, pointing_accuracies
 
     runs = [_run({("gradient", "input"): 0.3}, arch="vgg16"), _run(arch="resnet50")]
-    tables = {r["arch"]: pointing_accuracies(r) for r in runs}
-    centres = {r["arch"]: center_accuracy(r) for r in runs}
+    tables = {r.arch: pointing_accuracies(r) for r in runs}
+    centres = {r.arch: center_accuracy(r) for r in runs}
     ok, bad = _both(tmp_path, record_pointing, runs, tables, centres, {"vgg16": 7, "resnet50": 7})
     assert [r.id for r in ok] == [f"{c}_{a}" for a in ("vgg16", "resnet50") for c in (
         "normgrad_beats_gradient", "gradcam_last_block", "beats_center", "deeper_layers_help", "table2_best_layers")]
@@ -225,9 +225,17 @@ def test_record_layer_combination(tmp_path):
                                      names=["method", "mode", "weighting"])
     tables = {a: pd.DataFrame({"gain all": 3.0, "gain difficult": 2.0, "low": 1.0, "high": 5.0}, index=idx)
               for a in archs}
+    from gsutils.experiments.normgrad.pointing_results import LayerWeights
+
+    def _weights(arch, accuracy, spread):
+        n = len(accuracy)
+        return LayerWeights(arch=arch, layers=[f"l{i}" for i in range(n)], accuracy=accuracy, spread=spread,
+                            linear=range(1, n + 1), uniform=[1.0] * n, test_map=0.9, n_probe_train=8,
+                            n_probe_test=8, data="made up")
+
     up = [0.1, 0.2, 0.3, 0.4, 0.5]
-    weights = {"vgg16": {"accuracy": up, "spread": [1.0, 2.0, 3.0, 2.5, 2.0]},
-               "resnet50": {"accuracy": up[:4], "spread": up[:4]}}
+    weights = {"vgg16": _weights("vgg16", up, [1.0, 2.0, 3.0, 2.5, 2.0]),
+               "resnet50": _weights("resnet50", up[:4], up[:4])}
     ok, bad = _both(tmp_path, record_layer_combination, tables, weights, archs=archs)
     assert [r.id for r in ok] == ["combination_product_accuracy_beats_best_layer",
                                   "combination_accuracy_most_consistent", "combination_spread_loses_vgg16",

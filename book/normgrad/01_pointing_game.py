@@ -170,9 +170,9 @@ summary.round(2)
 # %%
 # NBVAL_CHECK_OUTPUT
 for run in runs:
-    extra = f", test mAP {100 * run['test_map']:.1f} %" if "test_map" in run else ""
-    print(f"{run['arch']}: {run['n_pairs']} pairs ({int(np.sum(run['difficult']))} difficult, "
-          f"{run['n_skipped']} skipped){extra}")
+    extra = f", test mAP {100 * run.test_map:.1f} %" if run.test_map is not None else ""
+    print(f"{run.arch}: {run.n_pairs} pairs ({int(np.sum(run.difficult))} difficult, "
+          f"{run.n_skipped} skipped){extra}")
 
 # %% [markdown]
 # ## Pointing accuracy at every layer
@@ -184,7 +184,7 @@ for run in runs:
 # convolution, and it has none at the input.
 
 # %%
-tables = {run["arch"]: pointing_accuracies(run) for run in runs}
+tables = {run.arch: pointing_accuracies(run) for run in runs}
 tables[ng.archs[0]].round(1)
 
 # %%
@@ -209,7 +209,7 @@ fig = plot_pointing_by_layer(runs)
 # caption says the gradient fails at the end of the network.
 
 # %%
-table2 = {run["arch"]: table2_comparison(run) for run in runs}
+table2 = {run.arch: table2_comparison(run) for run in runs}
 table2[ng.archs[0]].round(1)
 
 # %%
@@ -217,10 +217,10 @@ table2[ng.archs[1]].round(1)
 
 # %%
 # NBVAL_CHECK_OUTPUT
-centres = {run["arch"]: center_accuracy(run) for run in runs}
+centres = {run.arch: center_accuracy(run) for run in runs}
 for run in runs:
-    print(f"{run['arch']}: center baseline all {centres[run['arch']]['all']:.1f} %, "
-          f"difficult {centres[run['arch']]['difficult']:.1f} %")
+    print(f"{run.arch}: center baseline all {centres[run.arch]['all']:.1f} %, "
+          f"difficult {centres[run.arch]['difficult']:.1f} %")
     for subset in ("all", "difficult"):
         print("  " + table2_gap_line(run, subset))
 

@@ -128,9 +128,9 @@ print(g.line())
 # NBVAL_CHECK_OUTPUT
 weights = {arch: layer_weights(cfg, arch, data=data[arch]) for arch in archs}
 for arch, w in weights.items():
-    print(f"{arch}: probes on {w['n_probe_train']} training scenes, measured on {w['n_probe_test']} test scenes")
+    print(f"{arch}: probes on {w.n_probe_train} training scenes, measured on {w.n_probe_test} test scenes")
     for k in ("accuracy", "spread"):
-        print(f"  {k:9s} " + "  ".join(f"{layer} {v:.3f}" for layer, v in zip(w["layers"], w[k])))
+        print(f"  {k:9s} " + "  ".join(f"{layer} {v:.3f}" for layer, v in zip(w.layers, w.weighting(k))))
 
 # %%
 fig = plot_fig1_weights(list(weights.values()))
@@ -150,7 +150,7 @@ fig = plot_raw_measures(list(weights.values()))
 # %%
 runs = {arch: combination_run(cfg, arch, data=data[arch]) for arch in archs}
 for arch, run in runs.items():
-    print(arch, f"{run['n_pairs']} pairs ({int(np.sum(run['difficult']))} difficult)")
+    print(arch, f"{run.n_pairs} pairs ({int(np.sum(run.difficult))} difficult)")
 single_layer_table(runs[archs[0]]).round(1)
 
 # %%

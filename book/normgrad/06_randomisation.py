@@ -136,15 +136,15 @@ print(g.line())
 runs = {arch: randomisation_run(cfg, arch, data=data[arch]) for arch in archs}
 scenes = data[archs[0]].test(cfg)
 for arch, run in runs.items():
-    print(arch, "sampled pairs:", len(run["pairs"]), "stages:", ", ".join(run["stages"]))
+    print(arch, "sampled pairs:", len(run.pairs), "stages:", ", ".join(run.stages))
 
 # %%
 run = runs[archs[0]]
-fig = plot_fig5(run, scenes.rgb(run["pairs"][0][0]).numpy(), pair=0, layer="input")
+fig = plot_fig5(run, scenes.rgb(run.pairs[0][0]).numpy(), pair=0, layer="input")
 
 # %%
 run = runs[archs[1]]
-fig = plot_fig5(run, scenes.rgb(run["pairs"][0][0]).numpy(), pair=0, layer="input")
+fig = plot_fig5(run, scenes.rgb(run.pairs[0][0]).numpy(), pair=0, layer="input")
 
 # %% [markdown]
 # ## Spearman correlation with the original map, per stage

@@ -9,7 +9,6 @@ One module per part of the book: this one draws what
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 
@@ -17,6 +16,7 @@ from gsutils.data.scenes import SceneSet
 from gsutils.experiments.normgrad.classifier_training import classifier_history
 from gsutils.experiments.normgrad.fig7_results import Fig7Maps, GradCamEnergy
 from gsutils.experiments.normgrad.normgrad_maps import FIG7_LAYERS
+from gsutils.experiments.normgrad.pointing_results import PointingRun
 from gsutils.experiments.normgrad.pointing_runs import center_accuracy, pointing_accuracies
 from gsutils.metrics.pointing import SUBSETS
 from gsutils.plots.common import (class_colours, layer_label, method_colour, method_label, normalise_map,
@@ -52,7 +52,7 @@ def plot_scene_examples(scenes: SceneSet, indices: Sequence[int]):
     return fig
 
 
-def plot_pointing_by_layer(runs: Sequence[dict[str, Any]]):
+def plot_pointing_by_layer(runs: Sequence[PointingRun]):
     """Pointing accuracy against layer, one line per method (rows: architectures; columns: subsets).
 
     The center baseline is the dashed grey line.
@@ -75,10 +75,10 @@ def plot_pointing_by_layer(runs: Sequence[dict[str, Any]]):
                 ax.plot(range(len(layers)), row.to_numpy(), marker="o", ms=3, color=method_colour(method, k),
                         label=method_label(method))
             ax.axhline(centre[s], color=method_colour("center"), ls="--", label=method_label("center"))
-            ax.set_xticks(range(len(layers)), [layer_label(x, run["arch"]).replace(" (", "\n(") for x in layers],
+            ax.set_xticks(range(len(layers)), [layer_label(x, run.arch).replace(" (", "\n(") for x in layers],
                           fontsize=8)
             ax.set_ylim(0, 100)
-            ax.set_title(f"{run['arch']}: {s} ({run['tolerance']} px tolerance)", fontsize=10)
+            ax.set_title(f"{run.arch}: {s} ({run.tolerance} px tolerance)", fontsize=10)
             if c == 0:
                 ax.set_ylabel("pointing accuracy (%)")
     handles, labels = axes[0, 0].get_legend_handles_labels()
@@ -86,7 +86,7 @@ def plot_pointing_by_layer(runs: Sequence[dict[str, Any]]):
     return fig
 
 
-def classifier_summary(profile: Profile, runs: Sequence[dict[str, Any]]):
+def classifier_summary(profile: Profile, runs: Sequence[PointingRun]):
     """One row per pointing run: data, classifier, test mAP and training time (stand-in only).
 
     Returns
@@ -97,15 +97,15 @@ def classifier_summary(profile: Profile, runs: Sequence[dict[str, Any]]):
 
     rows = []
     for run in runs:
-        row = {"arch": run["arch"], "data": run.get("data", "stand-in"), "pairs": run["n_pairs"],
-               "skipped (all boxes difficult)": run["n_skipped"],
-               "difficult pairs": int(np.sum(run["difficult"])), "tolerance px": run["tolerance"]}
-        if "test_map" in run:
-            history = classifier_history(profile, run["arch"])
+        row = {"arch": run.arch, "data": run.data, "pairs": run.n_pairs,
+               "skipped (all boxes difficult)": run.n_skipped,
+               "difficult pairs": int(np.sum(run.difficult)), "tolerance px": run.tolerance}
+        if run.test_map is not None:
+            history = classifier_history(profile, run.arch)
             row.update({"width": profile.normgrad.width, "epochs": len(history),
                         "final train loss": history[-1]["loss"],
                         "train minutes": sum(h["seconds"] for h in history) / 60,
-                        "test mAP %": 100 * run["test_map"]})
+                        "test mAP %": 100 * run.test_map})
         rows.append(row)
     return pd.DataFrame(rows).set_index("arch")
 

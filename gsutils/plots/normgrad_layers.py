@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from gsutils.plots.common import (REFERENCE_COLOUR, layer_label, method_colour, method_label, normalise_map,
                                   saliency_colorbar, show_saliency)
+
+if TYPE_CHECKING:
+    from gsutils.experiments.normgrad.pointing_results import LayerWeights
+    from gsutils.experiments.normgrad.randomisation import RandomisationRun
 
 #: one colour per weighting of Fig. 1 / Table 3
 WEIGHTING_COLOURS = {"accuracy": "#1f77b4", "spread": "#ff7f0e", "linear": "#2ca02c", "uniform": REFERENCE_COLOUR}
@@ -16,20 +20,20 @@ WEIGHTING_LABELS = {"accuracy": "accuracy (probe mAP)", "spread": "feature sprea
                     "uniform": "uniform"}
 
 
-def plot_fig1_weights(weights: Sequence[dict[str, Any]]):
+def plot_fig1_weights(weights: Sequence[LayerWeights]):
     """Fig. 1: the normalised weight of each layer under each weighting, one panel per architecture."""
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, len(weights), figsize=(4.6 * len(weights), 3.2), squeeze=False)
     for ax, w in zip(axes[0], weights):
-        layers = w["layers"]
+        layers = w.layers
         x = np.arange(len(layers))
         for k in ("accuracy", "spread", "linear", "uniform"):
-            v = np.asarray(w[k], dtype=float)
+            v = np.asarray(w.weighting(k), dtype=float)
             ax.plot(x, v / v.sum(), marker="o", color=WEIGHTING_COLOURS[k], label=WEIGHTING_LABELS[k],
                     ls="-" if k in ("accuracy", "spread") else ":")
-        ax.set_xticks(x, [layer_label(v, w["arch"]) for v in layers], rotation=30, ha="right", fontsize=8)
-        ax.set_title(w["arch"])
+        ax.set_xticks(x, [layer_label(v, w.arch) for v in layers], rotation=30, ha="right", fontsize=8)
+        ax.set_title(w.arch)
         ax.set_ylabel("normalised weight $\\tilde w_l$")
         ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=8)
@@ -37,15 +41,15 @@ def plot_fig1_weights(weights: Sequence[dict[str, Any]]):
     return fig
 
 
-def plot_raw_measures(weights: Sequence[dict[str, Any]]):
+def plot_raw_measures(weights: Sequence[LayerWeights]):
     """The raw probe mAP and feature spread per layer (the measures behind Fig. 1)."""
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(9, 3), squeeze=False)
     for k, ax in zip(("accuracy", "spread"), axes[0]):
         for w, ls in zip(weights, ("-", "--")):
-            ax.plot(np.arange(len(w["layers"])), w[k], marker="o", ls=ls, color=WEIGHTING_COLOURS[k],
-                    label=w["arch"])
+            ax.plot(np.arange(len(w.layers)), w.weighting(k), marker="o", ls=ls, color=WEIGHTING_COLOURS[k],
+                    label=w.arch)
         ax.set_xlabel("layer (shallow to deep)")
         ax.set_title({"accuracy": "linear-probe test mAP", "spread": "feature spread"}[k])
         ax.grid(alpha=0.3)
@@ -95,12 +99,12 @@ def _panel_legend(ax, ncols: int = 1) -> None:
     ax.legend(fontsize=8, ncols=ncols, loc="upper center", bbox_to_anchor=(0.5, -0.2), frameon=False)
 
 
-def plot_fig5(run: dict[str, Any], rgb: np.ndarray, pair: int = 0, layer: str = "input"):
+def plot_fig5(run: RandomisationRun, rgb: np.ndarray, pair: int = 0, layer: str = "input"):
     """Fig. 5: one test pair's maps at every randomisation stage (rows: map kind; columns: stage)."""
     import matplotlib.pyplot as plt
 
-    keys = [k for k in run["figure_maps"] if k[2] == layer]  # (kind, method, layer)
-    stages = run["stages"]
+    keys = [k for k in run.figure_maps if k[2] == layer]  # (kind, method, layer)
+    stages = run.stages
     cell = min(1.5, 9.8 / (len(stages) + 1))
     fig, axes = plt.subplots(len(keys), len(stages) + 1, figsize=(cell * (len(stages) + 1) + 1.2, cell * len(keys) + 0.6),
                              squeeze=False, layout="constrained")
@@ -111,11 +115,11 @@ def plot_fig5(run: dict[str, Any], rgb: np.ndarray, pair: int = 0, layer: str = 
         kind, method, _ = key
         axes[r][0].set_ylabel(f"{kind}\n{method_label(method)}", fontsize=8)
         for c, stage in enumerate(stages):
-            m = np.asarray(run["figure_maps"][key][c, pair].float())
+            m = np.asarray(run.figure_maps[key][c, pair].float())
             im = _show(axes[r][c + 1], m, stage if r == 0 else "")
     if keys:
         saliency_colorbar(fig, im, axes[:, 1:].ravel().tolist(), shrink=0.6)
-    fig.suptitle(f"{run['arch']}: maps at '{layer_label(layer, run['arch'])}' as the blocks are randomised "
+    fig.suptitle(f"{run.arch}: maps at '{layer_label(layer, run.arch)}' as the blocks are randomised "
                  "from the top", fontsize=9)
     return fig
 

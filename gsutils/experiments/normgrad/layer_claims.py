@@ -18,6 +18,7 @@ from gsutils.claims import Gate
 from gsutils.experiments.normgrad.layer_combination import COMBO_METHODS, depth_trend, positive_gains
 from gsutils.experiments.normgrad.meta_saliency import META_METHODS
 from gsutils.experiments.normgrad.normgrad_claims import accuracy_most_consistent, spread_vgg16_claim
+from gsutils.experiments.normgrad.pointing_results import LayerWeights
 from gsutils.experiments.normgrad.randomisation import RANDOM_METHODS
 
 __all__ = ["record_layer_combination", "record_meta", "record_randomisation"]
@@ -26,7 +27,7 @@ __all__ = ["record_layer_combination", "record_meta", "record_randomisation"]
 # ------------------------------------------------------------------------------------ C
 
 
-def record_layer_combination(ledger: Any, tables: dict[str, Any], weights: dict[str, dict[str, Any]],
+def record_layer_combination(ledger: Any, tables: dict[str, Any], weights: dict[str, LayerWeights],
                              gate: Gate, archs: Sequence[str]) -> list[Any]:
     """Record the section C chapter's rows.
 
@@ -65,11 +66,11 @@ def record_layer_combination(ledger: Any, tables: dict[str, Any], weights: dict[
     for arch, w in weights.items():
         rows.append(_rises_with_depth(ledger, g, f"accuracy_rises_with_depth_{arch}",
                                       f"{arch}: the linear-probe accuracy of a layer's features rises with depth",
-                                      w["accuracy"], "probe mAP"))
+                                      w.accuracy, "probe mAP"))
     rows.append(_rises_with_depth(ledger, g, "spread_rises_with_depth_resnet50",
-                                  "resnet50: the feature spread rises with depth", weights["resnet50"]["spread"],
+                                  "resnet50: the feature spread rises with depth", weights["resnet50"].spread,
                                   "spread"))
-    sv = weights["vgg16"]["spread"]
+    sv = weights["vgg16"].spread
     rows.append(ledger.check(
         "spread_falls_last_two_vgg16", "C (Fig. 1)",
         "vgg16: the feature spread rises with depth up to features.15 and falls in the last two layers",

@@ -33,6 +33,7 @@ subset).
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
@@ -47,8 +48,9 @@ from gsutils.experiments.normgrad.classifier_training import (  # noqa: F401  (g
     evaluate_classifier,
 )
 from gsutils.experiments.normgrad.normgrad_data import STAND_IN, NormGradData
-from gsutils.experiments.normgrad.pointing_runs import (encode_hits, game_accuracy, num_classes, paired_bootstrap,
-                                                        pointing_accuracies, stand_in_hits, with_decoded_hits)
+from gsutils.experiments.normgrad.pointing_results import CombinationRun, LayerWeights, PointingHits
+from gsutils.experiments.normgrad.pointing_runs import (game_accuracy, num_classes, paired_bootstrap,
+                                                        pointing_accuracies, stand_in_hits)
 from gsutils.metrics.pointing import SUBSETS, hit_region, is_hit
 from gsutils.models.classifiers import CANDIDATE_LAYERS
 from gsutils.profiles import Profile
@@ -60,7 +62,7 @@ VERSION = 3  # 3: hits keyed by tuples, (method, layer) and (method, mode, weigh
 #: the methods of Table 3
 COMBO_METHODS: tuple[str, ...] = ("linear_approx", "selective_normgrad")
 #: the weightings of Table 3, in its order
-WEIGHTINGS: tuple[str, ...] = ("accuracy", "spread", "linear", "uniform")
+WEIGHTINGS: tuple[str, ...] = LayerWeights.WEIGHTINGS
 
 
 def combo_layers(arch: str) -> tuple[str, ...]:
@@ -161,15 +163,16 @@ def weights_config(profile: Profile, arch: str, data: NormGradData = STAND_IN) -
 
 
 def layer_weights(profile: Profile, arch: str, *, progress: bool = False,
-                  data: NormGradData = STAND_IN) -> dict[str, Any]:
+                  data: NormGradData = STAND_IN) -> LayerWeights:
     """Fig. 1: the four weightings of ``arch``'s combined layers (cached).
 
     Returns
     -------
-    dict
+    LayerWeights
         ``layers``; ``accuracy`` (each probe's test mAP), ``spread``,
         ``linear``, ``uniform`` (raw, one per layer); ``test_map`` (the
         classifier's own); ``n_probe_train``, ``n_probe_test``; ``data``.
+        Stored as :meth:`LayerWeights.as_dict`.
     """
     def compute() -> dict[str, Any]:
         model = data.model(profile, arch, progress=progress)
@@ -182,13 +185,13 @@ def layer_weights(profile: Profile, arch: str, *, progress: bool = False,
                for l in layers]
         spread = [feature_spread(fte[l], te.labels.numpy()) for l in layers]
         n = len(layers)
-        return {"arch": arch, "layers": list(layers), "accuracy": acc, "spread": spread,
-                "linear": linear_weights(n).tolist(), "uniform": uniform_weights(n).tolist(),
-                "test_map": evaluate_classifier(model, te)["mAP"],
-                "n_probe_train": int(xtr.shape[0]), "n_probe_test": len(te), "data": data.label()}
+        return LayerWeights(arch=arch, layers=layers, accuracy=acc, spread=spread,
+                            linear=linear_weights(n).tolist(), uniform=uniform_weights(n).tolist(),
+                            test_map=evaluate_classifier(model, te)["mAP"], n_probe_train=int(xtr.shape[0]),
+                            n_probe_test=len(te), data=data.label()).as_dict()
 
-    return Store(profile.results_dir).get_or_compute("normgrad_layer_weights", weights_config(profile, arch, data),
-                                                     compute)
+    return LayerWeights.from_dict(Store(profile.results_dir).get_or_compute(
+        "normgrad_layer_weights", weights_config(profile, arch, data), compute))
 
 
 def combo_key(method: str, mode: str, weighting: str) -> tuple[str, str, str]:
@@ -234,42 +237,41 @@ def combination_config(profile: Profile, arch: str, data: NormGradData = STAND_I
 
 
 def combination_run(profile: Profile, arch: str, *, progress: bool = False,
-                    data: NormGradData = STAND_IN) -> dict[str, Any]:
+                    data: NormGradData = STAND_IN) -> CombinationRun:
     """The pointing game of single layers and of every combination (Table 3), cached.
 
     Same (test scene, class) pairs as :func:`gsutils.experiments.normgrad.pointing_runs.pointing_game_run`
-    (VOC-difficult-only pairs left out). Returns a run record that
+    (VOC-difficult-only pairs left out). Returns a :class:`CombinationRun`, which
     :func:`gsutils.experiments.normgrad.pointing_runs.pointing_accuracies` and
-    :func:`paired_bootstrap` accept, plus ``weights`` (:func:`layer_weights`).
+    :func:`paired_bootstrap` accept, with its ``weights`` (:func:`layer_weights`);
+    stored as :meth:`CombinationRun.as_dict`.
     """
 
     def compute() -> dict[str, Any]:
         w = layer_weights(profile, arch, progress=progress, data=data)
-        weights = {k: w[k] for k in WEIGHTINGS}
+        weights = {k: list(w.weighting(k)) for k in WEIGHTINGS}
         _, _, pairs, hits = stand_in_hits(
             profile, arch, lambda m, x, t, g, tol: score_combinations(m, arch, x, t, g, tol, weights),
             "combinations", progress, data)
-        return {"arch": arch, "layers": list(combo_layers(arch)), "n_pairs": len(pairs),
-                "image_index": [p.index for p in pairs], "class_id": [p.class_id for p in pairs],
-                "difficult": [bool(p.difficult) for p in pairs], "hits": encode_hits(hits), "weights": w,
-                "test_map": w["test_map"]}
+        return CombinationRun(arch=arch, layers=combo_layers(arch), image_index=[p.index for p in pairs],
+                              class_id=[p.class_id for p in pairs], difficult=[bool(p.difficult) for p in pairs],
+                              hits=hits, weights=w, test_map=w.test_map).as_dict()
 
-    return with_decoded_hits(Store(profile.results_dir).get_or_compute("normgrad_layer_combination",
-                                                                       combination_config(profile, arch, data),
-                                                                       compute))
+    return CombinationRun.from_dict(Store(profile.results_dir).get_or_compute(
+        "normgrad_layer_combination", combination_config(profile, arch, data), compute))
 
 
-def _accuracy(run: dict[str, Any], key: tuple[str, ...], subset: str) -> float:
-    return 100 * game_accuracy(run["hits"][key], run["class_id"], run["difficult"], subset, num_classes(run))
+def _accuracy(run: PointingHits, key: tuple[str, ...], subset: str) -> float:
+    return 100 * game_accuracy(run.hits[key], run.class_id, run.difficult, subset, num_classes(run))
 
 
-def single_layer_table(run: dict[str, Any]):
+def single_layer_table(run: PointingHits):
     """Pointing accuracy (%) of each method at each combined layer (rows: method; columns: subset, layer)."""
-    single = {k: v for k, v in run["hits"].items() if len(k) == 2}
-    return pointing_accuracies({**run, "hits": single})
+    single = {k: v for k, v in run.hits.items() if len(k) == 2}
+    return pointing_accuracies(dataclasses.replace(run, hits=single))
 
 
-def table3(run: dict[str, Any], *, bootstrap: int = 0, seed: int = 0):
+def table3(run: PointingHits, *, bootstrap: int = 0, seed: int = 0):
     """Table 3 for one architecture: each combination's accuracy gain over the best single layer.
 
     The best single layer is chosen per method and subset. With ``bootstrap > 0``
@@ -335,8 +337,8 @@ def main(argv: Any = None) -> None:
     args, profile = parse_with_profile(parser, argv)
     for arch in args.arch:
         w = layer_weights(profile, arch, progress=True)
-        print(f"{arch}: test mAP {w['test_map']:.3f}; probe mAP per layer "
-              + ", ".join(f"{l} {v:.3f}" for l, v in zip(w["layers"], w["accuracy"])))
+        print(f"{arch}: test mAP {w.test_map:.3f}; probe mAP per layer "
+              + ", ".join(f"{l} {v:.3f}" for l, v in zip(w.layers, w.accuracy)))
         t = table3(combination_run(profile, arch, progress=True))
         best = t["gain all"].idxmax()
         print(f"{arch}: best combination {best} gains {t.loc[best, 'gain all']:.1f} points (all pairs)")

@@ -16,6 +16,7 @@ from gsutils.claims import Gate
 from gsutils.experiments.normgrad.fig7_results import Fig7Selectivity, GradCamEnergy
 from gsutils.experiments.normgrad.normgrad_claims import fig7_across_claim, fig7_gradient_claim, fig7_selectivity_claim
 from gsutils.experiments.normgrad.normgrad_maps import FIG7_LAYERS
+from gsutils.experiments.normgrad.pointing_results import PointingRun
 from gsutils.references import IDENTITY_TRICK_CORRELATION_RANGE, IDENTITY_TRICK_POINTING_DIFF
 
 __all__ = ["record_identity_trick", "record_fig7", "SPEARMAN_MIN", "POINTING_DIFF_MAX"]
@@ -63,7 +64,7 @@ def record_identity_trick(ledger: Any, runs: Sequence[dict[str, Any]], t1: Any, 
     ]
 
 
-def record_fig7(ledger: Any, energy: GradCamEnergy, vgg_run: dict[str, Any], sel: Fig7Selectivity, gate: Gate,
+def record_fig7(ledger: Any, energy: GradCamEnergy, vgg_run: PointingRun, sel: Fig7Selectivity, gate: Gate,
                 *, seed: int = 0) -> list[Any]:
     """Record the Fig. 7 chapter's rows, each judged only above section A's gate: Grad-CAM at the last
     layer (on ``energy``, :func:`gsutils.experiments.normgrad.normgrad_maps.gradcam_energy_by_layer`), and the

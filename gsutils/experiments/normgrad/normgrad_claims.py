@@ -26,6 +26,7 @@ import numpy as np
 
 from gsutils.claims import Gate
 from gsutils.experiments.normgrad.fig7_results import Fig7Maps, Fig7Selectivity
+from gsutils.experiments.normgrad.pointing_results import PointingHits
 from gsutils.experiments.normgrad.pointing_runs import CENTER, best_layers, paired_bootstrap, pointing_accuracies
 from gsutils.models.classifiers import CANDIDATE_LAYERS
 from gsutils.references import (
@@ -66,7 +67,7 @@ __all__ = [
 # --------------------------------------------------------------------------------- Table 2
 
 
-def table2_comparison(run: dict[str, Any]):
+def table2_comparison(run: PointingHits):
     """Table 2 for one pointing run: the supplement's best layer per method beside ours.
 
     For each subset (all pairs, difficult) and method: the supplement's best
@@ -82,7 +83,7 @@ def table2_comparison(run: dict[str, Any]):
     """
     import pandas as pd
 
-    arch = run["arch"]
+    arch = run.arch
     layers = list(CANDIDATE_LAYERS[arch])
     acc = pointing_accuracies(run)
     rows = []
@@ -103,26 +104,26 @@ def table2_comparison(run: dict[str, Any]):
     return pd.DataFrame(rows).set_index("method")
 
 
-def table2_gap_line(run: dict[str, Any], subset: str = "all") -> str:
+def table2_gap_line(run: PointingHits, subset: str = "all") -> str:
     """One sentence: how many best layers agree with Table 2, which way they differ, and the accuracy gap."""
     t = table2_comparison(run)
     steps = t[f"steps {subset}"]
     gap = t[f"gap {subset}"]
     worst = gap.idxmax()
-    return (f"{run['arch']} ({subset} pairs): our best layer is the supplement's for {int((steps == 0).sum())} "
+    return (f"{run.arch} ({subset} pairs): our best layer is the supplement's for {int((steps == 0).sum())} "
             f"of {len(t)} methods, shallower for {int((steps < 0).sum())}, deeper for {int((steps > 0).sum())}; "
             f"at the supplement's layers we point {gap.mean():.1f} points worse on average than at ours, "
             f"at most {gap.max():.1f} ({worst}: {t.loc[worst, f'paper {subset}']} against our "
             f"{t.loc[worst, f'ours {subset}']})")
 
 
-def table2_claim(run: dict[str, Any], gate: Gate, *, seed: int = 0) -> dict[str, Any]:
+def table2_claim(run: PointingHits, gate: Gate, *, seed: int = 0) -> dict[str, Any]:
     """Ledger row: every method's Table 2 layer is, within the bootstrap interval, a best layer here.
 
     For each method, the 95 % paired bootstrap interval (all pairs) of [ours at
     our best layer minus ours at the supplement's layer] must include 0.
     """
-    arch = run["arch"]
+    arch = run.arch
     t = table2_comparison(run)
     worse = {}
     for method, row in t.iterrows():
@@ -252,18 +253,18 @@ def spread_vgg16_claim(tables: dict[str, Any], gate: Gate) -> dict[str, Any]:
 # --------------------------------------------------------------------------------- Fig. 7
 
 
-def _vs_centre(run: dict[str, Any], method: str, layer: str, seed: int) -> dict[str, float]:
+def _vs_centre(run: PointingHits, method: str, layer: str, seed: int) -> dict[str, float]:
     return paired_bootstrap(run, (method, layer), CENTER, n_boot=N_BOOT, seed=seed)
 
 
-def fig7_gradient_claim(run: dict[str, Any], gate: Gate, *, seed: int = 0) -> dict[str, Any]:
+def fig7_gradient_claim(run: PointingHits, gate: Gate, *, seed: int = 0) -> dict[str, Any]:
     """Ledger row for Fig. 7's caption: the gradient works at every stage but the last.
 
     On VGG16's pointing run (all pairs): at each candidate layer before the last
     the gradient beats the center baseline (95 % paired bootstrap interval of
     the difference above 0), at the last one it does not.
     """
-    layers = list(CANDIDATE_LAYERS[run["arch"]])
+    layers = list(CANDIDATE_LAYERS[run.arch])
     d = {layer: _vs_centre(run, "gradient", layer, seed) for layer in layers}
     early_ok = all(d[layer]["low"] > 0 for layer in layers[:-1])
     last_fails = not d[layers[-1]]["low"] > 0
@@ -282,9 +283,9 @@ def fig7_gradient_claim(run: dict[str, Any], gate: Gate, *, seed: int = 0) -> di
     )
 
 
-def fig7_across_claim(run: dict[str, Any], gate: Gate, *, seed: int = 0) -> dict[str, Any]:
+def fig7_across_claim(run: PointingHits, gate: Gate, *, seed: int = 0) -> dict[str, Any]:
     """Ledger row for Fig. 7's caption: linear approximation, NormGrad and selective NormGrad work at every layer."""
-    layers = list(CANDIDATE_LAYERS[run["arch"]])
+    layers = list(CANDIDATE_LAYERS[run.arch])
     d = {(m, layer): _vs_centre(run, m, layer, seed) for m in FIG7_ACROSS_METHODS for layer in layers}
     failing = [f"{m}@{layer} {v['difference']:+.1f} [{v['low']:.1f}, {v['high']:.1f}]"
                for (m, layer), v in d.items() if not v["low"] > 0]

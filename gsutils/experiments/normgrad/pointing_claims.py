@@ -17,6 +17,7 @@ from typing import Any
 
 from gsutils.claims import Gate
 from gsutils.experiments.normgrad.normgrad_claims import table2_claim
+from gsutils.experiments.normgrad.pointing_results import PointingRun
 from gsutils.experiments.normgrad.pointing_runs import CENTER, best_layers, paired_bootstrap
 from gsutils.models.classifiers import CANDIDATE_LAYERS
 from gsutils.references import table2_best_layer
@@ -24,7 +25,7 @@ from gsutils.references import table2_best_layer
 __all__ = ["record_pointing"]
 
 
-def record_pointing(ledger: Any, runs: Sequence[dict[str, Any]], tables: dict[str, Any],
+def record_pointing(ledger: Any, runs: Sequence[PointingRun], tables: dict[str, Any],
                     centres: dict[str, dict[str, float]], last_grid: dict[str, int], gate: Gate, *,
                     seed: int = 0) -> list[Any]:
     """Record the section A chapter's rows for every run; returns them.
@@ -35,7 +36,7 @@ def record_pointing(ledger: Any, runs: Sequence[dict[str, Any]], tables: dict[st
     """
     rows = []
     for run in runs:
-        arch = run["arch"]
+        arch = run.arch
         best = best_layers(run)
         layers = CANDIDATE_LAYERS[arch]
         last = layers[-1]

@@ -6,7 +6,8 @@ the classifiers of :mod:`gsutils.experiments.normgrad.classifier_training`, or o
 real VOC-format test set with TorchRay's checkpoints. Both paths score each
 (image, class) pair with :func:`gsutils.metrics.pointing.is_hit`, and every
 summary counts the hits with the one accumulator,
-:class:`gsutils.metrics.pointing.PointingGame`.
+:class:`gsutils.metrics.pointing.PointingGame`. A run is a
+:class:`gsutils.experiments.normgrad.pointing_results.PointingRun`.
 
 :func:`pointing_accuracies`, :func:`best_layers` (Table 2),
 :func:`center_accuracy` and :func:`paired_bootstrap` summarise a run; the
@@ -35,6 +36,13 @@ from gsutils.experiments.normgrad.classifier_training import (
     evaluate_classifier,
 )
 from gsutils.experiments.normgrad.normgrad_data import STAND_IN, torchray_checkpoint
+from gsutils.experiments.normgrad.pointing_results import (  # noqa: F401  (CENTER, encode_hits, decode_hits re-exported)
+    CENTER,
+    PointingHits,
+    PointingRun,
+    decode_hits,
+    encode_hits,
+)
 from gsutils.metrics.pointing import (
     DEFAULT_TOLERANCE,
     SUBSETS,
@@ -49,23 +57,6 @@ from gsutils.saliency.extract_aggregate import METHODS, extract_aggregate
 
 #: bump when what :func:`pointing_game_run` computes changes
 POINTING_VERSION = 2  # 2: hits keyed by (method, layer) tuples, stored as "method|layer"
-#: the hits key of the center baseline
-CENTER: tuple[str, ...] = ("center",)
-
-
-def encode_hits(hits: dict[tuple[str, ...], Any]) -> dict[str, Any]:
-    """Hits keyed by tuples (``(method, layer)``, ``CENTER``, ...) as JSON keys ``"method|layer"``."""
-    return {"|".join(k): v for k, v in hits.items()}
-
-
-def decode_hits(hits: dict[str, Any]) -> dict[tuple[str, ...], Any]:
-    """The inverse of :func:`encode_hits`."""
-    return {tuple(k.split("|")): v for k, v in hits.items()}
-
-
-def with_decoded_hits(run: dict[str, Any]) -> dict[str, Any]:
-    """A stored run record with its ``hits`` keyed by tuples again."""
-    return {**run, "hits": decode_hits(run["hits"])}
 
 #: ``normgrad_conv`` (NormGrad without the identity trick) needs a convolution; its
 #: entry in a candidate layer's column is computed at this convolution: for VGG16 the
@@ -154,12 +145,11 @@ def score_pairs(model: nn.Module, arch: str, x: torch.Tensor, target: torch.Tens
 
 
 def _run_record(arch: str, tolerance: int, size: Any, hits: dict[tuple[str, ...], list[bool]],
-                pairs: list[tuple], n_skipped: int, **extra: Any) -> dict[str, Any]:
-    """The record stored (as JSON: the hits' keys encoded by :func:`encode_hits`)."""
-    return {"arch": arch, "layers": list(CANDIDATE_LAYERS[arch]), "tolerance": tolerance,
-            "image_size": size, "n_pairs": len(pairs), "n_skipped": n_skipped,
-            "image_index": [p[0] for p in pairs], "class_id": [p[1] for p in pairs],
-            "difficult": [bool(p[2]) for p in pairs], "hits": encode_hits(hits), **extra}
+                pairs: list[tuple], n_skipped: int, data: str, test_map: float | None = None) -> PointingRun:
+    """The run of ``pairs`` ``(image index, class, difficult)``."""
+    return PointingRun(arch=arch, layers=CANDIDATE_LAYERS[arch], image_index=[p[0] for p in pairs],
+                       class_id=[p[1] for p in pairs], difficult=[bool(p[2]) for p in pairs], hits=hits,
+                       tolerance=tolerance, image_size=size, n_skipped=n_skipped, data=data, test_map=test_map)
 
 
 def stand_in_hits(profile: Profile, arch: str, score: Callable[..., dict[tuple[str, ...], list[bool]]], desc: str,
@@ -192,7 +182,7 @@ def stand_in_hits(profile: Profile, arch: str, score: Callable[..., dict[tuple[s
     return model, scenes, pairs, hits
 
 
-def _pointing_compute(profile: Profile, arch: str, progress: bool) -> dict[str, Any]:
+def _pointing_compute(profile: Profile, arch: str, progress: bool) -> PointingRun:
     model, scenes, pairs, hits = stand_in_hits(
         profile, arch, lambda m, x, t, g, tol: score_pairs(m, arch, x, t, g, tol), "pointing game", progress)
     return _run_record(arch, int(profile.normgrad.tolerance), list(scenes.image_size), hits,
@@ -202,7 +192,7 @@ def _pointing_compute(profile: Profile, arch: str, progress: bool) -> dict[str, 
 
 
 def _pointing_compute_voc(profile: Profile, arch: str, voc_root: Any, checkpoint: Any,
-                          progress: bool) -> dict[str, Any]:
+                          progress: bool) -> PointingRun:
     """The pointing game on a real VOC-format test set with a VOC-trained checkpoint."""
     import torch.nn.functional as F
     from tqdm.auto import tqdm
@@ -238,7 +228,7 @@ def _pointing_compute_voc(profile: Profile, arch: str, voc_root: Any, checkpoint
 
 def pointing_game_run(profile: Profile, arch: str, *, voc_root: str | os.PathLike | None = None,
                       checkpoint: str | os.PathLike | None = None,
-                      progress: bool = True) -> dict[str, Any]:
+                      progress: bool = True) -> PointingRun:
     """The pointing game of every method at every candidate layer of ``arch`` (cached).
 
     Every (test image, present class) pair whose boxes are not all
@@ -271,19 +261,20 @@ def pointing_game_run(profile: Profile, arch: str, *, voc_root: str | os.PathLik
 
     Returns
     -------
-    dict
-        ``hits``: ``{(method, layer): [bool per pair], CENTER: [...]}``, with the
+    PointingRun
+        ``hits``: ``{(method, layer): (bool per pair), CENTER: (...)}``, with the
         pairs' ``image_index``, ``class_id`` and ``difficult`` flags; also
         ``layers``, ``n_pairs``, ``n_skipped``, ``tolerance``, ``data`` and (on
         the stand-in) ``image_size`` and the classifier's ``test_map``.
-        :func:`pointing_accuracies` turns it into accuracies.
+        :func:`pointing_accuracies` turns it into accuracies. Stored as
+        :meth:`PointingRun.as_dict`.
     """
     config = pointing_config(profile, arch, voc_root, checkpoint)
     if voc_root is None:
-        compute = lambda: _pointing_compute(profile, arch, progress)  # noqa: E731
+        compute = lambda: _pointing_compute(profile, arch, progress).as_dict()  # noqa: E731
     else:
-        compute = lambda: _pointing_compute_voc(profile, arch, voc_root, checkpoint, progress)  # noqa: E731
-    return with_decoded_hits(Store(profile.results_dir).get_or_compute("normgrad_pointing", config, compute))
+        compute = lambda: _pointing_compute_voc(profile, arch, voc_root, checkpoint, progress).as_dict()  # noqa: E731
+    return PointingRun.from_dict(Store(profile.results_dir).get_or_compute("normgrad_pointing", config, compute))
 
 
 def last_block_grid(profile: Profile, arch: str) -> int:
@@ -304,7 +295,7 @@ def last_block_grid(profile: Profile, arch: str) -> int:
     return found["side"]
 
 
-def runs_gate(profile: Profile, runs: Sequence[dict[str, Any]]) -> Gate:
+def runs_gate(profile: Profile, runs: Sequence[PointingRun]) -> Gate:
     """The gate of the depth claims for pointing runs (:func:`gsutils.experiments.normgrad.classifier_training.gate`).
 
     Runs on the stand-in carry their classifier's test mAP; runs of published
@@ -312,7 +303,7 @@ def runs_gate(profile: Profile, runs: Sequence[dict[str, Any]]) -> Gate:
     """
     from gsutils.experiments.normgrad.classifier_training import gate, no_gate
 
-    maps = {run["arch"]: run["test_map"] for run in runs if "test_map" in run}
+    maps = {run.arch: run.test_map for run in runs if run.test_map is not None}
     if not maps:
         return no_gate("published VOC checkpoints: no gate")
     return gate(profile, maps)
@@ -332,9 +323,9 @@ def pointing_data_args(arch: str, voc_root: str = "", checkpoint_dir: str = "") 
     return {"voc_root": voc_root, "checkpoint": torchray_checkpoint(checkpoint_dir, arch, "voc")}
 
 
-def num_classes(run: dict[str, Any]) -> int:
+def num_classes(run: PointingHits) -> int:
     """The size of a run's accumulator: the stand-in's 10 classes, or as many as its class ids need."""
-    return max([NUM_CLASSES, *(int(c) + 1 for c in run["class_id"])])
+    return max([NUM_CLASSES, *(c + 1 for c in run.class_id)])
 
 
 def game_accuracy(hits: Sequence[bool], class_id: Sequence[int], difficult: Sequence[bool],
@@ -345,7 +336,7 @@ def game_accuracy(hits: Sequence[bool], class_id: Sequence[int], difficult: Sequ
     return game.accuracy(subset)
 
 
-def pointing_accuracies(run: dict[str, Any]):
+def pointing_accuracies(run: PointingHits):
     """Accuracy (mean over classes, %) per method and layer, all pairs and the difficult subset.
 
     Returns
@@ -358,28 +349,28 @@ def pointing_accuracies(run: dict[str, Any]):
 
     n = num_classes(run)
     rows: dict[str, dict[tuple[str, str], float]] = {}
-    layers = list(run["layers"])
-    for key, hits in run["hits"].items():
+    layers = list(run.layers)
+    for key, hits in run.hits.items():
         if key == CENTER:
             continue
         method, layer = key
         for s in SUBSETS:
             rows.setdefault(method, {})[s, layer] = 100 * game_accuracy(
-                hits, run["class_id"], run["difficult"], s, n)
+                hits, run.class_id, run.difficult, s, n)
     cols = pd.MultiIndex.from_tuples([(s, layer) for s in SUBSETS for layer in layers],
                                      names=["subset", "layer"])
     frame = pd.DataFrame.from_dict(rows, orient="index").reindex(columns=cols)
     return frame.reindex([m for m in METHODS if m in rows])
 
 
-def center_accuracy(run: dict[str, Any]) -> dict[str, float]:
-    """The center baseline's accuracy (%), all pairs and the difficult subset."""
+def center_accuracy(run: PointingHits) -> dict[str, float]:
+    """The center baseline's accuracy (%) by subset: all pairs and the difficult subset."""
     n = num_classes(run)
-    return {s: 100 * game_accuracy(run["hits"][CENTER], run["class_id"], run["difficult"], s, n)
+    return {s: 100 * game_accuracy(run.hits[CENTER], run.class_id, run.difficult, s, n)
             for s in SUBSETS}
 
 
-def best_layers(run: dict[str, Any], subset: str = "all"):
+def best_layers(run: PointingHits, subset: str = "all"):
     """Table 2: each method's best layer (highest accuracy on ``subset``) and its accuracies (%).
 
     Ties go to the earlier (shallower) layer.
@@ -396,7 +387,7 @@ def best_layers(run: dict[str, Any], subset: str = "all"):
     return pd.DataFrame(rows).set_index("method")
 
 
-def paired_bootstrap(run: dict[str, Any], key_a: str, key_b: str, subset: str = "all",
+def paired_bootstrap(run: PointingHits, key_a: tuple[str, ...], key_b: tuple[str, ...], subset: str = "all",
                      n_boot: int = 1000, seed: int = 0) -> dict[str, float]:
     """Accuracy difference ``a - b`` (percentage points) with a 95 % bootstrap interval.
 
@@ -408,18 +399,18 @@ def paired_bootstrap(run: dict[str, Any], key_a: str, key_b: str, subset: str = 
     Parameters
     ----------
     key_a, key_b:
-        Keys of ``run["hits"]`` (``(method, layer)`` or :data:`CENTER`).
+        Keys of ``run.hits`` (``(method, layer)`` or :data:`CENTER`).
     """
     if subset not in SUBSETS:
         raise ValueError(f"subset must be one of {SUBSETS}, got {subset!r}")
     for k in (key_a, key_b):
-        if k not in run["hits"]:
-            raise ValueError(f"{k!r} is not in the run's hits; available: {sorted(run['hits'])}")
-    img = np.asarray(run["image_index"])
-    cls = np.asarray(run["class_id"])
-    dif = np.asarray(run["difficult"], dtype=bool)
-    a = np.asarray(run["hits"][key_a], dtype=bool)
-    b = np.asarray(run["hits"][key_b], dtype=bool)
+        if k not in run.hits:
+            raise ValueError(f"{k!r} is not in the run's hits; available: {sorted(run.hits)}")
+    img = np.asarray(run.image_index)
+    cls = np.asarray(run.class_id)
+    dif = np.asarray(run.difficult, dtype=bool)
+    a = np.asarray(run.hits[key_a], dtype=bool)
+    b = np.asarray(run.hits[key_b], dtype=bool)
     keep = dif if subset == "difficult" else np.ones_like(dif)
     images = np.unique(img)
     by_image = {i: np.flatnonzero((img == i) & keep) for i in images}

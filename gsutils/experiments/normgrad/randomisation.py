@@ -20,6 +20,8 @@ its two rankings coincide.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -40,6 +42,53 @@ VERSION = 3  # 2: maps keyed by (kind, method, layer) tuples; 3: the absolute-va
 RANDOM_METHODS: tuple[str, ...] = ("linear_approx", "selective_normgrad")
 #: how many of the sampled pairs keep their maps for the figure
 FIGURE_PAIRS = 2
+
+
+#: a map kind: ``("plain" | "meta", method, layer)``
+MapKey = tuple[str, str, str]
+
+
+@dataclass(frozen=True, eq=False)
+class RandomisationRun:
+    """Fig. 5 for one network: the maps of a sample of ``P`` pairs as its blocks are randomised from the top.
+
+    Every tensor is indexed by stage first (``"original"``, then the block
+    names). Stored (``.pt``) as :meth:`as_dict` and read back with
+    :meth:`from_dict`. Compared by identity (it holds tensors).
+    """
+
+    #: the network
+    arch: str
+    #: ``"original"``, then the randomised blocks, top down
+    stages: tuple[str, ...]
+    #: per map kind: ``(stages, P)`` float64 Spearman correlation with the original map (signed ranking)
+    spearman: dict[MapKey, torch.Tensor]
+    #: the same for the maps' absolute values
+    spearman_abs: dict[MapKey, torch.Tensor]
+    #: per map kind: ``(stages, P)`` bool whether the map's maximum hits the object
+    hits: dict[MapKey, torch.Tensor]
+    #: per map kind: ``(stages, FIGURE_PAIRS, S, S)`` float16 the maps of the first pairs
+    figure_maps: dict[MapKey, torch.Tensor]
+    #: ``(image index, class)`` of each sampled pair
+    pairs: tuple[tuple[int, int], ...]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "stages", tuple(str(s) for s in self.stages))
+        object.__setattr__(self, "pairs", tuple((int(i), int(c)) for i, c in self.pairs))
+        for name in ("spearman", "spearman_abs", "hits", "figure_maps"):
+            object.__setattr__(self, name, {tuple(k): v for k, v in getattr(self, name).items()})
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> RandomisationRun:
+        """From the stored form: one key per field."""
+        return cls(arch=str(d["arch"]), stages=d["stages"], spearman=d["spearman"], spearman_abs=d["spearman_abs"],
+                   hits=d["hits"], figure_maps=d["figure_maps"], pairs=d["pairs"])
+
+    def as_dict(self) -> dict[str, Any]:
+        """The stored form: the fields by name, ``stages`` and ``pairs`` as lists."""
+        return {"arch": self.arch, "stages": list(self.stages), "spearman": dict(self.spearman),
+                "spearman_abs": dict(self.spearman_abs), "hits": dict(self.hits),
+                "figure_maps": dict(self.figure_maps), "pairs": list(self.pairs)}
 
 
 def random_layers(arch: str) -> tuple[str, str]:
@@ -80,12 +129,12 @@ def _maps(model: torch.nn.Module, x: torch.Tensor, target: torch.Tensor, layers:
 
 
 def randomisation_run(profile: Profile, arch: str, *, progress: bool = False,
-                      data: NormGradData = STAND_IN) -> dict[str, Any]:
+                      data: NormGradData = STAND_IN) -> RandomisationRun:
     """Fig. 5 for ``arch`` (cached); ``data``: the stand-in (default) or a VOC directory and checkpoint.
 
     Returns
     -------
-    dict
+    RandomisationRun
         ``stages`` (``"original"`` then the block names); ``spearman``:
         ``{key: (stages, P) array}`` per key ``("plain" | "meta", method,
         layer)``, the signed ranking; ``spearman_abs``: the same for the
@@ -124,27 +173,27 @@ def randomisation_run(profile: Profile, arch: str, *, progress: bool = False,
             hits[key] = torch.tensor([[is_hit(s[key][i], g, region=r) for i, (g, r) in enumerate(zip(gts, regions))]
                                       for s in per_stage])  # (stages, P) bool
             figure[key] = torch.stack([s[key][:FIGURE_PAIRS, 0] for s in per_stage]).half()  # (stages, F, S, S)
-        return {"arch": arch, "stages": stages, "spearman": spearman, "spearman_abs": spearman_abs,
-                "hits": hits, "figure_maps": figure,
-                "pairs": [(int(p.index), int(p.class_id)) for p in pairs]}
+        return RandomisationRun(arch=arch, stages=stages, spearman=spearman, spearman_abs=spearman_abs,
+                                hits=hits, figure_maps=figure,
+                                pairs=[(int(p.index), int(p.class_id)) for p in pairs]).as_dict()
 
-    return Store(profile.results_dir).get_or_compute("normgrad_randomisation",
-                                                     randomisation_config(profile, arch, data), compute, fmt="pt")
+    return RandomisationRun.from_dict(Store(profile.results_dir).get_or_compute(
+        "normgrad_randomisation", randomisation_config(profile, arch, data), compute, fmt="pt"))
 
 
-def randomisation_curves(run: dict[str, Any], *, absolute: bool = False):
+def randomisation_curves(run: RandomisationRun, *, absolute: bool = False):
     """Mean Spearman correlation with the original map per stage (rows: stage; columns: map kind).
 
     ``absolute``: rank the maps' absolute values instead of their signed values.
     """
     import pandas as pd
 
-    key = "spearman_abs" if absolute else "spearman"
-    return pd.DataFrame({k: np.nanmean(np.asarray(v), axis=1) for k, v in run[key].items()},
-                        index=run["stages"])
+    by_kind = run.spearman_abs if absolute else run.spearman
+    return pd.DataFrame({k: np.nanmean(np.asarray(v), axis=1) for k, v in by_kind.items()},
+                        index=list(run.stages))
 
 
-def ranking_comparison(run: dict[str, Any], tol: float = 1e-9):
+def ranking_comparison(run: RandomisationRun, tol: float = 1e-9):
     """The signed and absolute-value curves side by side, for the map kinds where they disagree.
 
     Returns
@@ -165,16 +214,17 @@ def ranking_comparison(run: dict[str, Any], tol: float = 1e-9):
     return frame, same
 
 
-def randomisation_hits(run: dict[str, Any]):
+def randomisation_hits(run: RandomisationRun):
     """Share of sampled pairs whose map points at the object (%), per stage and map kind."""
     import pandas as pd
 
-    return pd.DataFrame({k: 100 * np.asarray(v).astype(float).mean(axis=1) for k, v in run["hits"].items()},
-                        index=run["stages"])
+    return pd.DataFrame({k: 100 * np.asarray(v).astype(float).mean(axis=1) for k, v in run.hits.items()},
+                        index=list(run.stages))
 
 
 __all__ = [
     "RANDOM_METHODS",
+    "RandomisationRun",
     "random_layers",
     "sample_pairs",
     "randomisation_config",
