@@ -86,9 +86,10 @@ def test_evidence(small_profile):
     assert len(table) == len(res.runs)
     assert len(cc.evidence_lines(res, scores)) == len(res.strengths)
     ex = ev.example_maps(prof, res, "strong")
-    assert ex["images"].shape[0] == len(prof.grid.bias_textures) == len(ex["labels"])
-    assert set(ex["maps"]) == set(cs.METHODS)
+    assert ex.images.shape[0] == len(prof.grid.bias_textures) == len(ex.labels)
+    assert set(ex.maps) == set(cs.METHODS)
     views = ev.gallery_views(prof, res.runs[0])
-    assert list(views["digits"][:2]) == [res.runs[0].bias.digit] * 2
+    assert list(views.digits[:2]) == [res.runs[0].bias.digit] * 2
+    assert views.n_images == len(views.input) == len(views.grey)
     with pytest.raises(ValueError, match="unbiased"):
         ev.context_scores(prof, cs.grid_runs(prof)[0])

@@ -15,6 +15,7 @@ import torch
 from gsutils.claims import Gate
 from gsutils.experiments.normgrad import normgrad_claims as nc
 from gsutils.experiments.normgrad.fig7_results import Fig7Maps, Fig7Selectivity
+from gsutils.experiments.normgrad.identity_trick_results import IdentityTrickRun, TrickLayer
 from gsutils.experiments.normgrad.layer_combination import positive_gains
 from gsutils.experiments.normgrad.normgrad_maps import FIG7_LAYERS
 from gsutils.experiments.normgrad.pointing_results import PointingRun
@@ -71,7 +72,10 @@ def test_table2_claim_fails_when_the_supplement_layer_is_clearly_worse():
 
 
 def test_table1_comparison_pairs_each_layer_with_the_supplement():
-    runs = [{"arch": "vgg16", "layers": {"features.28": {"spearman_mean": 0.9, "spearman_std": 0.05}}}]
+    layer = TrickLayer(spearman_mean=0.9, spearman_std=0.05, spearman_min=0.5, n_correlated=30, n_constant=0,
+                       pointing={"normgrad": {"all": 0.8}, "normgrad_conv": {"all": 0.75}},
+                       n_pointing_pairs={"all": 30})
+    runs = [IdentityTrickRun(arch="vgg16", n_pairs=30, layers={"features.28": layer})]
     t = nc.table1_comparison(runs)
     row = t.loc[("vgg16", "features.28")]
     assert row["paper %"] == IDENTITY_TRICK_TABLE1["vgg16", "features.28"][0] == 94.33

@@ -86,7 +86,7 @@ def test_sections_c_d_e_run_on_a_voc_directory(voc):
     assert np.allclose(curves.iloc[0].to_numpy(), 1.0)  # every map equals itself before randomisation
     assert meta_training_run(profile, "resnet50", data=data) is None  # no training snapshots
     ex = meta_examples(profile, "resnet50", data=data)
-    assert set(ex["present"]) <= set(VOC_CLASSES) and ex["rgb"].shape == (2, 3, 32, 32)
+    assert set(ex.present) <= set(VOC_CLASSES) and ex.rgb.shape == (2, 3, 32, 32) and ex.n_images == 2
     # the stand-in's results live under other keys: nothing of the VOC run is reused for it
     from gsutils.experiments.normgrad.layer_combination import combination_config
 

@@ -198,6 +198,7 @@ def test_layer_legends_name_each_networks_own_layers():
 def test_fig4_fig5_maps_have_a_colourbar():
     import torch
 
+    from gsutils.experiments.normgrad.meta_saliency import MetaExamples
     from gsutils.experiments.normgrad.randomisation import RandomisationRun
     from gsutils.plots.normgrad_layers import plot_fig4, plot_fig5
 
@@ -209,9 +210,9 @@ def test_fig4_fig5_maps_have_a_colourbar():
     fig = plot_fig5(run, rng.random((3, S, S)), 0, "input")
     assert len(_colorbars(fig)) == 1 and len(_image_axes(fig)) == 4 * (len(stages) + 1)
     assert fig.get_size_inches()[0] <= 12
-    ex = {"rgb": rng.random((2, 3, S, S)), "present": ["dog", "cat"], "absent": ["car", "bus"],
-          "maps": {(k, sg, "normgrad", "input"): rng.random((2, S, S)) for k in ("plain", "meta")
-                   for sg in ("positive", "negative")}}
+    ex = MetaExamples(rgb=rng.random((2, 3, S, S)), present=["dog", "cat"], absent=["car", "bus"],
+                      maps={(k, sg, "normgrad", "input"): rng.random((2, S, S)) for k in ("plain", "meta")
+                            for sg in ("positive", "negative")})
     fig = plot_fig4(ex, "normgrad", "input")
     assert len(_colorbars(fig)) == 1 and len(_image_axes(fig)) == 10
     assert common.SALIENCY_CMAP in _cmaps(fig)
@@ -252,12 +253,17 @@ def _toy_views(n: int = 2, S: int = 16, k: int = 11):
 
 
 def test_toy_galleries_overlay_saliency_with_a_colourbar():
+    from gsutils.experiments.grid.context_evidence import GalleryViews
     from gsutils.plots.context import plot_method_maps, plot_saliency_gallery
 
     views = _toy_views()
     fig = plot_saliency_gallery(views, row_labels=["a", "b"])
     assert len(_colorbars(fig)) == 1 and len(_image_axes(fig)) == 2 * 7
     assert common.SALIENCY_CMAP in _cmaps(fig) and "jet" not in _cmaps(fig)
+    typed = GalleryViews(**views, digits=np.array([3, 4]), request=views["map"] > 0.5, biased=views["map"] < 0.2,
+                         grey=np.zeros(2), empty=np.zeros(2, dtype=bool))
+    fig = plot_saliency_gallery(typed, row_labels=["a", "b"])
+    assert len(_colorbars(fig)) == 1 and len(_image_axes(fig)) == 2 * 7
     maps = {m: views["map"] for m in ("vg", "sg", "ig", "grid")}
     fig = plot_method_maps(views["input"], maps, views["map"] > 0.5, row_labels=["a", "b"])
     assert len(_colorbars(fig)) == 1 and len(_image_axes(fig)) == 2 * 5

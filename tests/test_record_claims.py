@@ -182,16 +182,22 @@ def test_record_pointing(tmp_path):
 
 
 def test_record_identity_trick(tmp_path):
+    from gsutils.experiments.normgrad.identity_trick_results import IdentityTrickRun, TrickLayer
     from gsutils.experiments.normgrad.map_claims import record_identity_trick
 
-    runs = [{"layers": {"features.3": {"spearman_mean": 0.95}, "features.8": {"spearman_mean": 0.92}}}]
+    def run(means):
+        return [IdentityTrickRun(arch="vgg16", n_pairs=20, layers={layer: TrickLayer(
+            spearman_mean=m, spearman_std=0.01, spearman_min=0.5, n_correlated=20, n_constant=0,
+            pointing={"normgrad": {"all": 0.5}, "normgrad_conv": {"all": 0.5}}, n_pointing_pairs={"all": 20})
+            for layer, m in zip(("features.3", "features.8"), means)})]
+
+    runs = run([0.95, 0.92])
     t1 = pd.DataFrame({"ours %": [95.0, 92.0], "paper %": [99.1, 98.2]},
                       index=pd.MultiIndex.from_tuples([("vgg16", "features.3"), ("vgg16", "features.8")]))
     rows = record_identity_trick(_ledger(tmp_path, "normgrad/99_t"), runs, t1, np.array([1.0, 2.0, 0.5]))
     assert [r.id for r in rows] == ["identity_trick_spearman", "identity_trick_pointing"]
     assert [r.verdict for r in rows] == [REPRODUCED, REPRODUCED] and rows[0].measured == [92.0, 95.0]
-    runs[0]["layers"]["features.8"]["spearman_mean"] = 0.85
-    assert record_identity_trick(_ledger(tmp_path, "normgrad/99_t"), runs, t1,
+    assert record_identity_trick(_ledger(tmp_path, "normgrad/99_t"), run([0.95, 0.85]), t1,
                                  np.array([3.0]))[0].verdict == NOT_REPRODUCED
 
 

@@ -233,7 +233,7 @@ print("\n".join(cc.evidence_lines(results, scores)))
 # %%
 for strength in results.strengths:
     ex = ev.example_maps(cfg, results, strength)
-    fig = plot_method_maps(ex["images"], ex["maps"], ex["biased"], row_labels=ex["labels"])
+    fig = plot_method_maps(ex.images, ex.maps, ex.biased, row_labels=ex.labels)
     fig.suptitle(f"{strength} bias", fontsize=9)
     plt.show()
 

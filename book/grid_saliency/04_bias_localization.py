@@ -188,7 +188,7 @@ display(html_table(cc.sensitivity_table(results, fixed, cs.FIXED_GREY, cs.grid_c
 for strength in results.strengths:
     run = next(r for r in results.runs if r.bias.strength == strength)
     views = ev.gallery_views(cfg, run)
-    labels = [f"digit {d}" + (" (bias)" if d == run.bias.digit else "") for d in views["digits"]]
+    labels = [f"digit {d}" + (" (bias)" if d == run.bias.digit else "") for d in views.digits]
     fig = plot_saliency_gallery(views, row_labels=labels)
     fig.suptitle(f"network {run.label}", fontsize=9)
     plt.show()

@@ -143,11 +143,11 @@ print(f"ours minus the supplement's, per layer: {d.min():+.1f} to {d.max():+.1f}
 print("lowest correlation: ours at {} {}, the supplement's at {} {}".format(*t1["ours %"].idxmin(),
                                                                            *t1["paper %"].idxmin()))
 for run in runs:
-    for layer in TRICK_LAYERS[run["arch"]]:
-        r = run["layers"][layer]
-        print(f"{run['arch']:9s} {layer:15s} Spearman {100 * r['spearman_mean']:5.1f} %"
-              f"  (min {100 * r['spearman_min']:5.1f} %, {r['n_correlated']} pairs, "
-              f"{r['n_constant']} constant maps)")
+    for layer in TRICK_LAYERS[run.arch]:
+        r = run.layers[layer]
+        print(f"{run.arch:9s} {layer:15s} Spearman {100 * r.spearman_mean:5.1f} %"
+              f"  (min {100 * r.spearman_min:5.1f} %, {r.n_correlated} pairs, "
+              f"{r.n_constant} constant maps)")
 
 # %% [markdown]
 # ## Pointing accuracy with and without the trick
@@ -157,7 +157,7 @@ for run in runs:
 diffs = pointing_differences(runs)
 print(f"|pointing accuracy difference| over {len(diffs)} (architecture, layer, subset) cells: "
       f"{diffs.mean():.2f} ± {diffs.std():.2f} percentage points (max {diffs.max():.2f})")
-print("pairs per architecture:", ", ".join(f"{r['arch']} {r['n_pairs']}" for r in runs))
+print("pairs per architecture:", ", ".join(f"{r.arch} {r.n_pairs}" for r in runs))
 
 # %% [markdown]
 # A caveat on scale: with a few hundred (scene, class) pairs, one pair moves a

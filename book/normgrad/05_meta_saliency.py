@@ -148,7 +148,7 @@ fig = plot_fig2(fig2) if fig2 else None
 # NBVAL_CHECK_OUTPUT
 fit_gap = {arch: train_test_map(cfg, arch) for arch in archs if not data[arch].is_voc}
 for arch, v in fit_gap.items():
-    print(f"{arch}: training-scene mAP {v['train']:.3f}, test mAP {v['test']:.3f}")
+    print(f"{arch}: training-scene mAP {v.train:.3f}, test mAP {v.test:.3f}")
 
 # %% [markdown]
 # ## Fig. 3: validation meta-maps converge to the final ones

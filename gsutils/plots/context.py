@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from gsutils.plots.common import (BIAS_COLOUR, VALUE_CMAP, class_colours, method_colour, method_label, overlay_saliency,
                                   saliency_colorbar, show_saliency)
+
+if TYPE_CHECKING:
+    from gsutils.experiments.grid.context_evidence import GalleryViews
 
 # --------------------------------------------------------------------------- grid saliency: S1.3/S1.4
 
@@ -231,16 +235,20 @@ def plot_cbl(
     return fig
 
 
-def plot_saliency_gallery(views: Mapping[str, np.ndarray], *, row_labels: Sequence[str] | None = None):
+def plot_saliency_gallery(views: GalleryViews | Mapping[str, np.ndarray], *,
+                          row_labels: Sequence[str] | None = None):
     """Grid-saliency panels in the layout of Fig. S13, one row per image.
 
     Columns: input, softmax on the input, perturbed context (``M = 0``), its
     softmax, optimised image ``x'(M*)``, its softmax, the saliency map (over
-    the input). ``views`` holds the arrays of
-    :func:`gsutils.saliency.grid.saliency_views` (as numpy).
+    the input). ``views``: a :class:`~gsutils.experiments.grid.context_evidence.GalleryViews`
+    (:func:`gsutils.experiments.grid.context_evidence.gallery_views`), or the
+    arrays of :func:`gsutils.saliency.grid.saliency_views` (as numpy) by name.
     """
     import matplotlib.pyplot as plt
 
+    if not isinstance(views, Mapping):
+        views = views.to_arrays()
     n = len(views["input"])
     cols = [("input", "input"), ("input_probs", "softmax(input)"),
             ("perturbed", "perturbed context"), ("perturbed_probs", "softmax(perturbed)"),

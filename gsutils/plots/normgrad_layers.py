@@ -11,6 +11,7 @@ from gsutils.plots.common import (REFERENCE_COLOUR, layer_label, method_colour, 
                                   saliency_colorbar, show_saliency)
 
 if TYPE_CHECKING:
+    from gsutils.experiments.normgrad.meta_saliency import MetaExamples
     from gsutils.experiments.normgrad.pointing_results import LayerWeights
     from gsutils.experiments.normgrad.randomisation import RandomisationRun
 
@@ -188,20 +189,23 @@ def plot_fig3(tables: dict[str, Any]):
     return _epoch_panels(tables, series, "Spearman with the final meta-map")
 
 
-def plot_fig4(examples: dict[str, Any], method: str = "selective_normgrad", layer: str = "input"):
-    """Fig. 4: plain and meta maps for a present (positive) and an absent (negative) class."""
+def plot_fig4(examples: MetaExamples, method: str = "selective_normgrad", layer: str = "input"):
+    """Fig. 4: plain and meta maps for a present (positive) and an absent (negative) class.
+
+    ``examples``: :func:`gsutils.experiments.normgrad.meta_saliency.meta_examples`'s result.
+    """
     import matplotlib.pyplot as plt
 
-    n = examples["rgb"].shape[0]
+    n = examples.n_images
     cols = [("plain", "positive"), ("meta", "positive"), ("plain", "negative"), ("meta", "negative")]
     fig, axes = plt.subplots(n, 5, figsize=(10, 2.0 * n + 0.5), squeeze=False, layout="constrained")
     for i in range(n):
-        axes[i][0].imshow(np.clip(np.transpose(np.asarray(examples["rgb"][i]), (1, 2, 0)), 0, 1))
+        axes[i][0].imshow(np.clip(np.transpose(np.asarray(examples.rgb[i]), (1, 2, 0)), 0, 1))
         axes[i][0].set_xticks([])
         axes[i][0].set_yticks([])
         for c, (kind, sign) in enumerate(cols):
-            cls = examples["present" if sign == "positive" else "absent"][i]
-            m = np.asarray(examples["maps"][kind, sign, method, layer][i])
+            cls = (examples.present if sign == "positive" else examples.absent)[i]
+            m = np.asarray(examples.maps[kind, sign, method, layer][i])
             im = _show(axes[i][c + 1], m, f"{kind}, {sign} ('{cls}')")
     saliency_colorbar(fig, im, axes[:, 1:].ravel().tolist(), shrink=0.7)
     fig.suptitle(f"{method_label(method)} at '{layer_label(layer)}': meta-saliency for positive and negative "

@@ -5,15 +5,24 @@
   by each grey value grid saliency may choose. Grid saliency can only mark
   context as salient when removing it (with the chosen grey) lowers the score;
   these numbers say whether it does.
-* :func:`gallery_views`: the panels of Fig. S13 for a few test images.
+* :func:`gallery_views`: the panels of Fig. S13 for a few test images
+  (a :class:`GalleryViews`).
+* :func:`example_maps`: one stored example map per method and network of a
+  bias strength (a :class:`ExampleMaps`).
 
-Both are cached in the result store next to the saliency runs.
+The first two are cached in the result store next to the saliency runs;
+:class:`GalleryViews` converts to and from its stored form, the arrays of an
+``.npz`` (:meth:`GalleryViews.to_arrays` / :meth:`GalleryViews.from_arrays`),
+which is the form the string-keyed dict it replaces had, so cached entries
+stay valid. The context scores stay a mapping: one score per context, keyed
+by the context's name.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -34,7 +43,85 @@ from gsutils.profiles import Profile, check_profile
 from gsutils.saliency.gradient import request_objective
 from gsutils.saliency.grid import context_saliency, saliency_views, segmentation_probs
 
-__all__ = ["compute_context_scores", "context_scores", "example_maps", "gallery_views", "ordinary_test_set"]
+__all__ = ["ExampleMaps", "GalleryViews", "compute_context_scores", "context_scores", "example_maps",
+           "gallery_views", "ordinary_test_set"]
+
+
+@dataclass(frozen=True, eq=False)
+class GalleryViews:
+    """The panels of Fig. S13 for ``g`` test images (``K`` classes, side ``H`` x ``W``).
+
+    The first seven fields are :func:`gsutils.saliency.grid.saliency_views`'s
+    arrays (as numpy). Compared by identity (it holds arrays).
+    """
+
+    #: ``(g, 1, H, W)`` the images
+    input: np.ndarray
+    #: ``(g, K, H, W)`` the network's softmax on them
+    input_probs: np.ndarray
+    #: ``(g, 1, H, W)`` the context replaced by the chosen grey (``M = 0``)
+    perturbed: np.ndarray
+    #: ``(g, K, H, W)`` the softmax on it
+    perturbed_probs: np.ndarray
+    #: ``(g, 1, H, W)`` the optimised image ``x'(M*)``
+    optimised: np.ndarray
+    #: ``(g, K, H, W)`` the softmax on it
+    optimised_probs: np.ndarray
+    #: ``(g, H, W)`` the saliency maps
+    map: np.ndarray
+    #: ``(g,)`` each image's digit (the request's class)
+    digits: np.ndarray
+    #: ``(g, H, W)`` bool the request masks (the digits' pixels)
+    request: np.ndarray
+    #: ``(g, H, W)`` bool the parts of the context holding the bias texture
+    biased: np.ndarray
+    #: ``(g,)`` the grey value grid saliency chose per image
+    grey: np.ndarray
+    #: ``(g,)`` bool whether the map is empty
+    empty: np.ndarray
+
+    def __post_init__(self) -> None:
+        g = len(self.digits)
+        wrong = [f.name for f in fields(self) if len(getattr(self, f.name)) != g]
+        if wrong:
+            raise ValueError(f"{wrong} do not hold one row per image ({g})")
+
+    @property
+    def n_images(self) -> int:
+        """The number of images ``g``."""
+        return len(self.digits)
+
+    @classmethod
+    def from_arrays(cls, arrays: Mapping[str, np.ndarray]) -> GalleryViews:
+        """From the stored form: one array per field, under the field's name."""
+        return cls(**{f.name: np.asarray(arrays[f.name]) for f in fields(cls)})
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """The stored form (see :meth:`from_arrays`), in the fields' order."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass(frozen=True, eq=False)
+class ExampleMaps:
+    """One explained image of the bias digit per network, with every method's stored map of it.
+
+    For :func:`gsutils.plots.context.plot_method_maps`. Compared by identity (it holds arrays).
+    """
+
+    #: ``(n, 1, H, W)`` the images, one per network
+    images: np.ndarray
+    #: per method: ``(n, H, W)`` its maps
+    maps: dict[str, np.ndarray]
+    #: ``(n, H, W)`` bool the parts of the context holding the bias texture
+    biased: np.ndarray
+    #: per image: its network (``"t<texture> d<digit> s<seed>"``)
+    labels: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "labels", tuple(str(x) for x in self.labels))
+        n = len(self.images)
+        if len(self.biased) != n or len(self.labels) != n or any(len(v) != n for v in self.maps.values()):
+            raise ValueError(f"biased, labels and maps need one entry per image ({n})")
 
 
 def ordinary_test_set(profile: Profile, run: SegRun) -> ToyData:
@@ -118,13 +205,14 @@ def context_scores(profile: Profile, run: SegRun, *, n_images: int | None = None
     return Store(profile.results_dir).get_or_compute("context_scores", conf, compute)
 
 
-def gallery_views(profile: Profile, run: SegRun, *, n_bias: int | None = None, n_other: int = 1) -> dict[str, Any]:
+def gallery_views(profile: Profile, run: SegRun, *, n_bias: int | None = None, n_other: int = 1) -> GalleryViews:
     """The panels of Fig. S13 for test images of ``run``'s biased test set (cached).
 
     Takes the first ``n_bias`` images of the bias digit (default
     ``profile.saliency.gallery_images``) and the first image of each of the
     next ``n_other`` digits, and returns :func:`gsutils.saliency.grid.saliency_views`'s
-    arrays (as numpy) plus ``digits``, ``grey`` and ``empty``.
+    arrays (as numpy) with the digits, request masks, bias-texture parts, greys
+    and empty flags. Cached as :meth:`GalleryViews.to_arrays`.
     """
     check_profile(profile)
     check_biased(run)
@@ -144,21 +232,18 @@ def gallery_views(profile: Profile, run: SegRun, *, n_bias: int | None = None, n
         sub = data.subset(np.asarray(idx))
         x, r, c = as_tensors(model, sub)  # (g, 1, H, W), (g, H, W), (g,)
         res = context_saliency(model, x, r, c, config=grid_config(profile))
-        views = saliency_views(model, x, r, res)
-        out = {k: v.numpy() for k, v in views.items()}
-        out.update(digits=sub.digits, request=sub.digit_mask, biased=sub.biased_mask,
-                   grey=res.grey.cpu().numpy(), empty=res.empty.cpu().numpy())
-        return out
+        views = {k: v.numpy() for k, v in saliency_views(model, x, r, res).items()}
+        return GalleryViews(**views, digits=sub.digits, request=sub.digit_mask, biased=sub.biased_mask,
+                            grey=res.grey.cpu().numpy(), empty=res.empty.cpu().numpy())
 
-    return Store(profile.results_dir).get_or_compute("context_saliency_gallery", conf, compute, fmt="npz")
+    return GalleryViews.from_arrays(Store(profile.results_dir).get_or_compute(
+        "context_saliency_gallery", conf, lambda: compute().to_arrays(), fmt="npz"))
 
 
-def example_maps(profile: Profile, results: Any, strength: str, *, example: int = 0) -> dict[str, Any]:
+def example_maps(profile: Profile, results: Any, strength: str, *, example: int = 0) -> ExampleMaps:
     """One explained image of the bias digit per network of ``strength`` (one row per bias texture).
 
-    Returns ``images`` ``(n, 1, H, W)``, ``maps`` (method -> ``(n, H, W)``,
-    the stored example maps), ``biased`` ``(n, H, W)`` (the bias-texture
-    parts) and ``labels`` (the networks), for
+    The maps are the example maps the saliency runs stored; for
     :func:`gsutils.plots.context.plot_method_maps`.
     """
     images, biased, labels = [], [], []
@@ -175,5 +260,5 @@ def example_maps(profile: Profile, results: Any, strength: str, *, example: int 
             maps[m].append(res["example_maps"][k, example])
     if not images:
         raise ValueError(f"no stored example maps for {strength!r} bias")
-    return {"images": np.stack(images), "maps": {m: np.stack(v) for m, v in maps.items()},
-            "biased": np.stack(biased), "labels": labels}
+    return ExampleMaps(images=np.stack(images), maps={m: np.stack(v) for m, v in maps.items()},
+                       biased=np.stack(biased), labels=labels)

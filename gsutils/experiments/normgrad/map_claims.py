@@ -14,6 +14,7 @@ import numpy as np
 
 from gsutils.claims import Gate
 from gsutils.experiments.normgrad.fig7_results import Fig7Selectivity, GradCamEnergy
+from gsutils.experiments.normgrad.identity_trick_results import IdentityTrickRun
 from gsutils.experiments.normgrad.normgrad_claims import fig7_across_claim, fig7_gradient_claim, fig7_selectivity_claim
 from gsutils.experiments.normgrad.normgrad_maps import FIG7_LAYERS
 from gsutils.experiments.normgrad.pointing_results import PointingRun
@@ -27,7 +28,7 @@ SPEARMAN_MIN = 0.90
 POINTING_DIFF_MAX = 2.0
 
 
-def record_identity_trick(ledger: Any, runs: Sequence[dict[str, Any]], t1: Any, diffs: np.ndarray) -> list[Any]:
+def record_identity_trick(ledger: Any, runs: Sequence[IdentityTrickRun], t1: Any, diffs: np.ndarray) -> list[Any]:
     """Record the section B chapter's two rows: the rank correlation of the NormGrads with and without
     the trick at every layer of Table 1, and the size of their pointing-accuracy differences.
 
@@ -35,7 +36,7 @@ def record_identity_trick(ledger: Any, runs: Sequence[dict[str, Any]], t1: Any, 
     ``t1``: :func:`gsutils.experiments.normgrad.normgrad_claims.table1_comparison`;
     ``diffs``: :func:`gsutils.experiments.normgrad.normgrad_maps.pointing_differences`.
     """
-    spearman_means = np.array([r["spearman_mean"] for run in runs for r in run["layers"].values()])
+    spearman_means = np.array([r.spearman_mean for run in runs for r in run.layers.values()])
     return [
         ledger.check(
             "identity_trick_spearman",

@@ -14,11 +14,16 @@
   class they contain (positive: descent) and one they do not (negative:
   ascent), with the final network.
 
-Maps are taken at the input and at the last block.
+Maps are taken at the input and at the last block. The results are typed:
+:class:`MetaTrainingRun` (cached in the result store as a ``.pt`` of
+:meth:`MetaTrainingRun.as_dict`, the form of the dict it replaces, so cached
+entries stay valid), :class:`MetaExamples` and :class:`TrainTestMap`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -39,6 +44,83 @@ VERSION = 2  # 2: maps keyed by (method, layer) tuples
 #: the methods of Fig. 2 and 3
 META_METHODS: tuple[str, ...] = ("normgrad", "selective_normgrad")
 SPLITS = ("train", "validation")
+
+#: a map: ``(method, layer)``
+MapKey = tuple[str, str]
+
+
+@dataclass(frozen=True, eq=False)
+class MetaTrainingRun:
+    """Fig. 2 and 3 for one network: meta-saliency maps over its training epochs (``E`` epochs, ``N`` images).
+
+    Stored (``.pt``) as :meth:`as_dict` and read back with :meth:`from_dict`.
+    Compared by identity (it holds tensors).
+    """
+
+    #: the network
+    arch: str
+    #: the epochs, ``1, ..., E``
+    epochs: tuple[int, ...]
+    #: per split (:data:`SPLITS`), per map: ``(E, N)`` Spearman of the meta map with the plain map
+    meta_vs_plain: dict[str, dict[MapKey, torch.Tensor]]
+    #: per map: ``(E, N)`` Spearman of each epoch's validation meta map with the final epoch's
+    to_final: dict[MapKey, torch.Tensor]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "epochs", tuple(int(e) for e in self.epochs))
+        # the key objects are kept as they are: the stored pickle shares them between the dicts
+        object.__setattr__(self, "meta_vs_plain", {s: {tuple(k): v for k, v in d.items()}
+                                                   for s, d in self.meta_vs_plain.items()})
+        object.__setattr__(self, "to_final", {tuple(k): v for k, v in self.to_final.items()})
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> MetaTrainingRun:
+        """From the stored form: one key per field."""
+        return cls(arch=str(d["arch"]), epochs=d["epochs"], meta_vs_plain=d["meta_vs_plain"], to_final=d["to_final"])
+
+    def as_dict(self) -> dict[str, Any]:
+        """The stored form: the fields by name, ``epochs`` as a list."""
+        return {"arch": self.arch, "epochs": list(self.epochs),
+                "meta_vs_plain": {s: dict(d) for s, d in self.meta_vs_plain.items()}, "to_final": dict(self.to_final)}
+
+
+@dataclass(frozen=True, eq=False)
+class MetaExamples:
+    """Fig. 4: plain and meta maps of ``n`` test scenes for a present and an absent class (side ``S``).
+
+    Compared by identity (it holds tensors).
+    """
+
+    #: ``(n, 3, S, S)`` the scenes, RGB in ``[0, 1]``
+    rgb: torch.Tensor
+    #: per scene: the name of the class explained positively (its first present class)
+    present: tuple[str, ...]
+    #: per scene: the name of the class explained negatively (the first absent one)
+    absent: tuple[str, ...]
+    #: per ``("plain" | "meta", "positive" | "negative", method, layer)``: ``(n, S, S)`` maps
+    maps: dict[tuple[str, str, str, str], torch.Tensor]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "present", tuple(str(c) for c in self.present))
+        object.__setattr__(self, "absent", tuple(str(c) for c in self.absent))
+        if not len(self.present) == len(self.absent) == len(self.rgb):
+            raise ValueError(f"present ({len(self.present)}) and absent ({len(self.absent)}) need one class "
+                             f"per scene ({len(self.rgb)})")
+
+    @property
+    def n_images(self) -> int:
+        """The number of scenes ``n``."""
+        return len(self.rgb)
+
+
+@dataclass(frozen=True)
+class TrainTestMap:
+    """A classifier's mAP on training scenes and on the test scenes."""
+
+    #: mAP on the first training scenes
+    train: float
+    #: mAP on the test scenes
+    test: float
 
 
 def meta_layers(arch: str) -> tuple[str, str]:
@@ -73,7 +155,7 @@ def meta_training_config(profile: Profile, arch: str) -> dict[str, Any]:
 
 
 def meta_training_run(profile: Profile, arch: str, *, progress: bool = False,
-                      data: NormGradData = STAND_IN) -> dict[str, Any] | None:
+                      data: NormGradData = STAND_IN) -> MetaTrainingRun | None:
     """Fig. 2 and 3 for ``arch`` (cached); ``None`` when the epoch snapshots are not available.
 
     Snapshots exist where the classifier was trained by this code (not where
@@ -83,17 +165,15 @@ def meta_training_run(profile: Profile, arch: str, *, progress: bool = False,
 
     Returns
     -------
-    dict or None
-        ``epochs``; ``meta_vs_plain``: ``{split: {key: (epochs, N)}}`` Spearman of
-        the meta map with the plain map; ``to_final``: ``{key: (epochs, N)}``
-        Spearman of each epoch's validation meta map with the final epoch's.
+    MetaTrainingRun or None
+        Cached as :meth:`MetaTrainingRun.as_dict`.
     """
     if data.is_voc:  # a published checkpoint comes without the network's states during training
         return None
     store = Store(profile.results_dir)
     config = meta_training_config(profile, arch)
     if store.exists("normgrad_meta_training", config, "pt"):
-        return store.load("normgrad_meta_training", config, "pt")
+        return MetaTrainingRun.from_dict(store.load("normgrad_meta_training", config, "pt"))
     epochs = int(profile.normgrad.epochs)
     ct.train_or_load_classifier(profile, arch, progress=progress)
     snaps = [classifier_snapshot(profile, arch, e) for e in range(1, epochs + 1)]
@@ -114,20 +194,20 @@ def meta_training_run(profile: Profile, arch: str, *, progress: bool = False,
                     if split == "validation":
                         metas.setdefault(k, []).append(meta[k])
         to_final = {k: torch.from_numpy(np.stack([spearman_rows(m, v[-1]) for m in v])) for k, v in metas.items()}
-        return {"arch": arch, "epochs": list(range(1, epochs + 1)),
-                "meta_vs_plain": {s: {k: torch.from_numpy(np.stack(v)) for k, v in d.items()} for s, d in vs.items()},
-                "to_final": to_final}
+        return MetaTrainingRun(
+            arch=arch, epochs=range(1, epochs + 1),
+            meta_vs_plain={s: {k: torch.from_numpy(np.stack(v)) for k, v in d.items()} for s, d in vs.items()},
+            to_final=to_final)
 
-    return store.get_or_compute("normgrad_meta_training", config, compute, fmt="pt")
+    return MetaTrainingRun.from_dict(store.get_or_compute("normgrad_meta_training", config,
+                                                          lambda: compute().as_dict(), fmt="pt"))
 
 
 def meta_examples(profile: Profile, arch: str, n: int = 2, *, progress: bool = False,
-                  data: NormGradData = STAND_IN) -> dict[str, Any]:
+                  data: NormGradData = STAND_IN) -> MetaExamples:
     """Fig. 4: plain and meta maps of ``n`` test scenes for a present and an absent class.
 
     The absent class is the lowest-numbered class the scene does not contain.
-    Returns ``{"rgb": (n, 3, S, S), "present"/"absent": (n,) classes, "maps":
-    {("plain" | "meta", "positive" | "negative", method, layer): (n, S, S)}}``.
     """
     ct.check_profile_arch(profile, arch)
     model = data.model(profile, arch, progress=progress)
@@ -147,11 +227,11 @@ def meta_examples(profile: Profile, arch: str, n: int = 2, *, progress: bool = F
         for (m, l), v in meta.items():
             maps["meta", kind, m, l] = v[:, 0].cpu()
     names = scenes.class_names
-    return {"rgb": scenes.rgb(slice(0, n)), "present": [names[int(c)] for c in present],
-            "absent": [names[int(c)] for c in absent], "maps": maps}
+    return MetaExamples(rgb=scenes.rgb(slice(0, n)), present=[names[int(c)] for c in present],
+                        absent=[names[int(c)] for c in absent], maps=maps)
 
 
-def train_test_map(profile: Profile, arch: str, n: int = 200) -> dict[str, float]:
+def train_test_map(profile: Profile, arch: str, n: int = 200) -> TrainTestMap:
     """The final classifier's mAP on the first ``n`` training scenes and on the test scenes.
 
     A measure of overfitting: meta-saliency's train/validation difference
@@ -163,27 +243,31 @@ def train_test_map(profile: Profile, arch: str, n: int = 200) -> dict[str, float
     model = ct.train_or_load_classifier(profile, arch, progress=False)
     x, y = probe_train_split(profile, n)
     train = SceneSet(x, y, tuple(() for _ in range(len(x))), tuple(str(i) for i in range(len(x))), DIGIT_CLASSES)
-    return {"train": evaluate_classifier(model, train)["mAP"], "test": evaluate_classifier(model, ct.test_scenes(profile))["mAP"]}
+    return TrainTestMap(train=float(evaluate_classifier(model, train)["mAP"]),
+                        test=float(evaluate_classifier(model, ct.test_scenes(profile))["mAP"]))
 
 
-def meta_curves(run: dict[str, Any]):
+def meta_curves(run: MetaTrainingRun):
     """Fig. 2 table: mean Spearman(meta, plain) per epoch (rows) and (split, map) (columns)."""
     import pandas as pd
 
-    cols = {(s, *k): np.nanmean(np.asarray(v), axis=1) for s, d in run["meta_vs_plain"].items() for k, v in d.items()}
-    return pd.DataFrame(cols, index=pd.Index(run["epochs"], name="epoch"))
+    cols = {(s, *k): np.nanmean(np.asarray(v), axis=1) for s, d in run.meta_vs_plain.items() for k, v in d.items()}
+    return pd.DataFrame(cols, index=pd.Index(list(run.epochs), name="epoch"))
 
 
-def to_final_curves(run: dict[str, Any]):
+def to_final_curves(run: MetaTrainingRun):
     """Fig. 3 table: mean Spearman of each epoch's validation meta map with the final one."""
     import pandas as pd
 
-    return pd.DataFrame({k: np.nanmean(np.asarray(v), axis=1) for k, v in run["to_final"].items()},
-                        index=pd.Index(run["epochs"], name="epoch"))
+    return pd.DataFrame({k: np.nanmean(np.asarray(v), axis=1) for k, v in run.to_final.items()},
+                        index=pd.Index(list(run.epochs), name="epoch"))
 
 
 __all__ = [
     "META_METHODS",
+    "MetaExamples",
+    "MetaTrainingRun",
+    "TrainTestMap",
     "meta_layers",
     "meta_training_config",
     "meta_training_run",

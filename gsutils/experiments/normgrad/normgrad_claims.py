@@ -26,6 +26,7 @@ import numpy as np
 
 from gsutils.claims import Gate
 from gsutils.experiments.normgrad.fig7_results import Fig7Maps, Fig7Selectivity
+from gsutils.experiments.normgrad.identity_trick_results import IdentityTrickRun
 from gsutils.experiments.normgrad.pointing_results import PointingHits
 from gsutils.experiments.normgrad.pointing_runs import CENTER, best_layers, paired_bootstrap, pointing_accuracies
 from gsutils.models.classifiers import CANDIDATE_LAYERS
@@ -152,20 +153,23 @@ def table2_claim(run: PointingHits, gate: Gate, *, seed: int = 0) -> dict[str, A
 # --------------------------------------------------------------------------------- Table 1
 
 
-def table1_comparison(runs: Sequence[dict[str, Any]]):
-    """Table 1 per layer: our Spearman correlation (%, mean and std over pairs) beside the supplement's."""
+def table1_comparison(runs: Sequence[IdentityTrickRun]):
+    """Table 1 per layer: our Spearman correlation (%, mean and std over pairs) beside the supplement's.
+
+    ``runs``: :func:`gsutils.experiments.normgrad.normgrad_maps.identity_trick_run` per architecture.
+    """
     import pandas as pd
 
     rows = []
     for run in runs:
-        order = [layer for (a, layer) in IDENTITY_TRICK_TABLE1 if a == run["arch"]]  # the table's order
-        for layer in sorted(run["layers"], key=lambda x: order.index(x) if x in order else len(order)):
-            r = run["layers"][layer]
-            paper = IDENTITY_TRICK_TABLE1.get((run["arch"], layer), (np.nan, np.nan))
-            rows.append({"arch": run["arch"], "layer": layer,
-                         "ours %": 100 * r["spearman_mean"], "ours std %": 100 * r["spearman_std"],
+        order = [layer for (a, layer) in IDENTITY_TRICK_TABLE1 if a == run.arch]  # the table's order
+        for layer in sorted(run.layers, key=lambda x: order.index(x) if x in order else len(order)):
+            r = run.layers[layer]
+            paper = IDENTITY_TRICK_TABLE1.get((run.arch, layer), (np.nan, np.nan))
+            rows.append({"arch": run.arch, "layer": layer,
+                         "ours %": 100 * r.spearman_mean, "ours std %": 100 * r.spearman_std,
                          "paper %": paper[0], "paper std %": paper[1],
-                         "ours - paper (points)": 100 * r["spearman_mean"] - paper[0]})
+                         "ours - paper (points)": 100 * r.spearman_mean - paper[0]})
     return pd.DataFrame(rows).set_index(["arch", "layer"])
 
 

@@ -5,7 +5,8 @@
   convolution's own weights (``||patch(x_in)|| ||g||``) at the layers of
   Table 1, over every (image, present class) pair of the test scenes:
   the Spearman rank correlation of the two maps per pair, and the pointing
-  accuracy of each (Rebuffi et al., 2020, Sec. B).
+  accuracy of each (Rebuffi et al., 2020, Sec. B); typed results:
+  :mod:`gsutils.experiments.normgrad.identity_trick_results`.
 * :func:`fig7_maps`: every method's map at every VGG16 candidate layer for a
   few test scenes (Fig. 7, drawn by :func:`gsutils.plots.normgrad.plot_fig7`), and :func:`gradcam_energy_by_layer`, the share of
   Grad-CAM's positive mass inside the target's boxes at each layer (typed results:
@@ -33,6 +34,7 @@ from gsutils.experiments.normgrad.classifier_training import (
     train_or_load_classifier,
 )
 from gsutils.experiments.normgrad.fig7_results import Fig7Maps, GradCamEnergy
+from gsutils.experiments.normgrad.identity_trick_results import NO_TRICK, TRICK, IdentityTrickRun, TrickLayer
 from gsutils.metrics.pointing import SUBSETS, PointingGame, hit_region
 from gsutils.models.classifiers import CANDIDATE_LAYERS
 from gsutils.profiles import Profile
@@ -111,11 +113,11 @@ def identity_trick_config(profile: Profile, arch: str) -> dict[str, Any]:
     }
 
 
-def _identity_trick_compute(profile: Profile, arch: str, progress: bool) -> dict[str, Any]:
+def _identity_trick_compute(profile: Profile, arch: str, progress: bool) -> IdentityTrickRun:
     from tqdm.auto import tqdm
 
     layers = TRICK_LAYERS[arch]
-    methods = ("normgrad", "normgrad_conv")
+    methods = (TRICK, NO_TRICK)
     model = train_or_load_classifier(profile, arch, progress=progress)
     device = next(model.parameters()).device
     scenes = test_scenes(profile)
@@ -143,23 +145,23 @@ def _identity_trick_compute(profile: Profile, arch: str, progress: bool) -> dict
             region = hit_region(gt, int(profile.normgrad.tolerance))
             for (m, layer), game in games.items():
                 game.add(maps[m, layer][j, 0], gt, p.class_id, difficult=p.difficult, region=region)
-    out: dict[str, Any] = {"arch": arch, "n_pairs": len(pairs), "layers": {}}
+    out: dict[str, TrickLayer] = {}
     for layer in layers:
         r = np.concatenate(rho[layer])
         ok = r[np.isfinite(r)]
-        out["layers"][layer] = {
-            "spearman_mean": float(ok.mean()) if ok.size else float("nan"),
-            "spearman_std": float(ok.std()) if ok.size else float("nan"),
-            "spearman_min": float(ok.min()) if ok.size else float("nan"),
-            "n_correlated": int(ok.size),
-            "n_constant": int(r.size - ok.size),
-            "pointing": {m: {s: games[m, layer].accuracy(s) for s in SUBSETS} for m in methods},
-            "n_pointing_pairs": {s: games[methods[0], layer].n_pairs(s) for s in SUBSETS},
-        }
-    return out
+        out[layer] = TrickLayer(
+            spearman_mean=float(ok.mean()) if ok.size else float("nan"),
+            spearman_std=float(ok.std()) if ok.size else float("nan"),
+            spearman_min=float(ok.min()) if ok.size else float("nan"),
+            n_correlated=int(ok.size),
+            n_constant=int(r.size - ok.size),
+            pointing={m: {s: games[m, layer].accuracy(s) for s in SUBSETS} for m in methods},
+            n_pointing_pairs={s: games[methods[0], layer].n_pairs(s) for s in SUBSETS},
+        )
+    return IdentityTrickRun(arch=arch, n_pairs=len(pairs), layers=out)
 
 
-def identity_trick_run(profile: Profile, arch: str, *, progress: bool = True) -> dict[str, Any]:
+def identity_trick_run(profile: Profile, arch: str, *, progress: bool = True) -> IdentityTrickRun:
     """Table 1 for one architecture (cached).
 
     Parameters
@@ -174,18 +176,18 @@ def identity_trick_run(profile: Profile, arch: str, *, progress: bool = True) ->
 
     Returns
     -------
-    dict
-        ``{"arch", "n_pairs", "layers": {layer: {"spearman_mean", "spearman_std",
-        "spearman_min", "n_correlated", "n_constant", "pointing": {method: {"all",
-        "difficult"}}, "n_pointing_pairs"}}}``; correlations in ``[-1, 1]``,
-        accuracies in ``[0, 1]`` (NaN for an empty subset).
+    IdentityTrickRun
+        One :class:`~gsutils.experiments.normgrad.identity_trick_results.TrickLayer`
+        per layer of Table 1; correlations in ``[-1, 1]``, accuracies in
+        ``[0, 1]`` (NaN for an empty subset). Cached in
+        :meth:`IdentityTrickRun.as_dict`'s form.
     """
     config = identity_trick_config(profile, arch)
-    return Store(profile.results_dir).get_or_compute(
-        "normgrad_identity_trick", config, lambda: _identity_trick_compute(profile, arch, progress))
+    return IdentityTrickRun.from_dict(Store(profile.results_dir).get_or_compute(
+        "normgrad_identity_trick", config, lambda: _identity_trick_compute(profile, arch, progress).as_dict()))
 
 
-def identity_trick_table(runs: Sequence[dict[str, Any]]):
+def identity_trick_table(runs: Sequence[IdentityTrickRun]):
     """Table 1 as a DataFrame: one row per (architecture, layer).
 
     Columns: Spearman correlation in % (mean and std over pairs), pointing
@@ -197,30 +199,28 @@ def identity_trick_table(runs: Sequence[dict[str, Any]]):
 
     rows = []
     for run in runs:
-        for layer in TRICK_LAYERS[run["arch"]]:
-            r = run["layers"][layer]
-            p = r["pointing"]
-            row = {"arch": run["arch"], "layer": layer,
-                   "spearman %": 100 * r["spearman_mean"], "spearman std %": 100 * r["spearman_std"]}
+        for layer in TRICK_LAYERS[run.arch]:
+            r = run.layers[layer]
+            row = {"arch": run.arch, "layer": layer,
+                   "spearman %": 100 * r.spearman_mean, "spearman std %": 100 * r.spearman_std}
             for s in SUBSETS:
-                row[f"pointing {s}, trick %"] = 100 * p["normgrad"][s]
-                row[f"pointing {s}, no trick %"] = 100 * p["normgrad_conv"][s]
-                row[f"difference {s} (pp)"] = 100 * (p["normgrad"][s] - p["normgrad_conv"][s])
+                row[f"pointing {s}, trick %"] = 100 * r.pointing[TRICK][s]
+                row[f"pointing {s}, no trick %"] = 100 * r.pointing[NO_TRICK][s]
+                row[f"difference {s} (pp)"] = 100 * r.difference(s)
             rows.append(row)
     return pd.DataFrame(rows)
 
 
-def pointing_differences(runs: Sequence[dict[str, Any]]) -> np.ndarray:
+def pointing_differences(runs: Sequence[IdentityTrickRun]) -> np.ndarray:
     """Absolute pointing-accuracy differences (percentage points) with vs without the trick.
 
     One value per (architecture, layer, subset) where both accuracies exist.
     """
     diffs = []
     for run in runs:
-        for r in run["layers"].values():
-            p = r["pointing"]
+        for r in run.layers.values():
             for s in SUBSETS:
-                d = p["normgrad"][s] - p["normgrad_conv"][s]
+                d = r.difference(s)
                 if np.isfinite(d):
                     diffs.append(abs(100 * d))
     return np.asarray(diffs)
