@@ -112,3 +112,31 @@ def test_dask_local_workers_run_one_thread_without_malloc_trim(tmp_path):
     cfg = tiny_profile(tmp_path, "env")
     out = run_dask(probe, cfg, [0, 1], n_workers=2, progress=False)
     assert out == [{"malloc_trim": None, "omp": "1", "threads": 1}] * 2
+
+
+def test_dask_local_cluster_is_quiet_when_the_default_port_is_taken(tmp_path, caplog):
+    """A second cluster (the other chapter of a parallel book build) must not print a port warning
+    on the page, and the loggers the executor quietens while it runs are restored afterwards."""
+    pytest.importorskip("distributed")
+    import logging
+    import socket
+    import warnings
+
+    from gsutils.experiments.common.executor import run_dask
+
+    def square(profile, run, progress):
+        return run * run
+
+    cfg = tiny_profile(tmp_path, "quiet")
+    before = logging.getLogger("distributed.nanny").level
+    with socket.socket() as taken:
+        try:
+            taken.bind(("127.0.0.1", 8787))
+            taken.listen()
+        except OSError:
+            pass  # already taken by something else: the same situation
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            assert run_dask(square, cfg, [2, 3], n_workers=1, progress=False) == [4, 9]
+    assert not [w for w in caught if "8787" in str(w.message)]
+    assert logging.getLogger("distributed.nanny").level == before

@@ -22,6 +22,7 @@ address and a number of workers, starting and closing that cluster.
 from __future__ import annotations
 
 import argparse
+import logging
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -108,12 +109,17 @@ def run_dask(
                 n_workers=n_workers,
                 threads_per_worker=1,
                 processes=processes,
-                dashboard_address=None,
+                # a free port of its own (None falls back to 8787, which a second cluster, such as
+                # the other chapter's of a parallel book build, finds taken and warns about on the page)
+                dashboard_address=":0",
+                # a worker stopped with the cluster is reported at WARNING level, which is not news
+                silence_logs=logging.ERROR,
                 resources=resources,
             )
         client = Client(cluster)
     else:
         client = Client(address)
+    quiet = _quiet_logs()
     try:
         futures = [
             client.submit(_in_worker, task, profile, run, pure=False, resources=resources)
@@ -131,6 +137,28 @@ def run_dask(
         client.close()
         if cluster is not None:
             cluster.close()
+        quiet.restore()
+
+
+class _quiet_logs:
+    """Raise the ``distributed`` loggers to ERROR until :meth:`restore`.
+
+    Closing a local cluster logs, at WARNING level, that the nanny had to kill a
+    worker still shutting down; in a book chapter that line lands on the page
+    although nothing went wrong. Errors are still shown.
+    """
+
+    NAMES = ("distributed", "distributed.nanny", "distributed.scheduler", "distributed.worker",
+             "distributed.core", "distributed.batched")
+
+    def __init__(self) -> None:
+        self.levels = {n: logging.getLogger(n).level for n in self.NAMES}
+        for n in self.NAMES:
+            logging.getLogger(n).setLevel(logging.ERROR)
+
+    def restore(self) -> None:
+        for n, level in self.levels.items():
+            logging.getLogger(n).setLevel(level)
 
 
 def make_cluster(kind: str, jobs: int, **kwargs: Any):
