@@ -173,3 +173,13 @@ def test_reduced_widths_are_part_of_the_cache_key(monkeypatch):
     assert after["small_resnet18_fs"] != before["small_resnet18_fs"]
     assert after["small_vgg16"] == before["small_vgg16"]
     assert after["small_mobilenet_v2_fs"] == before["small_mobilenet_v2_fs"]
+
+
+def test_spread_of_one_network_is_missing_not_zero():
+    """A std over one network is shown as missing (no spread), never as 0."""
+    import math
+
+    from gsutils.experiments.grid.backbones import _spread
+
+    assert math.isnan(_spread([0.4])) and math.isnan(_spread([0.4, float("nan")]))
+    assert _spread([0.4, 0.6]) == pytest.approx(0.1)

@@ -305,3 +305,25 @@ def test_cbl_bars_use_the_method_palette():
     from matplotlib.colors import to_hex
 
     assert {to_hex(p.get_facecolor()) for p in bars} == {common.method_colour(m).lower() for m in METHODS}
+
+
+def test_fig_s9_std_of_one_network_is_no_spread_not_zero():
+    """Fig. S9 b: a row resting on one network shows "no spread", never a row of zeros."""
+    from types import SimpleNamespace
+
+    from gsutils.plots.backbones import _iou_rows, plot_iou_mean_std
+
+    def res(strength, texture, values):
+        bias = SimpleNamespace(strength=strength, digit=2, texture=texture)
+        return SimpleNamespace(run=SimpleNamespace(backbone="small_vgg16", bias=bias), iou=tuple(values))
+
+    one = [res("none", 0, [0.8] * 11), res("weak", 0, [0.7] * 11)]
+    names, mean, std = _iou_rows(one, "small_vgg16")
+    assert names == ["N", "weak, bias digit 2"] and np.isnan(std).all()
+    two = one + [res("weak", 1, [0.5] * 11)]
+    _, _, std2 = _iou_rows(two, "small_vgg16")
+    assert np.isnan(std2[0]).all() and np.allclose(std2[1], 0.1)
+    fig = plot_iou_mean_std(one, ["small_vgg16"])
+    texts = [t.get_text() for ax in fig.axes for t in ax.texts]
+    assert texts.count("one network: no spread") == 2 and ".00" not in texts
+    plt.close(fig)

@@ -26,7 +26,10 @@ def backbone_label(backbone: str) -> str:
 
 
 def _iou_rows(results: Sequence[SegIoU], backbone: str) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """Rows N, then every weak bias digit: mean and std (over textures, seeds) of the per-digit IoU."""
+    """Rows N, then every weak bias digit: mean and std (over textures, seeds) of the per-digit IoU.
+
+    A row of one network has no spread: its std is NaN (shown as such), not 0.
+    """
     groups: dict[str, list[np.ndarray]] = {}
     for res in results:
         if res.run.backbone != backbone:
@@ -37,7 +40,8 @@ def _iou_rows(results: Sequence[SegIoU], backbone: str) -> tuple[list[str], np.n
     names = ["N"] + sorted(k for k in groups if k != "N")
     names = [n for n in names if n in groups]
     mean = np.stack([np.nanmean(groups[n], axis=0) for n in names])
-    std = np.stack([np.nanstd(groups[n], axis=0) for n in names])
+    std = np.stack([np.nanstd(groups[n], axis=0) if len(groups[n]) > 1 else np.full(10, np.nan)
+                    for n in names])
     return names, mean, std
 
 
@@ -58,9 +62,12 @@ def plot_iou_mean_std(results: Sequence[SegIoU], backbones: Sequence[str]):
         names, mean, std = _iou_rows(results, bb)
         for row, (vals, title, vmax) in enumerate(((mean, "(a) mean IoU", 1.0), (std, "(b) std of IoU", None))):
             ax = axes[row, col]
-            top = vmax if vmax is not None else max(0.05, float(np.nanmax(std)) if std.size else 0.05)
+            finite = std[np.isfinite(std)]
+            top = vmax if vmax is not None else max(0.05, float(finite.max()) if finite.size else 0.05)
             im = ax.imshow(vals, vmin=0, vmax=top, cmap=VALUE_CMAP, aspect="auto")
             for i in range(vals.shape[0]):
+                if not np.isfinite(vals[i]).any():
+                    ax.text(4.5, i, "one network: no spread", ha="center", va="center", fontsize=8)
                 for j in range(10):
                     v = vals[i, j]
                     if np.isfinite(v):
@@ -99,12 +106,14 @@ def plot_cbd_panels(per_backbone: dict[str, Any]):
         for r, m in enumerate(METHODS):
             mats = res.cbd_matrix("weak", m)  # (textures, bias digits, 10)
             mean, std = np.nanmean(mats, axis=0), np.nanstd(mats, axis=0)
+            spread = mats.shape[0] > 1  # one network per cell has no std to show
             ax = axes[r, c]
             im = ax.imshow(mean, vmin=0, vmax=max(0.05, float(np.nanmax(mean))), cmap=VALUE_CMAP, aspect="auto")
             top = max(0.05, float(np.nanmax(mean)))
             for i in range(mean.shape[0]):
                 for j in range(10):
-                    ax.text(j, i, f"{mean[i, j]:.2f}\n±{std[i, j]:.2f}".replace("0.", "."), ha="center", va="center",
+                    text = f"{mean[i, j]:.2f}" + (f"\n±{std[i, j]:.2f}" if spread else "")
+                    ax.text(j, i, text.replace("0.", "."), ha="center", va="center",
                             fontsize=7.5,
                             color="black" if mean[i, j] > 0.6 * top else "white")
                 ax.add_patch(plt.Rectangle((res.bias_digits[i] - 0.5, i - 0.5), 1, 1, fill=False,
@@ -118,7 +127,10 @@ def plot_cbd_panels(per_backbone: dict[str, Any]):
             if r == len(METHODS) - 1:
                 ax.set_xlabel("test digit", fontsize=8)
             fig.colorbar(im, ax=ax, shrink=0.8, pad=0.01)
-    fig.suptitle("Fig. S8: CBD of weakly biased networks (mean ± std over bias textures and seeds)", fontsize=10)
+    one = all(per_backbone[bb].cbd_matrix("weak", METHODS[0]).shape[0] == 1 for bb in bbs)
+    fig.suptitle("Fig. S8: CBD of weakly biased networks "
+                 + ("(one network per backbone: no spread to show)" if one
+                    else "(mean ± std over bias textures and seeds)"), fontsize=10)
     return fig
 
 

@@ -160,7 +160,7 @@ def miou_table(results: Sequence[SegIoU]):
 
     Rows: backbone x network (``N`` first, then ``weak``); columns: ``miou``,
     ``miou_std``, ``bias_digit_iou``, ``bias_digit_iou_std``, ``n``
-    (networks). The std is over bias textures, digits and seeds (0 for one network).
+    (networks). The std is over bias textures, digits and seeds (missing for one network: no spread).
     """
     import pandas as pd
 
@@ -182,7 +182,16 @@ def miou_table(results: Sequence[SegIoU]):
         "bias_digit_iou": g["bias_digit_iou"].mean(), "bias_digit_iou_std": g["bias_digit_iou"].std(ddof=0),
         "n": g["miou"].count(),
     })
+    out.loc[out["n"] < 2, ["miou_std", "bias_digit_iou_std"]] = np.nan
     return out
+
+
+def _spread(values: Any) -> float:
+    """The std of the finite ``values``, or NaN (shown as missing) when fewer than two: one
+    network has no spread, and a 0 would read as "all networks agree"."""
+    v = np.asarray(values, dtype=float).ravel()
+    v = v[np.isfinite(v)]
+    return float(v.std()) if v.size > 1 else float("nan")
 
 
 def saliency_table(per_backbone: dict[str, Any]):
@@ -204,9 +213,9 @@ def saliency_table(per_backbone: dict[str, Any]):
                 per_net_on.append(float(v[sel].mean()) if sel.any() else np.nan)
                 per_net_off.append(float(v[~sel].mean()) if (~sel).any() else np.nan)
             rows.append({"backbone": bb, "method": m,
-                         "cbd_bias_digit": on[0], "cbd_bias_digit_std": float(np.nanstd(per_net_on)),
+                         "cbd_bias_digit": on[0], "cbd_bias_digit_std": _spread(per_net_on),
                          "cbd_other": res.bias_digit_cbd("weak", m, bias_digit=False),
-                         "cbd_other_std": float(np.nanstd(per_net_off))})
+                         "cbd_other_std": _spread(per_net_off)})
     out = pd.DataFrame(rows).set_index(["backbone", "method"])
     out["gap"] = out["cbd_bias_digit"] - out["cbd_other"]
     return out
@@ -223,7 +232,7 @@ def cbl_table(per_backbone: dict[str, Any]):
             cells = res.cbl_matrix("weak", m)  # (textures, bias digits)
             per_digit = np.nanmean(cells, axis=0)  # (bias digits,)
             rows.append({"backbone": bb, "method": m, "cbl": res.mean_cbl("weak", m),
-                         "cbl_std": float(np.nanstd(per_digit if len(per_digit) > 1 else cells.ravel())),
+                         "cbl_std": _spread(per_digit if len(per_digit) > 1 else cells),
                          "cbl_excl_empty": res.mean_cbl("weak", m, empty="exclude"),
                          "chance": res.mean_chance("weak"),
                          "empty_rate": res.empty_rate("weak", m, bias_digit=True),
