@@ -134,7 +134,8 @@ display(html_table(table.drop(columns=["seconds"]), digits=3, index=False))
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print({k: round(v, 3) for k, v in sw.lambda_trend(table).items()})
+_names = {"area": "salient area", "mcbd_biased": "mCBD of the bias digit", "mcbl": "mCBL"}
+print("Spearman ρ with λ: " + "; ".join(f"{_names.get(k, k)} {v:+.3f}" for k, v in sw.lambda_trend(table).items()))
 
 # %% [markdown]
 # ## Claims

@@ -91,6 +91,7 @@ print(describe(cfg, "normgrad"))
 # %%
 import numpy as np
 import pandas as pd
+from IPython.display import display
 
 from gsutils.experiments.normgrad.classifier_training import scenes_root, test_scenes
 from gsutils.experiments.normgrad.normgrad_claims import table2_comparison, table2_gap_line
@@ -104,6 +105,7 @@ from gsutils.experiments.normgrad.pointing_runs import (
 )
 from gsutils.models.classifiers import CANDIDATE_LAYERS
 from gsutils.plots.normgrad import classifier_summary, plot_pointing_by_layer, plot_scene_examples
+from gsutils.plots.tables import html_table
 
 ng = cfg.normgrad
 print(f"profile {cfg.name}: {ng.image_size}px scenes, {ng.n_train_scenes} train / {ng.n_test_scenes} "
@@ -165,7 +167,7 @@ for arch, side in last_grid.items():
 clf = open_classifiers(cfg, voc_root, checkpoint_dir)
 runs = [pointing_game_run(cfg, arch, progress=False, **clf.pointing_args(arch)) for arch in clf.archs]
 summary = classifier_summary(cfg, runs)
-summary.round(2)
+display(html_table(summary, digits=2))
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -185,10 +187,10 @@ for run in runs:
 
 # %%
 tables = {run.arch: pointing_accuracies(run) for run in runs}
-tables[ng.archs[0]].round(1)
+display(html_table(tables[ng.archs[0]], digits=1))
 
 # %%
-tables[ng.archs[1]].round(1)
+display(html_table(tables[ng.archs[1]], digits=1))
 
 # %%
 fig = plot_pointing_by_layer(runs)
@@ -210,10 +212,10 @@ fig = plot_pointing_by_layer(runs)
 
 # %%
 table2 = {run.arch: table2_comparison(run) for run in runs}
-table2[ng.archs[0]].round(1)
+display(html_table(table2[ng.archs[0]], digits=1))
 
 # %%
-table2[ng.archs[1]].round(1)
+display(html_table(table2[ng.archs[1]], digits=1))
 
 # %%
 # NBVAL_CHECK_OUTPUT

@@ -76,6 +76,7 @@ print(describe(cfg, "normgrad"))
 
 # %%
 import pandas as pd
+from IPython.display import display
 
 from gsutils.experiments.normgrad.map_claims import record_identity_trick
 from gsutils.experiments.normgrad.normgrad_claims import table1_comparison
@@ -85,6 +86,7 @@ from gsutils.experiments.normgrad.normgrad_maps import (
     identity_trick_table,
     pointing_differences,
 )
+from gsutils.plots.tables import html_table
 from gsutils.references import POINTING_TOLERANCE_PX
 
 print(f"profile {cfg.name}: width {cfg.normgrad.width}, {cfg.normgrad.image_size}px scenes, "
@@ -125,7 +127,7 @@ print(f"profile {cfg.name}: width {cfg.normgrad.width}, {cfg.normgrad.image_size
 # %%
 runs = [identity_trick_run(cfg, arch, progress=False) for arch in cfg.normgrad.archs]
 table = identity_trick_table(runs)
-table.round(1)
+display(html_table(table, digits=1))
 
 # %% [markdown]
 # Table 1 row for row: our Spearman correlation beside the supplement's
@@ -133,7 +135,7 @@ table.round(1)
 
 # %%
 t1 = table1_comparison(runs)
-t1.round(2)
+display(html_table(t1, digits=2))
 
 # %%
 # NBVAL_CHECK_OUTPUT

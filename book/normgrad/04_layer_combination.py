@@ -93,12 +93,14 @@ print(describe(cfg, "normgrad", "layers"))
 
 # %%
 import numpy as np
+from IPython.display import display
 
 from gsutils.experiments.normgrad.layer_claims import record_layer_combination
 from gsutils.experiments.normgrad.layer_combination import combination_run, layer_weights, single_layer_table, table3
 from gsutils.experiments.normgrad.normgrad_claims import table3_comparison, table3_differences
 from gsutils.experiments.normgrad.normgrad_data import open_classifiers
 from gsutils.plots.normgrad_layers import plot_fig1_weights, plot_raw_measures, plot_table3_gains
+from gsutils.plots.tables import html_table
 from gsutils.references import source_line
 
 clf = open_classifiers(cfg, voc_root, checkpoint_dir)
@@ -151,17 +153,17 @@ fig = plot_raw_measures(list(weights.values()))
 runs = {arch: combination_run(cfg, arch, data=data[arch]) for arch in archs}
 for arch, run in runs.items():
     print(arch, f"{run.n_pairs} pairs ({int(np.sum(run.difficult))} difficult)")
-single_layer_table(runs[archs[0]]).round(1)
+display(html_table(single_layer_table(runs[archs[0]]), digits=1))
 
 # %%
-single_layer_table(runs[archs[1]]).round(1)
+display(html_table(single_layer_table(runs[archs[1]]), digits=1))
 
 # %%
 tables = {arch: table3(run, bootstrap=1000, seed=cfg.seed) for arch, run in runs.items()}
-tables[archs[0]].round(1)
+display(html_table(tables[archs[0]], digits=1))
 
 # %%
-tables[archs[1]].round(1)
+display(html_table(tables[archs[1]], digits=1))
 
 # %%
 fig = plot_table3_gains(tables)
@@ -179,7 +181,7 @@ fig = plot_table3_gains(tables)
 # %%
 t3 = table3_comparison(tables)
 print(source_line("TABLE3_GAINS"))
-t3.round(2)
+display(html_table(t3, digits=2))
 
 # %%
 # NBVAL_CHECK_OUTPUT

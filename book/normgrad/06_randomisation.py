@@ -155,10 +155,10 @@ fig = plot_fig5(run, scenes.rgb(run.pairs[0][0]).numpy(), pair=0, layer="input")
 
 # %%
 curves = {arch: randomisation_curves(run) for arch, run in runs.items()}
-curves[archs[0]].round(2)
+display(html_table(curves[archs[0]], digits=2))
 
 # %%
-curves[archs[1]].round(2)
+display(html_table(curves[archs[1]], digits=2))
 
 # %%
 fig = plot_randomisation_curves(curves)
@@ -182,10 +182,10 @@ for arch, (frame, same) in rankings.items():
 
 # %%
 hits = {arch: randomisation_hits(run) for arch, run in runs.items()}
-hits[archs[0]].round(0)
+display(html_table(hits[archs[0]], digits=0))
 
 # %%
-hits[archs[1]].round(0)
+display(html_table(hits[archs[1]], digits=0))
 
 # %% [markdown]
 # ## Reading the results
