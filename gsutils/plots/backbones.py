@@ -58,6 +58,7 @@ def plot_iou_mean_std(results: Sequence[SegIoU], backbones: Sequence[str]):
     first = _iou_rows(results, backbones[0])[0]
     fig, axes = plt.subplots(2, nb, figsize=(3.9 * nb, 1.6 + 0.95 * len(first)), squeeze=False,
                              constrained_layout=True)
+    any_spread = any(np.isfinite(_iou_rows(results, bb)[2]).any() for bb in backbones)
     for col, bb in enumerate(backbones):
         names, mean, std = _iou_rows(results, bb)
         for row, (vals, title, vmax) in enumerate(((mean, "(a) mean IoU", 1.0), (std, "(b) std of IoU", None))):
@@ -81,7 +82,7 @@ def plot_iou_mean_std(results: Sequence[SegIoU], backbones: Sequence[str]):
             ax.set_yticks(range(len(names)), names if col == 0 else [""] * len(names), fontsize=8)
             ax.set_xlabel("test digit", fontsize=8)
             ax.set_title(f"{title}: {backbone_label(bb)}", fontsize=9)
-            if col == nb - 1:
+            if col == nb - 1 and (row == 0 or any_spread):
                 fig.colorbar(im, ax=ax, shrink=0.9)
     fig.suptitle("Fig. S9: per-digit IoU on unbiased test data (N and weak bias)", fontsize=10)
     return fig
