@@ -146,7 +146,6 @@ plt.show()
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print("IoU per class:", {k: round(v, 3) for k, v in res.iou.items()})
 gate = claims.scene_gate(res.miou, cfg.scenes.gate_miou, res.iou, "S2")
 print(gate.line())
 

@@ -103,7 +103,8 @@ plt.show()
 # NBVAL_CHECK_OUTPUT
 gates = claims.coco_gates(res, cfg.scenes.gate_miou)
 for enc, gate in zip(encs, gates):
-    print(f"{enc}: mIoU {res.miou[enc]:.3f}", {k: round(v, 3) for k, v in res.iou[enc].items()})
+    print(f"{enc}: mIoU {res.miou[enc]:.3f}; IoU per class: "
+          + ", ".join(f"{k} {v:.3f}" for k, v in res.iou[enc].items()))
     print(gate.line())
 
 # %% [markdown]
