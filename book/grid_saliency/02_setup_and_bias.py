@@ -65,7 +65,6 @@ print(describe(cfg, "toy", "train", "grid"))
 import time
 
 import matplotlib.pyplot as plt
-import pandas as pd
 from IPython.display import display
 
 from gsutils.experiments.grid import bias_results as br
@@ -143,14 +142,16 @@ wall = time.perf_counter() - t_start
 
 # %%
 summary = br.training_summary(cfg, runs)
-display(summary.round(3))
+display(html_table(summary.assign(seconds=summary["seconds"].round().astype(int)), digits=3))
 print(f"training: {summary['seconds'].sum():.0f} s summed over the {len(runs)} networks\n"
       f"this run of the grid (training or loading from the cache, then evaluation): "
       f"{wall:.0f} s wall time\n(executor {cfg.train.executor!r}, "
       f"{cfg.train.workers} one-thread worker processes)")
 
 # %%
-display(pd.DataFrame(shipped_unets.manifest(cfg, runs)).set_index("network"))
+manifest = shipped_unets.manifest(cfg, runs)
+print(f"{sum(bool(m['shipped']) for m in manifest)} of {len(manifest)} networks are shipped under "
+      "checkpoints/quick/ (each folder's key, sha256 and size: python -m gsutils shipped --profile quick)")
 
 # %% [markdown]
 # ## The gate
