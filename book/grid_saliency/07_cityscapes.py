@@ -103,6 +103,7 @@ from dataclasses import asdict
 
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 from IPython.display import display
 
 from gsutils.data.cityscapes import TRAIN_CLASSES, class_colors
@@ -116,8 +117,13 @@ from gsutils.references import (CITYSCAPES_RIDER_BICYCLE_POSTER, CITYSCAPES_S2_S
 
 t_page = time.perf_counter()
 thr = sc.scaled_thresholds(cfg.scenes.height, cfg.scenes.width)
-print(f"the supplement's thresholds at 1024 x 2048: {CITYSCAPES_S2_SETTINGS}")
-print(f"scaled to {cfg.scenes.height} x {cfg.scenes.width}: {asdict(thr)}")
+_what = {"min_correct": "smallest correct request (px)", "min_erroneous": "smallest erroneous request (px)",
+         "baseline_budget": "baseline budget (px)", "max_preservation": "largest preservation loss kept"}
+_scaled = asdict(thr)
+display(html_table(pd.DataFrame(
+    [{"threshold": _what.get(k, k), "supplement (1024 x 2048)": v,
+      f"here ({cfg.scenes.height} x {cfg.scenes.width})": _scaled.get(k, v)}
+     for k, v in CITYSCAPES_S2_SETTINGS.items()], dtype=object), digits=1, index=False))
 
 # %% [markdown]
 # ## The data and the network
