@@ -236,6 +236,9 @@ def describe(profile: Profile, *sections: str) -> str:
     lines = [f"profile {profile.name}, device {profile.device}, seed {profile.seed}, "
              f"data root {profile.data_root or '(none: data that ships with the packages)'}"]
     known = [f.name for f in dataclasses.fields(paper) if dataclasses.is_dataclass(getattr(paper, f.name))]
+    # a settings object inside a section (a per-family TrainSettings) is shown by what it changes
+    # from the profile's own section of that type
+    bases = {type(getattr(profile, n)): getattr(profile, n) for n in known}
     for name in sections:
         if name not in known:
             raise ValueError(f"unknown settings section {name!r}; choose from {known}")
@@ -243,6 +246,25 @@ def describe(profile: Profile, *sections: str) -> str:
         items = []
         for f in dataclasses.fields(ours):
             v, p = getattr(ours, f.name), getattr(ref, f.name)
-            items.append(f"{f.name}={v!r}" + ("" if v == p else f" (paper: {p!r})"))
+            if v is None and p is None:  # not set here either: the section inherits the main settings
+                continue
+            unset = p == ()  # the paper profile has none (e.g. no per-family recipes)
+            items.append(f"{f.name}={_short(v, bases)}"
+                         + ("" if v == p or unset else f" (paper: {_short(p, bases)})"))
         lines.append(f"{name}: " + ", ".join(items))
     return "\n".join(lines)
+
+
+def _short(value: Any, bases: dict[type, Any]) -> str:
+    """``repr`` of a setting; a settings dataclass whose type is in ``bases`` is reduced to the
+    fields that differ from that base (``TrainSettings(epochs=64, autocast=None)``), inside
+    tuples too."""
+    base = bases.get(type(value))
+    if base is not None and dataclasses.is_dataclass(value) and not isinstance(value, type):
+        diff = [f"{f.name}={getattr(value, f.name)!r}" for f in dataclasses.fields(value)
+                if getattr(value, f.name) != getattr(base, f.name)]
+        return f"{type(value).__name__}({', '.join(diff)})"
+    if isinstance(value, tuple):
+        inner = ", ".join(_short(v, bases) for v in value)
+        return f"({inner},)" if len(value) == 1 else f"({inner})"
+    return repr(value)

@@ -183,3 +183,14 @@ def test_spread_of_one_network_is_missing_not_zero():
 
     assert math.isnan(_spread([0.4])) and math.isnan(_spread([0.4, float("nan")]))
     assert _spread([0.4, 0.6]) == pytest.approx(0.1)
+
+
+def test_parameters_line_shows_a_family_recipe_by_what_it_changes():
+    """The S1.5 page's parameters: a per-family recipe is shown by its changes to the profile's
+    recipe, and settings unset in both profiles are left out."""
+    from gsutils.profiles import describe, get_profile
+
+    text = describe(get_profile("quick", device="cpu"), "backbone_cmp", "toy")
+    assert "TrainSettings(epochs=64, autocast=None)" in text and "gate_digit_miou" not in text
+    assert "epochs=None" not in text and "render_resolution=None" not in text
+    assert "family_train=() (paper" not in describe(get_profile("gpu", device="cpu"), "backbone_cmp")
