@@ -112,8 +112,11 @@ def run_dask(
                 # a free port of its own (None falls back to 8787, which a second cluster, such as
                 # the other chapter's of a parallel book build, finds taken and warns about on the page)
                 dashboard_address=":0",
-                # a worker stopped with the cluster is reported at WARNING level, which is not news
-                silence_logs=logging.ERROR,
+                # the worker processes' own logs: a worker stopped with the cluster reports, at
+                # WARNING or (a heartbeat to the scheduler that just closed) ERROR level, a
+                # shutdown that is not news; a task's error still reaches the page, re-raised
+                # by its future below
+                silence_logs=logging.CRITICAL,
                 resources=resources,
             )
         client = Client(cluster)
