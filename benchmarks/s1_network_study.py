@@ -200,17 +200,27 @@ def _cpu_model() -> str:
 
 
 def table(rows: list[dict]) -> str:
-    """A markdown table: per trial, the digit mIoU at each evaluation and the first gate pass."""
-    out = ["| trial | params | data | precision | cycle | digit mIoU at steps (CPU min) | first >= 0.75 |",
-           "|---|---|---|---|---|---|---|"]
+    """A markdown table: per trial, the digit mIoU at each evaluation, the first gate pass and the CPU."""
+    out = ["| trial | params | data | precision | cycle | digit mIoU at steps (CPU min) | first >= 0.75 | CPU |",
+           "|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        pts = ", ".join(f"{c['step']}: {c['digit_miou']:.2f} ({c['cpu_s'] / 60:.0f})" for c in r["curve"])
+        pts = ", ".join(f"{c['step']:,}: {c['digit_miou']:.2f} ({c['cpu_s'] / 60:.0f})" for c in r["curve"])
         first = next((c for c in r["curve"] if c["digit_miou"] >= GATE), None)
-        gate = "never" if first is None else f"step {first['step']}, {first['cpu_s'] / 60:.0f} CPU min"
+        gate = "never" if first is None else f"step {first['step']:,}, {first['cpu_s'] / 60:.0f} CPU min"
         data = f"{r['resolution']} px" + (f" (from {r['render_resolution']})" if r["render_resolution"] else "")
-        out.append(f"| {r['trial']} ({r.get('backbone', 'small')}) | {r['params'] / 1e6:.2f}M | {data} | {'bf16' if r['bf16'] else 'float32'} "
-                   f"| {r['steps']} | {pts} | {gate} |")
+        cpu = f"{r.get('cpu', '?')}, {r.get('threads', 1)} thread(s)"
+        out.append(f"| {r['trial']} ({r.get('backbone', 'small')}) | {r['params'] / 1e6:.2f}M | {data} "
+                   f"| {'bf16' if r['bf16'] else 'float32'} | {r['steps']:,} | {pts} | {gate} | {cpu} |")
     return "\n".join(out)
+
+
+def finished_rows(out: Path) -> list[dict]:
+    """The finished trials in ``out``, in :data:`TRIALS` order."""
+    return [json.loads((out / f"{n}.json").read_text()) for n in TRIALS if (out / f"{n}.json").is_file()]
+
+
+#: the study's folder in the repository (its trials and ``table.md``, which the appendix includes)
+STUDY_DIR = Path(__file__).resolve().parent / "results" / "s1_network_study"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -225,6 +235,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=None, help="folder of the trials' JSON (default benchmarks/results/s1_network_study)")
     ap.add_argument("--emulated-bf16", action="store_true",
                     help="run the bfloat16 trials on a CPU without native bfloat16 too (about 20x slower)")
+    ap.add_argument("--table-only", action="store_true",
+                    help="run no trial: print the table of the finished trials (and rewrite table.md)")
     ap.add_argument("--speed", action="store_true",
                     help="only time small64's steps at float32 and bfloat16 on this CPU and print the ratio")
     a = ap.parse_args(argv)
@@ -239,11 +251,11 @@ def main(argv: list[str] | None = None) -> int:
     if a.out:
         out = Path(a.out)
     elif a.steps_scale == 1.0:  # the study itself: its trials are kept with the code
-        out = Path(__file__).resolve().parent / "results" / "s1_network_study"
+        out = STUDY_DIR
     else:  # a shortened check never mixes with the study's trials
         out = results_root() / "benchmarks" / "s1_network_study_check"
     out.mkdir(parents=True, exist_ok=True)
-    for name in a.trials:
+    for name in ([] if a.table_only else a.trials):
         path = out / f"{name}.json"
         if path.is_file() and not a.force:
             print(f"{name}: finished earlier ({path})")
@@ -259,8 +271,9 @@ def main(argv: list[str] | None = None) -> int:
         tmp.write_text(json.dumps(res, indent=1))
         tmp.replace(path)
         partial.unlink(missing_ok=True)
-    rows = [json.loads((out / f"{n}.json").read_text()) for n in TRIALS if (out / f"{n}.json").is_file()]
-    print(table(rows))
+    text = table(finished_rows(out))
+    print(text)
+    (out / "table.md").write_text(text + "\n")  # the appendix includes the study's copy
     print(f"(one thread; {N_TEST} unbiased test images; gate {GATE}; results in {out})", file=sys.stderr)
     return 0
 

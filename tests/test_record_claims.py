@@ -321,3 +321,61 @@ def test_record_captioning(tmp_path):
             assert rows[1].verdict == REPRODUCED
         else:
             _assert_gated(rows)
+
+
+def test_s3_tables_and_reading():
+    """S3's page tables (gate, long reliance table) and its generated reading follow the numbers."""
+    from scene_results import coco_result
+
+    from gsutils.experiments.grid import scene_claims as sc
+
+    rng = np.random.default_rng(1)
+    cls = np.array([1] * 10 + [2] * 10)
+    kept = np.stack([np.r_[np.full(10, 0.9), np.full(10, 0.2)], np.r_[np.full(10, 0.1), np.full(10, 0.3)]])
+    # the second network relies more: the reading must say "the other way round"
+    res = coco_result([rng.uniform(0, 0.2, 20), rng.uniform(0.6, 1.0, 20)], encoders=("mobilenet_v2", "xception65"),
+                      miou=(0.7, 0.65), cls=cls, kept_without_context=kept.astype(np.float32))
+    gates = sc.coco_gates(res, 0.6)
+    gt = sc.coco_gate_table(res, gates)
+    assert list(gt["network"]) == ["mobilenet_v2", "xception65"] and list(gt["passed"]) == ["yes", "yes"]
+    table = sc.reliance_table(res)
+    long = sc.reliance_long(table, res.encoders)
+    assert len(long) == 2 * len(table) and list(long.columns) == [
+        "class", "network", "requests", "reliance", "empty maps", "kept at M=0"]
+    assert long.loc[0, "kept at M=0"] == pytest.approx(0.9)
+    text = sc.reliance_reading(res, table, gate_ok=True)
+    assert "xception65's is the higher, the other way round from the paper" in text
+    assert "lies below zero" in text
+    assert "boat: mobilenet_v2 keeps 90% of the request without context, xception65 10%" in text
+    assert "train:" not in text  # neither network keeps most of a train request
+    flipped = coco_result([rng.uniform(0.6, 1.0, 20), rng.uniform(0, 0.2, 20)], encoders=("mobilenet_v2", "xception65"),
+                          miou=(0.7, 0.65), cls=cls)
+    assert "as in the paper" in sc.reliance_reading(flipped, sc.reliance_table(flipped), gate_ok=True)
+    assert "not measured" in sc.reliance_reading(flipped, sc.reliance_table(flipped), gate_ok=False)
+
+
+def test_s2_reading_counts():
+    """S2's generated reading counts the requests of each class it names, from the result."""
+    from scene_results import street_result
+
+    from gsutils.data.cityscapes import TRAIN_CLASSES
+    from gsutils.experiments.grid import scene_claims as sc
+
+    rider, person, car = (TRAIN_CLASSES.index(c) for c in ("rider", "person", "car"))
+    masks = np.zeros((4, 8, 8), bool)
+    masks[:, 2:5, 2:5] = True
+    # four explained requests: a rider (dropped: loss), two cars (one empty map), a person that is a rider
+    res = street_result(cls=np.array([rider, car, car, person]), masks=masks,
+                        gt_cls=np.array([rider, car, car, rider]),
+                        correct=np.array([True, True, True, False]),
+                        dropped_loss=np.array([True, False, False, False]),
+                        dropped_empty=np.array([False, True, False, False]),
+                        kept=np.array([False, False, True, True]))
+    text = sc.street_reading(res)
+    assert "**ground-truth riders**: 2 predicted request(s) are mostly rider pixels; the network predicts " \
+           "1 of them as rider and 1 as person." in text
+    assert "**rider**: 1 request(s) predicted (0 erroneous), 1 explained: 1 dropped with loss > 0.1, " \
+           "0 with an empty map, 0 kept." in text
+    assert "**car**: 2 request(s) predicted (0 erroneous), 2 explained: 0 dropped with loss > 0.1, " \
+           "1 with an empty map, 1 kept." in text
+    assert "**traffic sign**: the network predicted no traffic sign request in these frames." in text

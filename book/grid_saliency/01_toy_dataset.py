@@ -261,7 +261,7 @@ plt.show()
 _ = record_toy(ledger, toy, n_textures=len(bank), bias_digit=BIAS_DIGIT, train_bias=train_bias,
                test_bias=test_bias, strong_labels=train["strong"].labels)
 
-# %%
+# %% tags=["remove-cell"]
 # NBVAL_CHECK_OUTPUT
 print(ledger.summary())
 

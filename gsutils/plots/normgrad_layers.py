@@ -51,7 +51,9 @@ def plot_raw_measures(weights: Sequence[LayerWeights]):
         for w, ls in zip(weights, ("-", "--")):
             ax.plot(np.arange(len(w.layers)), w.weighting(k), marker="o", ls=ls, color=WEIGHTING_COLOURS[k],
                     label=w.arch)
-        ax.set_xlabel("layer (shallow to deep)")
+        n = max(len(w.layers) for w in weights)
+        ax.set_xticks(np.arange(n), [str(i + 1) for i in range(n)])
+        ax.set_xlabel("combined layer (1 = shallowest)")
         ax.set_title({"accuracy": "linear-probe test mAP", "spread": "feature spread"}[k])
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)

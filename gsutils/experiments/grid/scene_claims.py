@@ -8,7 +8,7 @@ the network passed its gate ("not measured: below the gate" otherwise).
 from __future__ import annotations
 
 import warnings
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
@@ -19,7 +19,7 @@ if TYPE_CHECKING:  # the runners import torch; the tables and rows only read the
     from gsutils.experiments.grid.coco_context import COCOContextResult
     from gsutils.experiments.grid.street_context import StreetContextResult
 
-__all__ = ["context_density", "scene_gate", "coco_gates", "record_cityscapes", "record_coco", "pair_claim", "preservation_claim", "reliance_claim", "reliance_table", "share_matrix",
+__all__ = ["context_density", "scene_gate", "coco_gates", "record_cityscapes", "record_coco", "pair_claim", "preservation_claim", "reliance_claim", "reliance_table", "reliance_long", "reliance_reading", "street_reading", "coco_gate_table", "share_matrix",
            "table_s1", "table_s2", "table_s1_vs_paper", "table_s2_vs_paper", "size_claim", "empty_map_claim",
            "bootstrap_diff", "S12_SHARE", "TWO_WHEELERS"]
 
@@ -84,6 +84,33 @@ def record_coco(ledger: Any, res: COCOContextResult, gates: list[Gate]) -> list[
     judged only when every network passed."""
     rows = [ledger.check(**g.row()) for g in gates]
     return rows + [ledger.check(**reliance_claim(res, gate_ok=all(g.passed for g in gates)))]
+
+
+def street_reading(res: StreetContextResult) -> str:
+    """The counts S2's reading of its results rests on, as Markdown bullets built from ``res``: how the
+    ground-truth riders' requests were predicted, and the fate of the explained rider, car and
+    traffic-sign requests (explained, dropped with loss > 0.1, empty map, kept)."""
+    rider, person = TRAIN_CLASSES.index("rider"), TRAIN_CLASSES.index("person")
+
+    def fate(name: str) -> str:
+        c = TRAIN_CLASSES.index(name)
+        n_all, ex = int((res.all_cls == c).sum()), res.cls == c
+        wrong = int(((res.all_cls == c) & ~res.all_correct).sum())
+        if n_all == 0:
+            return f"**{name}**: the network predicted no {name} request in these frames"
+        return (f"**{name}**: {n_all} request(s) predicted ({wrong} erroneous), {int(ex.sum())} explained: "
+                f"{int((ex & res.dropped_loss).sum())} dropped with loss > 0.1, "
+                f"{int((ex & res.dropped_empty).sum())} with an empty map, {int((ex & res.kept).sum())} kept")
+
+    gt_rider = res.all_gt_cls == rider
+    n_gt = int(gt_rider.sum())
+    lines = []
+    if n_gt:
+        lines.append(f"**ground-truth riders**: {n_gt} predicted request(s) are mostly rider pixels; the network predicts "
+                     f"{int((gt_rider & (res.all_cls == rider)).sum())} of them as rider and "
+                     f"{int((gt_rider & (res.all_cls == person)).sum())} as person")
+    lines += [fate(name) for name in ("rider", "car", "traffic sign")]
+    return "\n".join(f"* {line}." for line in lines)
 
 
 def table_s1(res: StreetContextResult):
@@ -329,6 +356,61 @@ def reliance_table(res: COCOContextResult):
             row[f"{enc} kept at M=0"] = float(res.kept_without_context[j][sel].mean())
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def coco_gate_table(res: COCOContextResult, gates: Sequence[Gate]):
+    """S3's gates as a table: per network its mIoU, per-class IoU, the threshold and whether it passed."""
+    import pandas as pd
+
+    rows = []
+    for enc, gate in zip(res.encoders, gates):
+        rows.append({"network": enc, "mIoU": res.miou[enc], **{f"IoU {k}": v for k, v in res.iou[enc].items()},
+                     "gate": gate.threshold, "passed": "yes" if gate.passed else "no"})
+    return pd.DataFrame(rows)
+
+
+def reliance_long(table, encoders: Sequence[str]):
+    """:func:`reliance_table` with one row per class and network (narrow enough for a page)."""
+    import pandas as pd
+
+    rows = []
+    for _, r in table.iterrows():
+        for enc in encoders:
+            rows.append({"class": r["class"], "network": enc, "requests": int(r["requests"]),
+                         "reliance": r[f"{enc} reliance"], "empty maps": int(r[f"{enc} empty"]),
+                         "kept at M=0": r[f"{enc} kept at M=0"]})
+    return pd.DataFrame(rows)
+
+
+def reliance_reading(res: COCOContextResult, table, *, gate_ok: bool) -> str:
+    """What S3's run measured, in sentences (Markdown) built from the numbers: which network's mean
+    reliance is the higher, the paired interval, and per class which network keeps its prediction
+    without context (:func:`reliance_table`'s "kept at M=0" above one half)."""
+    claim = reliance_claim(res, gate_ok=gate_ok)
+    m = claim["measured"]
+    e0, e1 = res.encoders[:2]
+    hi, lo_net = (e0, e1) if m[e0] > m[e1] else (e1, e0)
+    out = [f"Over the {m['n']} paired requests the mean reliance is {m[e0]:.3f} for {e0} and {m[e1]:.3f} "
+           f"for {e1}: {hi}'s is the higher, "
+           + ("as in the paper" if hi == e0 else "the other way round from the paper")]
+    if "diff_ci" in m:
+        lo, up = m["diff_ci"]
+        where = "includes zero" if lo <= 0 <= up else ("lies above zero" if lo > 0 else "lies below zero")
+        out[0] += f"; the 95 % interval of the paired difference ({e0} minus {e1}), [{lo:.3f}, {up:.3f}], {where}."
+    else:
+        out[0] += f"; {claim['note']}."
+    per_class = []
+    for _, r in table.iterrows():
+        keeps = [enc for enc in (e0, e1) if r[f"{enc} kept at M=0"] > 0.5]
+        if len(keeps) == 1:
+            other = e1 if keeps[0] == e0 else e0
+            per_class.append(f"{r['class']}: {keeps[0]} keeps {r[f'{keeps[0]} kept at M=0']:.0%} of the request "
+                             f"without context, {other} {r[f'{other} kept at M=0']:.0%}; reliance "
+                             f"{r[f'{keeps[0]} reliance']:.3f} against {r[f'{other} reliance']:.3f}")
+    if per_class:
+        out.append("Classes where only one network keeps most of the request with the context greyed out: "
+                   + "; ".join(per_class) + ".")
+    return "\n\n".join(out)
 
 
 def reliance_claim(res: COCOContextResult, *, gate_ok: bool) -> dict[str, Any]:
