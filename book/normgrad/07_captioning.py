@@ -162,7 +162,9 @@ gate = captioner_gate(ev)
 print(gate.line())
 
 # %%
-pd.DataFrame({"generated": ev.captions[:8], "references": [" / ".join(r) for r in ev.references[:8]]})
+display(html_table(pd.DataFrame({"generated caption": ev.captions[:8],
+                                 "reference captions": [" / ".join(r) for r in ev.references[:8]]}),
+                   index=False, caption="the first eight test images"))
 
 # %% [markdown]
 # ## Fig. 6: selective NormGrad at three layers and their combination
