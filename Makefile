@@ -28,13 +28,13 @@ $(STAMP): pyproject.toml requirements-lock.txt
 
 # two pytest workers (pytest-xdist): the tests are independent, each in its own temporary folder
 unit:
-	$(PY) -m pytest -q -p no:cacheprovider -n 2 tests --ignore=tests/test_rendered_book.py
+	$(PY) -m pytest -q -p no:cacheprovider -n 2 tests --ignore=tests/test_rendered_book.py --durations=15
 
 # the numeric tests again on the generic CPU code path and 2 threads: what another x86-64 CPU
 # (Intel or AMD, with or without AVX-512/AMX) may compute differently
 unit-portable:
 	ATEN_CPU_CAPABILITY=default ONEDNN_MAX_CPU_ISA=AVX2 GSUTILS_RERUN_THREADS=2 \
-	  $(PY) -m pytest -q -p no:cacheprovider -n 2 -m numeric tests --ignore=tests/test_rendered_book.py
+	  $(PY) -m pytest -q -p no:cacheprovider -n 2 -m numeric tests --ignore=tests/test_rendered_book.py --durations=15
 
 notebooks:
 	$(PY) -m gsutils.book --profile quick --no-build --jobs 2
