@@ -45,12 +45,14 @@ from gsutils.data.standin import StandinConfig
 from gsutils.io import atomic_directory, atomic_write_text
 from gsutils.paths import cache_root
 
-__all__ = ["CITY", "StreetConfig", "render_street_scene", "street_root", "write_street_scenes"]
+__all__ = ["CITY", "MOTORCYCLE_SHARE", "StreetConfig", "render_street_scene", "street_root", "write_street_scenes"]
 
 FORMAT_VERSION = 2
 #: the "city" the stand-in's frames belong to (Cityscapes names files <city>_<seq>_<frame>)
 CITY = "standin"
 SPLITS = ("train", "val")
+#: the chance that a rider of the stand-in sits on a motorcycle rather than a bicycle
+MOTORCYCLE_SHARE = 0.3
 
 _SKY = (120, 160, 210)
 _ROAD = (80, 80, 84)
@@ -167,7 +169,7 @@ def scene_objects(rng: np.random.Generator, h: int, w: int) -> list[_Obj]:
     for _ in range(int(rng.integers(1, 3))):  # riders on two-wheelers, on the road
         foot = rng.uniform(curb + 0.1 * h, h - 1)
         s, cx = scale(foot), rng.uniform(0.08, 0.92) * w
-        motor = bool(rng.random() < 0.3)
+        motor = bool(rng.random() < MOTORCYCLE_SHARE)
         length = 0.95 * person_h * s * (1.2 if motor else 1.0)
         wheel_color = _jitter(rng, (200, 60, 40), 40) if motor else _jitter(rng, (40, 40, 45), 8)
         things.append(_Obj("motorcycle" if motor else "bicycle", _two_wheeler(cx, foot, length, motor),
