@@ -137,6 +137,9 @@ _SECTIONS: dict[str, dict[str, Any]] = {
             bias_textures=(0,), seeds=(0,), images_per_digit=8,
             family_train=(("small_mobilenet_v2_fs", _QUICK_TRAIN_F32(epochs=64)),
                           ("small_resnet18_fs", _QUICK_TRAIN_F32(epochs=32))),
+            # VGG16's texture-1 network: its family's 3,000 steps in float32, as no CPU with native
+            # bfloat16 was at hand to train it (emulated, a step is about 20x slower)
+            network_train=(("small_vgg16/weak-d2-t1/s0", _QUICK_TRAIN_F32(epochs=24)),),
         ),
         # S1.6: the first strongly biased network with informative maps; 8 + 9 x 1 images; 17 configs
         # (two networks of 6 + 9 images took 10 of the book's 35 minutes on two cores)

@@ -200,6 +200,10 @@ class BackboneSettings:
     #: per backbone, a recipe of its own, ``((backbone, TrainSettings), ...)``: it replaces
     #: ``train`` / ``epochs`` for that backbone's networks (families that need more steps)
     family_train: tuple[tuple[str, TrainSettings], ...] = ()
+    #: per network, a recipe of its own, ``((label, TrainSettings), ...)`` with a run label such as
+    #: ``"small_vgg16/weak-d2-t1/s0"``: it replaces the family's recipe for that network only (a
+    #: deviation the page states, e.g. float32 where the family's bfloat16 is emulated on the CPU)
+    network_train: tuple[tuple[str, TrainSettings], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -194,3 +194,22 @@ def test_parameters_line_shows_a_family_recipe_by_what_it_changes():
     assert "TrainSettings(epochs=64, autocast=None)" in text and "gate_digit_miou" not in text
     assert "epochs=None" not in text and "render_resolution=None" not in text
     assert "family_train=() (paper" not in describe(get_profile("gpu", device="cpu"), "backbone_cmp")
+
+
+def test_a_network_with_a_recipe_of_its_own_trains_in_a_group_of_its_own():
+    q = get_profile("quick", device="cpu")
+    q2 = dataclasses.replace(q, backbone_cmp=dataclasses.replace(q.backbone_cmp, bias_textures=(0, 1)))
+    runs = bk.backbone_runs(q2)
+    vgg_t1 = next(r for r in runs if r.label == "small_vgg16/weak-d2-t1/s0")
+    own = bk.run_profile(q2, vgg_t1).train
+    assert own.autocast is None and own.epochs == q.train.epochs  # the family's steps, in float32
+    assert dataclasses.replace(own, autocast=q.train.autocast) == q.train
+    assert bk.run_profile(q2, runs[0]).train == q.train  # VGG16's N keeps the family's recipe
+    groups = bk.recipe_groups(q2)
+    assert [len(g) for _, g in groups] == [2, 1, 3, 3]  # VGG16 N and t0, VGG16 t1, MobileNetV2, ResNet18
+    assert [r.label for r in groups[1][1]] == ["small_vgg16/weak-d2-t1/s0"]
+    assert [r for _, g in groups for r in g] != [] and sorted(r.label for _, g in groups for r in g) == sorted(
+        r.label for r in runs)
+    assert all(bk.run_profile(q2, r) == p for p, g in groups for r in g)
+    # at the profile's own textures the override names no network, and nothing changes
+    assert [len(g) for _, g in bk.recipe_groups(q)] == [2, 2, 2]

@@ -119,14 +119,14 @@ def _one_thread(fn):
 def test_unet_check_fails_for_another_lr_seed_or_data(which):
     from gsutils.data.toy import BiasConfig
     from gsutils.experiments.grid import segmentation as seg
-    from gsutils.experiments.grid.backbones import backbone_profile, backbone_runs
+    from gsutils.experiments.grid.backbones import backbone_runs, run_profile
 
     trace = next(t for t in _traces(which) if "strong-" in t.name or "weak-" in t.name)  # a biased network
     if not trace.logged:
         pytest.fail(f"{trace.name} is not shipped")
     runs = seg.grid_runs(QUICK) if which == "unet" else backbone_runs(QUICK)
     run = next(r for r in runs if r.label == trace.name)
-    prof = QUICK if which == "unet" else backbone_profile(QUICK, run.backbone)
+    prof = QUICK if which == "unet" else run_profile(QUICK, run)
     f64 = trace.kind in ("unet-float64", "smp-float64")  # the 64 px networks log a float64 trace
     # a changed lr shows from the second step on (the one-cycle warm-up keeps it small), a changed
     # seed or data at the first (the unchanged run's replay is test_quick_unets_first_steps and

@@ -121,6 +121,12 @@ for bb in bcfg.grid.backbones:
     steps = t.epochs * -(-bcfg.toy.n_train // t.batch_size)
     print(f"  {bb}: {t.epochs} epochs ({steps:,} steps of {t.batch_size}), forward pass in "
           f"{t.autocast or 'float32'}")
+for run in bk.backbone_runs(cfg):
+    t, family = bk.run_profile(cfg, run).train, bk.backbone_profile(cfg, run.backbone).train
+    if t != family:  # a network with a recipe of its own (a deviation from its family's)
+        steps = t.epochs * -(-bcfg.toy.n_train // t.batch_size)
+        print(f"  {run.label} only: {t.epochs} epochs ({steps:,} steps of {t.batch_size}), forward pass in "
+              f"{t.autocast or 'float32'}")
 
 # %% [markdown]
 # ## The networks

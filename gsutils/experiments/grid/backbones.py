@@ -40,7 +40,7 @@ from gsutils.experiments.grid.context_results import METHODS
 from gsutils.experiments.grid.segmentation import SegIoU, SegRun, evaluate_iou, run_grid
 from gsutils.profiles import Profile
 
-__all__ = ["backbone_profile", "run_profile", "backbone_runs", "train_and_evaluate", "saliency_results",
+__all__ = ["backbone_profile", "run_profile", "recipe_groups", "backbone_runs", "train_and_evaluate", "saliency_results",
            "miou_table", "saliency_table", "cbl_table", "backbone_gate", "record_backbones", "backbone_claims",
            "CBD_MARGIN", "DROP_MARGIN"]
 
@@ -89,8 +89,28 @@ def backbone_profile(profile: Profile, backbone: str | None = None) -> Profile:
 
 def run_profile(profile: Profile, run: SegRun) -> Profile:
     """The profile ``run`` (one of :func:`backbone_runs`) trains and is explained under: the
-    comparison's, with its backbone's own recipe where it has one."""
-    return backbone_profile(profile, run.backbone)
+    comparison's, with its backbone's own recipe where it has one, and the network's own where
+    ``backbone_cmp.network_train`` names its label."""
+    p = backbone_profile(profile, run.backbone)
+    own = dict(profile.backbone_cmp.network_train)
+    return dataclasses.replace(p, train=own[run.label]) if run.label in own else p
+
+
+def recipe_groups(profile: Profile, runs: Sequence[SegRun] | None = None) -> list[tuple[Profile, list[SegRun]]]:
+    """``runs`` (default: every network of the comparison) grouped by the profile each trains under
+    (:func:`run_profile`), in run order: one group per family, and one more per network with a
+    recipe of its own."""
+    runs = backbone_runs(profile) if runs is None else list(runs)
+    groups: list[tuple[Profile, list[SegRun]]] = []
+    for run in runs:
+        p = run_profile(profile, run)
+        for q, mine in groups:
+            if q == p:
+                mine.append(run)
+                break
+        else:
+            groups.append((p, [run]))
+    return groups
 
 
 def backbone_runs(profile: Profile, *, biased_only: bool = False) -> list[SegRun]:
@@ -114,13 +134,10 @@ def backbone_runs(profile: Profile, *, biased_only: bool = False) -> list[SegRun
 def train_and_evaluate(profile: Profile, *, executor: str = "local", address: str | None = None,
                        workers: int = 2, progress: bool = True) -> list[SegIoU]:
     """Train (or load, or restore the shipped) networks and their unbiased-test IoU, in run order."""
-    p = backbone_profile(profile)
-    runs = backbone_runs(p)
+    runs = backbone_runs(profile)
     done = {}
-    for bb in p.grid.backbones:  # one grid per recipe
-        mine = [r for r in runs if r.backbone == bb]
-        res = run_grid(backbone_profile(profile, bb), mine, executor=executor, address=address,
-                       progress=progress, n_workers=workers)
+    for p, mine in recipe_groups(profile, runs):  # one grid per recipe
+        res = run_grid(p, mine, executor=executor, address=address, progress=progress, n_workers=workers)
         done.update(zip(mine, res))
     return [done[r] for r in runs]
 

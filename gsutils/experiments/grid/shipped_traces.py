@@ -51,11 +51,10 @@ def shipped_traces(profile, which: str = "all") -> list[ShippedTrace]:
     if which in ("all", "unet"):
         out += _unet_traces(profile, seg.grid_runs(profile), float64=True)
     if which in ("all", "slim"):
-        from gsutils.experiments.grid.backbones import backbone_profile, backbone_runs
+        from gsutils.experiments.grid.backbones import recipe_groups
 
-        for bb in profile.backbone_cmp.backbones:  # a family may have a recipe of its own
-            bp = backbone_profile(profile, bb)
-            out += _unet_traces(bp, [r for r in backbone_runs(bp) if r.backbone == bb], float64=False)
+        for bp, runs in recipe_groups(profile):  # a family, or a network, may have a recipe of its own
+            out += _unet_traces(bp, runs, float64=False)
     if which in ("all", "deeplab"):
         out += _deeplab_traces(profile)
     return out

@@ -84,13 +84,12 @@ def grid_manifest(profile: Profile, grid: str = "bias") -> list[dict[str, Any]]:
 
 def _groups(profile: Profile, grid: str) -> list[tuple[Profile, list[SegRun]]]:
     """The networks of ``grid`` (``"bias"`` or ``"backbones"``), grouped by the profile they train
-    under (the backbone comparison gives a family its own recipe where the profile says so)."""
+    under (the backbone comparison gives a family, or one network, its own recipe where the profile
+    says so)."""
     if grid == "backbones":
-        from gsutils.experiments.grid.backbones import backbone_profile, backbone_runs
+        from gsutils.experiments.grid.backbones import recipe_groups
 
-        runs = backbone_runs(profile)
-        return [(backbone_profile(profile, bb), [r for r in runs if r.backbone == bb])
-                for bb in dict.fromkeys(r.backbone for r in runs)]
+        return recipe_groups(profile)
     return [(profile, grid_runs(profile))]
 
 
