@@ -40,21 +40,35 @@ def test_the_manifest_takes_the_key_of_other_runs(quick):
     assert rows == [{"network": "x", "key": "no-such-key", "shipped": False, "sha256": None, "kB": None}]
 
 
-@pytest.fixture
-def tiny_shipped(tmp_path, monkeypatch):
-    """A two-epoch network of a shrunken quick profile, trained and exported to a temporary root.
+@pytest.fixture(scope="module")
+def _tiny_trained(tmp_path_factory):
+    """A two-epoch network of a shrunken quick profile, trained once per module (and worker) and
+    exported: the folder holding ``trained/`` (its results) and ``checkpoints/`` (the export).
 
     Trained in float32: the quick recipe's bfloat16 autocast runs 15-20x slower on a CPU that
     emulates it (AVX2 only), and shipping does not depend on the precision."""
-    prof = get_profile("quick", device="cpu", results_dir=tmp_path / "trained")
+    base = tmp_path_factory.mktemp("tiny_shipped")
+    prof = get_profile("quick", device="cpu", results_dir=base / "trained")
     prof = dataclasses.replace(prof, toy=dataclasses.replace(prof.toy, n_train=64, n_test=20),
                                train=dataclasses.replace(prof.train, epochs=2, autocast=None))
-    monkeypatch.setattr(shipped, "SHIPPED_ROOT", tmp_path / "checkpoints")
-    run = seg.grid_runs(prof)[1]
-    seg.train_or_load(prof, run, progress=False, shipped=False)
-    (folder,) = shipped_unets.export(prof, [run])
-    fresh = dataclasses.replace(prof, results_dir=tmp_path / "fresh")
-    return fresh, run, folder
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(shipped, "SHIPPED_ROOT", base / "checkpoints")
+        run = seg.grid_runs(prof)[1]
+        seg.train_or_load(prof, run, progress=False, shipped=False)
+        (folder,) = shipped_unets.export(prof, [run])
+    return base, prof, run, folder.relative_to(base)
+
+
+@pytest.fixture
+def tiny_shipped(_tiny_trained, tmp_path, monkeypatch):
+    """:func:`_tiny_trained`'s network exported to this test's own copy (a test may change its
+    files): the profile with a fresh results folder, the run, and the shipped folder."""
+    base, prof, run, rel = _tiny_trained
+    shutil.copytree(base, tmp_path / "copy")
+    monkeypatch.setattr(shipped, "SHIPPED_ROOT", tmp_path / "copy" / "checkpoints")
+    trained = dataclasses.replace(prof, results_dir=tmp_path / "copy" / "trained")
+    fresh = dataclasses.replace(trained, results_dir=tmp_path / "copy" / "fresh")
+    return fresh, run, tmp_path / "copy" / rel
 
 
 def test_restore_loads_the_shipped_weights_without_training(tiny_shipped, monkeypatch):
