@@ -26,21 +26,25 @@ $(STAMP): pyproject.toml requirements-lock.txt
 	$(PY) -m gsutils.offline_assets >/dev/null
 	touch $(STAMP)
 
-# two pytest workers (pytest-xdist): the tests are independent, each in its own temporary folder
+# two pytest workers (pytest-xdist): the tests are independent, each in its own temporary folder.
+# One thread per process: two workers of two threads each on two cores made OpenMP's threads wait
+# for each other (measured: nbval's classifier cells ran 7-10x slower beside another process)
 unit:
-	$(PY) -m pytest -q -p no:cacheprovider -n 2 tests --ignore=tests/test_rendered_book.py --durations=15
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q -p no:cacheprovider -n 2 tests --ignore=tests/test_rendered_book.py --durations=15
 
 # the numeric tests again on the generic CPU code path and 2 threads: what another x86-64 CPU
 # (Intel or AMD, with or without AVX-512/AMX) may compute differently
 unit-portable:
-	ATEN_CPU_CAPABILITY=default ONEDNN_MAX_CPU_ISA=AVX2 GSUTILS_RERUN_THREADS=2 \
+	OMP_NUM_THREADS=1 ATEN_CPU_CAPABILITY=default ONEDNN_MAX_CPU_ISA=AVX2 GSUTILS_RERUN_THREADS=2 \
 	  $(PY) -m pytest -q -p no:cacheprovider -n 2 -m numeric tests --ignore=tests/test_rendered_book.py --durations=15
 
 notebooks:
 	$(PY) -m gsutils.book --profile quick --no-build --jobs 2
 
+# one thread: nbval runs beside the strict build and the rendered check (and the chapters were
+# executed on one thread each)
 nbval:
-	$(PY) -m pytest -q -p no:cacheprovider --nbval-lax --nbval-cell-timeout=900 \
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q -p no:cacheprovider --nbval-lax --nbval-cell-timeout=900 \
 	  book/grid_saliency book/normgrad book/reproduction_report.ipynb
 
 build-strict:

@@ -129,12 +129,12 @@ _SECTIONS: dict[str, dict[str, Any]] = {
             coco_mask_grid=(4, 4),
         ),
         # S1.5 at quick: smp U-Nets of the three families at the size of the "small" U-Net, on the 64 px
-        # data; N and weak bias on digit 2 with texture 0 (6 shipped). ResNet18 and MobileNetV2 with a
+        # data; N and weak bias on digit 2 with textures 0 and 1 (9 shipped). ResNet18 and MobileNetV2 with a
         # full-resolution stem, each with the float32 cycle it needs to reach the gate
         # (benchmarks/s1_network_study.py: 0.750 at 3,000 steps, 0.751 at 6,000); VGG16 with S1.2's recipe.
         backbone_cmp=BackboneSettings(
             backbones=("small_vgg16", "small_mobilenet_v2_fs", "small_resnet18_fs"), bias_digits=(2,),
-            bias_textures=(0,), seeds=(0,), images_per_digit=8,
+            bias_textures=(0, 1), seeds=(0,), images_per_digit=8,
             family_train=(("small_mobilenet_v2_fs", _QUICK_TRAIN_F32(epochs=64)),
                           ("small_resnet18_fs", _QUICK_TRAIN_F32(epochs=32))),
             # VGG16's texture-1 network: its family's 3,000 steps in float32, as no CPU with native

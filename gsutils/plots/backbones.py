@@ -151,9 +151,10 @@ def plot_cbl_bars(cbl) -> Any:
         err = [cbl.loc[(bb, m), "cbl_std"] for bb in bbs]
         x = np.arange(len(bbs)) + (k - (len(METHODS) - 1) / 2) * width
         ax.bar(x, vals, width, yerr=err, capsize=3, color=method_colour(m, k), label=method_label(m))
-        for xi, v in zip(x, vals):
-            if np.isfinite(v):
-                ax.text(xi, v + 0.02, f"{v:.2f}", ha="center", va="bottom", fontsize=8)
+        for xi, v, e in zip(x, vals, err):
+            if np.isfinite(v):  # above the error bar's cap, where there is one
+                ax.text(xi, v + (e if np.isfinite(e) else 0.0) + 0.02, f"{v:.2f}", ha="center", va="bottom",
+                        fontsize=8)
     chance = float(np.nanmean(cbl["chance"]))
     ax.axhline(chance, color=REFERENCE_COLOUR, ls=":", lw=1, label=f"chance ({chance:.2f})")
     ax.set_xticks(range(len(bbs)), [backbone_label(b) for b in bbs])
