@@ -213,3 +213,14 @@ def test_a_network_with_a_recipe_of_its_own_trains_in_a_group_of_its_own():
     assert all(bk.run_profile(q2, r) == p for p, g in groups for r in g)
     # with texture 0 alone the override names no network, and nothing changes
     assert [len(g) for _, g in bk.recipe_groups(q)] == [2, 2, 2]
+
+
+def test_the_page_lists_each_familys_recipe_then_each_network_that_deviates():
+    q2 = get_profile("quick", device="cpu")
+    lines = bk.recipe_lines(q2)
+    assert [ln.split(":")[0] for ln in lines] == [*bk.backbone_profile(q2).grid.backbones,
+                                                   "small_vgg16/weak-d2-t1/s0 only"]
+    assert lines[-1].endswith("forward pass in float32") and "(3,000 steps of 32)" in lines[-1]
+    assert lines[0].endswith("forward pass in bfloat16")
+    q = dataclasses.replace(q2, backbone_cmp=dataclasses.replace(q2.backbone_cmp, network_train=()))
+    assert bk.recipe_lines(q) == lines[:-1]  # no override: one line per family only

@@ -119,17 +119,8 @@ print(describe(cfg, "backbone_cmp", "train", "saliency"))
 print(f"comparison: backbones {bcfg.grid.backbones}, weak bias on digits {bcfg.grid.bias_digits}, "
       f"textures {bcfg.grid.bias_textures}, seeds {bcfg.grid.seeds}, "
       f"{bcfg.saliency.images_per_digit} test images of the bias digit per network")
-for bb in bcfg.grid.backbones:
-    t = bk.backbone_profile(cfg, bb).train
-    steps = t.epochs * -(-bcfg.toy.n_train // t.batch_size)
-    print(f"  {bb}: {t.epochs} epochs ({steps:,} steps of {t.batch_size}), forward pass in "
-          f"{t.autocast or 'float32'}")
-for run in bk.backbone_runs(cfg):
-    t, family = bk.run_profile(cfg, run).train, bk.backbone_profile(cfg, run.backbone).train
-    if t != family:  # a network with a recipe of its own (a deviation from its family's)
-        steps = t.epochs * -(-bcfg.toy.n_train // t.batch_size)
-        print(f"  {run.label} only: {t.epochs} epochs ({steps:,} steps of {t.batch_size}), forward pass in "
-              f"{t.autocast or 'float32'}")
+for line in bk.recipe_lines(cfg):  # a network with a recipe of its own is listed after its family
+    print("  " + line)
 
 # %% [markdown]
 # ## The networks

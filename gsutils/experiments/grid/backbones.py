@@ -113,6 +113,24 @@ def recipe_groups(profile: Profile, runs: Sequence[SegRun] | None = None) -> lis
     return groups
 
 
+def recipe_lines(profile: Profile) -> list[str]:
+    """One line per backbone family's training recipe (epochs, steps, batch, forward precision),
+    then one per network whose recipe differs from its family's, for the page to print."""
+    n_train = backbone_profile(profile).toy.n_train
+
+    def line(name: str, t: Any) -> str:
+        steps = t.epochs * -(-n_train // t.batch_size)
+        return (f"{name}: {t.epochs} epochs ({steps:,} steps of {t.batch_size}), forward pass in "
+                f"{t.autocast or 'float32'}")
+
+    lines = [line(bb, backbone_profile(profile, bb).train) for bb in backbone_profile(profile).grid.backbones]
+    for run in backbone_runs(profile):
+        own = run_profile(profile, run).train
+        if own != backbone_profile(profile, run.backbone).train:
+            lines.append(line(f"{run.label} only", own))
+    return lines
+
+
 def backbone_runs(profile: Profile, *, biased_only: bool = False) -> list[SegRun]:
     """The comparison's networks: per backbone, N per seed then weak bias x digit x texture x seed.
 
