@@ -37,7 +37,7 @@ from gsutils.data.toy import BiasConfig
 from gsutils.experiments.grid.bias_results import saliency_network_gate
 from gsutils.experiments.grid.context_claims import record
 from gsutils.experiments.grid.context_results import METHODS
-from gsutils.experiments.grid.segmentation import SegIoU, SegRun, evaluate_iou, run_grid
+from gsutils.experiments.grid.segmentation import SegIoU, SegRun, evaluate_iou, run_grid, training_steps
 from gsutils.profiles import Profile
 
 __all__ = ["backbone_profile", "run_profile", "recipe_groups", "backbone_runs", "train_and_evaluate", "saliency_results",
@@ -119,8 +119,7 @@ def recipe_lines(profile: Profile) -> list[str]:
     n_train = backbone_profile(profile).toy.n_train
 
     def line(name: str, t: Any) -> str:
-        steps = t.epochs * -(-n_train // t.batch_size)
-        return (f"{name}: {t.epochs} epochs ({steps:,} steps of {t.batch_size}), forward pass in "
+        return (f"{name}: {t.epochs} epochs ({training_steps(n_train, t):,} steps of {t.batch_size}), forward pass in "
                 f"{t.autocast or 'float32'}")
 
     lines = [line(bb, backbone_profile(profile, bb).train) for bb in backbone_profile(profile).grid.backbones]

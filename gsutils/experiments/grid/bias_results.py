@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from gsutils.claims import Gate
-from gsutils.experiments.grid.segmentation import SegIoU, training_history
+from gsutils.experiments.grid.segmentation import SegIoU, training_history, training_steps
 
 from gsutils.references import BIAS_DIGIT_IOU_POSTER as REFERENCE_IOU
 from gsutils.references import HIGH_IOU, ORDER_MARGIN, REFERENCE_TOL
@@ -342,7 +342,7 @@ def recipe_table(profile):
         ("learning rate", "1e-3 (40 epochs), then 1e-4 (10 epochs)",
          f"{t.lr:g} ({t.epochs - n_late} epochs), then {t.lr_late:g} ({n_late} epochs)" if t.schedule == "step"
          else f"one cycle per step: warm-up to {t.lr:g} over 15 % of the steps, cosine decay"),
-        ("training steps", "25,000", f"{t.epochs * -(-toy.n_train // t.batch_size):,}"),
+        ("training steps", "25,000", f"{training_steps(toy.n_train, t):,}"),
         ("bias digits", "0-9", ", ".join(map(str, g.bias_digits))),
         ("bias textures", "5", str(len(g.bias_textures))),
         ("dataset seeds", "5", str(len(g.seeds))),

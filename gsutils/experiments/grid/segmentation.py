@@ -188,6 +188,12 @@ def _train_step(model: nn.Module, opt: torch.optim.Optimizer, sched, loss_fn: nn
     return logits, loss
 
 
+def training_steps(n_train: int, train: Any) -> int:
+    """Optimiser steps of a recipe (``TrainSettings``): epochs x batches of a fresh draw of
+    ``n_train`` images (the last batch of an epoch may be short)."""
+    return train.epochs * math.ceil(n_train / train.batch_size)
+
+
 def first_step_losses(profile: Profile, run: SegRun, n_steps: int = FIRST_STEPS,
                       dtype: torch.dtype | None = None) -> list[str]:
     """The losses (float hex) of ``run``'s first ``n_steps`` training steps, from its initialisation.
